@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Builds the local base images. Each image carries a label with a hash of its inputs, so
+# a re-run rebuilds only what changed and otherwise costs one `docker image inspect`.
+#   runlet/busybox:local  busybox-static as a rootfs (sh, sleep, echo, ...)
+#   runlet/node:local     FROM scratch: the host's node binary and the libraries ldd lists
+#   runlet/tasks:local    runlet/node:local plus the example task programs in tasks/
+set -euo pipefail
+cd "$(dirname "$0")/.."
+say() { printf '[images] %s\n' "$*" >&2; }
+
+current_hash() { docker image inspect -f '{{ index .Config.Labels "runlet.inputs" }}' "$1" 2>/dev/null || true; }
+
+build_busybox() {
+  local bb; bb="$(command -v busybox)"
+  local hash; hash="$(sha256sum "$bb" scripts/build-images.sh | sha256sum | cut -c1-16)"
+  [ "$(current_hash runlet/busybox:local)" = "$hash" ] && return 0
+  say "building runlet/busybox:local"
+  local dir; dir="$(mktemp -d)"
+  mkdir -p "$dir/bin" "$dir/tmp" "$dir/etc" "$dir/runlet"
+  cp "$bb" "$dir/bin/busybox"
+  for applet in $("$bb" --list); do
+    [ "$applet" = busybox ] || ln -sf busybox "$dir/bin/$applet"
+  done
+  echo 'root:x:0:0:root:/root:/bin/sh' >"$dir/etc/passwd"
+  echo 'nobody:x:65534:65534:nobody:/:/bin/sh' >>"$dir/etc/passwd"
+  chmod 1777 "$dir/tmp"
+  tar -C "$dir" -c . | docker import \
+    -c 'ENV PATH=/bin' -c 'CMD ["sh"]' -c "LABEL runlet.inputs=$hash runlet.image=base" \
+    - runlet/busybox:local >/dev/null
+  rm -rf "$dir"
+}
+
+build_node() {
+  local node; node="$(readlink -f "$(command -v node)")"
+  local libs; libs="$(ldd "$node" | grep -o '/[^ ]*' | sort -u)"
+  local hash; hash="$( (sha256sum "$node" $libs scripts/build-images.sh) | sha256sum | cut -c1-16)"
+  [ "$(current_hash runlet/node:local)" = "$hash" ] && return 0
+  say "building runlet/node:local (FROM scratch: $node and $(echo "$libs" | wc -l) libraries)"
+  local dir; dir="$(mktemp -d)"
+  mkdir -p "$dir/usr/bin" "$dir/tmp" "$dir/etc" "$dir/app"
+  cp "$node" "$dir/usr/bin/node"
+  for lib in $libs; do
+    mkdir -p "$dir$(dirname "$lib")"
+    cp -L "$lib" "$dir$lib"
+  done
+  # ld-linux is looked up under /lib64 and /lib; keep both paths the host uses.
+  echo 'root:x:0:0:root:/root:/nonexistent' >"$dir/etc/passwd"
+  echo 'nobody:x:65534:65534:nobody:/:/nonexistent' >>"$dir/etc/passwd"
+  chmod 1777 "$dir/tmp"
+  tar -C "$dir" -c . | docker import \
+    -c 'ENV PATH=/usr/bin' -c 'WORKDIR /app' -c 'CMD ["node"]' \
+    -c "LABEL runlet.inputs=$hash runlet.image=base" \
+    - runlet/node:local >/dev/null
+  rm -rf "$dir"
+}
+
+build_tasks() {
+  [ -d tasks ] || return 0
+  local hash; hash="$( (find tasks -type f -not -path '*/node_modules/*' | sort | xargs sha256sum; current_hash runlet/node:local) | sha256sum | cut -c1-16)"
+  [ "$(current_hash runlet/tasks:local)" = "$hash" ] && return 0
+  say "building runlet/tasks:local from tasks/"
+  docker build -q --label "runlet.inputs=$hash" --label runlet.image=tasks -t runlet/tasks:local -f tasks/Dockerfile tasks >/dev/null
+}
+
+build_busybox
+build_node
+build_tasks

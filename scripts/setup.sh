@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Idempotent set-up shared by `npm start` and `npm test`: installs what is missing
+# (Debian packages, node modules, the TypeScript build), starts a Docker engine if none
+# answers, and builds the local images the example tasks and tests use. When nothing is
+# missing it only checks, which costs a few seconds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT="$PWD"
+DATA="${RUNLET_DATA:-$ROOT/.runlet}"
+mkdir -p "$DATA"
+say() { printf '[setup] %s\n' "$*" >&2; }
+die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
+
+# --- Debian packages ---------------------------------------------------------------
+# command → package that provides it.
+declare -A NEED=( [dockerd]=docker.io [redis-server]=redis-server [busybox]=busybox-static )
+missing=()
+for cmd in "${!NEED[@]}"; do
+  command -v "$cmd" >/dev/null 2>&1 || missing+=("${NEED[$cmd]}")
+done
+# busybox-static, not the dynamic busybox: the image below is FROM scratch.
+if command -v busybox >/dev/null 2>&1 && ldd "$(command -v busybox)" >/dev/null 2>&1; then
+  missing+=(busybox-static)
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    die "missing packages: ${missing[*]}. Install them (Debian: sudo apt-get install ${missing[*]}) or run this as root on Debian."
+  fi
+  say "installing ${missing[*]} (apt-get)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# --- node modules and build -----------------------------------------------------------
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  say "npm ci"
+  npm ci --no-audit --no-fund --loglevel=error >/dev/null
+fi
+if [ ! -f dist/cli.js ] || [ -n "$(find src bench tsconfig.json -newer dist/.build-stamp 2>/dev/null | head -1)" ] || [ ! -f dist/.build-stamp ]; then
+  say "building TypeScript"
+  rm -rf dist
+  npx tsc -p tsconfig.json
+  touch dist/.build-stamp
+fi
+
+# --- Docker engine --------------------------------------------------------------------
+if ! docker info >/dev/null 2>&1; then
+  if [ "$(id -u)" != 0 ]; then
+    die "no Docker engine answers and only root can start one here: start dockerd or set DOCKER_HOST."
+  fi
+  say "starting dockerd (log: $DATA/dockerd.log)"
+  nohup dockerd >"$DATA/dockerd.log" 2>&1 &
+  for _ in $(seq 1 120); do
+    docker info >/dev/null 2>&1 && break
+    sleep 0.5
+  done
+  docker info >/dev/null 2>&1 || die "dockerd did not answer within 60s; see $DATA/dockerd.log"
+fi
+
+# --- local images (never pulled: no registry is reachable) ----------------------------
+bash scripts/build-images.sh
+say "ready"

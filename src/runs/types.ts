@@ -1,0 +1,84 @@
+/**
+ * A run's single status value. Transitions only move forward:
+ *   queued → starting → running → succeeded | failed | timed_out | oom_killed | cancelled | lost
+ * and `skipped` straight from `queued` (or instead of it). Terminal statuses never change.
+ */
+export type RunStatus =
+  | 'queued'
+  | 'starting'
+  | 'running'
+  | 'succeeded'
+  | 'failed'
+  | 'timed_out'
+  | 'oom_killed'
+  | 'cancelled'
+  | 'skipped'
+  | 'lost';
+
+export const TERMINAL_STATUSES: readonly RunStatus[] = [
+  'succeeded',
+  'failed',
+  'timed_out',
+  'oom_killed',
+  'cancelled',
+  'skipped',
+  'lost',
+];
+
+export function isTerminal(status: RunStatus): boolean {
+  return TERMINAL_STATUSES.includes(status);
+}
+
+export type TriggerKind = 'cron' | 'manual' | 'webhook' | 'queue' | 'mongo';
+
+export interface Transition {
+  readonly status: RunStatus;
+  /** Epoch milliseconds. */
+  readonly at: number;
+  readonly reason?: string;
+}
+
+export interface Usage {
+  /** Wall time the container ran, in seconds. */
+  readonly containerSeconds: number;
+  /** Memory limit in GiB × containerSeconds (as AWS Lambda counts GB-seconds). */
+  readonly gbSeconds: number;
+}
+
+/** What a trigger hands to dispatch: everything needed to create one run. */
+export interface RunRequest {
+  readonly task: string;
+  readonly trigger: TriggerKind;
+  /**
+   * Derived from the trigger so that the same outside event never makes two runs:
+   * cron `<task>:cron:<tickMs>`, manual `<task>:manual:<runId>`, webhook `<task>:hook:<delivery>`.
+   */
+  readonly dedupeKey: string;
+  /** For cron: the tick this run stands for (epoch ms). */
+  readonly scheduledAt?: number;
+  readonly payload?: unknown;
+}
+
+export interface RunRecord {
+  readonly id: string;
+  readonly task: string;
+  readonly trigger: TriggerKind;
+  readonly dedupeKey: string;
+  readonly status: RunStatus;
+  readonly createdAt: number;
+  readonly updatedAt: number;
+  readonly scheduledAt?: number;
+  readonly startedAt?: number;
+  readonly finishedAt?: number;
+  readonly node?: string;
+  readonly containerId?: string;
+  readonly image?: string;
+  readonly exitCode?: number;
+  readonly reason?: string;
+  readonly payload?: unknown;
+  readonly usage?: Usage;
+  readonly memoryBytes?: number;
+  readonly transitions: readonly Transition[];
+  /** The last 64 KiB of the container's stdout and stderr, interleaved as written. */
+  readonly logTail?: string;
+}

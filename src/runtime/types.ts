@@ -1,0 +1,71 @@
+/**
+ * The runtime boundary: a RunSpec goes in, a RunResult comes out, limits are enforced
+ * inside. The runtime never knows what triggered a run or where records are kept.
+ * Any implementation must pass test/runtime.conformance.test.ts.
+ */
+export interface RunSpec {
+  readonly runId: string;
+  readonly task: string;
+  readonly image: string;
+  readonly command?: readonly string[];
+  /** Passed only to the create call; never logged. */
+  readonly env: Readonly<Record<string, string>>;
+  readonly memoryBytes: number;
+  readonly cpus: number;
+  readonly pids: number;
+  readonly timeoutMs: number;
+  readonly killGraceMs: number;
+  /** Extra labels (the runtime adds runlet.managed, runlet.run, runlet.task, runlet.node...). */
+  readonly labels?: Readonly<Record<string, string>>;
+}
+
+/** Why the runtime stopped a container itself. Recorded before the signal is sent. */
+export type KillReason = 'timeout' | 'cancel';
+
+export type Outcome = 'succeeded' | 'failed' | 'timed_out' | 'oom_killed' | 'cancelled';
+
+export interface RunResult {
+  readonly outcome: Outcome;
+  readonly exitCode?: number;
+  readonly reason?: string;
+  /** Epoch ms the container started and ended (as the engine reports them). */
+  readonly startedAt?: number;
+  readonly finishedAt?: number;
+  /** Last 64 KiB of output. */
+  readonly logTail: string;
+}
+
+/** A created (not yet started) container. */
+export interface PreparedRun {
+  readonly runId: string;
+  readonly containerId: string;
+  readonly spec: RunSpec;
+}
+
+export interface OwnedContainer {
+  readonly containerId: string;
+  readonly runId: string;
+  readonly task: string;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly running: boolean;
+  /** Epoch ms of the start, when it started. */
+  readonly startedAt?: number;
+}
+
+export interface Runtime {
+  /** Creates the container (never pulls). Throws RunFailedToStart with a reason a user can act on. */
+  prepare(spec: RunSpec): Promise<PreparedRun>;
+  start(run: PreparedRun): Promise<void>;
+  /**
+   * Waits for the container to end, enforcing spec.timeoutMs (SIGTERM, then SIGKILL after
+   * spec.killGraceMs). `cancel` aborts the same way and yields `cancelled`.
+   * `onOutput` receives the log tail whenever it grew (throttled), for live logs.
+   */
+  wait(run: PreparedRun, opts?: { cancel?: AbortSignal; onOutput?: (tail: string) => void; deadline?: number }): Promise<RunResult>;
+  /** Removes the container and its anonymous volumes; ignores one that is already gone. */
+  remove(containerId: string): Promise<void>;
+  /** Containers carrying all of these labels. */
+  list(labels: Readonly<Record<string, string>>): Promise<OwnedContainer[]>;
+  /** Re-attaches to a container this runtime created earlier (e.g. by a process that died). */
+  adopt(container: OwnedContainer, spec: RunSpec): PreparedRun;
+}
