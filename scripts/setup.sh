@@ -37,7 +37,7 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   say "npm ci"
   npm ci --no-audit --no-fund --loglevel=error >/dev/null
 fi
-if [ ! -f dist/cli.js ] || [ -n "$(find src bench tsconfig.json -newer dist/.build-stamp 2>/dev/null | head -1)" ] || [ ! -f dist/.build-stamp ]; then
+if [ ! -f dist/src/cli.js ] || [ -n "$(find src bench tsconfig.json -newer dist/.build-stamp 2>/dev/null | head -1)" ] || [ ! -f dist/.build-stamp ]; then
   say "building TypeScript"
   rm -rf dist
   npx tsc -p tsconfig.json

@@ -71,6 +71,8 @@ export interface RunRecord {
   readonly startedAt?: number;
   readonly finishedAt?: number;
   readonly node?: string;
+  /** The daemon process that started the container (for settling after a crash). */
+  readonly daemon?: string;
   readonly containerId?: string;
   readonly image?: string;
   readonly exitCode?: number;

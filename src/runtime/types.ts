@@ -52,6 +52,18 @@ export interface OwnedContainer {
   readonly startedAt?: number;
 }
 
+export interface WaitOptions {
+  /** Aborting stops the container (SIGTERM, then SIGKILL after killGraceMs): outcome `cancelled`. */
+  readonly cancel?: AbortSignal;
+  /** Receives the log tail whenever it changed, at most every ~500 ms (the final tail is in the result). */
+  readonly onOutput?: (tail: string) => void;
+  /**
+   * Epoch ms when the run must be stopped, instead of start + spec.timeoutMs: for a process
+   * re-attaching to a container that an earlier process started.
+   */
+  readonly deadline?: number;
+}
+
 export interface Runtime {
   /** Creates the container (never pulls). Throws RunFailedToStart with a reason a user can act on. */
   prepare(spec: RunSpec): Promise<PreparedRun>;
@@ -60,8 +72,10 @@ export interface Runtime {
    * Waits for the container to end, enforcing spec.timeoutMs (SIGTERM, then SIGKILL after
    * spec.killGraceMs). `cancel` aborts the same way and yields `cancelled`.
    * `onOutput` receives the log tail whenever it grew (throttled), for live logs.
+   * Every way a container can end resolves to a RunResult, including a container removed
+   * under it (`failed`, with a reason): it does not throw for those.
    */
-  wait(run: PreparedRun, opts?: { cancel?: AbortSignal; onOutput?: (tail: string) => void; deadline?: number }): Promise<RunResult>;
+  wait(run: PreparedRun, opts?: WaitOptions): Promise<RunResult>;
   /** Removes the container and its anonymous volumes; ignores one that is already gone. */
   remove(containerId: string): Promise<void>;
   /** Containers carrying all of these labels. */

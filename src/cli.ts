@@ -1,0 +1,79 @@
+#!/usr/bin/env node
+import { parseArgs } from 'node:util';
+import { CliError } from './cli/client.js';
+import { logsCommand } from './cli/logs.js';
+import { runCommand } from './cli/run.js';
+import { startCommand } from './cli/start.js';
+import { statusCommand } from './cli/status.js';
+import { validateCommand } from './cli/validate.js';
+
+const USAGE = `usage: runlet <command> [options]
+
+commands:
+  start                       run the daemon (triggers, workers, ops API)
+  validate                    check the config; list tasks and their next fire times
+  run <task> [--payload FILE] [--wait]
+                              queue a run now; with --wait, print its outcome and
+                              exit with its exit code
+  status                      tasks, next runs, runs in progress
+  logs <run-id>               the run's kept output (last 64 KiB)
+
+options:
+  -c, --config FILE           config file (default config/runlet.yaml)
+  -h, --help                  this text
+
+environment: REDIS_URL, RUNLET_PORT (8080), RUNLET_HOST, RUNLET_TOKEN, RUNLET_DATA (.runlet),
+RUNLET_NODE (hostname), RUNLET_URL (for run/status/logs), RUNLET_LOG_LEVEL (info)`;
+
+async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      config: { type: 'string', short: 'c', default: 'config/runlet.yaml' },
+      payload: { type: 'string' },
+      wait: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  const [command, ...rest] = positionals;
+  if (values.help || !command) {
+    console.log(USAGE);
+    return command || values.help ? 0 : 2;
+  }
+  const env = process.env;
+  switch (command) {
+    case 'start':
+      return startCommand({ configFile: values.config, env });
+    case 'validate':
+      return validateCommand({ configFile: values.config, env });
+    case 'run':
+      if (!rest[0]) throw new CliError('usage: runlet run <task> [--payload FILE] [--wait]', 2);
+      return runCommand({ configFile: values.config, env, task: rest[0], payloadFile: values.payload, wait: values.wait });
+    case 'status':
+      return statusCommand({ configFile: values.config, env });
+    case 'logs':
+      if (!rest[0]) throw new CliError('usage: runlet logs <run-id>', 2);
+      return logsCommand({ configFile: values.config, env, runId: rest[0] });
+    default:
+      throw new CliError(`unknown command "${command}"\n\n${USAGE}`, 2);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err) => {
+    if (err instanceof CliError) {
+      console.error(`runlet: ${err.message}`);
+      process.exitCode = err.exitCode;
+    } else if (err && typeof err === 'object' && 'code' in err && String((err as { code: unknown }).code).startsWith('ERR_PARSE_ARGS')) {
+      console.error(`runlet: ${(err as Error).message}\n\n${USAGE}`);
+      process.exitCode = 2;
+    } else {
+      console.error(err);
+      process.exitCode = 1;
+    }
+  },
+);

@@ -1,0 +1,49 @@
+import { hostname } from 'node:os';
+import { resolve } from 'node:path';
+import { startDaemon } from '../daemon.js';
+import { createLogger } from '../lib/logger.js';
+import { CliError } from './client.js';
+import { loadOrExit, type CommonArgs } from './common.js';
+
+/** `runlet start`: the daemon, until SIGINT or SIGTERM (a second one exits at once). */
+export async function startCommand(args: CommonArgs): Promise<number> {
+  const { env } = args;
+  const config = loadOrExit(args);
+  const logger = createLogger({ level: env.RUNLET_LOG_LEVEL ?? 'info', pretty: process.stdout.isTTY });
+  const port = env.RUNLET_PORT === undefined ? 8080 : Number(env.RUNLET_PORT);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new CliError(`RUNLET_PORT must be a port number, got "${env.RUNLET_PORT}"`);
+  const daemon = await startDaemon({
+    config,
+    logger,
+    dataDir: resolve(env.RUNLET_DATA ?? '.runlet'),
+    node: env.RUNLET_NODE ?? hostname(),
+    redisUrl: env.REDIS_URL || undefined,
+    port,
+    host: env.RUNLET_HOST || undefined,
+    token: env.RUNLET_TOKEN || undefined,
+  });
+  return new Promise<number>((done) => {
+    let stopping = false;
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (stopping) {
+        logger.warn({ signal }, 'second signal: exiting now');
+        process.exit(130);
+      }
+      stopping = true;
+      logger.info({ signal }, 'stopping');
+      daemon.stop().then(
+        () => done(0),
+        (err) => {
+          logger.error({ err }, 'stop failed');
+          done(1);
+        },
+      );
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  }).then((code) => {
+    // Force-closed queue workers may leave a timer behind; the daemon is stopped, so leave.
+    setTimeout(() => process.exit(code), 100).unref();
+    return code;
+  });
+}

@@ -1,0 +1,211 @@
+import { z } from 'zod';
+import { got } from './describe.js';
+import { withHints } from './editor-hints.js';
+import { scheduleProblem, timezoneProblem } from './schedule.js';
+import { DURATION_PATTERN, SIZE_PATTERN, formatBytes, parseDurationMs, parseSizeBytes } from './units.js';
+
+/**
+ * One zod schema per kind of value, each with its own human message. Every field reads
+ * both the YAML type and the string an `${VAR}` turns into, since interpolation always
+ * yields strings (`cpus: ${CPUS:-1}` is "1").
+ *
+ * Meta (description, pattern, bounds) and hints (examples) only feed the editor's JSON Schema;
+ * patterns also accept any `${...}` because the editor sees the file before interpolation.
+ */
+
+type Ctx = z.core.$RefinementCtx;
+type Issue = { readonly code?: string; readonly input?: unknown };
+
+function fail(ctx: Ctx, input: unknown, message: string): never {
+  ctx.addIssue({ code: 'custom', input, message });
+  return z.NEVER;
+}
+
+/** An error map for a wrong YAML type: "expected <what>, got <value>". */
+function expected(what: string) {
+  return (iss: Issue) =>
+    iss.code === 'invalid_type' || iss.code === 'invalid_union' ? `expected ${what}, got ${got(iss.input)}` : undefined;
+}
+
+function editorPattern(core: string): string {
+  return `^\\s*(?:${core})\\s*$|\\$\\{`;
+}
+
+const stringOrNumber = (what: string) => z.union([z.string(), z.number()], { error: expected(what) });
+
+// --- sizes and durations ------------------------------------------------------------
+
+const SIZE_EXAMPLE = 'a size like "512m"';
+
+/** Docker refuses a memory limit under 6 MiB; saying so here beats a failed container start. */
+export const MIN_MEMORY_BYTES = 6 * 1024 * 1024;
+
+export function memoryField(description: string) {
+  const schema = stringOrNumber(SIZE_EXAMPLE)
+    .transform((value, ctx) => {
+      const bytes = parseSizeBytes(value);
+      if (bytes === undefined) return fail(ctx, value, `expected ${SIZE_EXAMPLE}, got ${got(value)}`);
+      if (bytes < MIN_MEMORY_BYTES) {
+        // A bare number is bytes, as in Docker; `memory: 256` almost always meant megabytes.
+        const hint = typeof value === 'number' || /^\s*\d+\s*$/.test(value) ? ` (a bare number is bytes: write "${String(value).trim()}m" for megabytes)` : '';
+        return fail(ctx, value, `must be at least ${formatBytes(MIN_MEMORY_BYTES)} (Docker's minimum), got ${got(value)}${hint}`);
+      }
+      return bytes;
+    })
+    .meta({ description, pattern: editorPattern(SIZE_PATTERN) });
+  return withHints(schema, { examples: ['256m', '1g'] });
+}
+
+const DURATION_EXAMPLE = 'a duration like "30s", "10m" or "2h"';
+
+export function durationField(description: string, minMs: number, minText: string) {
+  const schema = stringOrNumber(DURATION_EXAMPLE)
+    .transform((value, ctx) => {
+      // A bare number has no obvious unit (ms? s?); only 0 means the same in all of them.
+      const ms = typeof value === 'number' ? (value === 0 ? 0 : undefined) : parseDurationMs(value);
+      if (ms === undefined) {
+        const hint = typeof value === 'number' ? ` (a number needs a unit: write "${value}s" or "${value}m")` : '';
+        return fail(ctx, value, `expected ${DURATION_EXAMPLE}, got ${got(value)}${hint}`);
+      }
+      if (ms < minMs) return fail(ctx, value, `must be at least ${minText}, got ${got(value)}`);
+      return ms;
+    })
+    .meta({ description, pattern: editorPattern(`${DURATION_PATTERN}|0`) });
+  return withHints(schema, { examples: ['30s', '15m', '2h'] });
+}
+
+// --- numbers ------------------------------------------------------------------------
+
+function toNumber(value: string | number): number | undefined {
+  if (typeof value === 'number') return value;
+  const s = value.trim();
+  return /^\d+(?:\.\d+)?$|^\.\d+$/.test(s) ? Number(s) : undefined;
+}
+
+const CPUS_EXAMPLE = 'a number of CPUs like 0.5 or 2';
+export const MAX_CPUS = 64;
+
+export function cpusField(description: string) {
+  const schema = stringOrNumber(CPUS_EXAMPLE)
+    .transform((value, ctx) => {
+      const cpus = toNumber(value);
+      if (cpus === undefined) return fail(ctx, value, `expected ${CPUS_EXAMPLE}, got ${got(value)}`);
+      if (!(cpus > 0 && cpus <= MAX_CPUS)) return fail(ctx, value, `must be more than 0 and at most ${MAX_CPUS}, got ${got(value)}`);
+      return cpus;
+    })
+    .meta({ description, exclusiveMinimum: 0, maximum: MAX_CPUS, pattern: editorPattern('[0-9]*\\.?[0-9]+') });
+  return withHints(schema, { examples: [0.5, 2] });
+}
+
+/** A whole number ≥ 1, e.g. `pids` or `retention.runs`. */
+export function countField(description: string, what: string, example: number) {
+  const expectation = `a whole number of ${what} like ${example}`;
+  const schema = stringOrNumber(expectation)
+    .transform((value, ctx) => {
+      const n = toNumber(value);
+      if (n === undefined || !Number.isInteger(n)) return fail(ctx, value, `expected ${expectation}, got ${got(value)}`);
+      if (n < 1) return fail(ctx, value, `must be at least 1, got ${got(value)}`);
+      return n;
+    })
+    .meta({ description, minimum: 1, pattern: editorPattern('[0-9]+') });
+  return withHints(schema, { examples: [example] });
+}
+
+// --- strings ------------------------------------------------------------------------
+
+export function textField(description: string) {
+  return z.string({ error: expected('a string') }).meta({ description });
+}
+
+// Docker's reference grammar, slightly simplified: optional registry host[:port], lowercase
+// path components, optional tag and digest. Docker rejects uppercase repository names.
+const IMAGE_REF =
+  /^(?:[a-zA-Z0-9.-]+(?::\d+)?\/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::\w[\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/;
+const IMAGE_EXAMPLE = 'an image reference like "node:20-alpine" or "runlet/tasks:local"';
+
+export function imageField(description: string) {
+  const schema = z
+    .string({ error: expected(IMAGE_EXAMPLE) })
+    .transform((value, ctx) => {
+      const ref = value.trim();
+      if (!IMAGE_REF.test(ref)) {
+        const hint = /[A-Z]/.test(ref) ? ' (repository names must be lowercase)' : '';
+        return fail(ctx, value, `expected ${IMAGE_EXAMPLE}, got ${got(value)}${hint}`);
+      }
+      return ref;
+    })
+    .meta({ description });
+  return withHints(schema, { examples: ['runlet/tasks:local', 'node:20-alpine'] });
+}
+
+export function scheduleField(description: string) {
+  const schema = z
+    .string({ error: expected('a cron expression like "0 3 * * *"') })
+    .transform((value, ctx) => {
+      const problem = scheduleProblem(value);
+      return problem ? fail(ctx, value, problem) : value.trim();
+    })
+    .meta({ description });
+  return withHints(schema, { examples: ['0 3 * * *', '*/30 * * * * *', '@hourly'] });
+}
+
+export function timezoneField(description: string) {
+  const schema = z
+    .string({ error: expected('an IANA time zone like "Europe/Vienna" or "UTC"') })
+    .transform((value, ctx) => {
+      const zone = value.trim();
+      const problem = timezoneProblem(zone);
+      return problem ? fail(ctx, value, problem) : zone;
+    })
+    .meta({ description });
+  return withHints(schema, { examples: ['UTC', 'Europe/Vienna', 'America/New_York'] });
+}
+
+// --- lists and maps -----------------------------------------------------------------
+
+/** Words a shell would not treat specially, so splitting on spaces is what the user meant. */
+const PLAIN_WORDS = /^[\w./=:@%+,-]+(?:\s+[\w./=:@%+,-]+)*$/;
+
+function commandMessage(input: unknown): string {
+  if (typeof input !== 'string') return `expected a list like [node, archive.js], got ${got(input)}`;
+  const text = input.trim();
+  // Only suggest a split when it is unambiguous; with quotes or $ the guess would be the surprise.
+  const words = PLAIN_WORDS.test(text) ? text.split(/\s+/) : undefined;
+  const listForm = words ? `[${words.map((w) => (/^[:@%]/.test(w) ? JSON.stringify(w) : w)).join(', ')}]` : 'a list of arguments';
+  return (
+    `must be a list, not a string: runlet runs the command without a shell and won't guess how to split it, ` +
+    `so quotes and spaces can't surprise you. Write ${listForm}, or [sh, -c, ${JSON.stringify(input)}] to use a shell`
+  );
+}
+
+/** Numbers and booleans in a list or map are what the user typed (`[sleep, 5]`), so they become strings. */
+const scalarAsString = (what: string) =>
+  z.union([z.string(), z.number(), z.boolean()], { error: expected(what) }).transform((v) => String(v));
+
+export function commandField(description: string) {
+  const schema = z
+    .array(scalarAsString('a string'), { error: (iss: Issue) => (iss.code === 'invalid_type' ? commandMessage(iss.input) : undefined) })
+    .min(1, { error: "must not be empty (leave command out to use the image's own CMD)" })
+    .meta({ description });
+  return withHints(schema, { examples: [['node', 'archive.js'], ['sh', '-c', 'echo hello']] });
+}
+
+/** An empty `NAME:` is null in YAML; say how to write the empty string it probably meant. */
+const envValue = z
+  .union([z.string(), z.number(), z.boolean()], {
+    error: (iss: Issue) => {
+      const hint = iss.input === null ? ' (write "" for an empty value)' : '';
+      return `expected a string, number or boolean, got ${got(iss.input)}${hint}`;
+    },
+  })
+  .transform((v) => String(v));
+
+export function envField(description: string) {
+  const schema = z
+    .record(z.string(), envValue, {
+      error: (iss: Issue) => (iss.code === 'invalid_type' ? `expected a map of NAME: value, got ${got(iss.input)}` : undefined),
+    })
+    .nullable()
+    .meta({ description });
+  return withHints(schema, { examples: [{ MONGO_URL: '${MONGO_URL}', LOG_LEVEL: 'info' }] });
+}

@@ -1,0 +1,120 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { got } from './describe.js';
+import { BUILTIN_DEFAULTS, TASK_NAME } from './schema.js';
+import type { RawConfig } from './schema.js';
+import type { RunletConfig, TaskConfig } from './types.js';
+import { parseDurationMs, parseSizeBytes } from './units.js';
+import type { KeyPath } from './yaml-source.js';
+
+/**
+ * What the per-field schema can't see: checks that span fields or touch the disk, and the
+ * merge of task → defaults → built-ins into the final, unit-named TaskConfig.
+ */
+
+/** A problem found on the data, to be placed on the YAML node at `path`. */
+export interface Finding {
+  readonly path: KeyPath;
+  readonly at: 'key' | 'value';
+  readonly message: string;
+}
+
+const isMap = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * Runs on the data as parsed, even when the schema failed elsewhere, so one pass shows
+ * every problem; it reads fields defensively and leaves type errors to the schema.
+ */
+export function crossCheck(raw: unknown, configDir: string): Finding[] {
+  const findings: Finding[] = [];
+  if (!isMap(raw) || !isMap(raw.tasks)) return findings;
+  const defaults = isMap(raw.defaults) ? raw.defaults : {};
+  for (const [name, task] of Object.entries(raw.tasks)) {
+    const at: KeyPath = ['tasks', name];
+    if (!TASK_NAME.test(name)) {
+      findings.push({
+        path: at,
+        at: 'key',
+        message:
+          `invalid task name ${JSON.stringify(name)}: use 1 to 63 lowercase letters, digits, "-" or "_", ` +
+          `starting with a letter or digit (it becomes a Docker label and a Redis key)`,
+      });
+    }
+    const t = isMap(task) ? task : {};
+    if (t.image == null && t.build == null && defaults.image == null) {
+      findings.push({ path: at, at: 'key', message: 'no image: set `image:` or `build:` on the task, or `defaults.image`' });
+    }
+    if (typeof t.build === 'string') {
+      const problem = buildDirProblem(t.build, configDir);
+      if (problem) findings.push({ path: [...at, 'build'], at: 'value', message: problem });
+    }
+    if (isMap(t.env)) {
+      for (const key of Object.keys(t.env)) {
+        if (key === '' || /[=\0]/.test(key)) {
+          findings.push({
+            path: [...at, 'env', key],
+            at: 'key',
+            message: `invalid environment variable name ${got(key)}: a name can't be empty or contain "="`,
+          });
+        }
+      }
+    }
+  }
+  return findings;
+}
+
+function buildDirProblem(dir: string, configDir: string): string | undefined {
+  const abs = path.resolve(configDir, dir);
+  const shown = JSON.stringify(dir);
+  let stat: fs.Stats;
+  try {
+    stat = fs.statSync(abs);
+  } catch {
+    return `build directory ${shown} does not exist (looked for ${abs}; build: is relative to the config file's directory)`;
+  }
+  if (!stat.isDirectory()) return `build: must name a directory containing a Dockerfile, but ${abs} is a file`;
+  if (!fs.existsSync(path.join(abs, 'Dockerfile'))) return `build directory ${shown} has no Dockerfile (looked in ${abs})`;
+  return undefined;
+}
+
+/** The validated data, defaults merged in. Only called once every check passed. */
+export function buildConfig(raw: RawConfig, file: string): RunletConfig {
+  const configDir = path.dirname(file);
+  const d = raw.defaults ?? {};
+  // Built-ins are literals known to parse; `!` only states that.
+  const base = {
+    timezone: d.timezone ?? BUILTIN_DEFAULTS.timezone,
+    memoryBytes: d.memory ?? parseSizeBytes(BUILTIN_DEFAULTS.memory)!,
+    cpus: d.cpus ?? BUILTIN_DEFAULTS.cpus,
+    timeoutMs: d.timeout ?? parseDurationMs(BUILTIN_DEFAULTS.timeout)!,
+    killGraceMs: d.killGrace ?? parseDurationMs(BUILTIN_DEFAULTS.killGrace)!,
+    pids: d.pids ?? BUILTIN_DEFAULTS.pids,
+  };
+  const tasks: Record<string, TaskConfig> = {};
+  for (const [name, rawTask] of Object.entries(raw.tasks ?? {})) {
+    const t = rawTask ?? {};
+    const build = t.build === undefined ? undefined : path.resolve(configDir, t.build);
+    // crossCheck guarantees one of the three is set.
+    const image = t.image ?? (build ? `runlet-build/${name}:latest` : d.image!);
+    tasks[name] = {
+      name,
+      ...(t.description !== undefined && { description: t.description }),
+      image,
+      ...(build !== undefined && { build }),
+      ...(t.command !== undefined && { command: t.command }),
+      env: t.env ?? {},
+      ...(t.schedule !== undefined && { schedule: t.schedule }),
+      timezone: t.timezone ?? base.timezone,
+      memoryBytes: t.memory ?? base.memoryBytes,
+      cpus: t.cpus ?? base.cpus,
+      timeoutMs: t.timeout ?? base.timeoutMs,
+      killGraceMs: t.killGrace ?? base.killGraceMs,
+      pids: t.pids ?? base.pids,
+    };
+  }
+  return {
+    file,
+    retention: { runsPerTask: raw.retention?.runs ?? BUILTIN_DEFAULTS.retentionRuns },
+    tasks,
+  };
+}

@@ -1,0 +1,146 @@
+import { z } from 'zod';
+import { got } from './describe.js';
+import {
+  commandField,
+  countField,
+  cpusField,
+  durationField,
+  envField,
+  imageField,
+  memoryField,
+  scheduleField,
+  textField,
+  timezoneField,
+} from './fields.js';
+import { withHints } from './editor-hints.js';
+
+/**
+ * The shape of runlet.yaml after `${VAR}` interpolation, in one place. Fields are checked
+ * one by one here; what depends on several fields or on the disk (a task needs some image,
+ * `build:` must hold a Dockerfile, task names) is checked in resolve.ts, and defaults are
+ * merged there too, so this schema doubles as the editor's JSON Schema without lying.
+ */
+
+/** Built-in values for what `defaults:` leaves out. `image` deliberately has none. */
+export const BUILTIN_DEFAULTS = {
+  memory: '256m',
+  cpus: 0.5,
+  timeout: '15m',
+  killGrace: '10s',
+  // A cluster of daemons must agree on when a tick is, so never the host's zone.
+  timezone: 'UTC',
+  pids: 256,
+  retentionRuns: 100,
+} as const;
+
+/** A map level may be left empty in YAML (`env:` with nothing under it) and means {}. */
+function mapError(what: string) {
+  return (iss: { code?: string; input?: unknown }) => {
+    if (iss.code !== 'invalid_type') return undefined;
+    return `expected ${what}, got ${got(iss.input)}`;
+  };
+}
+
+const limits = {
+  memory: (d: string) => memoryField(`Hard memory limit, without swap: the container is OOM-killed above it. ${d}`),
+  cpus: (d: string) => cpusField(`CPU share (Docker --cpus), more than 0 and at most 64. ${d}`),
+  timeout: (d: string) =>
+    durationField(`Longest a run may take; then SIGTERM, and SIGKILL after killGrace. At least 1s. ${d}`, 1_000, '1s'),
+  killGrace: (d: string) => durationField(`Time between SIGTERM and SIGKILL when a run times out. ${d}`, 0, '0s'),
+  pids: (d: string) => countField(`Most processes the container may have (fork-bomb guard). ${d}`, 'processes', 256),
+  timezone: (d: string) => timezoneField(`IANA time zone the schedule is read in. ${d}`),
+};
+
+export const DefaultsSchema = z
+  .strictObject(
+    {
+      image: imageField('Image for tasks that set neither `image:` nor `build:`. No built-in default.').optional(),
+      memory: withHints(limits.memory('Default 256m.').optional(), { default: BUILTIN_DEFAULTS.memory }),
+      cpus: withHints(limits.cpus('Default 0.5.').optional(), { default: BUILTIN_DEFAULTS.cpus }),
+      timeout: withHints(limits.timeout('Default 15m.').optional(), { default: BUILTIN_DEFAULTS.timeout }),
+      killGrace: withHints(limits.killGrace('Default 10s.').optional(), { default: BUILTIN_DEFAULTS.killGrace }),
+      timezone: withHints(limits.timezone('Default UTC.').optional(), { default: BUILTIN_DEFAULTS.timezone }),
+      pids: withHints(limits.pids('Default 256.').optional(), { default: BUILTIN_DEFAULTS.pids }),
+    },
+    { error: mapError('a map of default task settings') },
+  )
+  .nullable()
+  .meta({ description: 'Settings every task gets unless it sets its own.' });
+
+export const TaskSchema = z
+  .strictObject(
+    {
+      description: textField('What the task does, shown in the dashboard and API.').optional(),
+      image: imageField('Image to run. With `build:`, the tag to build it as.').optional(),
+      build: textField(
+        'Directory with a Dockerfile, relative to this file, built at start-up. Tagged runlet-build/<task>:latest unless `image:` is set.',
+      ).optional(),
+      command: commandField("Program and arguments, as a list; no shell. Leave out to use the image's CMD.").optional(),
+      env: envField('Environment variables. Numbers and booleans become strings. `${VAR}` reads the daemon environment.').optional(),
+      schedule: scheduleField(
+        'Cron expression: 5 fields, 6 with seconds first, or @hourly/@daily/@weekly/@monthly/@yearly. Leave out for no schedule.',
+      ).optional(),
+      timezone: limits.timezone('Defaults to defaults.timezone.').optional(),
+      memory: limits.memory('Defaults to defaults.memory.').optional(),
+      cpus: limits.cpus('Defaults to defaults.cpus.').optional(),
+      timeout: limits.timeout('Defaults to defaults.timeout.').optional(),
+      killGrace: limits.killGrace('Defaults to defaults.killGrace.').optional(),
+      pids: limits.pids('Defaults to defaults.pids.').optional(),
+    },
+    { error: mapError('a map of task settings') },
+  )
+  .nullable()
+  .meta({ description: 'One task; its name is the key.' });
+
+export const RetentionSchema = z
+  .strictObject(
+    {
+      runs: withHints(countField('Finished runs kept per task; older ones are deleted. Default 100.', 'runs', 100).optional(), {
+        default: BUILTIN_DEFAULTS.retentionRuns,
+      }),
+    },
+    { error: mapError('a map like { runs: 100 }') },
+  )
+  .nullable()
+  .meta({ description: 'How much run history to keep.' });
+
+/** Task names become Docker labels and Redis keys, hence the narrow alphabet. */
+export const TASK_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+
+export const ConfigSchema = z
+  .strictObject(
+    {
+      defaults: DefaultsSchema.optional(),
+      tasks: z
+        .record(z.string(), TaskSchema, {
+          error: (iss: { code?: string; input?: unknown }) => {
+            if (iss.code !== 'invalid_type') return undefined;
+            if (iss.input === undefined) return 'required key is missing: add a tasks: map (write tasks: {} for none yet)';
+            return `expected a map of task names to task settings, got ${got(iss.input)}`;
+          },
+        })
+        .nullable()
+        .meta({ description: 'The tasks to run, by name.', propertyNames: { pattern: TASK_NAME.source } }),
+      retention: RetentionSchema.optional(),
+    },
+    {
+      error: (iss: { code?: string; input?: unknown }) => {
+        if (iss.code !== 'invalid_type') return undefined;
+        const what = iss.input === undefined || iss.input === null ? 'nothing (the file is empty)' : got(iss.input);
+        return `expected a map with a tasks: key at the top level, got ${what}`;
+      },
+    },
+  )
+  .meta({ title: 'runlet configuration', description: 'runlet.yaml: tasks run in Docker containers, on a schedule or on demand.' });
+
+export type RawConfig = z.output<typeof ConfigSchema>;
+export type RawTask = NonNullable<z.output<typeof TaskSchema>>;
+
+/** The keys allowed in the map at `path`, for "did you mean" on unknown keys. */
+export function allowedKeysAt(path: readonly PropertyKey[]): readonly string[] {
+  if (path.length === 0) return Object.keys(ConfigSchema.shape);
+  if (path.length === 1 && path[0] === 'defaults') return Object.keys(DefaultsSchema.unwrap().shape);
+  if (path.length === 1 && path[0] === 'retention') return Object.keys(RetentionSchema.unwrap().shape);
+  if (path.length === 2 && path[0] === 'tasks') return Object.keys(TaskSchema.unwrap().shape);
+  return [];
+}

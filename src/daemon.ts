@@ -1,0 +1,191 @@
+import Docker from 'dockerode';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { RunletConfig } from './config/types.js';
+import { enqueue, recoverOutbox, type EnqueueDeps } from './dispatch/enqueue.js';
+import { clusterIdOf, liveDaemons, newDaemonId, startHeartbeat, type Identity } from './dispatch/identity.js';
+import { TaskQueues } from './dispatch/queues.js';
+import { runJob, type RunContext } from './dispatch/run-job.js';
+import { settleLeftovers } from './dispatch/settle.js';
+import { TaskWorkers } from './dispatch/workers.js';
+import type { HttpDeps } from './http/deps.js';
+import { buildServer } from './http/server.js';
+import { startEmbeddedRedis } from './lib/embedded-redis.js';
+import { RunletEvents } from './lib/events.js';
+import { connect, describeTarget, redisOptions, type RedisTarget } from './lib/redis.js';
+import { Releasers } from './lib/releasers.js';
+import { DockerRuntime } from './runtime/docker.js';
+import { buildTaskImages } from './runtime/image-build.js';
+import type { Runtime } from './runtime/types.js';
+import { RunStore } from './runs/store.js';
+import { isTerminal, type RunRequest } from './runs/types.js';
+import { CronTrigger } from './triggers/cron.js';
+import { nextFireTimes } from './triggers/schedule.js';
+import { manualRequest } from './triggers/manual.js';
+
+export interface DaemonOptions {
+  readonly config: RunletConfig;
+  readonly logger: Logger;
+  /** Where the embedded Redis keeps its socket and append-only file. */
+  readonly dataDir: string;
+  readonly node: string;
+  /** A shared Redis; when absent, an embedded redis-server is started in dataDir. */
+  readonly redisUrl?: string;
+  /** 0 picks a free port (tests). */
+  readonly port: number;
+  /** Defaults to 127.0.0.1 without a token and 0.0.0.0 with one. */
+  readonly host?: string;
+  readonly token?: string;
+  readonly docker?: Docker;
+  readonly runtime?: Runtime;
+  /** How long stop() waits for runs in progress before leaving them to the next start. */
+  readonly shutdownGraceMs?: number;
+}
+
+export interface Daemon {
+  readonly url: string;
+  readonly identity: Identity;
+  readonly events: RunletEvents;
+  readonly store: RunStore;
+  readonly redis: Redis;
+  readonly redisTarget: RedisTarget;
+  submit(request: RunRequest): Promise<{ runId: string; created: boolean }>;
+  stop(): Promise<void>;
+}
+
+const CANCEL_CHANNEL = 'runlet:cancel';
+const OUTBOX_EVERY_MS = 15_000;
+
+/**
+ * Starts everything in the order the data flows backwards (storage first, triggers last),
+ * and stops it in reverse: triggers stop before workers, workers before connections.
+ */
+export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
+  const { config, logger } = opts;
+  const releasers = new Releasers(logger);
+  try {
+    // --- storage -----------------------------------------------------------------------
+    let redisTarget: RedisTarget;
+    if (opts.redisUrl) {
+      redisTarget = { url: opts.redisUrl };
+    } else {
+      const embedded = await startEmbeddedRedis(opts.dataDir);
+      releasers.add('embedded redis', () => embedded.stop());
+      redisTarget = { path: embedded.path };
+      logger.info({ socket: embedded.path, reused: !embedded.owned }, 'embedded redis-server ready');
+    }
+    const redis = connect(redisTarget, 'runlet');
+    releasers.add('redis', async () => void redis.disconnect());
+    await redis.ping();
+    const store = new RunStore(redis);
+    const identity: Identity = { node: opts.node, clusterId: await clusterIdOf(redis), daemonId: newDaemonId(opts.node) };
+    const heartbeat = startHeartbeat(redis, identity, { version: process.env.npm_package_version });
+    releasers.add('heartbeat', () => heartbeat.stop());
+
+    // --- runtime -----------------------------------------------------------------------
+    const docker = opts.docker ?? new Docker();
+    await docker.ping().catch((err) => {
+      throw new Error(`no Docker engine answers (${(err as Error).message}); start dockerd or set DOCKER_HOST`);
+    });
+    const runtime = opts.runtime ?? new DockerRuntime({ docker, logger });
+    await buildTaskImages(docker, config, logger);
+
+    // --- dispatch ----------------------------------------------------------------------
+    const events = new RunletEvents();
+    const connection = redisOptions(redisTarget);
+    const queues = new TaskQueues(connection);
+    releasers.add('queues', () => queues.close());
+    const enqueueDeps: EnqueueDeps = { store, queues, events, logger };
+    const ctx: RunContext = { config, store, runtime, redis, identity, events, logger, active: new Map() };
+
+    const settled = await settleLeftovers(ctx);
+    if (settled.adopted + settled.settled + settled.removed > 0) logger.info(settled, 'settled containers left by a previous process');
+    await recoverOutbox(enqueueDeps);
+    const outboxTimer = setInterval(() => void recoverOutbox(enqueueDeps).catch((err) => logger.error({ err }, 'outbox recovery failed')), OUTBOX_EVERY_MS);
+    outboxTimer.unref();
+    releasers.add('outbox timer', async () => clearInterval(outboxTimer));
+
+    // Cancel requests reach whichever daemon runs the container.
+    const subscriber = redis.duplicate();
+    subscriber.on('error', () => undefined);
+    await subscriber.subscribe(CANCEL_CHANNEL);
+    subscriber.on('message', (_ch, runId: string) => ctx.active.get(runId)?.cancel.abort());
+    releasers.add('cancel subscriber', async () => void subscriber.disconnect());
+
+    const workers = new TaskWorkers(connection, (runId) => runJob(ctx, runId), logger);
+    releasers.add('workers', async () => {
+      const grace = opts.shutdownGraceMs ?? 10_000;
+      const running = [...ctx.active.values()].map((a) => a.done);
+      if (running.length > 0) {
+        logger.info({ running: running.length, graceMs: grace }, 'waiting for runs in progress; any still running after the grace are adopted by the next start');
+        await Promise.race([Promise.allSettled(running), new Promise((r) => setTimeout(r, grace).unref())]);
+      }
+      await workers.close(true);
+    });
+    workers.start(Object.keys(config.tasks));
+
+    const submit = (request: RunRequest, o: { cronMarker?: boolean } = {}) => enqueue(enqueueDeps, request, o);
+
+    // --- http ----------------------------------------------------------------------------
+    const httpDeps: HttpDeps = {
+      config,
+      store,
+      token: opts.token,
+      submitManual: (task, payload) => submit(manualRequest(task, payload)),
+      cancelRun: async (runId) => {
+        if (await store.transition(runId, 'cancelled', { from: ['queued'], reason: 'cancelled before it started', fields: { finishedAt: Date.now() } })) {
+          return { status: 'cancelled', accepted: true };
+        }
+        const run = await store.get(runId);
+        if (!run || isTerminal(run.status)) return { status: run?.status ?? 'unknown', accepted: false };
+        await redis.publish(CANCEL_CHANNEL, runId);
+        return { status: 'cancelling', accepted: true };
+      },
+      nextFireTimes: (task, n) => (config.tasks[task] ? nextFireTimes(config.tasks[task], n) : []),
+      health: async () => ({
+        redis: await redis.ping().then(() => ({ ok: true }), (e) => ({ ok: false, detail: String(e.message ?? e) })),
+        docker: await docker.ping().then(() => ({ ok: true }), (e) => ({ ok: false, detail: String(e.message ?? e) })),
+      }),
+      status: async () => ({
+        node: identity.node,
+        daemons: await liveDaemons(redis),
+        running: (await store.list({ status: ['starting', 'running'], limit: 200 })).map((r) => ({ id: r.id, task: r.task, status: r.status, node: r.node, startedAt: r.startedAt })),
+        queued: (await store.list({ status: ['queued'], limit: 200 })).map((r) => ({ id: r.id, task: r.task, createdAt: r.createdAt })),
+        next: Object.values(config.tasks)
+          .flatMap((t) => nextFireTimes(t, 1).map((at) => ({ task: t.name, at })))
+          .sort((a, b) => a.at - b.at),
+      }),
+    };
+    const app = buildServer(httpDeps, logger);
+    releasers.add('http server', () => app.close());
+    const host = opts.host ?? (opts.token ? '0.0.0.0' : '127.0.0.1');
+    if (!opts.token) logger.warn({ host }, 'RUNLET_TOKEN is not set: the ops API is open to anyone who can reach it, so it listens on 127.0.0.1 only');
+    await app.listen({ port: opts.port, host });
+    const address = app.server.address();
+    const port = typeof address === 'object' && address ? address.port : opts.port;
+    const url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`;
+
+    // --- triggers (last: nothing fires before the rest can take it) ----------------------
+    const crons = Object.values(config.tasks)
+      .filter((t) => t.schedule)
+      .map((t) => new CronTrigger(t, submit, logger));
+    for (const c of crons) c.start();
+    releasers.add('cron triggers', async () => void (await Promise.allSettled(crons.map((c) => c.stop()))));
+
+    logger.info({ url, node: identity.node, redis: describeTarget(redisTarget), tasks: Object.keys(config.tasks).length, scheduled: crons.length }, 'runlet is running');
+    events.emit('daemon:ready', { url });
+    return {
+      url,
+      identity,
+      events,
+      store,
+      redis,
+      redisTarget,
+      submit: (request) => submit(request),
+      stop: () => releasers.releaseAll(),
+    };
+  } catch (err) {
+    await releasers.releaseAll();
+    throw err;
+  }
+}

@@ -1,0 +1,69 @@
+import type { Logger } from 'pino';
+import type { RunletEvents } from '../lib/events.js';
+import type { RunStore } from '../runs/store.js';
+import type { RunRequest } from '../runs/types.js';
+import type { TaskQueues } from './queues.js';
+
+export interface EnqueueDeps {
+  store: RunStore;
+  queues: TaskQueues;
+  events: RunletEvents;
+  logger: Logger;
+}
+
+export interface Enqueued {
+  runId: string;
+  /** False when the request's dedupe key already had a run: nothing new was made. */
+  created: boolean;
+}
+
+/**
+ * The one way into the run queue, for every trigger.
+ *
+ * Exactly once, argued in two steps:
+ * 1. `store.create` claims the dedupe key and writes the run record in one Lua script, so of
+ *    any number of daemons handling the same event, exactly one gets `created: true`.
+ * 2. Only that one adds the queue job, with job id = run id. If it dies between the two
+ *    steps, the run sits in the outbox, and `recoverOutbox` (run by every daemon) adds the
+ *    job later; re-adding is harmless because BullMQ ignores an add whose job id exists, and
+ *    the worker refuses to start a run that is no longer `queued`.
+ * So each event is queued at least once, and runs at most once: exactly once.
+ */
+export async function enqueue(deps: EnqueueDeps, request: RunRequest, opts: { cronMarker?: boolean; runId?: string } = {}): Promise<Enqueued> {
+  const { runId, created } = await deps.store.create(request, { cronMarker: opts.cronMarker, runId: opts.runId });
+  if (!created) return { runId, created };
+  await addJob(deps, request.task, runId);
+  deps.events.emit('run:queued', { runId, task: request.task, trigger: request.trigger });
+  return { runId, created };
+}
+
+async function addJob(deps: EnqueueDeps, task: string, runId: string): Promise<void> {
+  await deps.queues.get(task).add('run', { runId }, { jobId: runId });
+  await deps.store.confirmQueued(runId);
+}
+
+/**
+ * Adds the queue jobs of runs recorded at least `graceMs` ago whose job was never
+ * confirmed (a daemon died between recording and queueing). The grace keeps us from
+ * racing a daemon that is between the two steps right now; racing it would be harmless
+ * anyway (same job id), only wasteful.
+ */
+export async function recoverOutbox(deps: EnqueueDeps, graceMs = 10_000): Promise<number> {
+  const ids = await deps.store.unconfirmed(graceMs);
+  let recovered = 0;
+  for (const runId of ids) {
+    const run = await deps.store.get(runId);
+    if (!run || run.status !== 'queued') {
+      await deps.store.confirmQueued(runId);
+      continue;
+    }
+    try {
+      await addJob(deps, run.task, runId);
+      recovered++;
+      deps.logger.warn({ runId, task: run.task }, 'queued a run whose job was never added (its daemon stopped in between)');
+    } catch (err) {
+      deps.logger.error({ err, runId }, 'could not re-add a run job; will try again');
+    }
+  }
+  return recovered;
+}

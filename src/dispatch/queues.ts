@@ -1,0 +1,42 @@
+import { Queue, type ConnectionOptions } from 'bullmq';
+import { BULL_PREFIX } from '../runs/keys.js';
+
+/** The job a queue carries: only the run id. The run record in Redis is the truth. */
+export interface RunJobData {
+  runId: string;
+}
+
+/**
+ * One BullMQ queue per task. Per-task queues let later rules act on one task cluster-wide
+ * with BullMQ's own primitives (pause, global concurrency, counts of waiting jobs) instead
+ * of scanning a shared queue.
+ */
+export class TaskQueues {
+  private readonly queues = new Map<string, Queue<RunJobData>>();
+
+  constructor(private readonly connection: ConnectionOptions) {}
+
+  get(task: string): Queue<RunJobData> {
+    let q = this.queues.get(task);
+    if (!q) {
+      q = new Queue<RunJobData>(task, {
+        connection: this.connection,
+        prefix: BULL_PREFIX,
+        defaultJobOptions: {
+          // Records keep history; the queue keeps only what is needed to dedupe a
+          // re-added job id for a while.
+          removeOnComplete: { age: 3600, count: 1000 },
+          removeOnFail: { age: 24 * 3600, count: 1000 },
+        },
+      });
+      q.on('error', () => undefined);
+      this.queues.set(task, q);
+    }
+    return q;
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.queues.values()].map((q) => q.close()));
+    this.queues.clear();
+  }
+}

@@ -1,0 +1,185 @@
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { RunletConfig, TaskConfig } from '../config/types.js';
+import type { RunletEvents } from '../lib/events.js';
+import type { RunFailedToStartLike } from './failure.js';
+import { describeFailure } from './failure.js';
+import type { PreparedRun, RunResult, RunSpec, Runtime } from '../runtime/types.js';
+import type { RunStore } from '../runs/store.js';
+import { isTerminal, type RunRecord, type RunStatus } from '../runs/types.js';
+import { usageOf } from '../runs/usage.js';
+import { isDaemonAlive, type Identity } from './identity.js';
+
+export interface RunContext {
+  readonly config: RunletConfig;
+  readonly store: RunStore;
+  readonly runtime: Runtime;
+  readonly redis: Redis;
+  readonly identity: Identity;
+  readonly events: RunletEvents;
+  readonly logger: Logger;
+  /** Runs this process is executing or has adopted, so a redelivered job joins, not repeats. */
+  readonly active: Map<string, { done: Promise<void>; cancel: AbortController }>;
+}
+
+/**
+ * Executes the run behind one queue job, at most once.
+ *
+ * BullMQ delivers a job at least once (a stalled job is delivered again), so the run
+ * record, not the job, decides: the `queued → starting` transition is a compare-and-set
+ * in Redis, and only the worker that wins it creates a container. A redelivery finds the
+ * run past `queued` and only settles what the first delivery could not.
+ */
+export async function runJob(ctx: RunContext, runId: string): Promise<void> {
+  const joined = ctx.active.get(runId);
+  if (joined) return joined.done;
+
+  const run = await ctx.store.get(runId);
+  if (!run || isTerminal(run.status)) return;
+  if (run.status !== 'queued') return settleRedelivered(ctx, run);
+
+  const task = ctx.config.tasks[run.task];
+  if (!task) {
+    await ctx.store.transition(runId, 'failed', {
+      from: ['queued'],
+      reason: `task "${run.task}" is not in the configuration this daemon loaded (${ctx.config.file})`,
+      fields: { finishedAt: Date.now() },
+    });
+    return;
+  }
+
+  // The claim: of all workers that may hold this job, only the one whose compare-and-set
+  // moves the run out of `queued` goes on to create a container.
+  const claimed = await ctx.store.transition(runId, 'starting', {
+    from: ['queued'],
+    fields: { node: ctx.identity.node, daemon: ctx.identity.daemonId, image: task.image, memoryBytes: task.memoryBytes },
+  });
+  if (!claimed) return;
+
+  const cancel = new AbortController();
+  const done = execute(ctx, run, task, cancel.signal).finally(() => ctx.active.delete(runId));
+  ctx.active.set(runId, { done, cancel });
+  return done;
+}
+
+async function execute(ctx: RunContext, run: RunRecord, task: TaskConfig, cancel: AbortSignal): Promise<void> {
+  const log = ctx.logger.child({ runId: run.id, task: task.name, trigger: run.trigger });
+  const spec = specFor(ctx, run, task);
+  let prepared: PreparedRun;
+  try {
+    prepared = await ctx.runtime.prepare(spec);
+  } catch (err) {
+    // Never log-and-drop: a run that could not start is recorded as failed with the reason.
+    const reason = describeFailure(err as RunFailedToStartLike);
+    log.warn({ reason }, 'run could not be created');
+    await finish(ctx, run.id, task, { outcome: 'failed', reason, logTail: '' });
+    return;
+  }
+  try {
+    try {
+      await ctx.runtime.start(prepared);
+    } catch (err) {
+      const reason = describeFailure(err as RunFailedToStartLike);
+      log.warn({ reason }, 'run could not be started');
+      await finish(ctx, run.id, task, { outcome: 'failed', reason, logTail: '' });
+      return;
+    }
+    await ctx.store.transition(run.id, 'running', {
+      from: ['starting'],
+      fields: { containerId: prepared.containerId, startedAt: Date.now() },
+    });
+    ctx.events.emit('run:started', { runId: run.id, task: task.name, containerId: prepared.containerId });
+    log.info({ containerId: prepared.containerId.slice(0, 12) }, 'run started');
+    await waitAndFinish(ctx, prepared, task, cancel, log);
+  } finally {
+    await ctx.runtime.remove(prepared.containerId).catch((err) => log.error({ err }, 'could not remove container'));
+  }
+}
+
+/** Waits for the container, streaming its log tail into the record, then records the outcome. */
+export async function waitAndFinish(ctx: RunContext, prepared: PreparedRun, task: TaskConfig, cancel: AbortSignal, log: Logger, deadline?: number): Promise<void> {
+  let writing: Promise<void> = Promise.resolve();
+  const result = await ctx.runtime.wait(prepared, {
+    cancel,
+    deadline,
+    // Writes are chained so an older tail can never land after a newer one.
+    onOutput: (tail) => {
+      writing = writing.then(() => ctx.store.setLogTail(prepared.runId, tail)).catch(() => undefined);
+    },
+  });
+  await writing;
+  const status = await finish(ctx, prepared.runId, task, result);
+  log.info({ status, exitCode: result.exitCode, reason: result.reason }, 'run finished');
+}
+
+/** Records a terminal outcome (and its usage), then applies retention for the task. */
+export async function finish(ctx: RunContext, runId: string, task: TaskConfig, result: RunResult): Promise<RunStatus> {
+  const now = Date.now();
+  const status: RunStatus = result.outcome;
+  await ctx.store.setLogTail(runId, result.logTail);
+  const applied = await ctx.store.transition(runId, status, {
+    from: '*',
+    reason: result.reason,
+    fields: {
+      exitCode: result.exitCode,
+      startedAt: result.startedAt,
+      finishedAt: result.finishedAt ?? now,
+      usage: usageOf(result.startedAt, result.finishedAt ?? now, task.memoryBytes),
+    },
+  });
+  if (applied) {
+    const record = await ctx.store.get(runId);
+    ctx.events.emit('run:finished', { runId, task: task.name, status, record });
+  }
+  await ctx.store.trim(task.name, ctx.config.retention.runsPerTask).catch(() => undefined);
+  return status;
+}
+
+/**
+ * A job delivered again although its run already left `queued`: the worker that had it
+ * stopped renewing its lock. If that daemon still lives (it was only slow), it will record
+ * the outcome itself. If it is gone and the run was on another node, its container is out
+ * of reach: the run is `lost` (and gets its real outcome if that node's daemon returns and
+ * settles the container). On this node, start-up settling has adopted what was left.
+ */
+async function settleRedelivered(ctx: RunContext, run: RunRecord): Promise<void> {
+  if (run.daemon && run.daemon !== ctx.identity.daemonId && (await isDaemonAlive(ctx.redis, run.daemon))) return;
+  const where = run.node === ctx.identity.node ? 'this node' : `node "${run.node}"`;
+  await ctx.store.transition(run.id, 'lost', {
+    from: ['starting', 'running'],
+    reason: `the daemon running it on ${where} stopped while the run was ${run.status}`,
+    fields: { finishedAt: Date.now() },
+  });
+  const latest = await ctx.store.get(run.id);
+  if (latest?.status === 'lost') ctx.events.emit('run:finished', { runId: run.id, task: run.task, status: 'lost', record: latest });
+}
+
+export function specFor(ctx: RunContext, run: RunRecord, task: TaskConfig): RunSpec {
+  const env: Record<string, string> = {
+    ...task.env,
+    RUNLET_RUN_ID: run.id,
+    RUNLET_TASK: task.name,
+    RUNLET_TRIGGER: run.trigger,
+    RUNLET_NODE: ctx.identity.node,
+  };
+  if (run.scheduledAt !== undefined) env.RUNLET_SCHEDULED_AT = new Date(run.scheduledAt).toISOString();
+  if (run.payload !== undefined) env.RUNLET_PAYLOAD = JSON.stringify(run.payload);
+  return {
+    runId: run.id,
+    task: task.name,
+    image: task.image,
+    command: task.command,
+    env,
+    memoryBytes: task.memoryBytes,
+    cpus: task.cpus,
+    pids: task.pids,
+    timeoutMs: task.timeoutMs,
+    killGraceMs: task.killGraceMs,
+    labels: {
+      'runlet.node': ctx.identity.node,
+      'runlet.cluster': ctx.identity.clusterId,
+      'runlet.daemon': ctx.identity.daemonId,
+      'runlet.deadline': String(Date.now() + task.timeoutMs),
+    },
+  };
+}

@@ -1,0 +1,58 @@
+import type { RunContext } from './run-job.js';
+import { waitAndFinish } from './run-job.js';
+import { isDaemonAlive } from './identity.js';
+import type { TaskConfig } from '../config/types.js';
+
+/**
+ * At start-up: containers labelled for this node and cluster that a previous process left
+ * behind. Finished ones get their outcome recorded and are removed; running ones are
+ * adopted (waited on, with their original deadline) so their outcome is recorded too. A
+ * container whose daemon is still alive belongs to that daemon (two daemons may share one
+ * engine) and is left alone.
+ */
+export async function settleLeftovers(ctx: RunContext): Promise<{ adopted: number; settled: number; removed: number }> {
+  const { identity, runtime, store, logger } = ctx;
+  const containers = await runtime.list({
+    'runlet.managed': 'true',
+    'runlet.cluster': identity.clusterId,
+    'runlet.node': identity.node,
+  });
+  let adopted = 0;
+  let settled = 0;
+  let removed = 0;
+  for (const c of containers) {
+    const owner = c.labels['runlet.daemon'];
+    if (owner && owner !== identity.daemonId && (await isDaemonAlive(ctx.redis, owner))) continue;
+    if (ctx.active.has(c.runId)) continue;
+    const run = await store.get(c.runId);
+    const task: TaskConfig | undefined = run ? ctx.config.tasks[run.task] : undefined;
+    if (!run || !task || c.startedAt === undefined) {
+      // No record (trimmed), a task no longer configured, or a container that never
+      // started: nothing to wait for.
+      if (run && !c.startedAt) {
+        await store.transition(run.id, 'lost', { from: ['starting'], reason: 'the daemon stopped before the container started', fields: { finishedAt: Date.now() } });
+      }
+      await runtime.remove(c.containerId);
+      removed++;
+      continue;
+    }
+    const log = logger.child({ runId: run.id, task: run.task, trigger: run.trigger });
+    log.info({ containerId: c.containerId.slice(0, 12), running: c.running }, c.running ? 'adopting a running container left by a previous process' : 'settling a finished container left by a previous process');
+    const prepared = runtime.adopt(c, { runId: run.id, task: task.name, image: task.image, env: {}, memoryBytes: task.memoryBytes, cpus: task.cpus, pids: task.pids, timeoutMs: task.timeoutMs, killGraceMs: task.killGraceMs });
+    const deadline = Number(c.labels['runlet.deadline']) || undefined;
+    const cancel = new AbortController();
+    const done = waitAndFinish(ctx, prepared, task, cancel.signal, log, deadline)
+      .catch((err) => log.error({ err }, 'could not settle a left-over container'))
+      .finally(async () => {
+        ctx.active.delete(run.id);
+        await runtime.remove(c.containerId).catch(() => undefined);
+      });
+    ctx.active.set(run.id, { done, cancel });
+    if (c.running) adopted++;
+    else {
+      settled++;
+      await done;
+    }
+  }
+  return { adopted, settled, removed };
+}

@@ -1,0 +1,17 @@
+import type { RunletConfig } from '../config/types.js';
+import type { RunStore } from '../runs/store.js';
+
+/**
+ * What the HTTP layer may do: read run records and the config, and ask for runs to be
+ * queued or cancelled. It never talks to Docker or to a trigger.
+ */
+export interface HttpDeps {
+  readonly config: RunletConfig;
+  readonly store: RunStore;
+  readonly token?: string;
+  submitManual(task: string, payload: unknown): Promise<{ runId: string; created: boolean }>;
+  cancelRun(runId: string): Promise<{ status: string; accepted: boolean }>;
+  nextFireTimes(task: string, n: number): number[];
+  health(): Promise<Record<string, { ok: boolean; detail?: string }>>;
+  status(): Promise<Record<string, unknown>>;
+}

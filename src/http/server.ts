@@ -1,0 +1,57 @@
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { requireToken } from './auth.js';
+import type { HttpDeps } from './deps.js';
+import { ApiError, apiError, API_ERRORS } from './errors.js';
+import { healthRoutes } from './health.js';
+import { runRoutes } from './runs.js';
+import { statusRoutes } from './status.js';
+import { taskRoutes } from './tasks.js';
+
+/** Manual-run payloads larger than this are refused with 413. */
+export const MAX_BODY_BYTES = 1024 * 1024;
+
+/**
+ * The ops server: one plugin per area. /healthz is open (for load balancers); everything
+ * under /api requires the bearer token when one is configured.
+ */
+export function buildServer(deps: HttpDeps, logger: Logger): FastifyInstance {
+  const app = Fastify({ loggerInstance: logger.child({ component: 'http' }) as FastifyBaseLogger, bodyLimit: MAX_BODY_BYTES, disableRequestLogging: true });
+
+  // An empty body is "no payload", not a JSON error; anything else must parse.
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
+    const text = String(body);
+    if (text.trim() === '') return done(null, undefined);
+    try {
+      done(null, JSON.parse(text));
+    } catch (err) {
+      done(apiError('INVALID_PAYLOAD', { detail: (err as Error).message }), undefined);
+    }
+  });
+
+  app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
+    if (err instanceof ApiError) return reply.code(err.statusCode).send({ error: { code: err.code, message: err.message } });
+    if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      return reply.code(413).send({ error: { code: 'PAYLOAD_TOO_LARGE', message: API_ERRORS.PAYLOAD_TOO_LARGE.message({ limit: MAX_BODY_BYTES }) } });
+    }
+    if (err.statusCode && err.statusCode < 500) return reply.code(err.statusCode).send({ error: { code: err.code ?? 'BAD_REQUEST', message: err.message } });
+    req.log.error({ err }, 'request failed');
+    return reply.code(500).send({ error: { code: 'INTERNAL', message: API_ERRORS.INTERNAL.message({}) } });
+  });
+  app.setNotFoundHandler((req, reply) => {
+    const e = apiError('NOT_FOUND', { method: req.method, url: req.url.split('?')[0] });
+    return reply.code(e.statusCode).send({ error: { code: e.code, message: e.message } });
+  });
+
+  app.register(healthRoutes, { deps });
+  app.register(
+    async (api) => {
+      requireToken(api, deps.token);
+      await api.register(taskRoutes, { deps });
+      await api.register(runRoutes, { deps });
+      await api.register(statusRoutes, { deps });
+    },
+    { prefix: '/api' },
+  );
+  return app;
+}

@@ -1,0 +1,39 @@
+import type { RunRecord } from '../runs/types.js';
+
+/** The short form of a run used in listings (no payload, no logs). */
+export function runSummary(r: RunRecord) {
+  const durationMs = r.startedAt !== undefined && r.finishedAt !== undefined ? r.finishedAt - r.startedAt : undefined;
+  return {
+    id: r.id,
+    task: r.task,
+    trigger: r.trigger,
+    status: r.status,
+    exitCode: r.exitCode ?? null,
+    reason: r.reason ?? null,
+    createdAt: iso(r.createdAt),
+    scheduledAt: iso(r.scheduledAt),
+    startedAt: iso(r.startedAt),
+    finishedAt: iso(r.finishedAt),
+    durationMs: durationMs ?? null,
+    node: r.node ?? null,
+    usage: r.usage ?? null,
+  };
+}
+
+/** The full record: everything in the summary plus transitions, payload and log tail. */
+export function runDetail(r: RunRecord) {
+  return {
+    ...runSummary(r),
+    dedupeKey: r.dedupeKey,
+    image: r.image ?? null,
+    containerId: r.containerId ?? null,
+    memoryBytes: r.memoryBytes ?? null,
+    payload: r.payload ?? null,
+    transitions: r.transitions.map((t) => ({ status: t.status, at: new Date(t.at).toISOString(), ...(t.reason ? { reason: t.reason } : {}) })),
+    logTail: r.logTail ?? '',
+  };
+}
+
+function iso(ms: number | undefined): string | null {
+  return ms === undefined ? null : new Date(ms).toISOString();
+}

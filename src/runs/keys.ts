@@ -1,0 +1,25 @@
+/** Every Redis key runlet writes, in one place, so a reader can see the whole layout. */
+export const PREFIX = 'runlet';
+
+export const keys = {
+  run: (id: string) => `${PREFIX}:run:${id}`,
+  transitions: (id: string) => `${PREFIX}:run:${id}:transitions`,
+  logs: (id: string) => `${PREFIX}:run:${id}:logs`,
+  /** zset runId → createdAt, all runs. */
+  allRuns: () => `${PREFIX}:runs`,
+  /** zset runId → createdAt, one task's runs (retention trims this). */
+  taskRuns: (task: string) => `${PREFIX}:task:${task}:runs`,
+  /** string → runId; the same dedupe key never makes two runs. */
+  dedupe: (dedupeKey: string) => `${PREFIX}:dedupe:${dedupeKey}`,
+  /** zset runId → createdAt: recorded runs whose queue job is not yet confirmed. */
+  outbox: () => `${PREFIX}:outbox`,
+  /** The latest cron tick (epoch ms) claimed for a task; catch-up reads it. */
+  cronLast: (task: string) => `${PREFIX}:cron:${task}:last`,
+  /** Heartbeat of one live daemon process (expires when it dies). */
+  daemon: (daemonId: string) => `${PREFIX}:daemon:${daemonId}`,
+  /** A random id for this Redis, so containers of another cluster on one engine are left alone. */
+  clusterId: () => `${PREFIX}:cluster-id`,
+} as const;
+
+/** BullMQ's own keys live under this prefix; one queue per task, named after it. */
+export const BULL_PREFIX = `${PREFIX}:bull`;

@@ -1,0 +1,93 @@
+/**
+ * Lua scripts for the run records. Each runs atomically in Redis, which is what makes the
+ * dedupe claim and the status guard hold with several daemons on one Redis.
+ */
+
+/**
+ * create-run
+ * KEYS[1] dedupe key          KEYS[2] run hash         KEYS[3] transitions list
+ * KEYS[4] all-runs zset       KEYS[5] task-runs zset   KEYS[6] outbox zset
+ * KEYS[7] (optional) cron "last tick" marker
+ * ARGV[1] run id   ARGV[2] now (ms)   ARGV[3] dedupe TTL (ms)   ARGV[4] initial transition JSON
+ * ARGV[5] initial status   ARGV[6] (optional) tick ms for KEYS[7]   ARGV[7..] hash field/value pairs
+ * Returns { runId, created } — created is 1 when this call made the run, 0 when the
+ * dedupe key already named one (then runId is that run's id and nothing was written).
+ */
+export const CREATE_RUN = `
+local existing = redis.call('GET', KEYS[1])
+if existing then return { existing, 0 } end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+local fields = {}
+for i = 7, #ARGV do fields[#fields + 1] = ARGV[i] end
+redis.call('HSET', KEYS[2], 'id', ARGV[1], 'status', ARGV[5], 'createdAt', ARGV[2], 'updatedAt', ARGV[2], unpack(fields))
+redis.call('RPUSH', KEYS[3], ARGV[4])
+redis.call('ZADD', KEYS[4], ARGV[2], ARGV[1])
+redis.call('ZADD', KEYS[5], ARGV[2], ARGV[1])
+if ARGV[5] == 'queued' then redis.call('ZADD', KEYS[6], ARGV[2], ARGV[1]) end
+if KEYS[7] and ARGV[6] ~= '' then
+  local last = tonumber(redis.call('GET', KEYS[7]) or '0')
+  if tonumber(ARGV[6]) > last then redis.call('SET', KEYS[7], ARGV[6]) end
+end
+return { ARGV[1], 1 }
+`;
+
+/**
+ * transition
+ * KEYS[1] run hash   KEYS[2] transitions list
+ * ARGV[1] new status   ARGV[2] now (ms)   ARGV[3] transition JSON
+ * ARGV[4] allowed current statuses, comma-separated ('*' = any non-terminal)
+ * ARGV[5] terminal statuses, comma-separated   ARGV[6..] hash field/value pairs to set
+ * Returns 1 applied; 0 refused (current status not allowed); -1 no such run.
+ * Terminal statuses are final, except that '*' may move 'lost' to a terminal status: a
+ * run declared lost when its node vanished gets its real outcome if that node returns.
+ */
+export const TRANSITION = `
+local current = redis.call('HGET', KEYS[1], 'status')
+if not current then return -1 end
+local function member(list, v)
+  for item in string.gmatch(list, '([^,]+)') do if item == v then return true end end
+  return false
+end
+if ARGV[4] == '*' then
+  if member(ARGV[5], current) then
+    if not (current == 'lost' and member(ARGV[5], ARGV[1])) then return 0 end
+  end
+elseif not member(ARGV[4], current) then
+  return 0
+end
+local fields = {}
+for i = 6, #ARGV do fields[#fields + 1] = ARGV[i] end
+redis.call('HSET', KEYS[1], 'status', ARGV[1], 'updatedAt', ARGV[2], unpack(fields))
+redis.call('RPUSH', KEYS[2], ARGV[3])
+return 1
+`;
+
+/**
+ * trim-task-runs (retention)
+ * KEYS[1] task-runs zset   KEYS[2] all-runs zset
+ * ARGV[1] runs to keep   ARGV[2] key prefix ("runlet")   ARGV[3] terminal statuses, comma-separated
+ * Deletes the oldest terminal runs beyond the newest ARGV[1]; a run still in progress is
+ * never deleted, however old. Returns the number deleted.
+ */
+export const TRIM_TASK_RUNS = `
+local keep = tonumber(ARGV[1])
+local total = redis.call('ZCARD', KEYS[1])
+if total <= keep then return 0 end
+local old = redis.call('ZRANGE', KEYS[1], 0, total - keep - 1)
+local deleted = 0
+for _, id in ipairs(old) do
+  local runKey = ARGV[2] .. ':run:' .. id
+  local status = redis.call('HGET', runKey, 'status')
+  local terminal = false
+  if status then
+    for item in string.gmatch(ARGV[3], '([^,]+)') do if item == status then terminal = true end end
+  end
+  if terminal or not status then
+    redis.call('DEL', runKey, runKey .. ':transitions', runKey .. ':logs')
+    redis.call('ZREM', KEYS[1], id)
+    redis.call('ZREM', KEYS[2], id)
+    deleted = deleted + 1
+  end
+end
+return deleted
+`;

@@ -1,0 +1,206 @@
+import type { Redis } from 'ioredis';
+import { monotonicFactory } from 'ulid';
+import { keys, PREFIX } from './keys.js';
+import { CREATE_RUN, TRANSITION, TRIM_TASK_RUNS } from './scripts.js';
+import { TERMINAL_STATUSES, type RunRecord, type RunRequest, type RunStatus, type Transition, type TriggerKind, type Usage } from './types.js';
+
+/** How long a dedupe key keeps answering with its run: longer than any redelivery window. */
+const DEDUPE_TTL_MS = 7 * 24 * 3600 * 1000;
+/** The log tail kept per run (bytes), as the runtime keeps it. */
+export const LOG_TAIL_BYTES = 64 * 1024;
+
+type Fields = Partial<Pick<RunRecord, 'startedAt' | 'finishedAt' | 'node' | 'daemon' | 'containerId' | 'image' | 'exitCode' | 'reason' | 'usage' | 'memoryBytes'>>;
+
+/** ULIDs: sortable by creation time, unique across daemons without coordination. */
+export const newRunId: () => string = monotonicFactory();
+
+/**
+ * Run records in Redis. A record is a hash (scalar fields), a list of transitions, and a
+ * log tail, indexed by two sorted sets (all runs, runs per task). Writes that must not
+ * race go through the Lua scripts in scripts.ts.
+ */
+export class RunStore {
+  constructor(private readonly redis: Redis) {
+    redis.defineCommand('runletCreateRun', { lua: CREATE_RUN });
+    redis.defineCommand('runletTransition', { lua: TRANSITION, numberOfKeys: 2 });
+    redis.defineCommand('runletTrim', { lua: TRIM_TASK_RUNS, numberOfKeys: 2 });
+  }
+
+  /**
+   * Creates the run for `request` unless its dedupe key already has one. Atomic: two
+   * daemons handling the same event get the same run id, and only one gets created=true.
+   * A queued run is also put in the outbox until its queue job is confirmed.
+   */
+  async create(
+    request: RunRequest,
+    opts: { runId?: string; status?: 'queued' | 'skipped'; reason?: string; cronMarker?: boolean; now?: number } = {},
+  ): Promise<{ runId: string; created: boolean }> {
+    const runId = opts.runId ?? newRunId();
+    const now = opts.now ?? Date.now();
+    const status = opts.status ?? 'queued';
+    const transition: Transition = { status, at: now, ...(opts.reason ? { reason: opts.reason } : {}) };
+    const fields = flatten({
+      task: request.task,
+      trigger: request.trigger,
+      dedupeKey: request.dedupeKey,
+      scheduledAt: request.scheduledAt,
+      payload: request.payload === undefined ? undefined : JSON.stringify(request.payload),
+      reason: opts.reason,
+      ...(status === 'skipped' ? { finishedAt: now } : {}),
+    });
+    const keyList = [
+      keys.dedupe(request.dedupeKey),
+      keys.run(runId),
+      keys.transitions(runId),
+      keys.allRuns(),
+      keys.taskRuns(request.task),
+      keys.outbox(),
+    ];
+    if (opts.cronMarker) keyList.push(keys.cronLast(request.task));
+    const [id, created] = (await (this.redis as any).runletCreateRun(
+      keyList.length,
+      ...keyList,
+      runId,
+      String(now),
+      String(DEDUPE_TTL_MS),
+      JSON.stringify(transition),
+      status,
+      request.scheduledAt !== undefined && opts.cronMarker ? String(request.scheduledAt) : '',
+      ...fields,
+    )) as [string, number];
+    return { runId: id, created: created === 1 };
+  }
+
+  /**
+   * Moves a run to `status` if its current status is in `from` ('*': any non-terminal).
+   * Returns false when refused, so a late or duplicate writer (a redelivered job, a
+   * settling daemon) can never overwrite an outcome that is already recorded.
+   */
+  async transition(runId: string, status: RunStatus, opts: { from: readonly RunStatus[] | '*'; reason?: string; fields?: Fields; now?: number }): Promise<boolean> {
+    const now = opts.now ?? Date.now();
+    const t: Transition = { status, at: now, ...(opts.reason ? { reason: opts.reason } : {}) };
+    const fields = flatten({ ...opts.fields, ...(opts.reason !== undefined ? { reason: opts.reason } : {}) });
+    const res = (await (this.redis as any).runletTransition(
+      keys.run(runId),
+      keys.transitions(runId),
+      status,
+      String(now),
+      JSON.stringify(t),
+      opts.from === '*' ? '*' : opts.from.join(','),
+      TERMINAL_STATUSES.join(','),
+      ...fields,
+    )) as number;
+    return res === 1;
+  }
+
+  async setLogTail(runId: string, tail: string): Promise<void> {
+    await this.redis.set(keys.logs(runId), tail.length > LOG_TAIL_BYTES ? tail.slice(-LOG_TAIL_BYTES) : tail);
+  }
+
+  async getLogTail(runId: string): Promise<string | undefined> {
+    return (await this.redis.get(keys.logs(runId))) ?? undefined;
+  }
+
+  /** The job for this run is in its queue: it no longer needs the outbox's safety net. */
+  async confirmQueued(runId: string): Promise<void> {
+    await this.redis.zrem(keys.outbox(), runId);
+  }
+
+  /** Runs recorded at least `olderThanMs` ago whose queue job was never confirmed. */
+  async unconfirmed(olderThanMs: number, now = Date.now()): Promise<string[]> {
+    return this.redis.zrangebyscore(keys.outbox(), 0, now - olderThanMs);
+  }
+
+  async get(runId: string, opts: { withLogs?: boolean } = {}): Promise<RunRecord | undefined> {
+    const [records] = await this.getMany([runId], opts);
+    return records;
+  }
+
+  async getMany(runIds: readonly string[], opts: { withLogs?: boolean } = {}): Promise<(RunRecord | undefined)[]> {
+    if (runIds.length === 0) return [];
+    const pipe = this.redis.pipeline();
+    for (const id of runIds) {
+      pipe.hgetall(keys.run(id));
+      pipe.lrange(keys.transitions(id), 0, -1);
+      if (opts.withLogs) pipe.get(keys.logs(id));
+    }
+    const res = (await pipe.exec()) ?? [];
+    const step = opts.withLogs ? 3 : 2;
+    return runIds.map((_, i) => {
+      const hash = res[i * step]?.[1] as Record<string, string> | undefined;
+      if (!hash || !hash.id) return undefined;
+      const transitions = (res[i * step + 1]?.[1] as string[]).map((s) => JSON.parse(s) as Transition);
+      const logTail = opts.withLogs ? ((res[i * step + 2]?.[1] as string | null) ?? undefined) : undefined;
+      return toRecord(hash, transitions, logTail);
+    });
+  }
+
+  /**
+   * Newest first. Filters by status in memory over at most `scan` recent ids: listings are
+   * for people and dashboards, and retention bounds each task's runs anyway.
+   */
+  async list(opts: { task?: string; status?: readonly RunStatus[]; trigger?: TriggerKind; limit?: number; before?: string } = {}): Promise<RunRecord[]> {
+    const limit = Math.max(1, Math.min(opts.limit ?? 50, 1000));
+    const index = opts.task ? keys.taskRuns(opts.task) : keys.allRuns();
+    const filtered = Boolean(opts.status?.length || opts.trigger);
+    const scan = filtered ? 5000 : limit + 1;
+    const max = opts.before ? `(${await this.redis.zscore(index, opts.before) ?? '+inf'}` : '+inf';
+    const ids = await this.redis.zrevrangebyscore(index, max, '-inf', 'LIMIT', 0, scan);
+    const out: RunRecord[] = [];
+    for (let i = 0; i < ids.length && out.length < limit; i += 200) {
+      const batch = await this.getMany(ids.slice(i, i + 200));
+      for (const r of batch) {
+        if (!r) continue;
+        if (opts.status?.length && !opts.status.includes(r.status)) continue;
+        if (opts.trigger && r.trigger !== opts.trigger) continue;
+        out.push(r);
+        if (out.length >= limit) break;
+      }
+    }
+    return out;
+  }
+
+  /** The newest run of a task, if any. */
+  async last(task: string): Promise<RunRecord | undefined> {
+    const [id] = await this.redis.zrevrange(keys.taskRuns(task), 0, 0);
+    return id ? this.get(id) : undefined;
+  }
+
+  /** Keeps the newest `keep` runs of a task (in-progress runs are never deleted). */
+  async trim(task: string, keep: number): Promise<number> {
+    return (await (this.redis as any).runletTrim(keys.taskRuns(task), keys.allRuns(), String(keep), PREFIX, TERMINAL_STATUSES.join(','))) as number;
+  }
+
+  async runIdForDedupeKey(dedupeKey: string): Promise<string | undefined> {
+    return (await this.redis.get(keys.dedupe(dedupeKey))) ?? undefined;
+  }
+}
+
+function flatten(obj: Record<string, unknown>): string[] {
+  const out: string[] = [];
+  for (const [k, v] of Object.entries(obj)) {
+    if (v === undefined) continue;
+    out.push(k, typeof v === 'object' ? JSON.stringify(v) : String(v));
+  }
+  return out;
+}
+
+const NUMERIC = ['createdAt', 'updatedAt', 'scheduledAt', 'startedAt', 'finishedAt', 'exitCode', 'memoryBytes'] as const;
+
+function toRecord(h: Record<string, string>, transitions: Transition[], logTail?: string): RunRecord {
+  const num = (k: string) => (h[k] !== undefined && h[k] !== '' ? Number(h[k]) : undefined);
+  const rec: Record<string, unknown> = {
+    id: h.id,
+    task: h.task,
+    trigger: h.trigger as TriggerKind,
+    dedupeKey: h.dedupeKey,
+    status: h.status as RunStatus,
+    transitions,
+  };
+  for (const k of NUMERIC) if (num(k) !== undefined) rec[k] = num(k);
+  for (const k of ['node', 'daemon', 'containerId', 'image', 'reason'] as const) if (h[k] !== undefined) rec[k] = h[k];
+  if (h.payload !== undefined) rec.payload = JSON.parse(h.payload);
+  if (h.usage !== undefined) rec.usage = JSON.parse(h.usage) as Usage;
+  if (logTail !== undefined) rec.logTail = logTail;
+  return rec as unknown as RunRecord;
+}

@@ -1,0 +1,165 @@
+import type Docker from 'dockerode';
+import type { Logger } from 'pino';
+
+/** How much output a run keeps: the end of it, where the error usually is. */
+export const LOG_TAIL_BYTES = 64 * 1024;
+/** onOutput is called at most this often, so a chatty task can't flood the run store. */
+export const OUTPUT_THROTTLE_MS = 500;
+
+/**
+ * The last `capacityBytes` bytes written, as chunks. Older bytes are dropped as new ones
+ * arrive, so memory stays bounded whatever a task prints.
+ */
+export class TailBuffer {
+  private chunks: Buffer[] = [];
+  private size = 0;
+  /** Bumped on every write, so a reader can tell "changed since I last looked". */
+  version = 0;
+
+  constructor(readonly capacityBytes: number = LOG_TAIL_BYTES) {}
+
+  push(chunk: Buffer): void {
+    if (chunk.length === 0) return;
+    this.version++;
+    if (chunk.length >= this.capacityBytes) {
+      // Copied, so a huge response buffer is not kept alive by a view into it.
+      this.chunks = [Buffer.from(chunk.subarray(chunk.length - this.capacityBytes))];
+      this.size = this.capacityBytes;
+      return;
+    }
+    this.chunks.push(chunk);
+    this.size += chunk.length;
+    while (this.size > this.capacityBytes) {
+      const head = this.chunks[0]!;
+      const excess = this.size - this.capacityBytes;
+      if (head.length <= excess) {
+        this.chunks.shift();
+        this.size -= head.length;
+      } else {
+        this.chunks[0] = head.subarray(excess);
+        this.size -= excess;
+      }
+    }
+  }
+
+  /**
+   * The tail as text. The cut at the front may fall inside a UTF-8 character, and so may the
+   * end while a write is still arriving: both partial characters are left out rather than
+   * shown as U+FFFD.
+   */
+  toString(): string {
+    const bytes = Buffer.concat(this.chunks, this.size);
+    let start = 0;
+    while (start < bytes.length && start < 3 && (bytes[start]! & 0xc0) === 0x80) start++;
+    return bytes.toString('utf8', start, completeUpTo(bytes));
+  }
+}
+
+/** The end offset after dropping a multi-byte character the buffer holds only part of. */
+function completeUpTo(bytes: Buffer): number {
+  for (let back = 1; back <= Math.min(3, bytes.length); back++) {
+    const b = bytes[bytes.length - back]!;
+    if ((b & 0xc0) === 0x80) continue; // continuation byte: keep looking for the lead
+    const needed = b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : b >= 0xc0 ? 2 : 1;
+    return needed > back ? bytes.length - back : bytes.length;
+  }
+  return bytes.length;
+}
+
+/**
+ * Docker's multiplexed log format (no TTY): frames of an 8-byte header (stream type, 3
+ * zero bytes, big-endian payload size) then the payload. stdout and stderr go into one
+ * tail, interleaved as written, so payload bytes are passed on as soon as they arrive, even
+ * when a frame is split across chunks: no frame is ever buffered whole.
+ */
+export class FrameDecoder {
+  private readonly header = Buffer.alloc(8);
+  private headerFill = 0;
+  private payloadLeft = 0;
+
+  constructor(private readonly onPayload: (bytes: Buffer) => void) {}
+
+  write(chunk: Buffer): void {
+    let i = 0;
+    while (i < chunk.length) {
+      if (this.payloadLeft === 0) {
+        const n = Math.min(8 - this.headerFill, chunk.length - i);
+        chunk.copy(this.header, this.headerFill, i, i + n);
+        this.headerFill += n;
+        i += n;
+        if (this.headerFill === 8) {
+          this.payloadLeft = this.header.readUInt32BE(4);
+          this.headerFill = 0;
+        }
+        continue;
+      }
+      const n = Math.min(this.payloadLeft, chunk.length - i);
+      this.onPayload(chunk.subarray(i, i + n));
+      this.payloadLeft -= n;
+      i += n;
+    }
+  }
+}
+
+/**
+ * Follows a container's output into a TailBuffer for as long as the engine streams it.
+ * json-file logs are read from the beginning of the file, so attaching after start loses
+ * nothing; on a container that already exited the engine sends what it has and ends.
+ * `ended` never rejects: missing output must not turn into a failed wait.
+ */
+export class LogFollower {
+  readonly tail = new TailBuffer();
+  readonly ended: Promise<void>;
+  private readonly abort = new AbortController();
+  private timer: NodeJS.Timeout | undefined;
+  private lastEmitAt = 0;
+  private emittedVersion = 0;
+
+  constructor(
+    container: Docker.Container,
+    private readonly onOutput: ((tail: string) => void) | undefined,
+    private readonly logger: Logger,
+  ) {
+    this.ended = this.follow(container).catch((err) => {
+      if (!this.abort.signal.aborted) this.logger.debug({ err }, 'log stream failed');
+    });
+  }
+
+  /** Stops reading (after exit, when the stream did not end on its own in time). */
+  stop(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.abort.abort();
+  }
+
+  private async follow(container: Docker.Container): Promise<void> {
+    const decoder = new FrameDecoder((bytes) => this.written(bytes));
+    const stream = await container.logs({ follow: true, stdout: true, stderr: true, abortSignal: this.abort.signal } as Docker.ContainerLogsOptions & { follow: true });
+    await new Promise<void>((resolve, reject) => {
+      stream.on('data', (chunk: Buffer) => decoder.write(chunk));
+      stream.on('end', resolve);
+      stream.on('close', resolve);
+      stream.on('error', reject);
+      this.abort.signal.addEventListener('abort', () => resolve(), { once: true });
+    });
+  }
+
+  private written(bytes: Buffer): void {
+    this.tail.push(bytes);
+    if (!this.onOutput || this.timer || this.abort.signal.aborted) return;
+    const delay = Math.max(0, this.lastEmitAt + OUTPUT_THROTTLE_MS - Date.now());
+    this.timer = setTimeout(() => this.emit(), delay);
+  }
+
+  private emit(): void {
+    this.timer = undefined;
+    if (this.tail.version === this.emittedVersion) return;
+    this.emittedVersion = this.tail.version;
+    this.lastEmitAt = Date.now();
+    try {
+      this.onOutput?.(this.tail.toString());
+    } catch (err) {
+      this.logger.warn({ err }, 'onOutput threw; live output skipped once');
+    }
+  }
+}

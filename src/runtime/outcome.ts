@@ -1,0 +1,43 @@
+import type { StopSignal } from './stop.js';
+import { exitReason, formatBytes, formatDuration } from './reasons.js';
+import type { KillReason, RunResult, RunSpec } from './types.js';
+
+/** What is known about a container once it has ended. */
+export interface EndFacts {
+  readonly exitCode?: number;
+  readonly oomKilled: boolean;
+  readonly startedAt?: number;
+  readonly finishedAt?: number;
+  /** The engine's own error for the container (State.Error), if any. */
+  readonly engineError?: string;
+  /** Set when we stopped it ourselves (see Stopper). */
+  readonly stopped?: { reason: KillReason; detail?: string; signal: StopSignal };
+}
+
+/**
+ * Turns how a container ended into a run outcome. The order matters: our own stop comes
+ * first (its reason was recorded before the signal), then the memory limit (the kernel's
+ * OOM kill shows up as exit 137, which must not read as an ordinary failure), then the exit
+ * code.
+ */
+export function outcomeOf(facts: EndFacts, spec: RunSpec, logTail: string): RunResult {
+  const base = { exitCode: facts.exitCode, startedAt: facts.startedAt, finishedAt: facts.finishedAt, logTail };
+  if (facts.stopped) {
+    const { reason, detail, signal } = facts.stopped;
+    const how = signal === 'SIGKILL' ? `killed with SIGKILL after ${formatDuration(spec.killGraceMs)} grace` : 'stopped with SIGTERM';
+    if (reason === 'timeout') return { ...base, outcome: 'timed_out', reason: `exceeded timeout of ${formatDuration(spec.timeoutMs)}; ${how}` };
+    return { ...base, outcome: 'cancelled', reason: `cancelled${detail ? ` (${detail})` : ''}; ${how}` };
+  }
+  if (facts.oomKilled) return { ...base, outcome: 'oom_killed', reason: `exceeded memory limit of ${formatBytes(spec.memoryBytes)}` };
+  if (facts.exitCode === 0) return { ...base, outcome: 'succeeded' };
+  if (facts.exitCode === undefined) return { ...base, outcome: 'failed', reason: facts.engineError || 'the container ended without an exit code' };
+  const reason = exitReason(facts.exitCode, logTail);
+  return { ...base, outcome: 'failed', reason: facts.engineError ? `${reason}: ${facts.engineError}` : reason };
+}
+
+/** Engine timestamps are RFC 3339 with nanoseconds; "0001-01-01T00:00:00Z" means "never". */
+export function engineTime(value: string | undefined): number | undefined {
+  if (!value || value.startsWith('0001-')) return undefined;
+  const ms = Date.parse(value);
+  return Number.isFinite(ms) ? ms : undefined;
+}

@@ -1,0 +1,60 @@
+import type Docker from 'dockerode';
+import type { Logger } from 'pino';
+import { engineStatus } from './errors.js';
+import type { KillReason } from './types.js';
+
+export type StopSignal = 'SIGTERM' | 'SIGKILL';
+
+/**
+ * Stops a container for a reason of our own: SIGTERM (to the init, which forwards it to the
+ * program), then SIGKILL if it is still running after the grace period.
+ *
+ * The reason is recorded before the first signal is sent. From then on an exit is ours,
+ * whatever code it comes with: a program that dies of SIGTERM (143), or exits 0 from its
+ * handler, or happens to exit on its own in the same instant, is reported as timed out or
+ * cancelled, never as a plain failure or success.
+ */
+export class Stopper {
+  private recorded: { reason: KillReason; detail?: string } | undefined;
+  private lastSignal: StopSignal | undefined;
+  private graceTimer: NodeJS.Timeout | undefined;
+  private done = false;
+
+  constructor(
+    private readonly container: Docker.Container,
+    private readonly killGraceMs: number,
+    private readonly logger: Logger,
+  ) {}
+
+  /** The first call wins: a cancel during a timeout's grace period does not restart it. */
+  stop(reason: KillReason, detail?: string): void {
+    if (this.recorded || this.done) return;
+    this.recorded = { reason, detail };
+    this.logger.info({ reason, killGraceMs: this.killGraceMs }, 'stopping container');
+    this.send('SIGTERM');
+    this.graceTimer = setTimeout(() => this.send('SIGKILL'), this.killGraceMs);
+  }
+
+  /** The container exited: no signal may follow (its id could already be removed). */
+  exited(): void {
+    this.done = true;
+    clearTimeout(this.graceTimer);
+  }
+
+  /** What we did, if anything: read after exit. */
+  get outcome(): { reason: KillReason; detail?: string; signal: StopSignal } | undefined {
+    return this.recorded && { ...this.recorded, signal: this.lastSignal ?? 'SIGTERM' };
+  }
+
+  private send(signal: StopSignal): void {
+    if (this.done) return;
+    this.lastSignal = signal;
+    this.container.kill({ signal }).catch((err: unknown) => {
+      // 409: it exited between our decision and the signal; 404: it is gone. Both are fine:
+      // the pending wait reports the exit.
+      const status = engineStatus(err);
+      if (status === 409 || status === 404) this.logger.debug({ signal, status }, 'container already stopped');
+      else this.logger.warn({ err, signal }, 'could not signal container');
+    });
+  }
+}

@@ -1,0 +1,205 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError } from '../src/config/errors.js';
+import { parseConfig } from '../src/config/load.js';
+
+/** The full message parseConfig throws for these lines of YAML. */
+function errorFor(lines: string[], env: NodeJS.ProcessEnv = {}): string {
+  try {
+    parseConfig(lines.join('\n') + '\n', 'runlet.yaml', env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as ConfigError).message;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+const IMAGE = ['defaults:', '  image: runlet/busybox:local'];
+
+describe('one mistake, one exact message at its line:col', () => {
+  it('unknown key, with a did-you-mean', () => {
+    expect(errorFor([...IMAGE, 'tasks:', '  sync:', '    shedule: "* * * * *"'])).toBe(
+      'runlet.yaml:5:5 tasks.sync.shedule: unknown key "shedule" (did you mean "schedule"?)',
+    );
+  });
+
+  it('unknown key without a close match lists the allowed keys', () => {
+    expect(errorFor(['tasks: {}', 'logging: debug'])).toBe(
+      'runlet.yaml:2:1 logging: unknown key "logging" (allowed here: defaults, tasks, retention)',
+    );
+  });
+
+  it('bad size', () => {
+    expect(errorFor([...IMAGE, 'tasks:', '  archive:', '    memory: lots'])).toBe(
+      'runlet.yaml:5:13 tasks.archive.memory: expected a size like "512m", got "lots"',
+    );
+  });
+
+  it('memory given as a bare number is bytes, below Docker minimum', () => {
+    expect(errorFor([...IMAGE, '  memory: 256', 'tasks: {}'])).toBe(
+      'runlet.yaml:3:11 defaults.memory: must be at least 6m (Docker\'s minimum), got 256 (a bare number is bytes: write "256m" for megabytes)',
+    );
+  });
+
+  it('bad duration', () => {
+    expect(errorFor([...IMAGE, 'tasks:', '  archive:', '    timeout: soon'])).toBe(
+      'runlet.yaml:5:14 tasks.archive.timeout: expected a duration like "30s", "10m" or "2h", got "soon"',
+    );
+  });
+
+  it('bad cpus', () => {
+    expect(errorFor([...IMAGE, '  cpus: many', 'tasks: {}'])).toBe(
+      'runlet.yaml:3:9 defaults.cpus: expected a number of CPUs like 0.5 or 2, got "many"',
+    );
+  });
+
+  it('bad cron expression, with croner\'s reason', () => {
+    expect(errorFor([...IMAGE, 'tasks:', '  nightly:', '    schedule: "61 3 * * *"'])).toBe(
+      'runlet.yaml:5:15 tasks.nightly.schedule: invalid cron expression "61 3 * * *": Invalid value for minute: 61',
+    );
+  });
+
+  it('cron expression with the wrong number of fields', () => {
+    expect(errorFor([...IMAGE, 'tasks:', '  nightly:', '    schedule: every day'])).toBe(
+      'runlet.yaml:5:15 tasks.nightly.schedule: invalid cron expression "every day": expected 5 fields (minute hour day month weekday) or 6 (seconds first), got 2',
+    );
+  });
+
+  it('unknown time zone, with a did-you-mean', () => {
+    expect(errorFor([...IMAGE, 'tasks:', '  nightly:', '    timezone: Europe/Viena'])).toBe(
+      'runlet.yaml:5:15 tasks.nightly.timezone: unknown time zone "Europe/Viena" (did you mean "Europe/Vienna"?)',
+    );
+  });
+
+  it('unset environment variable, at its ${', () => {
+    expect(errorFor([...IMAGE, 'tasks:', '  archive:', '    env:', '      MONGO_URL: ${MONGO_URL}'])).toBe(
+      'runlet.yaml:6:18 tasks.archive.env.MONGO_URL: environment variable MONGO_URL is not set (write ${MONGO_URL:-default} to give a default)',
+    );
+  });
+
+  it('a task with no image at all, at the task key', () => {
+    expect(errorFor(['tasks:', '  archive:', '    schedule: "@daily"'])).toBe(
+      'runlet.yaml:2:3 tasks.archive: no image: set `image:` or `build:` on the task, or `defaults.image`',
+    );
+  });
+
+  it('command as a string, with the list form to write instead', () => {
+    expect(errorFor([...IMAGE, 'tasks:', '  archive:', '    command: node archive.js --since "1 day"'])).toBe(
+      'runlet.yaml:5:14 tasks.archive.command: must be a list, not a string: runlet runs the command without a shell ' +
+        "and won't guess how to split it, so quotes and spaces can't surprise you. " +
+        'Write a list of arguments, or [sh, -c, "node archive.js --since \\"1 day\\""] to use a shell',
+    );
+  });
+
+  it('command as a plain string, with the list to write', () => {
+    expect(errorFor([...IMAGE, 'tasks:', '  archive:', '    command: node archive.js --dry-run'])).toBe(
+      'runlet.yaml:5:14 tasks.archive.command: must be a list, not a string: runlet runs the command without a shell ' +
+        "and won't guess how to split it, so quotes and spaces can't surprise you. " +
+        'Write [node, archive.js, --dry-run], or [sh, -c, "node archive.js --dry-run"] to use a shell',
+    );
+  });
+
+  it('bad task name, at the key', () => {
+    expect(errorFor([...IMAGE, 'tasks:', '  Archive_App:', '    schedule: "@daily"'])).toBe(
+      'runlet.yaml:4:3 tasks.Archive_App: invalid task name "Archive_App": use 1 to 63 lowercase letters, digits, "-" or "_", ' +
+        'starting with a letter or digit (it becomes a Docker label and a Redis key)',
+    );
+  });
+
+  it('env value that is not a scalar', () => {
+    expect(errorFor([...IMAGE, 'tasks:', '  a:', '    env:', '      HOSTS: [a, b]'])).toBe(
+      'runlet.yaml:6:14 tasks.a.env.HOSTS: expected a string, number or boolean, got a list',
+    );
+  });
+
+  it('missing tasks key', () => {
+    expect(errorFor(IMAGE)).toBe('runlet.yaml:1:1 tasks: required key is missing: add a tasks: map (write tasks: {} for none yet)');
+  });
+
+  it('an empty file', () => {
+    expect(errorFor(['# nothing yet'])).toBe(
+      'runlet.yaml:1:1 expected a map with a tasks: key at the top level, got nothing (the file is empty)',
+    );
+  });
+});
+
+describe('YAML-level mistakes', () => {
+  it('syntax error, with its own line:col', () => {
+    expect(errorFor(['tasks:', '  a:', '    command: [node, archive.js', '    memory: 1g'])).toBe(
+      'runlet.yaml:4:5 YAML syntax error: Flow sequence in block collection must be sufficiently indented and end with a ]',
+    );
+  });
+
+  it('unquoted cron expression starting with *', () => {
+    expect(errorFor([...IMAGE, 'tasks:', '  a:', '    schedule: */5 * * * *'])).toBe(
+      'runlet.yaml:5:19 YAML syntax error: Unexpected alias at node end (a value starting with * is a YAML alias: quote it, as in schedule: "*/5 * * * *")',
+    );
+  });
+
+  it('unquoted ${VAR} inside a flow map', () => {
+    expect(errorFor([...IMAGE, 'tasks:', '  a:', '    env: { MONGO_URL: ${MONGO_URL} }'])).toBe(
+      'runlet.yaml:5:24 YAML syntax error: Unexpected flow-map-start at node end (inside { } or [ ], quote values that use ${...}, as in { URL: "${URL}" })',
+    );
+  });
+
+  it('duplicate key, pointing at the second and naming the first', () => {
+    expect(errorFor([...IMAGE, 'tasks:', '  a:', '    schedule: "@daily"', '    memory: 64m', '    schedule: "@hourly"'])).toBe(
+      'runlet.yaml:7:5 tasks.a.schedule: duplicate key "schedule" (first set on line 5; YAML would keep only one of them)',
+    );
+  });
+
+  it('alias with no anchor', () => {
+    expect(errorFor([...IMAGE, 'tasks:', '  a:', '    env: *common'])).toBe(
+      'runlet.yaml:5:10 tasks.a.env: unknown alias *common: quote the value if * is meant literally ("*common"), or set &common on a value before it',
+    );
+  });
+});
+
+describe('several mistakes', () => {
+  it('are all reported at once, in file order', () => {
+    const message = errorFor(
+      [
+        'defaults:',
+        '  timeout: 30',
+        '  pids: 0',
+        'tasks:',
+        '  archive:',
+        '    image: runlet/tasks:local',
+        '    shedule: "0 3 * * *"',
+        '    memory: lots',
+        '    cpus: 0',
+        '    env:',
+        '      MONGO_URL: ${MONGO_URL}',
+        '      TOKEN: ${TOKEN:-dev}',
+        '  Sync:',
+        '    command: [node, sync.js]',
+        'retention:',
+        '  runs: none',
+      ],
+      {},
+    );
+    expect(message).toBe(
+      [
+        'runlet.yaml:2:12 defaults.timeout: expected a duration like "30s", "10m" or "2h", got 30 (a number needs a unit: write "30s" or "30m")',
+        'runlet.yaml:3:9 defaults.pids: must be at least 1, got 0',
+        'runlet.yaml:7:5 tasks.archive.shedule: unknown key "shedule" (did you mean "schedule"?)',
+        'runlet.yaml:8:13 tasks.archive.memory: expected a size like "512m", got "lots"',
+        'runlet.yaml:9:11 tasks.archive.cpus: must be more than 0 and at most 64, got 0',
+        'runlet.yaml:11:18 tasks.archive.env.MONGO_URL: environment variable MONGO_URL is not set (write ${MONGO_URL:-default} to give a default)',
+        'runlet.yaml:13:3 tasks.Sync: invalid task name "Sync": use 1 to 63 lowercase letters, digits, "-" or "_", starting with a letter or digit (it becomes a Docker label and a Redis key)',
+        'runlet.yaml:13:3 tasks.Sync: no image: set `image:` or `build:` on the task, or `defaults.image`',
+        'runlet.yaml:16:9 retention.runs: expected a whole number of runs like 100, got "none"',
+      ].join('\n'),
+    );
+  });
+
+  it('exposes each issue as data', () => {
+    try {
+      parseConfig('tasks:\n  a:\n    image: x\n    memory: lots\n', 'config/runlet.yaml', {});
+      expect.unreachable();
+    } catch (err) {
+      expect((err as ConfigError).issues).toEqual([
+        { file: 'config/runlet.yaml', line: 4, col: 13, path: 'tasks.a.memory', message: 'expected a size like "512m", got "lots"' },
+      ]);
+    }
+  });
+});

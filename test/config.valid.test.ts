@@ -1,0 +1,164 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ConfigError, displayFile } from '../src/config/errors.js';
+import { loadConfig, parseConfig } from '../src/config/load.js';
+
+const MiB = 1024 ** 2;
+
+describe('a valid config', () => {
+  const text = [
+    'defaults:',
+    '  image: runlet/busybox:local',
+    '  memory: 128m',
+    '  timeout: 1h30m',
+    'tasks:',
+    '  archive-app-starts:',
+    '    description: Moves old app starts to the archive.',
+    '    image: runlet/tasks:local',
+    '    command: [node, archive.js, --days, 30]',
+    '    env: { VERSION: 1.10, DEBUG: true, PORT: 8080, NAME: archive }',
+    '    schedule: "0 3 * * *"',
+    '    timezone: Europe/Vienna',
+    '    memory: 1g',
+    '    cpus: 1',
+    '    timeout: 45m',
+    '    killGrace: 30s',
+    '    pids: 64',
+    '  plain:',
+    'retention:',
+    '  runs: 20',
+    '',
+  ].join('\n');
+  const config = parseConfig(text, 'runlet.yaml', {});
+
+  it('normalises units and keeps what the task sets', () => {
+    expect(config.tasks['archive-app-starts']).toEqual({
+      name: 'archive-app-starts',
+      description: 'Moves old app starts to the archive.',
+      image: 'runlet/tasks:local',
+      command: ['node', 'archive.js', '--days', '30'],
+      // Numbers stay as typed: 1.10 is "1.10", not "1.1".
+      env: { VERSION: '1.10', DEBUG: 'true', PORT: '8080', NAME: 'archive' },
+      schedule: '0 3 * * *',
+      timezone: 'Europe/Vienna',
+      memoryBytes: 1024 * MiB,
+      cpus: 1,
+      timeoutMs: 45 * 60_000,
+      killGraceMs: 30_000,
+      pids: 64,
+    });
+  });
+
+  it('fills the rest from defaults, then built-ins; the zone defaults to UTC, not the host', () => {
+    expect(config.tasks.plain).toEqual({
+      name: 'plain',
+      image: 'runlet/busybox:local',
+      env: {},
+      timezone: 'UTC',
+      memoryBytes: 128 * MiB,
+      cpus: 0.5,
+      timeoutMs: 90 * 60_000,
+      killGraceMs: 10_000,
+      pids: 256,
+    });
+    expect(config.retention).toEqual({ runsPerTask: 20 });
+    expect(config.file).toBe(path.resolve('runlet.yaml'));
+  });
+
+  it('is deep-frozen', () => {
+    const task = config.tasks['archive-app-starts'];
+    expect(Object.isFrozen(config)).toBe(true);
+    expect(Object.isFrozen(config.tasks)).toBe(true);
+    expect(Object.isFrozen(config.retention)).toBe(true);
+    expect(Object.isFrozen(task.env)).toBe(true);
+    expect(Object.isFrozen(task.command)).toBe(true);
+    expect(() => {
+      (task as { cpus: number }).cpus = 64;
+    }).toThrow(TypeError);
+  });
+
+  it('uses the built-in defaults when there is no defaults: section', () => {
+    const c = parseConfig('tasks:\n  a:\n    image: x\n', 'runlet.yaml', {});
+    expect(c.tasks.a).toMatchObject({ memoryBytes: 256 * MiB, cpus: 0.5, timeoutMs: 15 * 60_000, killGraceMs: 10_000, pids: 256, timezone: 'UTC' });
+    expect(c.retention.runsPerTask).toBe(100);
+  });
+
+  it('accepts an empty tasks map, written either way', () => {
+    expect(parseConfig('tasks: {}\n', 'runlet.yaml', {}).tasks).toEqual({});
+    expect(parseConfig('tasks:\n', 'runlet.yaml', {}).tasks).toEqual({});
+  });
+
+  it.each(['@hourly', '@daily', '@weekly', '@monthly', '@yearly', '@annually', '*/30 * * * * *', '0 9 * * MON-FRI'])(
+    'accepts the schedule %j',
+    (schedule) => {
+      const c = parseConfig(`tasks:\n  a:\n    image: x\n    schedule: "${schedule}"\n`, 'runlet.yaml', {});
+      expect(c.tasks.a.schedule).toBe(schedule);
+    },
+  );
+});
+
+describe('build:', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'runlet-config-'));
+  fs.mkdirSync(path.join(dir, 'jobs'));
+  fs.writeFileSync(path.join(dir, 'jobs', 'Dockerfile'), 'FROM scratch\n');
+  fs.mkdirSync(path.join(dir, 'empty'));
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  function load(yaml: string) {
+    const file = path.join(dir, 'runlet.yaml');
+    fs.writeFileSync(file, yaml);
+    return loadConfig(file, {});
+  }
+
+  it('is resolved against the config file directory and tagged runlet-build/<task>:latest', () => {
+    const c = load('tasks:\n  report:\n    build: jobs\n');
+    expect(c.tasks.report).toMatchObject({ build: path.join(dir, 'jobs'), image: 'runlet-build/report:latest' });
+  });
+
+  it('is tagged with image: when both are given', () => {
+    const c = load('tasks:\n  report:\n    build: ./jobs\n    image: my/report:dev\n');
+    expect(c.tasks.report).toMatchObject({ build: path.join(dir, 'jobs'), image: 'my/report:dev' });
+  });
+
+  it('must exist and hold a Dockerfile; a file outside the cwd is shown by its base name', () => {
+    let error: unknown;
+    try {
+      load('tasks:\n  a:\n    build: nope\n  b:\n    build: empty\n');
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).message).toBe(
+      [
+        `runlet.yaml:3:12 tasks.a.build: build directory "nope" does not exist (looked for ${path.join(dir, 'nope')}; build: is relative to the config file's directory)`,
+        `runlet.yaml:5:12 tasks.b.build: build directory "empty" has no Dockerfile (looked in ${path.join(dir, 'empty')})`,
+      ].join('\n'),
+    );
+  });
+});
+
+describe('loadConfig', () => {
+  it('loads the example config/runlet.yaml with no environment variables set', () => {
+    const c = loadConfig('config/runlet.yaml', {});
+    expect(Object.keys(c.tasks)).toEqual(['heartbeat', 'hello-node', 'nightly-report']);
+    expect(c.tasks.heartbeat).toMatchObject({ image: 'runlet/busybox:local', schedule: '*/30 * * * * *', memoryBytes: 16 * MiB, timeoutMs: 10_000 });
+    expect(c.tasks['hello-node']).toMatchObject({ image: 'runlet/tasks:local', command: ['node', 'hello.js'], memoryBytes: 64 * MiB });
+    expect(c.tasks['nightly-report']).toMatchObject({ timezone: 'Europe/Vienna', env: { REPORT_GREETING: 'good morning' }, timeoutMs: 45 * 60_000 });
+  });
+
+  it('reports a missing file as a ConfigError', () => {
+    expect(() => loadConfig('config/nope.yaml', {})).toThrow(
+      `config/nope.yaml: cannot read the config file: no such file (looked for ${path.resolve('config/nope.yaml')})`,
+    );
+  });
+});
+
+describe('displayFile', () => {
+  it('shows a path inside the working directory relative to it, else the base name', () => {
+    expect(displayFile('/srv/app/config/runlet.yaml', '/srv/app')).toBe('config/runlet.yaml');
+    expect(displayFile('config/runlet.yaml', '/srv/app')).toBe('config/runlet.yaml');
+    expect(displayFile('/etc/runlet/runlet.yaml', '/srv/app')).toBe('runlet.yaml');
+  });
+});
