@@ -96,7 +96,12 @@ async function execute(ctx: RunContext, run: RunRecord, task: TaskConfig, cancel
   }
 }
 
-/** Waits for the container, streaming its log tail into the record, then records the outcome. */
+/**
+ * Waits for the container, streaming its log tail into the record, removes it, then
+ * records the outcome: once a record says a run ended, its container is gone. (A crash
+ * between the two leaves a `running` record without a container, which a redelivered job
+ * turns into `lost`: never a container without a record.)
+ */
 export async function waitAndFinish(ctx: RunContext, prepared: PreparedRun, task: TaskConfig, cancel: AbortSignal, log: Logger, deadline?: number): Promise<void> {
   let writing: Promise<void> = Promise.resolve();
   const result = await ctx.runtime.wait(prepared, {
@@ -108,6 +113,7 @@ export async function waitAndFinish(ctx: RunContext, prepared: PreparedRun, task
     },
   });
   await writing;
+  await ctx.runtime.remove(prepared.containerId).catch((err) => log.error({ err }, 'could not remove container'));
   const status = await finish(ctx, prepared.runId, task, result);
   log.info({ status, exitCode: result.exitCode, reason: result.reason }, 'run finished');
 }

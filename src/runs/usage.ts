@@ -17,5 +17,5 @@ export function usageOf(startedAt: number | undefined, finishedAt: number | unde
 }
 
 function round(n: number): number {
-  return Math.round(n * 1000) / 1000;
+  return Math.round(n * 1e6) / 1e6;
 }

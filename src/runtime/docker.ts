@@ -1,0 +1,262 @@
+import Docker from 'dockerode';
+import pino, { type Logger } from 'pino';
+import { engineMessage, engineStatus, RunFailedToStart } from './errors.js';
+import { LABEL_MANAGED, LABEL_RUN, LABEL_TASK } from './labels.js';
+import { LogFollower } from './log-tail.js';
+import { engineTime, outcomeOf } from './outcome.js';
+import { startFailureReason } from './reasons.js';
+import { Stopper } from './stop.js';
+import type { OwnedContainer, PreparedRun, RunResult, RunSpec, Runtime, WaitOptions } from './types.js';
+
+/** After exit the log stream normally ends within milliseconds; this bounds a stuck one. */
+const LOG_DRAIN_MS = 2_000;
+/** setTimeout's largest delay; a longer one would fire at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+export interface DockerRuntimeOptions {
+  readonly docker?: Docker;
+  readonly logger?: Logger;
+}
+
+type Exit = { readonly statusCode: number } | { readonly lost: string };
+
+/**
+ * Runs each RunSpec in its own container on the local Docker engine, with the limits of the
+ * spec enforced by the engine (memory without swap, CPU, pids) and a timeout enforced here.
+ * Never pulls: an image must already be on the engine.
+ */
+export class DockerRuntime implements Runtime {
+  private readonly docker: Docker;
+  private readonly logger: Logger;
+  /**
+   * When start() returned, by container id. The timeout counts from start and this process
+   * knows that moment first; adopted containers carry the engine's StartedAt instead.
+   */
+  private readonly startedAt = new Map<string, number>();
+  private swappinessSupported: Promise<boolean> | undefined;
+
+  constructor(opts: DockerRuntimeOptions = {}) {
+    this.docker = opts.docker ?? new Docker();
+    this.logger = opts.logger ?? pino({ level: 'silent' });
+  }
+
+  async prepare(spec: RunSpec): Promise<PreparedRun> {
+    const name = containerName(spec.task, spec.runId);
+    let container: Docker.Container;
+    try {
+      container = await this.docker.createContainer({
+        name,
+        Image: spec.image,
+        Cmd: spec.command ? [...spec.command] : undefined,
+        // The env goes to the engine and nowhere else: it may hold secrets, so it is never logged.
+        Env: Object.entries(spec.env).map(([key, value]) => `${key}=${value}`),
+        // Ours last, so spec.labels cannot disown the container.
+        Labels: { ...spec.labels, [LABEL_MANAGED]: 'true', [LABEL_RUN]: spec.runId, [LABEL_TASK]: spec.task },
+        Tty: false,
+        OpenStdin: false,
+        AttachStdin: false,
+        AttachStdout: false,
+        AttachStderr: false,
+        HostConfig: await this.hostConfig(spec),
+      });
+    } catch (err) {
+      throw createFailure(spec, name, err);
+    }
+    this.logger.debug({ runId: spec.runId, task: spec.task, image: spec.image, containerId: container.id.slice(0, 12) }, 'container created');
+    return { runId: spec.runId, containerId: container.id, spec };
+  }
+
+  async start(run: PreparedRun): Promise<void> {
+    try {
+      await this.docker.getContainer(run.containerId).start();
+    } catch (err) {
+      // The caller records the run as failed and has nothing left to clean up.
+      await this.remove(run.containerId).catch((removeErr) => this.logger.warn({ err: removeErr, runId: run.runId }, 'could not remove a container that failed to start'));
+      if (engineStatus(err) === 404) throw new RunFailedToStart(`the container for run ${run.runId} was removed before it started`, { cause: err });
+      const reason = startFailureReason(engineMessage(err));
+      throw new RunFailedToStart(reason.startsWith('command ') ? reason : `the engine could not start the container: ${reason}`, { cause: err });
+    }
+    this.startedAt.set(run.containerId, Date.now());
+  }
+
+  async wait(run: PreparedRun, opts: WaitOptions = {}): Promise<RunResult> {
+    const { spec, containerId } = run;
+    const log = this.logger.child({ runId: run.runId, task: spec.task, containerId: containerId.slice(0, 12) });
+    const container = this.docker.getContainer(containerId);
+    const follower = new LogFollower(container, opts.onOutput, log);
+    const stopper = new Stopper(container, spec.killGraceMs, log);
+
+    const deadline = opts.deadline ?? (await this.startTime(container)) + spec.timeoutMs;
+    let timer: NodeJS.Timeout | undefined;
+    const arm = () => {
+      // Re-armed when the deadline is beyond what one timer can hold.
+      const left = deadline - Date.now();
+      timer = left > MAX_TIMER_MS ? setTimeout(arm, MAX_TIMER_MS) : setTimeout(() => stopper.stop('timeout'), Math.max(0, left));
+    };
+    arm();
+    const onCancel = () => stopper.stop('cancel', typeof opts.cancel?.reason === 'string' ? opts.cancel.reason : undefined);
+    if (opts.cancel?.aborted) onCancel();
+    else opts.cancel?.addEventListener('abort', onCancel, { once: true });
+
+    let exit: Exit;
+    try {
+      exit = await this.waitForExit(container, log);
+    } finally {
+      clearTimeout(timer);
+      stopper.exited();
+      opts.cancel?.removeEventListener('abort', onCancel);
+    }
+    await stopper.settled();
+    await settledWithin(follower.ended, LOG_DRAIN_MS);
+    follower.stop();
+    this.startedAt.delete(containerId);
+    const logTail = follower.tail.toString();
+    if ('lost' in exit) return { outcome: 'failed', reason: exit.lost, logTail };
+
+    const state = await container.inspect().then(
+      (info) => info.State,
+      (err: unknown) => {
+        log.warn({ err }, 'could not inspect the container after it ended');
+        return undefined;
+      },
+    );
+    if (state?.Status === 'created') return { outcome: 'failed', reason: 'the container was never started', logTail };
+    return outcomeOf(
+      {
+        exitCode: state?.ExitCode ?? exit.statusCode,
+        oomKilled: state?.OOMKilled ?? false,
+        startedAt: engineTime(state?.StartedAt),
+        finishedAt: engineTime(state?.FinishedAt),
+        engineError: state?.Error || undefined,
+        stopped: stopper.outcome,
+      },
+      spec,
+      logTail,
+    );
+  }
+
+  async remove(containerId: string): Promise<void> {
+    this.startedAt.delete(containerId);
+    try {
+      await this.docker.getContainer(containerId).remove({ force: true, v: true });
+    } catch (err) {
+      const status = engineStatus(err);
+      if (status === 404) return;
+      if (status === 409 && /already in progress/i.test(engineMessage(err))) return;
+      throw err;
+    }
+  }
+
+  async list(labels: Readonly<Record<string, string>>): Promise<OwnedContainer[]> {
+    // Always scoped to runlet's own containers: an empty filter must not list the whole engine.
+    const filter = Object.entries({ ...labels, [LABEL_MANAGED]: 'true' }).map(([key, value]) => `${key}=${value}`);
+    const infos = await this.docker.listContainers({ all: true, filters: { label: filter } });
+    const owned = await Promise.all(
+      infos.map(async (info): Promise<OwnedContainer | undefined> => {
+        const runId = info.Labels[LABEL_RUN];
+        if (!runId) return undefined;
+        let startedAt: number | undefined;
+        if (info.State !== 'created') {
+          // The list has only the creation time; the timeout counts from the start.
+          const inspected = await this.docker.getContainer(info.Id).inspect().catch(() => undefined);
+          if (!inspected) return undefined; // removed since the list
+          startedAt = engineTime(inspected.State.StartedAt);
+        }
+        return { containerId: info.Id, runId, task: info.Labels[LABEL_TASK] ?? '', labels: info.Labels, running: info.State === 'running', startedAt };
+      }),
+    );
+    return owned.filter((c): c is OwnedContainer => c !== undefined);
+  }
+
+  adopt(container: OwnedContainer, spec: RunSpec): PreparedRun {
+    if (container.startedAt !== undefined) this.startedAt.set(container.containerId, container.startedAt);
+    return { runId: container.runId, containerId: container.containerId, spec };
+  }
+
+  private async hostConfig(spec: RunSpec): Promise<Docker.HostConfig> {
+    return {
+      Memory: spec.memoryBytes,
+      MemorySwap: spec.memoryBytes, // equal to Memory: no swap, so the limit is a hard one
+      ...((await this.supportsSwappiness()) ? { MemorySwappiness: 0 } : {}),
+      NanoCpus: Math.round(spec.cpus * 1e9),
+      PidsLimit: spec.pids,
+      CapDrop: ['ALL'],
+      SecurityOpt: ['no-new-privileges'],
+      // tini as PID 1: forwards our SIGTERM to the program and reaps its zombies.
+      Init: true,
+      LogConfig: { Type: 'json-file', Config: { 'max-size': '8m', 'max-file': '2' } },
+      // We inspect the exit state before removing; remove() is always called by the owner.
+      AutoRemove: false,
+      NetworkMode: 'bridge',
+      // No Binds or Mounts: in particular never the Docker socket.
+    };
+  }
+
+  /** cgroup v2 has no per-cgroup swappiness; newer engines reject the setting there. */
+  private supportsSwappiness(): Promise<boolean> {
+    this.swappinessSupported ??= this.docker.info().then(
+      (info: { CgroupVersion?: string }) => info.CgroupVersion === '1',
+      (err: unknown) => {
+        this.logger.warn({ err }, 'could not read engine info; MemorySwappiness left unset');
+        this.swappinessSupported = undefined;
+        return false;
+      },
+    );
+    return this.swappinessSupported;
+  }
+
+  private async startTime(container: Docker.Container): Promise<number> {
+    const known = this.startedAt.get(container.id);
+    if (known !== undefined) return known;
+    const info = await container.inspect().catch(() => undefined);
+    return engineTime(info?.State.StartedAt) ?? Date.now();
+  }
+
+  /**
+   * The engine's long-poll wait: one request that returns when the container stops (at once
+   * if it already has). It is only asked again when the request itself broke (engine restart,
+   * a client timeout), never on a schedule.
+   */
+  private async waitForExit(container: Docker.Container, log: Logger): Promise<Exit> {
+    let quickFailures = 0;
+    for (;;) {
+      const askedAt = Date.now();
+      try {
+        const res = (await container.wait()) as { StatusCode: number };
+        return { statusCode: res.StatusCode };
+      } catch (err) {
+        if (engineStatus(err) === 404) return { lost: `container ${container.id.slice(0, 12)} no longer exists (it was removed outside this runtime)` };
+        quickFailures = Date.now() - askedAt < 1_000 ? quickFailures + 1 : 0;
+        if (quickFailures >= 5) return { lost: `lost contact with the Docker engine while waiting for the container: ${engineMessage(err)}` };
+        log.warn({ err }, 'waiting for the container failed; waiting again');
+        await delay(1_000);
+      }
+    }
+  }
+}
+
+/** `runlet-<task>-<runId>`, reduced to the characters Docker accepts in a name. */
+export function containerName(task: string, runId: string): string {
+  return `runlet-${task}-${runId}`.toLowerCase().replace(/[^a-z0-9_.-]/g, '-');
+}
+
+function createFailure(spec: RunSpec, name: string, err: unknown): RunFailedToStart {
+  const message = engineMessage(err);
+  const status = engineStatus(err);
+  if (status === 404 && /no such image/i.test(message)) {
+    return new RunFailedToStart(`image "${spec.image}" not found locally (runlet never pulls: build or load it first)`, { cause: err });
+  }
+  if (status === 409) return new RunFailedToStart(`a container named "${name}" already exists (run ${spec.runId} was prepared twice)`, { cause: err });
+  return new RunFailedToStart(`the engine could not create the container: ${startFailureReason(message)}`, { cause: err });
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Waits for `promise` (which never rejects) but at most `ms`; the timer does not outlive it. */
+async function settledWithin(promise: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([promise, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
+}

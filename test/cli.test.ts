@@ -1,0 +1,117 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { removeClusterContainers } from './helpers/daemon.js';
+import { freePort, runCli, spawnDaemon, type DaemonProcess } from './helpers/process.js';
+import { startTestRedis } from './helpers/redis.js';
+import { Redis } from 'ioredis';
+
+const dir = mkdtempSync(join(tmpdir(), 'runlet-cli-'));
+const write = (name: string, text: string) => {
+  const file = join(dir, name);
+  writeFileSync(file, text);
+  return file;
+};
+
+const GOOD = write(
+  'good.yaml',
+  `defaults: { image: runlet/busybox:local, memory: 16m, timeout: 20s }
+tasks:
+  nightly: { schedule: "0 3 * * *", timezone: Europe/Vienna, command: [sh, -c, "echo nightly"] }
+  fails:   { command: [sh, -c, "echo going down; exit 7"] }
+  fine:    { command: [sh, -c, "echo all good"] }
+`,
+);
+
+describe('runlet validate', () => {
+  it('exits 1 and prints every error with file:line:col and key', async () => {
+    const bad = write(
+      'bad.yaml',
+      `defaults: { memory: lots }
+tasks:
+  sync:
+    image: runlet/busybox:local
+    shedule: "* * * * *"
+    timeout: soon
+`,
+    );
+    const { code, stderr } = await runCli(['validate', '-c', bad], {}, dir);
+    expect(code).toBe(1);
+    expect(stderr).toContain('bad.yaml:1:21 defaults.memory: expected a size like "512m", got "lots"');
+    expect(stderr).toContain('bad.yaml:5:5 tasks.sync.shedule: unknown key "shedule" (did you mean "schedule"?)');
+    expect(stderr).toContain('bad.yaml:6:14 tasks.sync.timeout:');
+  });
+
+  it('on success lists each task with its triggers and next three fire times in its zone', async () => {
+    const { code, stdout } = await runCli(['validate', '-c', GOOD], {}, dir);
+    expect(code).toBe(0);
+    expect(stdout).toContain('ok, 3 tasks');
+    expect(stdout).toContain('cron  "0 3 * * *" in Europe/Vienna; next:');
+    expect(stdout.match(/ 03:00:00 .* \(Europe\/Vienna\)/g)).toHaveLength(3);
+  });
+
+  it('names a missing config file', async () => {
+    const { code, stderr } = await runCli(['validate', '-c', join(dir, 'nope.yaml')], {}, dir);
+    expect(code).toBe(1);
+    expect(stderr).toMatch(/cannot read the config file: no such file/);
+  });
+});
+
+describe('runlet run / status / logs against a running daemon', () => {
+  let redis: Awaited<ReturnType<typeof startTestRedis>>;
+  let daemon: DaemonProcess;
+  let env: Record<string, string>;
+
+  beforeAll(async () => {
+    redis = await startTestRedis();
+    const port = await freePort();
+    env = { REDIS_URL: redis.url, RUNLET_PORT: String(port), RUNLET_NODE: 'cli-node' };
+    daemon = spawnDaemon(GOOD, env);
+    await daemon.ready;
+  });
+  afterAll(async () => {
+    daemon?.child.kill('SIGTERM');
+    if (daemon) await new Promise((r) => daemon.child.once('exit', r));
+    const r = new Redis({ path: redis.path });
+    const clusterId = await r.get('runlet:cluster-id');
+    r.disconnect();
+    if (clusterId) await removeClusterContainers(clusterId);
+    await redis?.stopAndClean();
+  });
+
+  it('run --wait prints the output and exits with the run\'s exit code', async () => {
+    const ok = await runCli(['run', 'fine', '--wait', '-c', GOOD], env, dir);
+    expect(ok.stdout).toContain('all good');
+    expect(ok.stderr).toMatch(/succeeded in \d+\.\d+s, exit code 0/);
+    expect(ok.code).toBe(0);
+    const bad = await runCli(['run', 'fails', '--wait', '-c', GOOD], env, dir);
+    expect(bad.stdout).toContain('going down');
+    expect(bad.stderr).toMatch(/failed in .*exit code 7/);
+    expect(bad.code).toBe(7);
+  });
+
+  it('run without --wait prints the run id; logs prints its output; status lists tasks', async () => {
+    const queued = await runCli(['run', 'fine', '-c', GOOD], env, dir);
+    expect(queued.code).toBe(0);
+    const id = queued.stdout.trim();
+    expect(id).toMatch(/^[0-9A-Z]{26}$/);
+    let logs = '';
+    for (let i = 0; i < 100 && !logs.includes('all good'); i++) {
+      logs = (await runCli(['logs', id], env, dir)).stdout;
+      if (!logs.includes('all good')) await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(logs).toContain('all good');
+    const status = await runCli(['status', '-c', GOOD], env, dir);
+    expect(status.code).toBe(0);
+    expect(status.stdout).toMatch(/nightly\s+20\d\d-/);
+    expect(status.stdout).toContain('node cli-node');
+  });
+
+  it('a task that is not configured gets a did-you-mean, and nothing is queued', async () => {
+    const res = await runCli(['run', 'fien', '-c', GOOD], env, dir);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toContain('no task named "fien"');
+    expect(res.stderr).toContain('did you mean "fine"?');
+  });
+});

@@ -1,0 +1,67 @@
+import Docker from 'dockerode';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { parseConfig } from '../../src/config/load.js';
+import type { RunletConfig } from '../../src/config/types.js';
+import { startDaemon, type Daemon, type DaemonOptions } from '../../src/daemon.js';
+import { createLogger } from '../../src/lib/logger.js';
+import type { RunRecord } from '../../src/runs/types.js';
+import { isTerminal } from '../../src/runs/types.js';
+
+/** Log lines a daemon wrote, read back as objects. */
+export class LogLines extends Writable {
+  readonly lines: Array<Record<string, unknown>> = [];
+  override _write(chunk: Buffer, _enc: string, done: () => void): void {
+    for (const line of chunk.toString().split('\n')) if (line.trim()) this.lines.push(JSON.parse(line));
+    done();
+  }
+}
+
+export function configFrom(yamlText: string, env: NodeJS.ProcessEnv = {}): RunletConfig {
+  const dir = mkdtempSync(join(tmpdir(), 'runlet-test-config-'));
+  const file = join(dir, 'runlet.yaml');
+  writeFileSync(file, yamlText);
+  return parseConfig(yamlText, file, env);
+}
+
+export interface TestDaemon extends Daemon {
+  logs: LogLines;
+  /** Waits (without sleeping blindly) until the run reaches a terminal status. */
+  waitForEnd(runId: string, timeoutMs?: number): Promise<RunRecord>;
+}
+
+/** An in-process daemon on a test Redis, listening on a free port, with its logs captured. */
+export async function startTestDaemon(opts: { config: RunletConfig; redisUrl: string; node?: string } & Partial<DaemonOptions>): Promise<TestDaemon> {
+  const logs = new LogLines();
+  const daemon = await startDaemon({
+    dataDir: mkdtempSync(join(tmpdir(), 'runlet-test-data-')),
+    node: opts.node ?? 'test-node',
+    port: 0,
+    logger: createLogger({ level: 'debug', destination: logs }),
+    ...opts,
+  });
+  const waitForEnd = async (runId: string, timeoutMs = 60_000): Promise<RunRecord> => {
+    const finished = daemon.events.once('run:finished', (e) => e.runId === runId, timeoutMs).catch(() => undefined);
+    const now = await daemon.store.get(runId, { withLogs: true });
+    if (!now || !isTerminal(now.status)) await finished;
+    const rec = await daemon.store.get(runId, { withLogs: true });
+    if (!rec || !isTerminal(rec.status)) throw new Error(`run ${runId} did not end within ${timeoutMs} ms (status ${rec?.status})`);
+    return rec;
+  };
+  return { ...daemon, logs, waitForEnd };
+}
+
+/** Removes every container of one cluster (one test Redis), and says how many there were. */
+export async function removeClusterContainers(clusterId: string): Promise<number> {
+  const docker = new Docker();
+  const list = await docker.listContainers({ all: true, filters: { label: [`runlet.cluster=${clusterId}`] } });
+  await Promise.all(list.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
+  return list.length;
+}
+
+export async function containersOfRun(runId: string): Promise<number> {
+  const docker = new Docker();
+  return (await docker.listContainers({ all: true, filters: { label: [`runlet.run=${runId}`] } })).length;
+}

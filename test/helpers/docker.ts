@@ -1,0 +1,83 @@
+import Docker from 'dockerode';
+import { randomBytes } from 'node:crypto';
+import type { RunResult, RunSpec, Runtime, WaitOptions } from '../../src/runtime/types.js';
+
+/** Built by scripts/build-images.sh; tests never pull. */
+export const BUSYBOX = 'runlet/busybox:local';
+export const NODE = 'runlet/node:local';
+/** Every container a test creates carries this label (with its file name) for cleanup. */
+export const TEST_LABEL = 'runlet.test';
+
+export const docker = new Docker();
+
+export function testLabels(file: string): Record<string, string> {
+  return { [TEST_LABEL]: file };
+}
+
+/** Removes every container of one test file, whatever state the test left it in. */
+export async function removeTestContainers(file: string): Promise<number> {
+  const left = await docker.listContainers({ all: true, filters: { label: [`${TEST_LABEL}=${file}`] } });
+  await Promise.all(left.map((c) => docker.getContainer(c.Id).remove({ force: true, v: true }).catch(() => undefined)));
+  return left.length;
+}
+
+/** Fails fast, with the fix, when the local images are missing. */
+export async function requireImages(...images: string[]): Promise<void> {
+  for (const image of images) {
+    await docker
+      .getImage(image)
+      .inspect()
+      .catch(() => {
+        throw new Error(`image ${image} is missing: run scripts/build-images.sh`);
+      });
+  }
+}
+
+export function uniqueRunId(): string {
+  return `T${Date.now().toString(36)}${randomBytes(4).toString('hex')}`.toUpperCase();
+}
+
+/** A small busybox spec; tests override what they exercise. */
+export function busyboxSpec(file: string, overrides: Partial<RunSpec> = {}): RunSpec {
+  return {
+    runId: uniqueRunId(),
+    task: 'test',
+    image: BUSYBOX,
+    command: ['sh', '-c', 'true'],
+    env: {},
+    memoryBytes: 64 * 1024 * 1024,
+    cpus: 0.5,
+    pids: 64,
+    timeoutMs: 30_000,
+    killGraceMs: 2_000,
+    ...overrides,
+    labels: { ...testLabels(file), ...overrides.labels },
+  };
+}
+
+/** prepare → start → wait → remove, timing the part a user waits for (start to result). */
+export async function runToEnd(runtime: Runtime, spec: RunSpec, opts?: WaitOptions): Promise<{ result: RunResult; elapsedMs: number; containerId: string }> {
+  const prepared = await runtime.prepare(spec);
+  try {
+    await runtime.start(prepared);
+    const started = Date.now();
+    const result = await runtime.wait(prepared, opts);
+    return { result, elapsedMs: Date.now() - started, containerId: prepared.containerId };
+  } finally {
+    await runtime.remove(prepared.containerId);
+  }
+}
+
+/** Whether the engine still has the container. */
+export async function exists(containerId: string): Promise<boolean> {
+  return docker
+    .getContainer(containerId)
+    .inspect()
+    .then(
+      () => true,
+      (err: { statusCode?: number }) => {
+        if (err.statusCode === 404) return false;
+        throw err;
+      },
+    );
+}
