@@ -46,7 +46,7 @@ describe('run outcomes from real containers', () => {
     const times = r.transitions.map((t) => t.at);
     expect([...times].sort((a, b) => a - b)).toEqual(times);
     expect(r.usage?.containerSeconds).toBeGreaterThan(0);
-    expect(r.usage?.gbSeconds).toBeCloseTo((r.usage!.containerSeconds * 32) / 1024, 6);
+    expect(r.usage?.gbSeconds).toBeCloseTo((r.usage!.containerSeconds * 32) / 1024, 5);
     expect(await containersOfRun(r.id)).toBe(0);
   });
 

@@ -16,7 +16,11 @@ export const MAX_BODY_BYTES = 1024 * 1024;
  * under /api requires the bearer token when one is configured.
  */
 export function buildServer(deps: HttpDeps, logger: Logger): FastifyInstance {
-  const app = Fastify({ loggerInstance: logger.child({ component: 'http' }) as FastifyBaseLogger, bodyLimit: MAX_BODY_BYTES, disableRequestLogging: true });
+  const app = Fastify({
+    // Request lines are noise at info; errors still reach the log.
+    loggerInstance: logger.child({ component: 'http' }, { level: 'warn' }) as FastifyBaseLogger,
+    bodyLimit: MAX_BODY_BYTES,
+  });
 
   // An empty body is "no payload", not a JSON error; anything else must parse.
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {

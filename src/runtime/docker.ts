@@ -72,7 +72,8 @@ export class DockerRuntime implements Runtime {
     } catch (err) {
       // The caller records the run as failed and has nothing left to clean up.
       await this.remove(run.containerId).catch((removeErr) => this.logger.warn({ err: removeErr, runId: run.runId }, 'could not remove a container that failed to start'));
-      if (engineStatus(err) === 404) throw new RunFailedToStart(`the container for run ${run.runId} was removed before it started`, { cause: err });
+      // A 404 may also name another container (e.g. one whose network this one joins).
+      if (engineStatus(err) === 404 && engineMessage(err).includes(run.containerId)) throw new RunFailedToStart(`the container for run ${run.runId} was removed before it started`, { cause: err });
       const reason = startFailureReason(engineMessage(err));
       throw new RunFailedToStart(reason.startsWith('command ') ? reason : `the engine could not start the container: ${reason}`, { cause: err });
     }
@@ -117,9 +118,11 @@ export class DockerRuntime implements Runtime {
       (info) => info.State,
       (err: unknown) => {
         log.warn({ err }, 'could not inspect the container after it ended');
-        return undefined;
+        return engineStatus(err) === 404 ? null : undefined;
       },
     );
+    // Force-removed by someone else while running: the 137 is theirs, not the program's.
+    if (state === null) return { outcome: 'failed', exitCode: exit.statusCode, reason: `container ${containerId.slice(0, 12)} was removed outside this runtime before its end could be read (exit code ${exit.statusCode})`, logTail };
     if (state?.Status === 'created') return { outcome: 'failed', reason: 'the container was never started', logTail };
     return outcomeOf(
       {
