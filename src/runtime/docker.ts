@@ -62,7 +62,7 @@ export class DockerRuntime implements Runtime {
     } catch (err) {
       throw createFailure(spec, name, err);
     }
-    this.logger.debug({ env: spec.env, runId: spec.runId, task: spec.task, image: spec.image, containerId: container.id.slice(0, 12) }, 'container created');
+    this.logger.debug({ runId: spec.runId, task: spec.task, image: spec.image, containerId: container.id.slice(0, 12) }, 'container created');
     return { runId: spec.runId, containerId: container.id, spec };
   }
 
