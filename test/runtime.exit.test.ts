@@ -1,3 +1,4 @@
+import Docker from 'dockerode';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -79,6 +80,22 @@ describe('DockerRuntime: containers that end on their own', () => {
     expect(result.logTail).toContain('got s3cr3t-value');
     expect(lines.length).toBeGreaterThan(0);
     expect(lines.join('')).not.toContain('s3cr3t-value');
+  });
+
+  it('reads the whole log after exit when following it broke', async () => {
+    // A Docker client whose follow requests fail, as when the engine restarts mid-run.
+    const flaky = new Docker();
+    const getContainer = flaky.getContainer.bind(flaky);
+    flaky.getContainer = (id: string) => {
+      const container = getContainer(id);
+      const logs = container.logs.bind(container) as (opts: Docker.ContainerLogsOptions) => Promise<unknown>;
+      container.logs = ((opts: Docker.ContainerLogsOptions) => (opts.follow ? Promise.reject(new Error('log stream broke')) : logs(opts))) as typeof container.logs;
+      return container;
+    };
+    const { result } = await runToEnd(new DockerRuntime({ docker: flaky }), busyboxSpec(FILE, { command: sh('echo first; echo second >&2') }));
+    expect(result.outcome).toBe('succeeded');
+    // The engine's two copiers (stdout, stderr) don't keep order between the streams.
+    expect(result.logTail.split('\n').sort()).toEqual(['', 'first', 'second']);
   });
 
   it('clears its timers when the container exits', async () => {

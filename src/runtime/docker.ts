@@ -110,6 +110,7 @@ export class DockerRuntime implements Runtime {
     await stopper.settled();
     await settledWithin(follower.ended, LOG_DRAIN_MS);
     follower.stop();
+    if (follower.failed) await follower.reread(container).catch((err: unknown) => log.warn({ err }, 'could not read the log after exit'));
     this.startedAt.delete(containerId);
     const logTail = follower.tail.toString();
     if ('lost' in exit) return { outcome: 'failed', reason: exit.lost, logTail };

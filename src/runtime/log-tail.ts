@@ -108,8 +108,10 @@ export class FrameDecoder {
  * `ended` never rejects: missing output must not turn into a failed wait.
  */
 export class LogFollower {
-  readonly tail = new TailBuffer();
+  tail = new TailBuffer();
   readonly ended: Promise<void>;
+  /** The stream broke before its end (e.g. the engine restarted): the tail may have a gap. */
+  failed = false;
   private readonly abort = new AbortController();
   private timer: NodeJS.Timeout | undefined;
   private lastEmitAt = 0;
@@ -121,8 +123,21 @@ export class LogFollower {
     private readonly logger: Logger,
   ) {
     this.ended = this.follow(container).catch((err) => {
-      if (!this.abort.signal.aborted) this.logger.debug({ err }, 'log stream failed');
+      if (this.abort.signal.aborted) return;
+      this.failed = true;
+      this.logger.debug({ err }, 'log stream failed');
     });
+  }
+
+  /**
+   * After exit, when following broke part-way: reads the log again from the start (json-file
+   * keeps it until the container is removed) into a fresh tail, so no gap is left inside it.
+   */
+  async reread(container: Docker.Container): Promise<void> {
+    const bytes = await container.logs({ follow: false, stdout: true, stderr: true });
+    const tail = new TailBuffer();
+    new FrameDecoder((payload) => tail.push(payload)).write(bytes);
+    this.tail = tail;
   }
 
   /** Stops reading (after exit, when the stream did not end on its own in time). */

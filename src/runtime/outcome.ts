@@ -21,7 +21,11 @@ export interface EndFacts {
  * code.
  */
 export function outcomeOf(facts: EndFacts, spec: RunSpec, logTail: string): RunResult {
-  const base = { exitCode: facts.exitCode, startedAt: facts.startedAt, finishedAt: facts.finishedAt, logTail };
+  // The engine stamps StartedAt after runc returns but FinishedAt with the kernel's exit
+  // time, so a program that ends in a few ms can "finish" before it "started": clamp, or
+  // the run's duration (and its usage) would be negative.
+  const finishedAt = facts.finishedAt !== undefined && facts.startedAt !== undefined ? Math.max(facts.finishedAt, facts.startedAt) : facts.finishedAt;
+  const base = { exitCode: facts.exitCode, startedAt: facts.startedAt, finishedAt, logTail };
   if (facts.stopped) {
     const { reason, detail, signal } = facts.stopped;
     const how = signal === 'SIGKILL' ? `killed with SIGKILL after ${formatDuration(spec.killGraceMs)} grace` : 'stopped with SIGTERM';
