@@ -34,8 +34,12 @@ fi
 
 # --- node modules and build -----------------------------------------------------------
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  say "npm ci"
-  npm ci --no-audit --no-fund --loglevel=error >/dev/null
+  # `npm install` installs exactly the tree in package-lock.json (and, with --no-save,
+  # never rewrites it). Not `npm ci`: npm 11 refuses a lockfile that lacks entries for
+  # optional packages of other platforms (msgpackr-extract's darwin/win32 builds), which
+  # it does not write on Linux in the first place.
+  say "npm install (from package-lock.json)"
+  npm install --no-save --no-audit --no-fund --loglevel=error >/dev/null
 fi
 if [ ! -f dist/src/cli.js ] || [ -n "$(find src bench tsconfig.json -newer dist/.build-stamp 2>/dev/null | head -1)" ] || [ ! -f dist/.build-stamp ]; then
   say "building TypeScript"
