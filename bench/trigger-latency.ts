@@ -1,7 +1,7 @@
 /**
  * How long one trivial run takes from trigger to `succeeded`, against the floor: the raw
  * Docker API doing the same container work (create with the same limits, start, wait,
- * remove) with nothing around it. Both are measured in this one process, alternating, so
+ * inspect, remove) with nothing around it. Both are measured in this one process, alternating, so
  * machine noise hits both alike; the ratio is the figure to compare across machines.
  *
  *   npm run bench            (or: node dist/bench/trigger-latency.js [runs])
@@ -31,9 +31,8 @@ async function rawDocker(docker: Docker): Promise<number> {
   await c.start();
   await c.wait();
   await c.inspect();
-  const ms = performance.now() - t0;
   await c.remove({ force: true });
-  return ms;
+  return performance.now() - t0;
 }
 
 function stats(xs: number[]) {
@@ -74,7 +73,7 @@ async function main() {
   const d = stats(raw);
   const fmt = (x: number) => `${x.toFixed(0)} ms`;
   console.log(`trivial run, ${RUNS} runs each, ${new Date().toISOString()}`);
-  console.log(`  raw Docker API (create+start+wait+inspect)   median ${fmt(d.median)}  p95 ${fmt(d.p95)}  min ${fmt(d.min)}  max ${fmt(d.max)}`);
+  console.log(`  raw Docker API (create+start+wait+inspect+rm)  median ${fmt(d.median)}  p95 ${fmt(d.p95)}  min ${fmt(d.min)}  max ${fmt(d.max)}`);
   console.log(`  runlet trigger → succeeded (record written)  median ${fmt(r.median)}  p95 ${fmt(r.p95)}  min ${fmt(r.min)}  max ${fmt(r.max)}`);
   console.log(`  ratio runlet / floor (median)                ${(r.median / d.median).toFixed(2)}x  (overhead ${fmt(r.median - d.median)})`);
   process.exit(0);
