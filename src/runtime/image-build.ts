@@ -23,7 +23,7 @@ export async function buildTaskImages(docker: Docker, config: RunletConfig, logg
 }
 
 export async function buildImage(docker: Docker, contextDir: string, tag: string): Promise<void> {
-  const stream = await docker.buildImage({ context: contextDir, src: filesUnder(contextDir) }, { t: tag, labels: { 'runlet.image': 'build' } });
+  const stream = await docker.buildImage({ context: contextDir, src: filesUnder(contextDir) }, { t: tag, labels: { 'runlet.image': 'build' }, forcerm: true });
   const output: string[] = [];
   await new Promise<void>((resolve, reject) => {
     docker.modem.followProgress(
