@@ -40,6 +40,8 @@ export interface DaemonOptions {
   readonly runtime?: Runtime;
   /** How long stop() waits for runs in progress before leaving them to the next start. */
   readonly shutdownGraceMs?: number;
+  /** Queue lock of a run's job: a node silent this long has its runs delivered again (default 30 s). */
+  readonly stalledMs?: number;
 }
 
 export interface Daemon {
@@ -112,7 +114,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     subscriber.on('message', (_ch, runId: string) => ctx.active.get(runId)?.cancel.abort());
     releasers.add('cancel subscriber', async () => void subscriber.disconnect());
 
-    const workers = new TaskWorkers(connection, (runId) => runJob(ctx, runId), logger);
+    const workers = new TaskWorkers(connection, (runId) => runJob(ctx, runId), logger, opts.stalledMs);
     releasers.add('workers', async () => {
       const grace = opts.shutdownGraceMs ?? 10_000;
       const running = [...ctx.active.values()].map((a) => a.done);

@@ -12,7 +12,10 @@ export async function startCommand(args: CommonArgs): Promise<number> {
   const logger = createLogger({ level: env.RUNLET_LOG_LEVEL ?? 'info', pretty: process.stdout.isTTY });
   const port = env.RUNLET_PORT === undefined ? 8080 : Number(env.RUNLET_PORT);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new CliError(`RUNLET_PORT must be a port number, got "${env.RUNLET_PORT}"`);
+  const stalledMs = env.RUNLET_STALLED_MS === undefined ? undefined : Number(env.RUNLET_STALLED_MS);
+  if (stalledMs !== undefined && !(Number.isInteger(stalledMs) && stalledMs >= 1000)) throw new CliError(`RUNLET_STALLED_MS must be a whole number of milliseconds, at least 1000, got "${env.RUNLET_STALLED_MS}"`);
   const daemon = await startDaemon({
+    stalledMs,
     config,
     logger,
     dataDir: resolve(env.RUNLET_DATA ?? '.runlet'),

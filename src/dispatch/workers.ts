@@ -18,6 +18,8 @@ export class TaskWorkers {
     private readonly connection: ConnectionOptions,
     private readonly process: (runId: string) => Promise<void>,
     private readonly logger: Logger,
+    /** How long a silent node keeps its runs' jobs before they are delivered again. */
+    private readonly stalledMs = 30_000,
   ) {}
 
   start(tasks: readonly string[]): void {
@@ -32,8 +34,8 @@ export class TaskWorkers {
         removeOnFail: { age: 24 * 3600, count: 1000 },
         // A run holds its job for as long as its container runs; the lock is renewed every
         // lockDuration/2, and only a dead (or frozen) daemon lets it lapse.
-        lockDuration: 30_000,
-        stalledInterval: 30_000,
+        lockDuration: this.stalledMs,
+        stalledInterval: this.stalledMs,
         maxStalledCount: 2,
       });
       worker.on('error', (err) => this.logger.error({ err, task }, 'queue worker error'));
