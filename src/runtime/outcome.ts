@@ -1,5 +1,6 @@
 import type { StopSignal } from './stop.js';
-import { exitReason, formatBytes, formatDuration } from './reasons.js';
+import { formatBytes, formatDuration } from '../lib/format.js';
+import { exitReason } from './reasons.js';
 import type { KillReason, RunResult, RunSpec } from './types.js';
 
 /** What is known about a container once it has ended. */
