@@ -124,7 +124,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       }
       await workers.close(true);
     });
-    workers.start(Object.keys(config.tasks));
+    await workers.start(Object.keys(config.tasks));
 
     const submit = (request: RunRequest, o: { cronMarker?: boolean } = {}) => enqueue(enqueueDeps, request, o);
 

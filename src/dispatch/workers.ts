@@ -22,7 +22,8 @@ export class TaskWorkers {
     private readonly stalledMs = 30_000,
   ) {}
 
-  start(tasks: readonly string[]): void {
+  /** Resolves once every worker is connected: a daemon is ready only when it can take jobs. */
+  async start(tasks: readonly string[]): Promise<void> {
     for (const task of tasks) {
       if (this.workers.has(task)) continue;
       const worker = new Worker<RunJobData>(task, async (job) => this.process(job.data.runId), {
@@ -42,6 +43,7 @@ export class TaskWorkers {
       worker.on('failed', (job, err) => this.logger.error({ err, task, runId: job?.data.runId }, 'run job failed inside runlet'));
       this.workers.set(task, worker);
     }
+    await Promise.all([...this.workers.values()].map((w) => w.waitUntilReady()));
   }
 
   /** Stops taking new jobs; with `force`, does not wait for the ones in progress. */

@@ -33,7 +33,7 @@ export interface TestDaemon extends Daemon {
 }
 
 /** An in-process daemon on a test Redis, listening on a free port, with its logs captured. */
-export async function startTestDaemon(opts: { config: RunletConfig; redisUrl: string; node?: string } & Partial<DaemonOptions>): Promise<TestDaemon> {
+export async function startTestDaemon(opts: { config: RunletConfig; redisUrl: string | undefined; node?: string } & Partial<DaemonOptions>): Promise<TestDaemon> {
   const logs = new LogLines();
   const daemon = await startDaemon({
     dataDir: mkdtempSync(join(tmpdir(), 'runlet-test-data-')),
