@@ -24,6 +24,11 @@ export async function startCommand(args: CommonArgs): Promise<number> {
     port,
     host: env.RUNLET_HOST || undefined,
     token: env.RUNLET_TOKEN || undefined,
+  }).catch((err: NodeJS.ErrnoException) => {
+    // Start-up failures are the user's to fix (a busy port, no engine, a failed build):
+    // say what and how, without a stack trace.
+    if (err.code === 'EADDRINUSE') throw new CliError(`port ${port} is already in use (another runlet?): set RUNLET_PORT to use another`);
+    throw new CliError(`could not start: ${err.message}`);
   });
   return new Promise<number>((done) => {
     let stopping = false;
