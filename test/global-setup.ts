@@ -18,6 +18,8 @@ export async function teardown(): Promise<void> {
   const left = all.filter((c) => c.Created >= suiteStartedAt);
   await Promise.all(left.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
   if (left.length > 0) {
+    // vitest reports a teardown error but keeps its exit code: set ours so CI goes red.
+    process.exitCode = 1;
     const names = left.map((c) => `${c.Id.slice(0, 12)} ${JSON.stringify(c.Labels)} ${c.State}`).join('\n  ');
     throw new Error(`${left.length} runlet-labelled container(s) were left behind by the suite:\n  ${names}`);
   }
