@@ -28,6 +28,24 @@ describe('one mistake, one exact message at its line:col', () => {
     );
   });
 
+  it('a network that would share a namespace outside the run', () => {
+    expect(errorFor([...IMAGE, 'tasks:', '  sync:', '    network: host'])).toBe(
+      'runlet.yaml:5:14 tasks.sync.network: network "host" would share a network namespace outside the run; use "none", "bridge" or a named network',
+    );
+  });
+
+  it('a switch that is not true or false', () => {
+    expect(errorFor([...IMAGE, 'tasks:', '  sync:', '    suspended: maybe'])).toBe(
+      'runlet.yaml:5:16 tasks.sync.suspended: expected true or false, got "maybe"',
+    );
+  });
+
+  it('a user that docker run --user would not take', () => {
+    expect(errorFor([...IMAGE, 'tasks:', '  sync:', '    user: "root; rm"'])).toBe(
+      'runlet.yaml:5:11 tasks.sync.user: expected a user like "1000:1000" or "nobody", got "root; rm"',
+    );
+  });
+
   it('bad size', () => {
     expect(errorFor([...IMAGE, 'tasks:', '  archive:', '    memory: lots'])).toBe(
       'runlet.yaml:5:13 tasks.archive.memory: expected a size like "512m", got "lots"',

@@ -26,6 +26,11 @@ describe('a valid config', () => {
     '    timeout: 45m',
     '    killGrace: 30s',
     '    pids: 64',
+    '    user: "1000:1000"',
+    '    readOnly: true',
+    '    network: none',
+    '    suspended: "${SUSPEND:-true}"',
+    '    catchup: 6h',
     '  plain:',
     'retention:',
     '  runs: 20',
@@ -48,6 +53,11 @@ describe('a valid config', () => {
       timeoutMs: 45 * 60_000,
       killGraceMs: 30_000,
       pids: 64,
+      user: '1000:1000',
+      readOnly: true,
+      network: 'none',
+      suspended: true,
+      catchupMs: 6 * 3_600_000,
     });
   });
 
@@ -62,6 +72,10 @@ describe('a valid config', () => {
       timeoutMs: 90 * 60_000,
       killGraceMs: 10_000,
       pids: 256,
+      readOnly: false,
+      network: 'bridge',
+      suspended: false,
+      catchupMs: 0,
     });
     expect(config.retention).toEqual({ runsPerTask: 20 });
     expect(config.file).toBe(path.resolve('runlet.yaml'));

@@ -209,3 +209,52 @@ export function envField(description: string) {
     .meta({ description });
   return withHints(schema, { examples: [{ MONGO_URL: '${MONGO_URL}', LOG_LEVEL: 'info' }] });
 }
+
+// --- switches and isolation -----------------------------------------------------------
+
+/** true/false, also as the strings an `${VAR}` yields ("true", "false"). */
+export function boolField(description: string) {
+  return z
+    .union([z.boolean(), z.string()], { error: expected('true or false') })
+    .transform((value, ctx) => {
+      if (typeof value === 'boolean') return value;
+      const v = value.trim().toLowerCase();
+      if (v === 'true') return true;
+      if (v === 'false') return false;
+      return fail(ctx, value, `expected true or false, got ${got(value)}`);
+    })
+    .meta({ description });
+}
+
+// "1000", "1000:1000", "nobody", "nobody:nogroup": what Docker's --user takes.
+const USER = /^(?:[0-9]+|[a-z_][a-z0-9_-]*)(?::(?:[0-9]+|[a-z_][a-z0-9_-]*))?$/;
+
+export function userField(description: string) {
+  const schema = stringOrNumber('a user like "1000:1000" or "nobody"')
+    .transform((value, ctx) => {
+      const user = String(value).trim();
+      if (!USER.test(user)) return fail(ctx, value, `expected a user like "1000:1000" or "nobody", got ${got(value)}`);
+      return user;
+    })
+    .meta({ description, pattern: editorPattern(USER.source.slice(1, -1)) });
+  return withHints(schema, { examples: ['1000:1000', 'nobody'] });
+}
+
+// Docker network names; "host" and "container:<id>" are refused on purpose: both share a
+// namespace with something outside the run, which the isolation defaults exist to prevent.
+const NETWORK = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+
+export function networkField(description: string) {
+  const schema = z
+    .string({ error: expected('"none", "bridge" or the name of a Docker network') })
+    .transform((value, ctx) => {
+      const net = value.trim();
+      if (net === 'host' || net.startsWith('container:')) {
+        return fail(ctx, value, `network ${got(value)} would share a network namespace outside the run; use "none", "bridge" or a named network`);
+      }
+      if (!NETWORK.test(net)) return fail(ctx, value, `expected "none", "bridge" or the name of a Docker network, got ${got(value)}`);
+      return net;
+    })
+    .meta({ description });
+  return withHints(schema, { examples: ['none', 'bridge'] });
+}

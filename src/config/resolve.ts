@@ -89,6 +89,9 @@ export function buildConfig(raw: RawConfig, file: string): RunletConfig {
     timeoutMs: d.timeout ?? parseDurationMs(BUILTIN_DEFAULTS.timeout)!,
     killGraceMs: d.killGrace ?? parseDurationMs(BUILTIN_DEFAULTS.killGrace)!,
     pids: d.pids ?? BUILTIN_DEFAULTS.pids,
+    user: d.user,
+    readOnly: d.readOnly ?? false,
+    network: d.network ?? 'bridge',
   };
   const tasks: Record<string, TaskConfig> = {};
   for (const [name, rawTask] of Object.entries(raw.tasks ?? {})) {
@@ -110,6 +113,11 @@ export function buildConfig(raw: RawConfig, file: string): RunletConfig {
       timeoutMs: t.timeout ?? base.timeoutMs,
       killGraceMs: t.killGrace ?? base.killGraceMs,
       pids: t.pids ?? base.pids,
+      ...((t.user ?? base.user) !== undefined && { user: t.user ?? base.user }),
+      readOnly: t.readOnly ?? base.readOnly,
+      network: t.network ?? base.network,
+      suspended: t.suspended ?? false,
+      catchupMs: t.catchup ?? 0,
     };
   }
   return {

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { got } from './describe.js';
 import {
+  boolField,
   commandField,
   countField,
   cpusField,
@@ -8,9 +9,11 @@ import {
   envField,
   imageField,
   memoryField,
+  networkField,
   scheduleField,
   textField,
   timezoneField,
+  userField,
 } from './fields.js';
 import { withHints } from './editor-hints.js';
 
@@ -49,6 +52,9 @@ const limits = {
   killGrace: (d: string) => durationField(`Time between SIGTERM and SIGKILL when a run times out. ${d}`, 0, '0s'),
   pids: (d: string) => countField(`Most processes the container may have (fork-bomb guard). ${d}`, 'processes', 256),
   timezone: (d: string) => timezoneField(`IANA time zone the schedule is read in. ${d}`),
+  user: (d: string) => userField(`User (and group) the program runs as, as docker run --user; the image's own user when unset. ${d}`),
+  readOnly: (d: string) => boolField(`Read-only root filesystem; /tmp and /runlet stay writable. ${d}`),
+  network: (d: string) => networkField(`"none" (no network), "bridge" (Docker's default) or a named Docker network. ${d}`),
 };
 
 export const DefaultsSchema = z
@@ -61,6 +67,9 @@ export const DefaultsSchema = z
       killGrace: withHints(limits.killGrace('Default 10s.').optional(), { default: BUILTIN_DEFAULTS.killGrace }),
       timezone: withHints(limits.timezone('Default UTC.').optional(), { default: BUILTIN_DEFAULTS.timezone }),
       pids: withHints(limits.pids('Default 256.').optional(), { default: BUILTIN_DEFAULTS.pids }),
+      user: limits.user('No default.').optional(),
+      readOnly: withHints(limits.readOnly('Default false.').optional(), { default: false }),
+      network: withHints(limits.network('Default bridge.').optional(), { default: 'bridge' }),
     },
     { error: mapError('a map of default task settings') },
   )
@@ -86,6 +95,21 @@ export const TaskSchema = z
       timeout: limits.timeout('Defaults to defaults.timeout.').optional(),
       killGrace: limits.killGrace('Defaults to defaults.killGrace.').optional(),
       pids: limits.pids('Defaults to defaults.pids.').optional(),
+      user: limits.user('Defaults to defaults.user.').optional(),
+      readOnly: limits.readOnly('Defaults to defaults.readOnly.').optional(),
+      network: limits.network('Defaults to defaults.network.').optional(),
+      suspended: withHints(
+        boolField('true: the schedule keeps ticking but each tick is recorded as skipped, like Kubernetes suspend. Default false.').optional(),
+        { default: false },
+      ),
+      catchup: withHints(
+        durationField(
+          'Ticks missed while no daemon ran are run once at start-up if the latest is at most this old; older ones are recorded as skipped. Default 0 (none).',
+          0,
+          '0s',
+        ).optional(),
+        { default: '0s' },
+      ),
     },
     { error: mapError('a map of task settings') },
   )

@@ -23,6 +23,15 @@ export interface TaskConfig {
   readonly timeoutMs: number;
   readonly killGraceMs: number;
   readonly pids: number;
+  /** docker run --user; undefined keeps the image's user. */
+  readonly user?: string;
+  readonly readOnly: boolean;
+  /** "none", "bridge" or a named Docker network. */
+  readonly network: string;
+  /** Ticks are recorded as skipped instead of run (cluster-wide pause from the config). */
+  readonly suspended: boolean;
+  /** Missed ticks are run once at start-up if the latest is at most this old; 0 = never. */
+  readonly catchupMs: number;
 }
 
 export interface RunletConfig {
