@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
 import { CliError } from './cli/client.js';
+import { backfillCommand, cancelCommand, pauseCommand } from './cli/control.js';
 import { logsCommand } from './cli/logs.js';
 import { runCommand } from './cli/run.js';
 import { startCommand } from './cli/start.js';
@@ -17,6 +18,11 @@ commands:
                               exit with its exit code
   status                      tasks, next runs, runs in progress
   logs <run-id>               the run's kept output (last 64 KiB)
+  cancel <run-id>             cancel a queued or running run
+  pause <task> | resume <task>
+                              cluster-wide: ticks are recorded as skipped while paused
+  backfill <task> --from T --to T
+                              run the past ticks in [T, T] once each (ticks that ran are not repeated)
 
 options:
   -c, --config FILE           config file (default config/runlet.yaml)
@@ -34,6 +40,8 @@ async function main(argv: string[]): Promise<number> {
       config: { type: 'string', short: 'c', default: 'config/runlet.yaml' },
       payload: { type: 'string' },
       wait: { type: 'boolean', default: false },
+      from: { type: 'string' },
+      to: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -56,6 +64,16 @@ async function main(argv: string[]): Promise<number> {
     case 'logs':
       if (!rest[0]) throw new CliError('usage: runlet logs <run-id>', 2);
       return logsCommand({ configFile: values.config, env, runId: rest[0] });
+    case 'cancel':
+      if (!rest[0]) throw new CliError('usage: runlet cancel <run-id>', 2);
+      return cancelCommand({ configFile: values.config, env, runId: rest[0] });
+    case 'pause':
+    case 'resume':
+      if (!rest[0]) throw new CliError(`usage: runlet ${command} <task>`, 2);
+      return pauseCommand({ configFile: values.config, env, task: rest[0], resume: command === 'resume' });
+    case 'backfill':
+      if (!rest[0]) throw new CliError('usage: runlet backfill <task> --from <time> --to <time>', 2);
+      return backfillCommand({ configFile: values.config, env, task: rest[0], from: values.from, to: values.to });
     default:
       throw new CliError(`unknown command "${command}"\n\n${USAGE}`, 2);
   }

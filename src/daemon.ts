@@ -2,8 +2,11 @@ import Docker from 'dockerode';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { RunletConfig } from './config/types.js';
+import { backfill } from './dispatch/backfill.js';
 import { enqueue, recoverOutbox, type EnqueueDeps } from './dispatch/enqueue.js';
 import { clusterIdOf, liveDaemons, newDaemonId, startHeartbeat, type Identity } from './dispatch/identity.js';
+import { PauseState } from './dispatch/pause.js';
+import { suspendedPolicy } from './dispatch/policies.js';
 import { TaskQueues } from './dispatch/queues.js';
 import { runJob, type RunContext } from './dispatch/run-job.js';
 import { settleLeftovers } from './dispatch/settle.js';
@@ -17,6 +20,7 @@ import { Releasers } from './lib/releasers.js';
 import { DockerRuntime } from './runtime/docker.js';
 import { buildTaskImages } from './runtime/image-build.js';
 import type { Runtime } from './runtime/types.js';
+import { keys } from './runs/keys.js';
 import { RunStore } from './runs/store.js';
 import { isTerminal, type RunRequest } from './runs/types.js';
 import { CronTrigger } from './triggers/cron.js';
@@ -97,7 +101,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     const connection = redisOptions(redisTarget);
     const queues = new TaskQueues(connection);
     releasers.add('queues', () => queues.close());
-    const enqueueDeps: EnqueueDeps = { store, queues, events, logger };
+    const pauses = new PauseState(redis);
+    const enqueueDeps: EnqueueDeps = { config, policies: [suspendedPolicy(pauses)], store, queues, events, logger };
     const ctx: RunContext = { config, store, runtime, redis, identity, events, logger, active: new Map() };
 
     const settled = await settleLeftovers(ctx);
@@ -126,7 +131,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     });
     await workers.start(Object.keys(config.tasks));
 
-    const submit = (request: RunRequest, o: { cronMarker?: boolean } = {}) => enqueue(enqueueDeps, request, o);
+    const submit = (request: RunRequest, o: { cronMarker?: boolean; skipReason?: string } = {}) => enqueue(enqueueDeps, request, o);
 
     // --- http ----------------------------------------------------------------------------
     const httpDeps: HttpDeps = {
@@ -143,6 +148,10 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
         await redis.publish(CANCEL_CHANNEL, runId);
         return { status: 'cancelling', accepted: true };
       },
+      pause: (task) => pauses.pause(task),
+      resume: (task) => pauses.resume(task),
+      pausedTasks: () => pauses.all(),
+      backfill: (task, fromMs, toMs) => backfill(submit, config.tasks[task], fromMs, toMs, Date.now()),
       nextFireTimes: (task, n) => (config.tasks[task] ? nextFireTimes(config.tasks[task], n) : []),
       health: async () => ({
         redis: await redis.ping().then(() => ({ ok: true }), (e) => ({ ok: false, detail: String(e.message ?? e) })),
@@ -171,7 +180,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     const crons = Object.values(config.tasks)
       .filter((t) => t.schedule)
       .map((t) => new CronTrigger(t, submit, logger));
-    for (const c of crons) c.start();
+    for (const c of crons) await c.start(Number((await redis.get(keys.cronLast(c.taskName))) ?? NaN) || undefined);
     releasers.add('cron triggers', async () => void (await Promise.allSettled(crons.map((c) => c.stop()))));
 
     logger.info({ url, node: identity.node, redis: describeTarget(redisTarget), tasks: Object.keys(config.tasks).length, scheduled: crons.length }, 'runlet is running');

@@ -1,10 +1,14 @@
 import type { Logger } from 'pino';
+import type { RunletConfig } from '../config/types.js';
 import type { RunletEvents } from '../lib/events.js';
 import type { RunStore } from '../runs/store.js';
 import type { RunRequest } from '../runs/types.js';
+import { firstSkipReason, type Policy } from './policies.js';
 import type { TaskQueues } from './queues.js';
 
 export interface EnqueueDeps {
+  config: RunletConfig;
+  policies: readonly Policy[];
   store: RunStore;
   queues: TaskQueues;
   events: RunletEvents;
@@ -15,6 +19,8 @@ export interface Enqueued {
   runId: string;
   /** False when the request's dedupe key already had a run: nothing new was made. */
   created: boolean;
+  /** Set when the request was recorded as `skipped` instead of queued. */
+  skipped?: string;
 }
 
 /**
@@ -29,7 +35,20 @@ export interface Enqueued {
  *    the worker refuses to start a run that is no longer `queued`.
  * So each event is queued at least once, and runs at most once: exactly once.
  */
-export async function enqueue(deps: EnqueueDeps, request: RunRequest, opts: { cronMarker?: boolean; runId?: string } = {}): Promise<Enqueued> {
+export async function enqueue(deps: EnqueueDeps, request: RunRequest, opts: { cronMarker?: boolean; runId?: string; skipReason?: string } = {}): Promise<Enqueued> {
+  const task = deps.config.tasks[request.task];
+  const skipped = opts.skipReason ?? (task ? await firstSkipReason(deps.policies, request, task) : undefined);
+  if (skipped) {
+    // Recorded through the same dedupe claim, so a skipped tick is one record however many
+    // daemons skip it.
+    const res = await deps.store.create(request, { cronMarker: opts.cronMarker, runId: opts.runId, status: 'skipped', reason: skipped });
+    if (res.created) {
+      deps.events.emit('run:skipped', { runId: res.runId, task: request.task, reason: skipped });
+      deps.events.emit('run:finished', { runId: res.runId, task: request.task, status: 'skipped' });
+      if (task) await deps.store.trim(task.name, deps.config.retention.runsPerTask).catch(() => undefined);
+    }
+    return { ...res, skipped };
+  }
   const { runId, created } = await deps.store.create(request, { cronMarker: opts.cronMarker, runId: opts.runId });
   if (!created) return { runId, created };
   await addJob(deps, request.task, runId);

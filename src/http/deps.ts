@@ -1,4 +1,5 @@
 import type { RunletConfig } from '../config/types.js';
+import type { BackfillResult } from '../dispatch/backfill.js';
 import type { RunStore } from '../runs/store.js';
 
 /**
@@ -12,6 +13,11 @@ export interface HttpDeps {
   submitManual(task: string, payload: unknown): Promise<{ runId: string; created: boolean }>;
   cancelRun(runId: string): Promise<{ status: string; accepted: boolean }>;
   nextFireTimes(task: string, n: number): number[];
+  pause(task: string): Promise<void>;
+  resume(task: string): Promise<void>;
+  pausedTasks(): Promise<Set<string>>;
+  /** Throws BackfillRangeError for a range it will not run. */
+  backfill(task: string, fromMs: number, toMs: number): Promise<BackfillResult>;
   health(): Promise<Record<string, { ok: boolean; detail?: string }>>;
   status(): Promise<Record<string, unknown>>;
 }

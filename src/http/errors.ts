@@ -8,6 +8,7 @@ export const API_ERRORS = {
   TASK_NOT_FOUND: { status: 404, message: (p: { task: string; hint?: string }) => `no task named "${p.task}"${p.hint ? ` (did you mean "${p.hint}"?)` : ''}` },
   RUN_NOT_FOUND: { status: 404, message: (p: { id: string }) => `no run with id "${p.id}" (it may have been removed by retention)` },
   INVALID_PAYLOAD: { status: 400, message: (p: { detail: string }) => `the request body must be JSON: ${p.detail}` },
+  INVALID_BODY: { status: 400, message: (p: { detail: string }) => p.detail },
   INVALID_QUERY: { status: 400, message: (p: { detail: string }) => p.detail },
   RUN_FINISHED: { status: 409, message: (p: { id: string; status: string }) => `run ${p.id} already ended as ${p.status}` },
   PAYLOAD_TOO_LARGE: { status: 413, message: (p: { limit: number }) => `the request body is larger than ${p.limit} bytes` },

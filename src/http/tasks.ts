@@ -1,6 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { TaskConfig } from '../config/types.js';
 import { closest as didYouMean } from '../config/did-you-mean.js';
+import { BackfillRangeError } from '../dispatch/backfill.js';
 import type { HttpDeps } from './deps.js';
 import { apiError } from './errors.js';
 import { runSummary } from './views.js';
@@ -13,7 +14,7 @@ export const taskRoutes: FastifyPluginAsync<{ deps: HttpDeps }> = async (app, { 
     return task;
   };
 
-  const describe = async (task: TaskConfig) => {
+  const describe = async (task: TaskConfig, paused: Set<string>) => {
     const last = await deps.store.last(task.name);
     const next = deps.nextFireTimes(task.name, 3);
     return {
@@ -22,6 +23,9 @@ export const taskRoutes: FastifyPluginAsync<{ deps: HttpDeps }> = async (app, { 
       image: task.image,
       command: task.command,
       triggers: [...(task.schedule ? [{ type: 'cron', schedule: task.schedule, timezone: task.timezone }] : []), { type: 'manual' }],
+      suspended: task.suspended,
+      paused: paused.has(task.name),
+      catchupMs: task.catchupMs,
       limits: { memoryBytes: task.memoryBytes, cpus: task.cpus, timeoutMs: task.timeoutMs, killGraceMs: task.killGraceMs, pids: task.pids },
       nextRunAt: next[0] !== undefined ? new Date(next[0]).toISOString() : null,
       nextRuns: next.map((t) => new Date(t).toISOString()),
@@ -29,9 +33,38 @@ export const taskRoutes: FastifyPluginAsync<{ deps: HttpDeps }> = async (app, { 
     };
   };
 
-  app.get('/tasks', async () => ({ tasks: await Promise.all(Object.values(deps.config.tasks).map(describe)) }));
+  app.get('/tasks', async () => {
+    const paused = await deps.pausedTasks();
+    return { tasks: await Promise.all(Object.values(deps.config.tasks).map((t) => describe(t, paused))) };
+  });
 
-  app.get<{ Params: { name: string } }>('/tasks/:name', async (req) => describe(taskOr404(req.params.name)));
+  app.get<{ Params: { name: string } }>('/tasks/:name', async (req) => describe(taskOr404(req.params.name), await deps.pausedTasks()));
+
+  // Cluster-wide: every daemon reads the pause at each tick. Ticks while paused are
+  // recorded as skipped; manual runs and backfills still run.
+  app.post<{ Params: { name: string } }>('/tasks/:name/pause', async (req) => {
+    const task = taskOr404(req.params.name);
+    await deps.pause(task.name);
+    return { task: task.name, paused: true };
+  });
+  app.post<{ Params: { name: string } }>('/tasks/:name/resume', async (req) => {
+    const task = taskOr404(req.params.name);
+    await deps.resume(task.name);
+    return { task: task.name, paused: false, suspended: task.suspended };
+  });
+
+  app.post<{ Params: { name: string }; Body: { from?: unknown; to?: unknown } | undefined }>('/tasks/:name/backfill', async (req, reply) => {
+    const task = taskOr404(req.params.name);
+    const from = parseTime(req.body?.from, 'from');
+    const to = parseTime(req.body?.to, 'to');
+    try {
+      const res = await deps.backfill(task.name, from, to);
+      return reply.code(202).send({ task: task.name, ...res });
+    } catch (err) {
+      if (err instanceof BackfillRangeError) throw apiError('INVALID_BODY', { detail: err.message });
+      throw err;
+    }
+  });
 
   // A manual run: the JSON body, if any, is the run's payload. 202 once it is durably queued.
   app.post<{ Params: { name: string } }>('/tasks/:name/runs', async (req, reply) => {
@@ -40,3 +73,11 @@ export const taskRoutes: FastifyPluginAsync<{ deps: HttpDeps }> = async (app, { 
     return reply.code(202).header('location', `/api/runs/${runId}`).send({ id: runId, status: 'queued' });
   });
 };
+
+function parseTime(value: unknown, name: string): number {
+  const ms = typeof value === 'string' ? Date.parse(value) : typeof value === 'number' ? value : NaN;
+  if (!Number.isFinite(ms)) {
+    throw apiError('INVALID_BODY', { detail: `${name} must be a time like "2026-11-20T03:00:00Z" (or epoch milliseconds), got ${JSON.stringify(value ?? null)}` });
+  }
+  return ms;
+}

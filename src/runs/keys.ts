@@ -15,6 +15,8 @@ export const keys = {
   outbox: () => `${PREFIX}:outbox`,
   /** The latest cron tick (epoch ms) claimed for a task; catch-up reads it. */
   cronLast: (task: string) => `${PREFIX}:cron:${task}:last`,
+  /** set of task names paused from the API or CLI. */
+  paused: () => `${PREFIX}:paused`,
   /** Heartbeat of one live daemon process (expires when it dies). */
   daemon: (daemonId: string) => `${PREFIX}:daemon:${daemonId}`,
   /** A random id for this Redis, so containers of another cluster on one engine are left alone. */

@@ -44,6 +44,8 @@ export class RunStore {
       trigger: request.trigger,
       dedupeKey: request.dedupeKey,
       scheduledAt: request.scheduledAt,
+      backfill: request.backfill ? 'true' : undefined,
+      missedTicks: request.missedTicks,
       payload: request.payload === undefined ? undefined : JSON.stringify(request.payload),
       reason: opts.reason,
       ...(status === 'skipped' ? { finishedAt: now } : {}),
@@ -185,7 +187,7 @@ function flatten(obj: Record<string, unknown>): string[] {
   return out;
 }
 
-const NUMERIC = ['createdAt', 'updatedAt', 'scheduledAt', 'startedAt', 'finishedAt', 'exitCode', 'memoryBytes'] as const;
+const NUMERIC = ['createdAt', 'updatedAt', 'scheduledAt', 'startedAt', 'finishedAt', 'exitCode', 'memoryBytes', 'missedTicks'] as const;
 
 function toRecord(h: Record<string, string>, transitions: Transition[], logTail?: string): RunRecord {
   const num = (k: string) => (h[k] !== undefined && h[k] !== '' ? Number(h[k]) : undefined);
@@ -199,6 +201,7 @@ function toRecord(h: Record<string, string>, transitions: Transition[], logTail?
   };
   for (const k of NUMERIC) if (num(k) !== undefined) rec[k] = num(k);
   for (const k of ['node', 'daemon', 'containerId', 'image', 'reason'] as const) if (h[k] !== undefined) rec[k] = h[k];
+  if (h.backfill === 'true') rec.backfill = true;
   if (h.payload !== undefined) rec.payload = JSON.parse(h.payload);
   if (h.usage !== undefined) rec.usage = JSON.parse(h.usage) as Usage;
   if (logTail !== undefined) rec.logTail = logTail;

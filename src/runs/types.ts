@@ -57,6 +57,10 @@ export interface RunRequest {
   /** For cron: the tick this run stands for (epoch ms). */
   readonly scheduledAt?: number;
   readonly payload?: unknown;
+  /** A cron tick run again on request (runlet backfill), not by the timer. */
+  readonly backfill?: boolean;
+  /** For a catch-up run: how many ticks were missed while no daemon ran (this one included). */
+  readonly missedTicks?: number;
 }
 
 export interface RunRecord {
@@ -68,6 +72,8 @@ export interface RunRecord {
   readonly createdAt: number;
   readonly updatedAt: number;
   readonly scheduledAt?: number;
+  readonly backfill?: boolean;
+  readonly missedTicks?: number;
   readonly startedAt?: number;
   readonly finishedAt?: number;
   readonly node?: string;

@@ -1,10 +1,15 @@
 import type { Cron } from 'croner';
 import type { Logger } from 'pino';
 import type { TaskConfig } from '../config/types.js';
+import { formatDuration } from '../lib/format.js';
 import type { RunRequest } from '../runs/types.js';
 import { cronOf } from './schedule.js';
+import { ticksBetween } from './ticks.js';
 
-export type Submit = (request: RunRequest, opts: { cronMarker: boolean }) => Promise<{ runId: string; created: boolean }>;
+export type Submit = (request: RunRequest, opts: { cronMarker: boolean; skipReason?: string }) => Promise<{ runId: string; created: boolean }>;
+
+/** Missed ticks counted at start-up, at most; the record says "more than" beyond it. */
+const MISSED_COUNT_LIMIT = 10_000;
 
 /** setTimeout's limit; longer waits are taken in steps. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -36,11 +41,49 @@ export class CronTrigger {
     this.cursor = now();
   }
 
-  /** Starts firing ticks after `fromMs` (default now): ticks before it are catch-up's business. */
-  start(fromMs = this.now()): void {
+  /**
+   * Starts firing ticks after now. First, catch-up: if ticks were missed since the last one
+   * any daemon claimed (no daemon ran), the latest of them becomes one run when it is
+   * inside the task's `catchup` window, or one `skipped` record saying why not. It goes
+   * through the tick's own dedupe key, so daemons starting together still make one record,
+   * and a start-up never makes more than one catch-up run per task.
+   */
+  async start(lastClaimedTick?: number): Promise<void> {
     this.stopped = false;
-    this.cursor = fromMs;
+    const now = this.now();
+    this.cursor = now;
+    if (lastClaimedTick !== undefined) await this.catchUp(lastClaimedTick, now);
     this.arm();
+  }
+
+  private async catchUp(lastClaimedTick: number, now: number): Promise<void> {
+    const { ticks, more } = ticksBetween(this.task, lastClaimedTick, now, MISSED_COUNT_LIMIT);
+    if (ticks.length === 0) return;
+    const latest = ticks[ticks.length - 1];
+    const missed = more ? `more than ${MISSED_COUNT_LIMIT}` : String(ticks.length);
+    const request: RunRequest = {
+      task: this.task.name,
+      trigger: 'cron',
+      dedupeKey: `${this.task.name}:cron:${latest}`,
+      scheduledAt: latest,
+      missedTicks: ticks.length,
+    };
+    const age = now - latest;
+    const inside = age <= this.task.catchupMs;
+    const skipReason = inside
+      ? undefined
+      : `catch-up window passed: ${missed} tick(s) missed while no daemon ran, the latest at ${new Date(latest).toISOString()} ` +
+        `(${formatDuration(age)} ago); catchup is ${this.task.catchupMs === 0 ? 'off (0s)' : formatDuration(this.task.catchupMs)}`;
+    try {
+      const { runId, created } = await this.submit(request, { cronMarker: true, skipReason });
+      this.logger.info({ task: this.task.name, missed, latest: new Date(latest).toISOString(), runId, created }, inside ? 'catching up missed ticks with one run' : 'missed ticks are outside the catch-up window');
+    } catch (err) {
+      this.logger.error({ err, task: this.task.name }, 'could not record missed ticks');
+    }
+  }
+
+  get taskName(): string {
+    return this.task.name;
   }
 
   async stop(): Promise<void> {

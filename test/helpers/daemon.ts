@@ -42,13 +42,16 @@ export async function startTestDaemon(opts: { config: RunletConfig; redisUrl: st
     logger: createLogger({ level: 'debug', destination: logs }),
     ...opts,
   });
+  // Events are local to the daemon that ran the run; another daemon on the same Redis may
+  // have ended it, so the record is read again whenever an event or a short pause passes.
   const waitForEnd = async (runId: string, timeoutMs = 60_000): Promise<RunRecord> => {
-    const finished = daemon.events.once('run:finished', (e) => e.runId === runId, timeoutMs).catch(() => undefined);
-    const now = await daemon.store.get(runId, { withLogs: true });
-    if (!now || !isTerminal(now.status)) await finished;
-    const rec = await daemon.store.get(runId, { withLogs: true });
-    if (!rec || !isTerminal(rec.status)) throw new Error(`run ${runId} did not end within ${timeoutMs} ms (status ${rec?.status})`);
-    return rec;
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const rec = await daemon.store.get(runId, { withLogs: true });
+      if (rec && isTerminal(rec.status)) return rec;
+      if (Date.now() > deadline) throw new Error(`run ${runId} did not end within ${timeoutMs} ms (status ${rec?.status})`);
+      await daemon.events.once('run:finished', (e) => e.runId === runId, 250).catch(() => undefined);
+    }
   };
   return { ...daemon, logs, waitForEnd };
 }
