@@ -17,6 +17,17 @@ export interface RunSpec {
   readonly killGraceMs: number;
   /** Extra labels (the runtime adds runlet.managed, runlet.run, runlet.task, runlet.node...). */
   readonly labels?: Readonly<Record<string, string>>;
+  /**
+   * The JSON text of the run's payload; undefined = no payload. The program gets it on stdin
+   * (then EOF) and in /runlet/payload.json, named by env RUNLET_PAYLOAD_FILE.
+   */
+  readonly payload?: string;
+  /** "uid:gid", "uid" or a user name of the image; default: the image's own user. */
+  readonly user?: string;
+  /** Read-only root filesystem; /tmp (a 64 MiB tmpfs) and /runlet stay writable. */
+  readonly readOnly?: boolean;
+  /** 'none', 'bridge' (the default) or a named network. The host's network is refused. */
+  readonly network?: string;
 }
 
 /** Why the runtime stopped a container itself. Recorded before the signal is sent. */
@@ -33,6 +44,14 @@ export interface RunResult {
   readonly finishedAt?: number;
   /** Last 64 KiB of output. */
   readonly logTail: string;
+  /**
+   * The text of /runlet/output.json as the program left it (at most 1 MiB), even
+   * when it is not valid JSON (then outputError says so). Undefined when there was none, or
+   * when it could not be stored (outputError says why).
+   */
+  readonly output?: string;
+  /** Why output.json was not stored (too large, not a file) or is suspect (not valid JSON). */
+  readonly outputError?: string;
 }
 
 /** A created (not yet started) container. */
