@@ -24,7 +24,7 @@ describe('one mistake, one exact message at its line:col', () => {
 
   it('unknown key without a close match lists the allowed keys', () => {
     expect(errorFor(['tasks: {}', 'logging: debug'])).toBe(
-      'runlet.yaml:2:1 logging: unknown key "logging" (allowed here: defaults, tasks, retention)',
+      'runlet.yaml:2:1 logging: unknown key "logging" (allowed here: defaults, node, pools, tasks, retention)',
     );
   });
 
@@ -43,6 +43,30 @@ describe('one mistake, one exact message at its line:col', () => {
   it('a user that docker run --user would not take', () => {
     expect(errorFor([...IMAGE, 'tasks:', '  sync:', '    user: "root; rm"'])).toBe(
       'runlet.yaml:5:11 tasks.sync.user: expected a user like "1000:1000" or "nobody", got "root; rm"',
+    );
+  });
+
+  it('a pool that does not exist, with a did-you-mean', () => {
+    expect(errorFor([...IMAGE, 'pools: { heavy: { concurrency: 1 } }', 'tasks:', '  sync:', '    pool: hevy'])).toBe(
+      'runlet.yaml:6:11 tasks.sync.pool: unknown pool "hevy" (did you mean "heavy"?); pools: default, heavy',
+    );
+  });
+
+  it('a memory limit over its pool\'s budget could never start', () => {
+    expect(errorFor([...IMAGE, 'pools: { heavy: { memory: 512m } }', 'tasks:', '  sync:', '    pool: heavy', '    memory: 1g'])).toBe(
+      'runlet.yaml:7:13 tasks.sync.memory: memory limit 1g is more than pool "heavy"\'s budget of 512m: the task could never start',
+    );
+  });
+
+  it('a memory limit over the node\'s budget could never start (also when it comes from defaults)', () => {
+    expect(errorFor([...IMAGE, '  memory: 2g', 'node: { memory: 1g }', 'tasks:', '  sync: {}'])).toBe(
+      'runlet.yaml:6:3 tasks.sync: memory limit 2g is more than the node\'s budget of 1g (node.memory): the task could never start',
+    );
+  });
+
+  it('an overlap policy that does not exist', () => {
+    expect(errorFor([...IMAGE, 'tasks:', '  sync:', '    overlap: sometimes'])).toBe(
+      'runlet.yaml:5:14 tasks.sync.overlap: expected one of queue, bufferOne, skip, replace, allow, got "sometimes"',
     );
   });
 

@@ -31,7 +31,15 @@ describe('a valid config', () => {
     '    network: none',
     '    suspended: "${SUSPEND:-true}"',
     '    catchup: 6h',
+    '    pool: heavy',
+    '    concurrency: 2',
+    '    overlap: skip',
+    '    maxQueued: 5',
+    '    jitter: 30s',
     '  plain:',
+    'node: { memory: 8g }',
+    'pools:',
+    '  heavy: { concurrency: 1, memory: 4g }',
     'retention:',
     '  runs: 20',
     '',
@@ -58,6 +66,11 @@ describe('a valid config', () => {
       network: 'none',
       suspended: true,
       catchupMs: 6 * 3_600_000,
+      pool: 'heavy',
+      concurrency: 2,
+      overlap: 'skip',
+      maxQueued: 5,
+      jitterMs: 30_000,
     });
   });
 
@@ -76,8 +89,18 @@ describe('a valid config', () => {
       network: 'bridge',
       suspended: false,
       catchupMs: 0,
+      pool: 'default',
+      concurrency: 1,
+      overlap: 'queue',
+      maxQueued: 100,
+      jitterMs: 0,
     });
     expect(config.retention).toEqual({ runsPerTask: 20 });
+    expect(config.node).toEqual({ memoryBytes: 8 * 1024 * MiB });
+    expect(config.pools).toEqual({
+      default: { name: 'default', concurrency: 8 },
+      heavy: { name: 'heavy', concurrency: 1, memoryBytes: 4 * 1024 * MiB },
+    });
     expect(config.file).toBe(path.resolve('runlet.yaml'));
   });
 

@@ -258,3 +258,19 @@ export function networkField(description: string) {
     .meta({ description });
   return withHints(schema, { examples: ['none', 'bridge'] });
 }
+
+/** What to do with a new run when the task is at its concurrency limit. */
+export const OVERLAP_POLICIES = ['queue', 'bufferOne', 'skip', 'replace', 'allow'] as const;
+export type OverlapPolicy = (typeof OVERLAP_POLICIES)[number];
+
+export function overlapField(description: string) {
+  const schema = z
+    .string({ error: expected(`one of ${OVERLAP_POLICIES.join(', ')}`) })
+    .transform((value, ctx) => {
+      const v = value.trim();
+      if ((OVERLAP_POLICIES as readonly string[]).includes(v)) return v as OverlapPolicy;
+      return fail(ctx, value, `expected one of ${OVERLAP_POLICIES.join(', ')}, got ${got(value)}`);
+    })
+    .meta({ description, enum: [...OVERLAP_POLICIES] });
+  return withHints(schema, { examples: ['queue', 'skip'] });
+}

@@ -3,8 +3,9 @@ import path from 'node:path';
 import { got } from './describe.js';
 import { BUILTIN_DEFAULTS, TASK_NAME } from './schema.js';
 import type { RawConfig } from './schema.js';
-import type { RunletConfig, TaskConfig } from './types.js';
-import { parseDurationMs, parseSizeBytes } from './units.js';
+import type { PoolConfig, RunletConfig, TaskConfig } from './types.js';
+import { closest } from './did-you-mean.js';
+import { formatBytes, parseDurationMs, parseSizeBytes } from './units.js';
 import type { KeyPath } from './yaml-source.js';
 
 /**
@@ -48,6 +49,7 @@ export function crossCheck(raw: unknown, configDir: string): Finding[] {
       const problem = buildDirProblem(t.build, configDir);
       if (problem) findings.push({ path: [...at, 'build'], at: 'value', message: problem });
     }
+    findings.push(...admissionProblems(raw, name, t, defaults));
     if (isMap(t.env)) {
       for (const key of Object.keys(t.env)) {
         if (key === '' || /[=\0]/.test(key)) {
@@ -118,11 +120,60 @@ export function buildConfig(raw: RawConfig, file: string): RunletConfig {
       network: t.network ?? base.network,
       suspended: t.suspended ?? false,
       catchupMs: t.catchup ?? 0,
+      pool: t.pool ?? DEFAULT_POOL,
+      concurrency: t.concurrency ?? 1,
+      overlap: t.overlap ?? 'queue',
+      maxQueued: t.maxQueued ?? 100,
+      jitterMs: t.jitter ?? 0,
     };
   }
   return {
     file,
     retention: { runsPerTask: raw.retention?.runs ?? BUILTIN_DEFAULTS.retentionRuns },
+    node: raw.node?.memory !== undefined ? { memoryBytes: raw.node.memory } : {},
+    pools: buildPools(raw),
     tasks,
   };
+}
+
+/** Tasks without `pool:` share this one; defining it under `pools:` overrides its limits. */
+export const DEFAULT_POOL = 'default';
+const DEFAULT_POOL_CONCURRENCY = 8;
+
+function buildPools(raw: RawConfig): Record<string, PoolConfig> {
+  const pools: Record<string, PoolConfig> = { [DEFAULT_POOL]: { name: DEFAULT_POOL, concurrency: DEFAULT_POOL_CONCURRENCY } };
+  for (const [name, p] of Object.entries(raw.pools ?? {})) {
+    pools[name] = { name, concurrency: p?.concurrency ?? DEFAULT_POOL_CONCURRENCY, ...(p?.memory !== undefined && { memoryBytes: p.memory }) };
+  }
+  return pools;
+}
+
+const sizeOf = (v: unknown): number | undefined => (typeof v === 'string' || typeof v === 'number' ? parseSizeBytes(v) : undefined);
+
+/**
+ * A run whose memory limit exceeds a budget it must fit in would wait forever; it is
+ * refused here, where the user can fix it, instead.
+ */
+function admissionProblems(raw: Record<string, unknown>, name: string, t: Record<string, unknown>, defaults: Record<string, unknown>): Finding[] {
+  const at: KeyPath = ['tasks', name];
+  const pools = isMap(raw.pools) ? raw.pools : {};
+  const poolName = typeof t.pool === 'string' ? t.pool : DEFAULT_POOL;
+  if (poolName !== DEFAULT_POOL && !(poolName in pools)) {
+    const hint = closest(poolName, Object.keys(pools));
+    const known = [DEFAULT_POOL, ...Object.keys(pools)].join(', ');
+    return [{ path: [...at, 'pool'], at: 'value', message: `unknown pool ${got(poolName)}${hint ? ` (did you mean "${hint}"?)` : ''}; pools: ${known}` }];
+  }
+  const memory = sizeOf(t.memory) ?? sizeOf(defaults.memory) ?? parseSizeBytes(BUILTIN_DEFAULTS.memory)!;
+  const where: KeyPath = t.memory !== undefined ? [...at, 'memory'] : at;
+  const whereAt = t.memory !== undefined ? 'value' : 'key';
+  const pool = isMap(pools[poolName]) ? pools[poolName] : {};
+  const poolBudget = sizeOf(pool.memory);
+  if (poolBudget !== undefined && memory > poolBudget) {
+    return [{ path: where, at: whereAt, message: `memory limit ${formatBytes(memory)} is more than pool "${poolName}"'s budget of ${formatBytes(poolBudget)}: the task could never start` }];
+  }
+  const nodeBudget = isMap(raw.node) ? sizeOf(raw.node.memory) : undefined;
+  if (nodeBudget !== undefined && memory > nodeBudget) {
+    return [{ path: where, at: whereAt, message: `memory limit ${formatBytes(memory)} is more than the node's budget of ${formatBytes(nodeBudget)} (node.memory): the task could never start` }];
+  }
+  return [];
 }

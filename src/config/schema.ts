@@ -10,6 +10,7 @@ import {
   imageField,
   memoryField,
   networkField,
+  overlapField,
   scheduleField,
   textField,
   timezoneField,
@@ -98,6 +99,21 @@ export const TaskSchema = z
       user: limits.user('Defaults to defaults.user.').optional(),
       readOnly: limits.readOnly('Defaults to defaults.readOnly.').optional(),
       network: limits.network('Defaults to defaults.network.').optional(),
+      pool: textField('Pool whose per-node concurrency and memory budget this task shares. Default: the pool named default.').optional(),
+      concurrency: withHints(
+        countField('Runs of this task at once, across all daemons (cluster-wide). Default 1.', 'runs', 1).optional(),
+        { default: 1 },
+      ),
+      overlap: withHints(
+        overlapField('When the task is at its concurrency: queue (wait, up to maxQueued), bufferOne, skip, replace (cancel the oldest running run) or allow (ignore the task limit). Default queue.').optional(),
+        { default: 'queue' },
+      ),
+      maxQueued: withHints(countField('Most runs waiting with overlap: queue; beyond it new runs are skipped. Default 100.', 'runs', 100).optional(), {
+        default: 100,
+      }),
+      jitter: withHints(durationField('Random delay of up to this much per cron tick, to spread load. Default 0.', 0, '0s').optional(), {
+        default: '0s',
+      }),
       suspended: withHints(
         boolField('true: the schedule keeps ticking but each tick is recorded as skipped, like Kubernetes suspend. Default false.').optional(),
         { default: false },
@@ -115,6 +131,27 @@ export const TaskSchema = z
   )
   .nullable()
   .meta({ description: 'One task; its name is the key.' });
+
+export const NodeSchema = z
+  .strictObject(
+    {
+      memory: memoryField('Memory budget of this node: the sum of the memory limits of the runs it runs at once. No budget when unset.').optional(),
+    },
+    { error: mapError('a map like { memory: 8g }') },
+  )
+  .nullable()
+  .meta({ description: 'Limits of the node (one daemon and its Docker engine).' });
+
+export const PoolSchema = z
+  .strictObject(
+    {
+      concurrency: withHints(countField('Runs of this pool at once on one node. Default 8.', 'runs', 8).optional(), { default: 8 }),
+      memory: memoryField('Memory budget of this pool on one node (sum of its runs\' memory limits). No budget when unset.').optional(),
+    },
+    { error: mapError('a map like { concurrency: 2, memory: 4g }') },
+  )
+  .nullable()
+  .meta({ description: 'A pool: per-node concurrency and memory budget shared by its tasks.' });
 
 export const RetentionSchema = z
   .strictObject(
@@ -135,6 +172,12 @@ export const ConfigSchema = z
   .strictObject(
     {
       defaults: DefaultsSchema.optional(),
+      node: NodeSchema.optional(),
+      pools: z
+        .record(z.string(), PoolSchema, { error: mapError('a map of pool names to { concurrency, memory }') })
+        .nullable()
+        .optional()
+        .meta({ description: 'Pools by name. Tasks without `pool:` share the pool named default (concurrency 8, no memory budget, unless defined here).' }),
       tasks: z
         .record(z.string(), TaskSchema, {
           error: (iss: { code?: string; input?: unknown }) => {
@@ -165,6 +208,8 @@ export function allowedKeysAt(path: readonly PropertyKey[]): readonly string[] {
   if (path.length === 0) return Object.keys(ConfigSchema.shape);
   if (path.length === 1 && path[0] === 'defaults') return Object.keys(DefaultsSchema.unwrap().shape);
   if (path.length === 1 && path[0] === 'retention') return Object.keys(RetentionSchema.unwrap().shape);
+  if (path.length === 1 && path[0] === 'node') return Object.keys(NodeSchema.unwrap().shape);
+  if (path.length === 2 && path[0] === 'pools') return Object.keys(PoolSchema.unwrap().shape);
   if (path.length === 2 && path[0] === 'tasks') return Object.keys(TaskSchema.unwrap().shape);
   return [];
 }

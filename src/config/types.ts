@@ -32,11 +32,30 @@ export interface TaskConfig {
   readonly suspended: boolean;
   /** Missed ticks are run once at start-up if the latest is at most this old; 0 = never. */
   readonly catchupMs: number;
+  readonly pool: string;
+  /** Runs at once, cluster-wide (ignored with overlap: allow). */
+  readonly concurrency: number;
+  readonly overlap: 'queue' | 'bufferOne' | 'skip' | 'replace' | 'allow';
+  /** With overlap: queue, most runs waiting; beyond it new runs are skipped. */
+  readonly maxQueued: number;
+  /** Random delay of up to this much per cron tick. */
+  readonly jitterMs: number;
+}
+
+export interface PoolConfig {
+  readonly name: string;
+  /** Runs of the pool at once on one node. */
+  readonly concurrency: number;
+  /** Sum of the memory limits of the pool's runs on one node; undefined = no budget. */
+  readonly memoryBytes?: number;
 }
 
 export interface RunletConfig {
   /** Absolute path of the file this was loaded from. */
   readonly file: string;
   readonly retention: { readonly runsPerTask: number };
+  /** Sum of the memory limits of the runs one node runs at once; undefined = no budget. */
+  readonly node: { readonly memoryBytes?: number };
+  readonly pools: Readonly<Record<string, PoolConfig>>;
   readonly tasks: Readonly<Record<string, TaskConfig>>;
 }
