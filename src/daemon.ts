@@ -5,8 +5,10 @@ import type { RunletConfig } from './config/types.js';
 import { backfill } from './dispatch/backfill.js';
 import { enqueue, recoverOutbox, type EnqueueDeps } from './dispatch/enqueue.js';
 import { clusterIdOf, liveDaemons, newDaemonId, startHeartbeat, type Identity } from './dispatch/identity.js';
+import { NodeAdmission } from './dispatch/admission.js';
+import { CANCEL_CHANNEL, cancelRun, parseCancelMessage } from './dispatch/cancel.js';
 import { PauseState } from './dispatch/pause.js';
-import { suspendedPolicy } from './dispatch/policies.js';
+import { overlapPolicy, suspendedPolicy, type QueueCounts } from './dispatch/policies.js';
 import { TaskQueues } from './dispatch/queues.js';
 import { runJob, type RunContext } from './dispatch/run-job.js';
 import { settleLeftovers } from './dispatch/settle.js';
@@ -22,7 +24,7 @@ import { buildTaskImages } from './runtime/image-build.js';
 import type { Runtime } from './runtime/types.js';
 import { keys } from './runs/keys.js';
 import { RunStore } from './runs/store.js';
-import { isTerminal, type RunRequest } from './runs/types.js';
+import type { RunRequest } from './runs/types.js';
 import { CronTrigger } from './triggers/cron.js';
 import { nextFireTimes } from './triggers/schedule.js';
 import { manualRequest } from './triggers/manual.js';
@@ -59,7 +61,6 @@ export interface Daemon {
   stop(): Promise<void>;
 }
 
-const CANCEL_CHANNEL = 'runlet:cancel';
 const OUTBOX_EVERY_MS = 15_000;
 
 /**
@@ -102,7 +103,23 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     const queues = new TaskQueues(connection);
     releasers.add('queues', () => queues.close());
     const pauses = new PauseState(redis);
-    const enqueueDeps: EnqueueDeps = { config, policies: [suspendedPolicy(pauses)], store, queues, events, logger };
+    // The task limit is cluster-wide: BullMQ's global concurrency, set by every daemon
+    // from the same config (idempotent).
+    for (const task of Object.values(config.tasks)) {
+      if (task.overlap === 'allow') await queues.get(task.name).removeGlobalConcurrency();
+      else await queues.get(task.name).setGlobalConcurrency(task.concurrency);
+    }
+    const counts = async (task: string): Promise<QueueCounts> => {
+      const c = await queues.get(task).getJobCounts('active', 'waiting', 'prioritized', 'delayed', 'paused');
+      return { active: c.active ?? 0, waiting: (c.waiting ?? 0) + (c.prioritized ?? 0) + (c.delayed ?? 0) + (c.paused ?? 0) };
+    };
+    const replaceOldest = async (task: string): Promise<void> => {
+      const running = await store.list({ task, status: ['starting', 'running'], limit: 1000 });
+      const oldest = running[running.length - 1];
+      if (oldest) await cancelRun(redis, store, oldest.id, 'replaced by a newer run (overlap: replace)');
+    };
+    const policies = [suspendedPolicy(pauses), overlapPolicy(counts, replaceOldest)];
+    const enqueueDeps: EnqueueDeps = { config, policies, store, queues, events, logger };
     const ctx: RunContext = { config, store, runtime, redis, identity, events, logger, active: new Map() };
 
     const settled = await settleLeftovers(ctx);
@@ -116,10 +133,14 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     const subscriber = redis.duplicate();
     subscriber.on('error', () => undefined);
     await subscriber.subscribe(CANCEL_CHANNEL);
-    subscriber.on('message', (_ch, runId: string) => ctx.active.get(runId)?.cancel.abort());
+    subscriber.on('message', (_ch, message: string) => {
+      const { runId, reason } = parseCancelMessage(message);
+      ctx.active.get(runId)?.cancel.abort(reason);
+    });
     releasers.add('cancel subscriber', async () => void subscriber.disconnect());
 
-    const workers = new TaskWorkers(connection, (runId) => runJob(ctx, runId), logger, opts.stalledMs);
+    const admission = new NodeAdmission(config);
+    const workers = new TaskWorkers(connection, config, admission, (runId) => runJob(ctx, runId), logger, opts.stalledMs);
     releasers.add('workers', async () => {
       const grace = opts.shutdownGraceMs ?? 10_000;
       const running = [...ctx.active.values()].map((a) => a.done);
@@ -129,7 +150,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       }
       await workers.close(true);
     });
-    await workers.start(Object.keys(config.tasks));
+    await workers.start(Object.values(config.tasks));
 
     const submit = (request: RunRequest, o: { cronMarker?: boolean; skipReason?: string } = {}) => enqueue(enqueueDeps, request, o);
 
@@ -139,15 +160,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       store,
       token: opts.token,
       submitManual: (task, payload) => submit(manualRequest(task, payload)),
-      cancelRun: async (runId) => {
-        if (await store.transition(runId, 'cancelled', { from: ['queued'], reason: 'cancelled before it started', fields: { finishedAt: Date.now() } })) {
-          return { status: 'cancelled', accepted: true };
-        }
-        const run = await store.get(runId);
-        if (!run || isTerminal(run.status)) return { status: run?.status ?? 'unknown', accepted: false };
-        await redis.publish(CANCEL_CHANNEL, runId);
-        return { status: 'cancelling', accepted: true };
-      },
+      cancelRun: (runId) => cancelRun(redis, store, runId),
       pause: (task) => pauses.pause(task),
       resume: (task) => pauses.resume(task),
       pausedTasks: () => pauses.all(),

@@ -51,13 +51,15 @@ export async function enqueue(deps: EnqueueDeps, request: RunRequest, opts: { cr
   }
   const { runId, created } = await deps.store.create(request, { cronMarker: opts.cronMarker, runId: opts.runId });
   if (!created) return { runId, created };
-  await addJob(deps, request.task, runId);
+  // Jitter spreads the ticks of many tasks (and of many daemons' clocks) over a window.
+  const delayMs = request.trigger === 'cron' && !request.backfill && task?.jitterMs ? Math.floor(Math.random() * task.jitterMs) : 0;
+  await addJob(deps, request.task, runId, delayMs);
   deps.events.emit('run:queued', { runId, task: request.task, trigger: request.trigger });
   return { runId, created };
 }
 
-async function addJob(deps: EnqueueDeps, task: string, runId: string): Promise<void> {
-  await deps.queues.get(task).add('run', { runId }, { jobId: runId });
+async function addJob(deps: EnqueueDeps, task: string, runId: string, delayMs = 0): Promise<void> {
+  await deps.queues.get(task).add('run', { runId }, { jobId: runId, ...(delayMs > 0 && { delay: delayMs }) });
   await deps.store.confirmQueued(runId);
 }
 

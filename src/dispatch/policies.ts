@@ -22,6 +22,41 @@ export function suspendedPolicy(pauses: PauseState): Policy {
   };
 }
 
+export interface QueueCounts {
+  /** Runs of the task holding a cluster-wide slot (taken by a worker, starting or running). */
+  active: number;
+  /** Runs of the task waiting in its queue (including delayed ones). */
+  waiting: number;
+}
+
+/**
+ * The task's overlap policy, when it is at its concurrency limit (Kubernetes CronJob's
+ * concurrencyPolicy, Temporal's overlap policies). It governs what triggers fire on their
+ * own; a person's manual run or backfill always queues, as they asked for that run.
+ *
+ * The counts are read when the request arrives, so two requests in the same instant may
+ * both pass a `skip` check; the limit itself (never more than `concurrency` running) is
+ * enforced atomically by the queue and cannot be passed.
+ */
+export function overlapPolicy(counts: (task: string) => Promise<QueueCounts>, replaceOldest: (task: string) => Promise<void>): Policy {
+  return async (request, task) => {
+    if (request.trigger === 'manual' || request.backfill || task.overlap === 'allow') return undefined;
+    const { active, waiting } = await counts(task.name);
+    const atLimit = active >= task.concurrency;
+    switch (task.overlap) {
+      case 'queue':
+        return waiting >= task.maxQueued ? `queue full: ${waiting} run(s) already waiting (maxQueued: ${task.maxQueued})` : undefined;
+      case 'bufferOne':
+        return atLimit && waiting >= 1 ? `overlap bufferOne: ${active} run(s) running and one already waiting` : undefined;
+      case 'skip':
+        return atLimit ? `overlap skip: ${active} run(s) already running (concurrency: ${task.concurrency})` : undefined;
+      case 'replace':
+        if (atLimit) await replaceOldest(task.name);
+        return undefined;
+    }
+  };
+}
+
 export async function firstSkipReason(policies: readonly Policy[], request: RunRequest, task: TaskConfig): Promise<string | undefined> {
   for (const policy of policies) {
     const reason = await policy(request, task);

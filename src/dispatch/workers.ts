@@ -1,21 +1,27 @@
-import { Worker, type ConnectionOptions } from 'bullmq';
+import { WaitingError, Worker, type ConnectionOptions } from 'bullmq';
 import type { Logger } from 'pino';
+import type { RunletConfig, TaskConfig } from '../config/types.js';
 import { BULL_PREFIX } from '../runs/keys.js';
+import type { NodeAdmission } from './admission.js';
 import type { RunJobData } from './queues.js';
-
-/** Runs on one node at once, per task, until the admission rules of pools and budgets take over. */
-export const DEFAULT_NODE_CONCURRENCY = 4;
 
 /**
  * One BullMQ worker per task on this node. A job completes only after its run's outcome is
  * recorded (the processor awaits the whole run), so a node that dies mid-run leaves the
  * job to stalled-job detection rather than losing it.
+ *
+ * Admission is decided before a job is taken, not after: a task's worker is paused on this
+ * node while a run of the task would not fit here (pool or memory budget), so the job stays
+ * in the queue for a node that has room, and an idle daemon with waiting runs does no work
+ * at all. The task's cluster-wide limit is BullMQ's global concurrency on its queue.
  */
 export class TaskWorkers {
   private readonly workers = new Map<string, Worker<RunJobData>>();
 
   constructor(
     private readonly connection: ConnectionOptions,
+    private readonly config: RunletConfig,
+    private readonly admission: NodeAdmission,
     private readonly process: (runId: string) => Promise<void>,
     private readonly logger: Logger,
     /** How long a silent node keeps its runs' jobs before they are delivered again. */
@@ -23,13 +29,14 @@ export class TaskWorkers {
   ) {}
 
   /** Resolves once every worker is connected: a daemon is ready only when it can take jobs. */
-  async start(tasks: readonly string[]): Promise<void> {
+  async start(tasks: readonly TaskConfig[]): Promise<void> {
     for (const task of tasks) {
-      if (this.workers.has(task)) continue;
-      const worker = new Worker<RunJobData>(task, async (job) => this.process(job.data.runId), {
+      if (this.workers.has(task.name)) continue;
+      const worker = new Worker<RunJobData>(task.name, (job, token) => this.take(task, job.data.runId, () => job.moveToWait(token)), {
         connection: this.connection,
         prefix: BULL_PREFIX,
-        concurrency: DEFAULT_NODE_CONCURRENCY,
+        // Never more at once on this node than the task's pool allows.
+        concurrency: this.config.pools[task.pool]?.concurrency ?? 1,
         // A run's outcome is in its record; the job needs no second copy.
         removeOnComplete: { age: 3600, count: 1000 },
         removeOnFail: { age: 24 * 3600, count: 1000 },
@@ -39,11 +46,40 @@ export class TaskWorkers {
         stalledInterval: this.stalledMs,
         maxStalledCount: 2,
       });
-      worker.on('error', (err) => this.logger.error({ err, task }, 'queue worker error'));
-      worker.on('failed', (job, err) => this.logger.error({ err, task, runId: job?.data.runId }, 'run job failed inside runlet'));
-      this.workers.set(task, worker);
+      worker.on('error', (err) => this.logger.error({ err, task: task.name }, 'queue worker error'));
+      worker.on('failed', (job, err) => this.logger.error({ err, task: task.name, runId: job?.data.runId }, 'run job failed inside runlet'));
+      this.workers.set(task.name, worker);
     }
     await Promise.all([...this.workers.values()].map((w) => w.waitUntilReady()));
+    this.refresh();
+  }
+
+  private async take(task: TaskConfig, runId: string, handBack: () => Promise<unknown>): Promise<void> {
+    if (!this.admission.reserve(runId, task)) {
+      // AdmissionDeferred: another worker of this node took the last room between our fetch
+      // and now. The job goes back to the front of its queue for whichever node has room.
+      await handBack();
+      this.refresh();
+      throw new WaitingError();
+    }
+    this.refresh();
+    try {
+      await this.process(runId);
+    } finally {
+      this.admission.release(runId);
+      this.refresh();
+    }
+  }
+
+  /** Pauses the workers of tasks that would not fit on this node now; resumes the rest. */
+  refresh(): void {
+    for (const [name, worker] of this.workers) {
+      const task = this.config.tasks[name];
+      if (!task || worker.closing) continue;
+      const fits = this.admission.whyNot(task) === undefined;
+      if (fits && worker.isPaused()) worker.resume();
+      else if (!fits && !worker.isPaused()) void worker.pause(true).catch(() => undefined);
+    }
   }
 
   /** Stops taking new jobs; with `force`, does not wait for the ones in progress. */

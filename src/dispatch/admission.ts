@@ -1,0 +1,62 @@
+import type { RunletConfig, TaskConfig } from '../config/types.js';
+import { formatBytes } from '../lib/format.js';
+
+interface Reservation {
+  readonly pool: string;
+  readonly memoryBytes: number;
+}
+
+/**
+ * This node's room for runs: each pool's concurrency and memory budget, and the node's
+ * memory budget (sums of the runs' memory *limits*: a limit is what a run may take, so it
+ * is what must be free). Used as `whyNot(task)` to decide whether to fetch a task's jobs at
+ * all, then `reserve(runId, task)` when one is taken — the second check catches two
+ * workers that both saw the last free room.
+ */
+export class NodeAdmission {
+  private readonly reserved = new Map<string, Reservation>();
+
+  constructor(private readonly config: RunletConfig) {}
+
+  /** Why a run of `task` would not fit on this node now, or undefined if it would. */
+  whyNot(task: TaskConfig): string | undefined {
+    const pool = this.config.pools[task.pool];
+    let poolRuns = 0;
+    let poolBytes = 0;
+    let nodeBytes = 0;
+    for (const r of this.reserved.values()) {
+      nodeBytes += r.memoryBytes;
+      if (r.pool === task.pool) {
+        poolRuns++;
+        poolBytes += r.memoryBytes;
+      }
+    }
+    if (pool && poolRuns >= pool.concurrency) return `pool "${task.pool}" is at its concurrency of ${pool.concurrency} on this node`;
+    if (pool?.memoryBytes !== undefined && poolBytes + task.memoryBytes > pool.memoryBytes) {
+      return `pool "${task.pool}" has ${formatBytes(pool.memoryBytes - poolBytes)} of its ${formatBytes(pool.memoryBytes)} memory budget free on this node; the run needs ${formatBytes(task.memoryBytes)}`;
+    }
+    const node = this.config.node.memoryBytes;
+    if (node !== undefined && nodeBytes + task.memoryBytes > node) {
+      return `the node has ${formatBytes(node - nodeBytes)} of its ${formatBytes(node)} memory budget free; the run needs ${formatBytes(task.memoryBytes)}`;
+    }
+    return undefined;
+  }
+
+  reserve(runId: string, task: TaskConfig): boolean {
+    if (this.reserved.has(runId)) return true;
+    if (this.whyNot(task) !== undefined) return false;
+    this.reserved.set(runId, { pool: task.pool, memoryBytes: task.memoryBytes });
+    return true;
+  }
+
+  release(runId: string): void {
+    this.reserved.delete(runId);
+  }
+
+  /** Bytes of memory limits reserved on this node now. */
+  reservedBytes(): number {
+    let n = 0;
+    for (const r of this.reserved.values()) n += r.memoryBytes;
+    return n;
+  }
+}

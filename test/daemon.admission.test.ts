@@ -1,0 +1,72 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { manualRequest } from '../src/triggers/manual.js';
+import { configFrom, removeClusterContainers, startTestDaemon, type TestDaemon } from './helpers/daemon.js';
+import { startTestRedis } from './helpers/redis.js';
+
+// Per-node admission: a pool's concurrency and memory budget, and the node's memory
+// budget, hold a run back (queued, not dropped) until another run frees the room.
+const CONFIG = `
+defaults: { image: runlet/busybox:local, timeout: 30s }
+node: { memory: 100m }
+pools:
+  heavy: { concurrency: 4, memory: 64m }
+  single: { concurrency: 1 }
+tasks:
+  big-a:   { pool: heavy, memory: 48m, command: [sh, -c, "sleep 1.5; echo a"] }
+  big-b:   { pool: heavy, memory: 48m, command: [echo, b] }
+  solo-a:  { pool: single, memory: 8m, command: [sh, -c, "sleep 1.5; echo a"] }
+  solo-b:  { pool: single, memory: 8m, command: [echo, b] }
+  node-a:  { memory: 90m, command: [sh, -c, "sleep 1.5; echo a"] }
+  node-b:  { memory: 20m, command: [echo, b] }
+`;
+
+let redis: Awaited<ReturnType<typeof startTestRedis>>;
+let daemon: TestDaemon;
+
+beforeAll(async () => {
+  redis = await startTestRedis();
+  daemon = await startTestDaemon({ config: configFrom(CONFIG), redisUrl: redis.url });
+});
+afterAll(async () => {
+  await daemon?.stop();
+  if (daemon) await removeClusterContainers(daemon.identity.clusterId);
+  await redis?.stopAndClean();
+});
+
+/** Starts `first`, and once it runs, `second`: returns both records when both ended. */
+async function oneAfterAnother(first: string, second: string) {
+  const a = await daemon.submit(manualRequest(first, undefined));
+  await daemon.events.once('run:started', (e) => e.runId === a.runId);
+  const b = await daemon.submit(manualRequest(second, undefined));
+  return Promise.all([daemon.waitForEnd(a.runId), daemon.waitForEnd(b.runId)]);
+}
+
+describe('admission on one node', () => {
+  it("a pool's memory budget holds a run back until another finishes", async () => {
+    const [a, b] = await oneAfterAnother('big-a', 'big-b');
+    expect([a.status, b.status]).toEqual(['succeeded', 'succeeded']);
+    // 48m + 48m > 64m: b waited, queued, for a to end.
+    const bStarted = b.transitions.find((t) => t.status === 'starting')!.at;
+    expect(bStarted).toBeGreaterThanOrEqual(a.transitions.find((t) => t.status === 'succeeded')!.at - 50);
+  });
+
+  it("a pool's concurrency holds a run of another task back", async () => {
+    const [a, b] = await oneAfterAnother('solo-a', 'solo-b');
+    const bStarted = b.transitions.find((t) => t.status === 'starting')!.at;
+    expect(bStarted).toBeGreaterThanOrEqual(a.transitions.find((t) => t.status === 'succeeded')!.at - 50);
+  });
+
+  it("the node's memory budget holds a run back across pools", async () => {
+    const [a, b] = await oneAfterAnother('node-a', 'node-b');
+    const bStarted = b.transitions.find((t) => t.status === 'starting')!.at;
+    expect(bStarted).toBeGreaterThanOrEqual(a.transitions.find((t) => t.status === 'succeeded')!.at - 50);
+  });
+
+  it('runs that fit start side by side (the rules do not serialise everything)', async () => {
+    const a = await daemon.submit(manualRequest('big-a', undefined));
+    await daemon.events.once('run:started', (e) => e.runId === a.runId);
+    const b = await daemon.submit(manualRequest('solo-b', undefined));
+    const [ra, rb] = await Promise.all([daemon.waitForEnd(a.runId), daemon.waitForEnd(b.runId)]);
+    expect(rb.finishedAt!).toBeLessThan(ra.finishedAt!);
+  });
+});
