@@ -16,7 +16,7 @@ export async function teardown(): Promise<void> {
   const docker = new Docker();
   const all = await docker.listContainers({ all: true, filters: { label: ['runlet.managed'] } });
   const left = all.filter((c) => c.Created >= suiteStartedAt);
-  await Promise.all(left.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
+  await Promise.all(left.map((c) => docker.getContainer(c.Id).remove({ force: true, v: true }).catch(() => undefined)));
   if (left.length > 0) {
     // vitest reports a teardown error but keeps its exit code: set ours so CI goes red.
     process.exitCode = 1;

@@ -1,10 +1,14 @@
 import Docker from 'dockerode';
 import pino, { type Logger } from 'pino';
 import { engineMessage, engineStatus, RunFailedToStart } from './errors.js';
+import { isolationHostConfig } from './isolation.js';
 import { LABEL_MANAGED, LABEL_RUN, LABEL_TASK } from './labels.js';
 import { LogFollower } from './log-tail.js';
 import { engineTime, outcomeOf } from './outcome.js';
+import { readOutput } from './output.js';
 import { startFailureReason } from './reasons.js';
+import { PAYLOAD_FILE_ENV, PAYLOAD_PATH, placeRunDir, RUN_DIR, usesRunDirVolume } from './run-dir.js';
+import { StdinFeed } from './stdin.js';
 import { Stopper } from './stop.js';
 import type { OwnedContainer, PreparedRun, RunResult, RunSpec, Runtime, WaitOptions } from './types.js';
 
@@ -33,6 +37,8 @@ export class DockerRuntime implements Runtime {
    * knows that moment first; adopted containers carry the engine's StartedAt instead.
    */
   private readonly startedAt = new Map<string, number>();
+  /** Payload deliveries still connected, by container id: closed once the container exits. */
+  private readonly stdin = new Map<string, StdinFeed>();
   private swappinessSupported: Promise<boolean> | undefined;
 
   constructor(opts: DockerRuntimeOptions = {}) {
@@ -42,36 +48,59 @@ export class DockerRuntime implements Runtime {
 
   async prepare(spec: RunSpec): Promise<PreparedRun> {
     const name = containerName(spec.task, spec.runId);
+    const hasPayload = spec.payload !== undefined;
+    const hostConfig = await this.hostConfig(spec);
     let container: Docker.Container;
     try {
       container = await this.docker.createContainer({
         name,
         Image: spec.image,
         Cmd: spec.command ? [...spec.command] : undefined,
+        User: spec.user || undefined,
         // The env goes to the engine and nowhere else: it may hold secrets, so it is never logged.
-        Env: Object.entries(spec.env).map(([key, value]) => `${key}=${value}`),
+        // Ours last, so spec.env cannot point the program at another file.
+        Env: [...Object.entries(spec.env).map(([key, value]) => `${key}=${value}`), ...(hasPayload ? [`${PAYLOAD_FILE_ENV}=${PAYLOAD_PATH}`] : [])],
         // Ours last, so spec.labels cannot disown the container.
         Labels: { ...spec.labels, [LABEL_MANAGED]: 'true', [LABEL_RUN]: spec.runId, [LABEL_TASK]: spec.task },
         Tty: false,
-        OpenStdin: false,
-        AttachStdin: false,
+        // With a payload, stdin is open for the one attach start() makes and closes after it;
+        // without, the program reads EOF at once, as before.
+        OpenStdin: hasPayload,
+        StdinOnce: hasPayload,
+        AttachStdin: hasPayload,
         AttachStdout: false,
         AttachStderr: false,
-        HostConfig: await this.hostConfig(spec),
+        ...(usesRunDirVolume(spec) ? { Volumes: { [RUN_DIR]: {} } } : {}),
+        HostConfig: hostConfig,
       });
     } catch (err) {
       throw createFailure(spec, name, err);
+    }
+    try {
+      await placeRunDir(container, spec);
+    } catch (err) {
+      await this.remove(container.id).catch((removeErr) => this.logger.warn({ err: removeErr, runId: spec.runId }, 'could not remove a container that could not be prepared'));
+      throw new RunFailedToStart(`could not create ${RUN_DIR} in the container: ${engineMessage(err)}`, { cause: err });
     }
     this.logger.debug({ runId: spec.runId, task: spec.task, image: spec.image, containerId: container.id.slice(0, 12) }, 'container created');
     return { runId: spec.runId, containerId: container.id, spec };
   }
 
   async start(run: PreparedRun): Promise<void> {
+    const container = this.docker.getContainer(run.containerId);
+    // Attached before start, so the program can't read stdin before the payload is there.
+    if (run.spec.payload !== undefined) {
+      try {
+        this.stdin.set(run.containerId, await StdinFeed.open(container, Buffer.from(run.spec.payload, 'utf8'), this.logger.child({ runId: run.runId })));
+      } catch (err) {
+        await this.removeUnstarted(run);
+        throw new RunFailedToStart(`could not attach to the container to deliver the payload on stdin: ${engineMessage(err)}`, { cause: err });
+      }
+    }
     try {
-      await this.docker.getContainer(run.containerId).start();
+      await container.start();
     } catch (err) {
-      // The caller records the run as failed and has nothing left to clean up.
-      await this.remove(run.containerId).catch((removeErr) => this.logger.warn({ err: removeErr, runId: run.runId }, 'could not remove a container that failed to start'));
+      await this.removeUnstarted(run);
       // A 404 may also name another container (e.g. one whose network this one joins).
       if (engineStatus(err) === 404 && engineMessage(err).includes(run.containerId)) throw new RunFailedToStart(`the container for run ${run.runId} was removed before it started`, { cause: err });
       const reason = startFailureReason(engineMessage(err));
@@ -104,6 +133,7 @@ export class DockerRuntime implements Runtime {
       exit = await this.waitForExit(container, log);
     } finally {
       clearTimeout(timer);
+      this.closeStdin(containerId);
       stopper.exited();
       opts.cancel?.removeEventListener('abort', onCancel);
     }
@@ -115,17 +145,22 @@ export class DockerRuntime implements Runtime {
     const logTail = follower.tail.toString();
     if ('lost' in exit) return { outcome: 'failed', reason: exit.lost, logTail };
 
-    const state = await container.inspect().then(
-      (info) => info.State,
-      (err: unknown) => {
-        log.warn({ err }, 'could not inspect the container after it ended');
-        return engineStatus(err) === 404 ? null : undefined;
-      },
-    );
+    // output.json is read now, after exit and before the owner removes the container.
+    const [state, captured] = await Promise.all([
+      container.inspect().then(
+        (info) => info.State,
+        (err: unknown) => {
+          log.warn({ err }, 'could not inspect the container after it ended');
+          return engineStatus(err) === 404 ? null : undefined;
+        },
+      ),
+      readOutput(container),
+    ]);
     // Force-removed by someone else while running: the 137 is theirs, not the program's.
     if (state === null) return { outcome: 'failed', exitCode: exit.statusCode, reason: `container ${containerId.slice(0, 12)} was removed outside this runtime before its end could be read (exit code ${exit.statusCode})`, logTail };
     if (state?.Status === 'created') return { outcome: 'failed', reason: 'the container was never started', logTail };
-    return outcomeOf(
+    if (captured.outputError) log.info({ outputError: captured.outputError }, 'output.json not stored as it is');
+    const result = outcomeOf(
       {
         exitCode: state?.ExitCode ?? exit.statusCode,
         oomKilled: state?.OOMKilled ?? false,
@@ -137,10 +172,12 @@ export class DockerRuntime implements Runtime {
       spec,
       logTail,
     );
+    return { ...result, ...captured };
   }
 
   async remove(containerId: string): Promise<void> {
     this.startedAt.delete(containerId);
+    this.closeStdin(containerId);
     try {
       await this.docker.getContainer(containerId).remove({ force: true, v: true });
     } catch (err) {
@@ -191,9 +228,21 @@ export class DockerRuntime implements Runtime {
       LogConfig: { Type: 'json-file', Config: { 'max-size': '8m', 'max-file': '2' } },
       // We inspect the exit state before removing; remove() is always called by the owner.
       AutoRemove: false,
-      NetworkMode: 'bridge',
-      // No Binds or Mounts: in particular never the Docker socket.
+      // Read-only rootfs (with /tmp as tmpfs) and the network, as the task chose.
+      ...isolationHostConfig(spec),
+      // No Binds or Mounts (only /runlet's anonymous volume with a read-only rootfs, see
+      // run-dir.ts): in particular never the Docker socket.
     };
+  }
+
+  /** The caller records the run as failed and has nothing left to clean up. */
+  private async removeUnstarted(run: PreparedRun): Promise<void> {
+    await this.remove(run.containerId).catch((removeErr) => this.logger.warn({ err: removeErr, runId: run.runId }, 'could not remove a container that failed to start'));
+  }
+
+  private closeStdin(containerId: string): void {
+    this.stdin.get(containerId)?.close();
+    this.stdin.delete(containerId);
   }
 
   /** cgroup v2 has no per-cgroup swappiness; newer engines reject the setting there. */

@@ -12,26 +12,21 @@ import type { Logger } from 'pino';
  * would hang the run, and its EPIPE/reset is expected, so it is only logged at debug.
  */
 export class StdinFeed {
-  private constructor(
-    private readonly socket: Duplex,
-    private readonly logger: Logger,
-  ) {}
+  private constructor(private readonly socket: Duplex) {}
 
   /** Attaches and starts writing. Throws when the attach fails: the payload can't be delivered. */
   static async open(container: Docker.Container, payload: Buffer, logger: Logger): Promise<StdinFeed> {
     // stdout/stderr are not asked for: output is read from the log, which keeps it all.
     const socket = (await container.attach({ stream: true, stdin: true, stdout: false, stderr: false, hijack: true })) as Duplex;
-    const feed = new StdinFeed(socket, logger);
     socket.on('error', (err) => logger.debug({ err }, 'stdin connection ended early (the program did not read all of its payload)'));
     // Anything the engine sends back is not ours to keep; read it so the socket never stalls.
     socket.resume();
     socket.end(payload);
-    return feed;
+    return new StdinFeed(socket);
   }
 
   /** After exit (or when the run is abandoned): drops what was not delivered and the connection. */
   close(): void {
-    if (!this.socket.destroyed) this.logger.debug('closing stdin connection');
     this.socket.destroy();
   }
 }

@@ -60,7 +60,7 @@ export async function startTestDaemon(opts: { config: RunletConfig; redisUrl: st
 export async function removeClusterContainers(clusterId: string): Promise<number> {
   const docker = new Docker();
   const list = await docker.listContainers({ all: true, filters: { label: [`runlet.cluster=${clusterId}`] } });
-  await Promise.all(list.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
+  await Promise.all(list.map((c) => docker.getContainer(c.Id).remove({ force: true, v: true }).catch(() => undefined)));
   return list.length;
 }
 

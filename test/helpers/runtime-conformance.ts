@@ -14,9 +14,10 @@ export interface ConformanceFixture {
 }
 
 /**
- * The Runtime contract (src/runtime/types.ts) as tests: outcomes, log tail, timeout and
- * cancel, failure to start, and the re-attach path a restarted daemon takes (list → adopt →
- * wait). Runtime-specific detail (reason wording, hardening, OOM) is tested per runtime.
+ * The Runtime contract (src/runtime/types.ts) as tests: outcomes, log tail, payload in and
+ * output out, a read-only rootfs, timeout and cancel, failure to start, and the re-attach path
+ * a restarted daemon takes (list → adopt → wait). Runtime-specific detail (reason wording,
+ * hardening, OOM, how /runlet is made) is tested per runtime.
  */
 export function runtimeConformance(name: string, makeRuntime: () => Runtime, fixture: ConformanceFixture): void {
   describe(`${name} conforms to Runtime`, () => {
@@ -52,6 +53,29 @@ export function runtimeConformance(name: string, makeRuntime: () => Runtime, fix
     it('the env reaches the program', async () => {
       const result = await run(fixture.shellSpec('echo "value=$RUNLET_CONFORMANCE"', { env: { RUNLET_CONFORMANCE: 'a b=c' } }));
       expect(result.logTail).toContain('value=a b=c');
+    });
+
+    it('a payload reaches the program on stdin (then EOF) and in the file $RUNLET_PAYLOAD_FILE names', async () => {
+      const payload = '{\n  "text": "ünïcödé ✓",\n  "n": 1\n}\n';
+      const onStdin = await run(fixture.shellSpec('cat', { payload, timeoutMs: 10_000 }));
+      expect(onStdin).toMatchObject({ outcome: 'succeeded', logTail: payload });
+      const inFile = await run(fixture.shellSpec('[ "$RUNLET_PAYLOAD_FILE" = /runlet/payload.json ] && cat "$RUNLET_PAYLOAD_FILE"', { payload }));
+      expect(inFile).toMatchObject({ outcome: 'succeeded', logTail: payload });
+    });
+
+    it('/runlet/output.json comes back as output; without it there is none', async () => {
+      const written = await run(fixture.shellSpec('echo \'{"answer": 42}\' > /runlet/output.json'));
+      expect(written).toMatchObject({ outcome: 'succeeded', output: '{"answer": 42}\n' });
+      expect(written.outputError).toBeUndefined();
+      const none = await run(fixture.shellSpec('true'));
+      expect(none.output).toBeUndefined();
+      expect(none.outputError).toBeUndefined();
+    });
+
+    it('with readOnly the root filesystem refuses writes, while /tmp and /runlet take them', async () => {
+      const script = 'touch /not-writable 2>/dev/null && echo rootfs-writable; echo ok > /tmp/t && cat /tmp/t; cat "$RUNLET_PAYLOAD_FILE" > /runlet/output.json';
+      const result = await run(fixture.shellSpec(script, { readOnly: true, payload: '{"a":1}' }));
+      expect(result).toMatchObject({ outcome: 'succeeded', logTail: 'ok\n', output: '{"a":1}' });
     });
 
     it('a run past its timeout is timed_out', async () => {
