@@ -140,7 +140,10 @@ export class DockerRuntime implements Runtime {
     await stopper.settled();
     await settledWithin(follower.ended, LOG_DRAIN_MS);
     follower.stop();
-    if (follower.failed) await follower.reread(container).catch((err: unknown) => log.warn({ err }, 'could not read the log after exit'));
+    // The final tail is always read again from the finished log: the follow stream can end
+    // before the engine flushed a last line without a newline (json-file writes partial
+    // lines at exit), and a broken stream may have left a gap.
+    await follower.reread(container).catch((err: unknown) => log.warn({ err }, 'could not read the log after exit'));
     this.startedAt.delete(containerId);
     const logTail = follower.tail.toString();
     if ('lost' in exit) return { outcome: 'failed', reason: exit.lost, logTail };
