@@ -4,6 +4,7 @@ import { CliError } from './cli/client.js';
 import { backfillCommand, cancelCommand, pauseCommand } from './cli/control.js';
 import { logsCommand } from './cli/logs.js';
 import { runCommand } from './cli/run.js';
+import { retryCommand, runsCommand } from './cli/runs.js';
 import { startCommand } from './cli/start.js';
 import { statusCommand } from './cli/status.js';
 import { validateCommand } from './cli/validate.js';
@@ -18,6 +19,10 @@ commands:
                               exit with its exit code
   status                      tasks, next runs, runs in progress
   logs <run-id>               the run's kept output (last 64 KiB)
+  runs [--task T] [--status S] [--dead] [--limit N]
+                              recent runs, newest first, one line each; --dead: runs
+                              that failed with no attempt left
+  retry <run-id>              run an ended run again (new manual run, same payload)
   cancel <run-id>             cancel a queued or running run
   pause <task> | resume <task>
                               cluster-wide: ticks are recorded as skipped while paused
@@ -42,6 +47,10 @@ async function main(argv: string[]): Promise<number> {
       wait: { type: 'boolean', default: false },
       from: { type: 'string' },
       to: { type: 'string' },
+      task: { type: 'string' },
+      status: { type: 'string' },
+      dead: { type: 'boolean', default: false },
+      limit: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -64,6 +73,11 @@ async function main(argv: string[]): Promise<number> {
     case 'logs':
       if (!rest[0]) throw new CliError('usage: runlet logs <run-id>', 2);
       return logsCommand({ configFile: values.config, env, runId: rest[0] });
+    case 'runs':
+      return runsCommand({ configFile: values.config, env, task: values.task, status: values.status, dead: values.dead, limit: values.limit });
+    case 'retry':
+      if (!rest[0]) throw new CliError('usage: runlet retry <run-id>', 2);
+      return retryCommand({ configFile: values.config, env, runId: rest[0] });
     case 'cancel':
       if (!rest[0]) throw new CliError('usage: runlet cancel <run-id>', 2);
       return cancelCommand({ configFile: values.config, env, runId: rest[0] });

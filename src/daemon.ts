@@ -27,7 +27,7 @@ import { RunStore } from './runs/store.js';
 import type { RunRequest } from './runs/types.js';
 import { CronTrigger } from './triggers/cron.js';
 import { nextFireTimes } from './triggers/schedule.js';
-import { manualRequest } from './triggers/manual.js';
+import { manualRequest, retryRequest } from './triggers/manual.js';
 
 export interface DaemonOptions {
   readonly config: RunletConfig;
@@ -120,7 +120,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     };
     const policies = [suspendedPolicy(pauses), overlapPolicy(counts, replaceOldest)];
     const enqueueDeps: EnqueueDeps = { config, policies, store, queues, events, logger };
-    const ctx: RunContext = { config, store, runtime, redis, identity, events, logger, active: new Map() };
+    const ctx: RunContext = { config, store, runtime, redis, identity, events, logger, queues, active: new Map() };
 
     const settled = await settleLeftovers(ctx);
     if (settled.adopted + settled.settled + settled.removed > 0) logger.info(settled, 'settled containers left by a previous process');
@@ -161,6 +161,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       token: opts.token,
       submitManual: (task, payload) => submit(manualRequest(task, payload)),
       cancelRun: (runId) => cancelRun(redis, store, runId),
+      retryRun: (run) => submit(retryRequest(run)),
       pause: (task) => pauses.pause(task),
       resume: (task) => pauses.resume(task),
       pausedTasks: () => pauses.all(),

@@ -196,6 +196,56 @@ describe('YAML-level mistakes', () => {
   });
 });
 
+describe('retries', () => {
+  const task = (line: string) => [...IMAGE, 'tasks:', '  sync:', `    retries: ${line}`];
+
+  it('an unknown key, with a did-you-mean', () => {
+    expect(errorFor(task('{ attempts: 3, maxDelai: 5m }'))).toBe('runlet.yaml:5:29 tasks.sync.retries.maxDelai: unknown key "maxDelai" (did you mean "maxDelay"?)');
+  });
+
+  it('an unknown key in defaults.retries without a close match lists the allowed keys', () => {
+    expect(errorFor([...IMAGE, '  retries: { attempts: 2, on: failure }', 'tasks: {}'])).toBe(
+      'runlet.yaml:3:27 defaults.retries.on: unknown key "on" (allowed here: attempts, backoff, delay, maxDelay)',
+    );
+  });
+
+  it('a number instead of the map, with what attempts counts', () => {
+    expect(errorFor(task('3'))).toBe(
+      'runlet.yaml:5:14 tasks.sync.retries: expected a map like { attempts: 3, backoff: exponential, delay: 30s }, got 3 ' +
+        '(attempts counts the first run too: { attempts: 4 } is one run and 3 retries)',
+    );
+  });
+
+  it('attempts below 1, or not a whole number', () => {
+    expect(errorFor(task('{ attempts: 0 }'))).toBe('runlet.yaml:5:26 tasks.sync.retries.attempts: must be at least 1, got 0');
+    expect(errorFor(task('{ attempts: 2.5 }'))).toBe('runlet.yaml:5:26 tasks.sync.retries.attempts: expected a whole number of attempts like 3, got 2.5');
+  });
+
+  it('an unknown backoff, with a did-you-mean', () => {
+    expect(errorFor(task('{ backoff: exponental }'))).toBe(
+      'runlet.yaml:5:25 tasks.sync.retries.backoff: expected "exponential" or "fixed", got "exponental" (did you mean "exponential"?)',
+    );
+    expect(errorFor(task('{ backoff: linear }'))).toBe('runlet.yaml:5:25 tasks.sync.retries.backoff: expected "exponential" or "fixed", got "linear"');
+  });
+
+  it('a delay without a unit', () => {
+    expect(errorFor(task('{ delay: 30 }'))).toBe(
+      'runlet.yaml:5:23 tasks.sync.retries.delay: expected a duration like "30s", "10m" or "2h", got 30 (a number needs a unit: write "30s" or "30m")',
+    );
+  });
+
+  it('a delay longer than maxDelay, naming where each comes from and what it would do', () => {
+    expect(errorFor(task('{ delay: 20m }'))).toBe(
+      'runlet.yaml:5:23 tasks.sync.retries.delay: delay 20m is longer than maxDelay 10m (the default), so every retry would wait 10m: ' +
+        'raise maxDelay to at least 20m or lower delay',
+    );
+    expect(errorFor([...IMAGE, '  retries: { delay: 2m }', 'tasks:', '  sync:', '    retries: { maxDelay: 1m }'])).toBe(
+      'runlet.yaml:6:26 tasks.sync.retries.maxDelay: delay 2m (from defaults.retries) is longer than maxDelay 1m, so every retry would wait 1m: ' +
+        'raise maxDelay to at least 2m or lower delay',
+    );
+  });
+});
+
 describe('several mistakes', () => {
   it('are all reported at once, in file order', () => {
     const message = errorFor(

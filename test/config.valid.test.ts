@@ -13,6 +13,7 @@ describe('a valid config', () => {
     '  image: runlet/busybox:local',
     '  memory: 128m',
     '  timeout: 1h30m',
+    '  retries: { attempts: 2, delay: 10s }',
     'tasks:',
     '  archive-app-starts:',
     '    description: Moves old app starts to the archive.',
@@ -36,7 +37,10 @@ describe('a valid config', () => {
     '    overlap: skip',
     '    maxQueued: 5',
     '    jitter: 30s',
+    '    retries: { attempts: "${ATTEMPTS:-4}", backoff: fixed, delay: 1m, maxDelay: 5m }',
     '  plain:',
+    '  partial:',
+    '    retries: { maxDelay: 1m }',
     'node: { memory: 8g }',
     'pools:',
     '  heavy: { concurrency: 1, memory: 4g }',
@@ -71,6 +75,7 @@ describe('a valid config', () => {
       overlap: 'skip',
       maxQueued: 5,
       jitterMs: 30_000,
+      retries: { attempts: 4, backoff: 'fixed', delayMs: 60_000, maxDelayMs: 5 * 60_000 },
     });
   });
 
@@ -94,6 +99,7 @@ describe('a valid config', () => {
       overlap: 'queue',
       maxQueued: 100,
       jitterMs: 0,
+      retries: { attempts: 2, backoff: 'exponential', delayMs: 10_000, maxDelayMs: 10 * 60_000 },
     });
     expect(config.retention).toEqual({ runsPerTask: 20 });
     expect(config.node).toEqual({ memoryBytes: 8 * 1024 * MiB });
@@ -102,6 +108,10 @@ describe('a valid config', () => {
       heavy: { name: 'heavy', concurrency: 1, memoryBytes: 4 * 1024 * MiB },
     });
     expect(config.file).toBe(path.resolve('runlet.yaml'));
+  });
+
+  it('merges retries key by key: task, then defaults.retries, then built-ins', () => {
+    expect(config.tasks.partial.retries).toEqual({ attempts: 2, backoff: 'exponential', delayMs: 10_000, maxDelayMs: 60_000 });
   });
 
   it('is deep-frozen', () => {
@@ -119,6 +129,8 @@ describe('a valid config', () => {
   it('uses the built-in defaults when there is no defaults: section', () => {
     const c = parseConfig('tasks:\n  a:\n    image: x\n', 'runlet.yaml', {});
     expect(c.tasks.a).toMatchObject({ memoryBytes: 256 * MiB, cpus: 0.5, timeoutMs: 15 * 60_000, killGraceMs: 10_000, pids: 256, timezone: 'UTC' });
+    // One attempt, no retry, unless asked for.
+    expect(c.tasks.a.retries).toEqual({ attempts: 1, backoff: 'exponential', delayMs: 30_000, maxDelayMs: 10 * 60_000 });
     expect(c.retention.runsPerTask).toBe(100);
   });
 

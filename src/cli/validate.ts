@@ -21,6 +21,11 @@ export function describeConfig(config: RunletConfig, now = new Date()): string {
       for (const at of nextFireTimes(t, 3, now)) lines.push(`    ${inZone(at, t.timezone)}`);
     }
     lines.push('  manual  runlet run ' + t.name);
+    const r = t.retries;
+    if (r.attempts > 1) {
+      const wait = r.backoff === 'fixed' ? `${formatDuration(r.delayMs)} apart` : `waits doubling from ${formatDuration(r.delayMs)} up to ${formatDuration(r.maxDelayMs)}`;
+      lines.push(`  retries  up to ${r.attempts} attempts in all, ${wait}`);
+    }
   }
   return lines.join('\n');
 }

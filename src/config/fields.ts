@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { got } from './describe.js';
+import { closest } from './did-you-mean.js';
 import { withHints } from './editor-hints.js';
 import { scheduleProblem, timezoneProblem } from './schedule.js';
 import { DURATION_PATTERN, SIZE_PATTERN, formatBytes, parseDurationMs, parseSizeBytes } from './units.js';
@@ -112,6 +113,21 @@ export function countField(description: string, what: string, example: number) {
 }
 
 // --- strings ------------------------------------------------------------------------
+
+/** One of a few fixed words (`backoff: exponential`), with a did-you-mean for a near miss. */
+export function choiceField<const T extends readonly string[]>(description: string, choices: T) {
+  const expectation = choices.map((c) => JSON.stringify(c)).join(' or ');
+  const schema = z
+    .string({ error: expected(expectation) })
+    .transform((value, ctx) => {
+      const word = value.trim();
+      if ((choices as readonly string[]).includes(word)) return word as T[number];
+      const guess = closest(word, choices);
+      return fail(ctx, value, `expected ${expectation}, got ${got(value)}${guess ? ` (did you mean ${JSON.stringify(guess)}?)` : ''}`);
+    })
+    .meta({ description, pattern: editorPattern(choices.join('|')) });
+  return withHints(schema, { examples: [...choices] });
+}
 
 export function textField(description: string) {
   return z.string({ error: expected('a string') }).meta({ description });

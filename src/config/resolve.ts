@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { got } from './describe.js';
+import { resolveRetries, retryDelayFindings } from './retries.js';
 import { BUILTIN_DEFAULTS, TASK_NAME } from './schema.js';
 import type { RawConfig } from './schema.js';
 import type { PoolConfig, RunletConfig, TaskConfig } from './types.js';
@@ -62,6 +63,7 @@ export function crossCheck(raw: unknown, configDir: string): Finding[] {
       }
     }
   }
+  findings.push(...retryDelayFindings(raw.defaults, raw.tasks));
   return findings;
 }
 
@@ -125,6 +127,7 @@ export function buildConfig(raw: RawConfig, file: string): RunletConfig {
       overlap: t.overlap ?? 'queue',
       maxQueued: t.maxQueued ?? 100,
       jitterMs: t.jitter ?? 0,
+      retries: resolveRetries(t.retries, d.retries),
     };
   }
   return {

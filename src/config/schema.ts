@@ -17,6 +17,7 @@ import {
   userField,
 } from './fields.js';
 import { withHints } from './editor-hints.js';
+import { RETRY_KEYS, retriesField } from './retries.js';
 
 /**
  * The shape of runlet.yaml after `${VAR}` interpolation, in one place. Fields are checked
@@ -71,6 +72,7 @@ export const DefaultsSchema = z
       user: limits.user('No default.').optional(),
       readOnly: withHints(limits.readOnly('Default false.').optional(), { default: false }),
       network: withHints(limits.network('Default bridge.').optional(), { default: 'bridge' }),
+      retries: retriesField('built-in').optional(),
     },
     { error: mapError('a map of default task settings') },
   )
@@ -126,6 +128,7 @@ export const TaskSchema = z
         ).optional(),
         { default: '0s' },
       ),
+      retries: retriesField('defaults').optional(),
     },
     { error: mapError('a map of task settings') },
   )
@@ -211,5 +214,6 @@ export function allowedKeysAt(path: readonly PropertyKey[]): readonly string[] {
   if (path.length === 1 && path[0] === 'node') return Object.keys(NodeSchema.unwrap().shape);
   if (path.length === 2 && path[0] === 'pools') return Object.keys(PoolSchema.unwrap().shape);
   if (path.length === 2 && path[0] === 'tasks') return Object.keys(TaskSchema.unwrap().shape);
+  if (path.at(-1) === 'retries' && ((path.length === 2 && path[0] === 'defaults') || (path.length === 3 && path[0] === 'tasks'))) return RETRY_KEYS;
   return [];
 }

@@ -40,6 +40,21 @@ export interface TaskConfig {
   readonly maxQueued: number;
   /** Random delay of up to this much per cron tick. */
   readonly jitterMs: number;
+  /** What happens after a failed, timed-out, OOM-killed or lost attempt. */
+  readonly retries: RetryPolicy;
+}
+
+/**
+ * Retries of one run (same run id, one record). The wait after attempt n is
+ * `delayMs × 2^(n-1)` (exponential) or `delayMs` (fixed), capped at `maxDelayMs`, less up
+ * to 20% of jitter.
+ */
+export interface RetryPolicy {
+  /** Attempts in all, the first included: 1 = never retried. */
+  readonly attempts: number;
+  readonly backoff: 'exponential' | 'fixed';
+  readonly delayMs: number;
+  readonly maxDelayMs: number;
 }
 
 export interface PoolConfig {

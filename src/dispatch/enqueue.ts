@@ -4,7 +4,7 @@ import type { RunletEvents } from '../lib/events.js';
 import type { RunStore } from '../runs/store.js';
 import type { RunRequest } from '../runs/types.js';
 import { firstSkipReason, type Policy } from './policies.js';
-import type { TaskQueues } from './queues.js';
+import { jobIdFor, type TaskQueues } from './queues.js';
 
 export interface EnqueueDeps {
   config: RunletConfig;
@@ -49,7 +49,7 @@ export async function enqueue(deps: EnqueueDeps, request: RunRequest, opts: { cr
     }
     return { ...res, skipped };
   }
-  const { runId, created } = await deps.store.create(request, { cronMarker: opts.cronMarker, runId: opts.runId });
+  const { runId, created } = await deps.store.create(request, { cronMarker: opts.cronMarker, runId: opts.runId, maxAttempts: task?.retries.attempts });
   if (!created) return { runId, created };
   // Jitter spreads the ticks of many tasks (and of many daemons' clocks) over a window.
   const delayMs = request.trigger === 'cron' && !request.backfill && task?.jitterMs ? Math.floor(Math.random() * task.jitterMs) : 0;
@@ -58,8 +58,8 @@ export async function enqueue(deps: EnqueueDeps, request: RunRequest, opts: { cr
   return { runId, created };
 }
 
-async function addJob(deps: EnqueueDeps, task: string, runId: string, delayMs = 0): Promise<void> {
-  await deps.queues.get(task).add('run', { runId }, { jobId: runId, ...(delayMs > 0 && { delay: delayMs }) });
+async function addJob(deps: EnqueueDeps, task: string, runId: string, delayMs = 0, jobId = runId): Promise<void> {
+  await deps.queues.get(task).add('run', { runId }, { jobId, ...(delayMs > 0 && { delay: delayMs }) });
   await deps.store.confirmQueued(runId);
 }
 
@@ -79,7 +79,9 @@ export async function recoverOutbox(deps: EnqueueDeps, graceMs = 10_000): Promis
       continue;
     }
     try {
-      await addJob(deps, run.task, runId);
+      // A run waiting for a retry gets that attempt's job, with what is left of its delay.
+      const attempt = run.attempt ?? 1;
+      await addJob(deps, run.task, runId, Math.max(0, (run.retryAt ?? 0) - Date.now()), jobIdFor(runId, attempt));
       recovered++;
       deps.logger.warn({ runId, task: run.task }, 'queued a run whose job was never added (its daemon stopped in between)');
     } catch (err) {

@@ -7,6 +7,15 @@ export interface RunJobData {
 }
 
 /**
+ * The job id of a run's attempt: the run id for the first (so a re-added first job is a
+ * duplicate BullMQ ignores), `<runId>-a<n>` for retry n. Deterministic, so the retry job
+ * of an attempt can be added any number of times and exists once. (BullMQ refuses ':'.)
+ */
+export function jobIdFor(runId: string, attempt: number): string {
+  return attempt <= 1 ? runId : `${runId}-a${attempt}`;
+}
+
+/**
  * One BullMQ queue per task. Per-task queues let later rules act on one task cluster-wide
  * with BullMQ's own primitives (pause, global concurrency, counts of waiting jobs) instead
  * of scanning a shared queue.

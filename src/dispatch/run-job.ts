@@ -9,6 +9,8 @@ import type { RunStore } from '../runs/store.js';
 import { isTerminal, type RunRecord, type RunStatus } from '../runs/types.js';
 import { usageOf } from '../runs/usage.js';
 import { isDaemonAlive, type Identity } from './identity.js';
+import type { TaskQueues } from './queues.js';
+import { endAttempt } from './retries.js';
 
 export interface RunContext {
   readonly config: RunletConfig;
@@ -18,6 +20,8 @@ export interface RunContext {
   readonly identity: Identity;
   readonly events: RunletEvents;
   readonly logger: Logger;
+  /** For the delayed job of a retried run's next attempt (retries.ts). */
+  readonly queues: TaskQueues;
   /** Runs this process is executing or has adopted, so a redelivered job joins, not repeats. */
   readonly active: Map<string, { done: Promise<void>; cancel: AbortController }>;
 }
@@ -118,27 +122,35 @@ export async function waitAndFinish(ctx: RunContext, prepared: PreparedRun, task
   log.info({ status, exitCode: result.exitCode, reason: result.reason }, 'run finished');
 }
 
-/** Records a terminal outcome (and its usage), then applies retention for the task. */
+/**
+ * Ends the attempt: retries.ts records it and either queues the run's next attempt (the
+ * status returned is then `queued`) or records the terminal outcome with its usage. Then
+ * applies retention for the task.
+ */
 export async function finish(ctx: RunContext, runId: string, task: TaskConfig, result: RunResult): Promise<RunStatus> {
   const now = Date.now();
-  const status: RunStatus = result.outcome;
+  const finishedAt = result.finishedAt ?? now;
   await ctx.store.setLogTail(runId, result.logTail);
-  const applied = await ctx.store.transition(runId, status, {
-    from: '*',
-    reason: result.reason,
-    fields: {
+  const ended = await endAttempt(
+    ctx,
+    runId,
+    task,
+    {
+      status: result.outcome,
       exitCode: result.exitCode,
+      reason: result.reason,
       startedAt: result.startedAt,
-      finishedAt: result.finishedAt ?? now,
-      usage: usageOf(result.startedAt, result.finishedAt ?? now, task.memoryBytes),
+      finishedAt,
+      usage: usageOf(result.startedAt, finishedAt, task.memoryBytes),
     },
-  });
-  if (applied) {
+    now,
+  );
+  if (ended.kind === 'ended') {
     const record = await ctx.store.get(runId);
-    ctx.events.emit('run:finished', { runId, task: task.name, status, record });
+    ctx.events.emit('run:finished', { runId, task: task.name, status: ended.status, record });
   }
   await ctx.store.trim(task.name, ctx.config.retention.runsPerTask).catch(() => undefined);
-  return status;
+  return ended.kind === 'retrying' ? 'queued' : result.outcome;
 }
 
 /**
@@ -167,6 +179,7 @@ export function specFor(ctx: RunContext, run: RunRecord, task: TaskConfig): RunS
     RUNLET_TASK: task.name,
     RUNLET_TRIGGER: run.trigger,
     RUNLET_NODE: ctx.identity.node,
+    RUNLET_ATTEMPT: String(run.attempt ?? 1),
   };
   if (run.scheduledAt !== undefined) env.RUNLET_SCHEDULED_AT = new Date(run.scheduledAt).toISOString();
   if (run.payload !== undefined) env.RUNLET_PAYLOAD = JSON.stringify(run.payload);
@@ -186,6 +199,8 @@ export function specFor(ctx: RunContext, run: RunRecord, task: TaskConfig): RunS
       'runlet.cluster': ctx.identity.clusterId,
       'runlet.daemon': ctx.identity.daemonId,
       'runlet.deadline': String(Date.now() + task.timeoutMs),
+      // Start-up settling removes, unrecorded, a container of an attempt the run has moved past.
+      'runlet.attempt': String(run.attempt ?? 1),
     },
   };
 }

@@ -1,6 +1,8 @@
 import type { RunContext } from './run-job.js';
 import { waitAndFinish } from './run-job.js';
 import { isDaemonAlive } from './identity.js';
+import { endAttempt } from './retries.js';
+import { usageOf } from '../runs/usage.js';
 import type { TaskConfig } from '../config/types.js';
 
 /**
@@ -26,12 +28,19 @@ export async function settleLeftovers(ctx: RunContext): Promise<{ adopted: numbe
     if (ctx.active.has(c.runId)) continue;
     const run = await store.get(c.runId);
     const task: TaskConfig | undefined = run ? ctx.config.tasks[run.task] : undefined;
-    if (!run || !task || c.startedAt === undefined) {
-      // No record (trimmed), a task no longer configured, or a container that never
-      // started: nothing to wait for.
-      if (run && !c.startedAt) {
-        await store.transition(run.id, 'lost', { from: ['starting'], reason: 'the daemon stopped before the container started', fields: { finishedAt: Date.now() } });
+    // A container of an attempt the run has moved past (that attempt was declared lost and
+    // retried meanwhile): its outcome is no longer the run's to record.
+    const attempt = Number(c.labels['runlet.attempt'] ?? 1);
+    const stale = run !== undefined && attempt < (run.attempt ?? 1);
+    if (!run || !task || c.startedAt === undefined || stale) {
+      // No record (trimmed), a task no longer configured, a stale attempt, or a container
+      // that never started: nothing to wait for.
+      if (run && !c.startedAt && !stale) {
+        const reason = 'the daemon stopped before the container started';
+        if (task) await endAttempt(ctx, run.id, task, { attempt, status: 'lost', reason, finishedAt: Date.now(), usage: usageOf(undefined, undefined, 0) });
+        else await store.transition(run.id, 'lost', { from: ['starting'], reason, fields: { finishedAt: Date.now() } });
       }
+      if (stale) logger.info({ runId: run.id, containerId: c.containerId.slice(0, 12), attempt }, 'removing a container of an attempt the run has moved past');
       await runtime.remove(c.containerId);
       removed++;
       continue;

@@ -1,6 +1,7 @@
 import type { RunletConfig } from '../config/types.js';
 import type { BackfillResult } from '../dispatch/backfill.js';
 import type { RunStore } from '../runs/store.js';
+import type { RunRecord } from '../runs/types.js';
 
 /**
  * What the HTTP layer may do: read run records and the config, and ask for runs to be
@@ -12,6 +13,8 @@ export interface HttpDeps {
   readonly token?: string;
   submitManual(task: string, payload: unknown): Promise<{ runId: string; created: boolean }>;
   cancelRun(runId: string): Promise<{ status: string; accepted: boolean }>;
+  /** Queues a new manual run of an ended run's task with its payload (`retryOf` names the old run). */
+  retryRun(run: RunRecord): Promise<{ runId: string }>;
   nextFireTimes(task: string, n: number): number[];
   pause(task: string): Promise<void>;
   resume(task: string): Promise<void>;

@@ -11,6 +11,10 @@ export const API_ERRORS = {
   INVALID_BODY: { status: 400, message: (p: { detail: string }) => p.detail },
   INVALID_QUERY: { status: 400, message: (p: { detail: string }) => p.detail },
   RUN_FINISHED: { status: 409, message: (p: { id: string; status: string }) => `run ${p.id} already ended as ${p.status}` },
+  RUN_NOT_ENDED: {
+    status: 409,
+    message: (p: { id: string; status: string }) => `run ${p.id} is still ${p.status}: only a run that ended can be retried (cancel it, or wait for it to end)`,
+  },
   PAYLOAD_TOO_LARGE: { status: 413, message: (p: { limit: number }) => `the request body is larger than ${p.limit} bytes` },
   NOT_FOUND: { status: 404, message: (p: { method: string; url: string }) => `no route ${p.method} ${p.url}` },
   INTERNAL: { status: 500, message: (_p: Record<string, never>) => 'internal error; the daemon log has the details' },

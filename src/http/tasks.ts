@@ -26,6 +26,7 @@ export const taskRoutes: FastifyPluginAsync<{ deps: HttpDeps }> = async (app, { 
       suspended: task.suspended,
       paused: paused.has(task.name),
       catchupMs: task.catchupMs,
+      retries: task.retries,
       limits: { memoryBytes: task.memoryBytes, cpus: task.cpus, timeoutMs: task.timeoutMs, killGraceMs: task.killGraceMs, pids: task.pids },
       nextRunAt: next[0] !== undefined ? new Date(next[0]).toISOString() : null,
       nextRuns: next.map((t) => new Date(t).toISOString()),

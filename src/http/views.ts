@@ -17,10 +17,14 @@ export function runSummary(r: RunRecord) {
     durationMs: durationMs ?? null,
     node: r.node ?? null,
     usage: r.usage ?? null,
+    attempt: r.attempt ?? null,
+    maxAttempts: r.maxAttempts ?? null,
+    dead: r.dead ?? false,
+    retryOf: r.retryOf ?? null,
   };
 }
 
-/** The full record: everything in the summary plus transitions, payload and log tail. */
+/** The full record: everything in the summary plus transitions, attempts, payload and log tail. */
 export function runDetail(r: RunRecord) {
   return {
     ...runSummary(r),
@@ -30,6 +34,16 @@ export function runDetail(r: RunRecord) {
     memoryBytes: r.memoryBytes ?? null,
     payload: r.payload ?? null,
     transitions: r.transitions.map((t) => ({ status: t.status, at: new Date(t.at).toISOString(), ...(t.reason ? { reason: t.reason } : {}) })),
+    retryAt: iso(r.retryAt),
+    attempts: r.attempts.map((a) => ({
+      attempt: a.attempt,
+      status: a.status,
+      exitCode: a.exitCode ?? null,
+      reason: a.reason ?? null,
+      startedAt: iso(a.startedAt),
+      finishedAt: iso(a.finishedAt),
+      containerId: a.containerId ?? null,
+    })),
     logTail: r.logTail ?? '',
   };
 }

@@ -11,6 +11,8 @@ export interface RunletEventMap {
   'run:skipped': { runId: string; task: string; reason: string };
   'run:started': { runId: string; task: string; containerId: string };
   'run:finished': { runId: string; task: string; status: RunStatus; record?: RunRecord };
+  /** An attempt ended in `status` and the run is queued again for `nextAttempt`, due in `delayMs`. */
+  'run:retrying': { runId: string; task: string; status: RunStatus; attempt: number; nextAttempt: number; delayMs: number };
   'cron:tick': { task: string; tickMs: number; runId: string; created: boolean };
   'daemon:ready': { url?: string };
 }

@@ -5,6 +5,8 @@ export const keys = {
   run: (id: string) => `${PREFIX}:run:${id}`,
   transitions: (id: string) => `${PREFIX}:run:${id}:transitions`,
   logs: (id: string) => `${PREFIX}:run:${id}:logs`,
+  /** list of JSON AttemptRecords, one per ended attempt, oldest first. */
+  attempts: (id: string) => `${PREFIX}:run:${id}:attempts`,
   /** zset runId → createdAt, all runs. */
   allRuns: () => `${PREFIX}:runs`,
   /** zset runId → createdAt, one task's runs (retention trims this). */

@@ -31,17 +31,8 @@ end
 return { ARGV[1], 1 }
 `;
 
-/**
- * transition
- * KEYS[1] run hash   KEYS[2] transitions list
- * ARGV[1] new status   ARGV[2] now (ms)   ARGV[3] transition JSON
- * ARGV[4] allowed current statuses, comma-separated ('*' = any non-terminal)
- * ARGV[5] terminal statuses, comma-separated   ARGV[6..] hash field/value pairs to set
- * Returns 1 applied; 0 refused (current status not allowed); -1 no such run.
- * Terminal statuses are final, except that '*' may move 'lost' to a terminal status: a
- * run declared lost when its node vanished gets its real outcome if that node returns.
- */
-export const TRANSITION = `
+/** The status guard shared by transition and end-attempt; its arguments are transition's. */
+const STATUS_GUARD = `
 local current = redis.call('HGET', KEYS[1], 'status')
 if not current then return -1 end
 local function member(list, v)
@@ -55,10 +46,45 @@ if ARGV[4] == '*' then
 elseif not member(ARGV[4], current) then
   return 0
 end
+`;
+
+/**
+ * transition
+ * KEYS[1] run hash   KEYS[2] transitions list
+ * ARGV[1] new status   ARGV[2] now (ms)   ARGV[3] transition JSON
+ * ARGV[4] allowed current statuses, comma-separated ('*' = any non-terminal)
+ * ARGV[5] terminal statuses, comma-separated   ARGV[6..] hash field/value pairs to set
+ * Returns 1 applied; 0 refused (current status not allowed); -1 no such run.
+ * Terminal statuses are final, except that '*' may move 'lost' to a terminal status: a
+ * run declared lost when its node vanished gets its real outcome if that node returns.
+ */
+export const TRANSITION = `${STATUS_GUARD}
 local fields = {}
 for i = 6, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', KEYS[1], 'status', ARGV[1], 'updatedAt', ARGV[2], unpack(fields))
 redis.call('RPUSH', KEYS[2], ARGV[3])
+return 1
+`;
+
+/**
+ * end-attempt: transition's guard and write, plus the attempt's own record
+ * KEYS[1] run hash   KEYS[2] transitions list   KEYS[3] attempts list   KEYS[4] outbox zset
+ * ARGV[1..5] as transition   ARGV[6] the attempt that ended: refused unless it is the run's
+ * current `attempt` (a record without one is at attempt 1)   ARGV[7] AttemptRecord JSON
+ * ARGV[8] hash fields to delete, comma-separated   ARGV[9..] hash field/value pairs to set
+ * When the new status is 'queued' (a retry), the run goes back into the outbox until its
+ * retry job is confirmed, as a new run does.
+ * Returns 1 applied; 0 refused (status not allowed, or another attempt is current); -1 no such run.
+ */
+export const END_ATTEMPT = `${STATUS_GUARD}
+if (redis.call('HGET', KEYS[1], 'attempt') or '1') ~= ARGV[6] then return 0 end
+for field in string.gmatch(ARGV[8], '([^,]+)') do redis.call('HDEL', KEYS[1], field) end
+local fields = {}
+for i = 9, #ARGV do fields[#fields + 1] = ARGV[i] end
+redis.call('HSET', KEYS[1], 'status', ARGV[1], 'updatedAt', ARGV[2], unpack(fields))
+redis.call('RPUSH', KEYS[2], ARGV[3])
+redis.call('RPUSH', KEYS[3], ARGV[7])
+if ARGV[1] == 'queued' then redis.call('ZADD', KEYS[4], ARGV[2], redis.call('HGET', KEYS[1], 'id')) end
 return 1
 `;
 
@@ -83,7 +109,7 @@ for _, id in ipairs(old) do
     for item in string.gmatch(ARGV[3], '([^,]+)') do if item == status then terminal = true end end
   end
   if terminal or not status then
-    redis.call('DEL', runKey, runKey .. ':transitions', runKey .. ':logs')
+    redis.call('DEL', runKey, runKey .. ':transitions', runKey .. ':logs', runKey .. ':attempts')
     redis.call('ZREM', KEYS[1], id)
     redis.call('ZREM', KEYS[2], id)
     deleted = deleted + 1

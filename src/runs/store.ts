@@ -1,15 +1,17 @@
 import type { Redis } from 'ioredis';
 import { monotonicFactory } from 'ulid';
 import { keys, PREFIX } from './keys.js';
-import { CREATE_RUN, TRANSITION, TRIM_TASK_RUNS } from './scripts.js';
-import { TERMINAL_STATUSES, type RunRecord, type RunRequest, type RunStatus, type Transition, type TriggerKind, type Usage } from './types.js';
+import { CREATE_RUN, END_ATTEMPT, TRANSITION, TRIM_TASK_RUNS } from './scripts.js';
+import { TERMINAL_STATUSES, type AttemptRecord, type RunRecord, type RunRequest, type RunStatus, type Transition, type TriggerKind, type Usage } from './types.js';
 
 /** How long a dedupe key keeps answering with its run: longer than any redelivery window. */
 const DEDUPE_TTL_MS = 7 * 24 * 3600 * 1000;
 /** The log tail kept per run (bytes), as the runtime keeps it. */
 export const LOG_TAIL_BYTES = 64 * 1024;
 
-type Fields = Partial<Pick<RunRecord, 'startedAt' | 'finishedAt' | 'node' | 'daemon' | 'containerId' | 'image' | 'exitCode' | 'reason' | 'usage' | 'memoryBytes'>>;
+type Fields = Partial<
+  Pick<RunRecord, 'startedAt' | 'finishedAt' | 'node' | 'daemon' | 'containerId' | 'image' | 'exitCode' | 'reason' | 'usage' | 'memoryBytes' | 'attempt' | 'retryAt' | 'dead'>
+>;
 
 /** ULIDs: sortable by creation time, unique across daemons without coordination. */
 export const newRunId: () => string = monotonicFactory();
@@ -24,6 +26,7 @@ export class RunStore {
     redis.defineCommand('runletCreateRun', { lua: CREATE_RUN });
     redis.defineCommand('runletTransition', { lua: TRANSITION, numberOfKeys: 2 });
     redis.defineCommand('runletTrim', { lua: TRIM_TASK_RUNS, numberOfKeys: 2 });
+    redis.defineCommand('runletEndAttempt', { lua: END_ATTEMPT, numberOfKeys: 4 });
   }
 
   /**
@@ -33,7 +36,7 @@ export class RunStore {
    */
   async create(
     request: RunRequest,
-    opts: { runId?: string; status?: 'queued' | 'skipped'; reason?: string; cronMarker?: boolean; now?: number } = {},
+    opts: { runId?: string; status?: 'queued' | 'skipped'; reason?: string; cronMarker?: boolean; now?: number; maxAttempts?: number } = {},
   ): Promise<{ runId: string; created: boolean }> {
     const runId = opts.runId ?? newRunId();
     const now = opts.now ?? Date.now();
@@ -48,7 +51,9 @@ export class RunStore {
       missedTicks: request.missedTicks,
       payload: request.payload === undefined ? undefined : JSON.stringify(request.payload),
       reason: opts.reason,
+      retryOf: request.retryOf,
       ...(status === 'skipped' ? { finishedAt: now } : {}),
+      ...(status === 'queued' && opts.maxAttempts !== undefined ? { attempt: 1, maxAttempts: opts.maxAttempts } : {}),
     });
     const keyList = [
       keys.dedupe(request.dedupeKey),
@@ -95,6 +100,38 @@ export class RunStore {
     return res === 1;
   }
 
+  /**
+   * Ends the run's current attempt: the same guard as `transition`, and refused unless
+   * `attempt` is still the run's current one, so an attempt is ended once. Appends `entry`
+   * to the run's attempts; `clear` deletes fields that belonged to the attempt. Moving to
+   * `queued` (a retry) puts the run back in the outbox until `confirmQueued`.
+   */
+  async endAttempt(
+    runId: string,
+    status: RunStatus,
+    opts: { from: readonly RunStatus[] | '*'; attempt: number; entry: AttemptRecord; reason?: string; fields?: Fields; clear?: readonly (keyof Fields)[]; now?: number },
+  ): Promise<boolean> {
+    const now = opts.now ?? Date.now();
+    const t: Transition = { status, at: now, ...(opts.reason ? { reason: opts.reason } : {}) };
+    const fields = flatten({ ...opts.fields, ...(opts.reason !== undefined ? { reason: opts.reason } : {}) });
+    const res = (await (this.redis as any).runletEndAttempt(
+      keys.run(runId),
+      keys.transitions(runId),
+      keys.attempts(runId),
+      keys.outbox(),
+      status,
+      String(now),
+      JSON.stringify(t),
+      opts.from === '*' ? '*' : opts.from.join(','),
+      TERMINAL_STATUSES.join(','),
+      String(opts.attempt),
+      JSON.stringify(opts.entry),
+      (opts.clear ?? []).join(','),
+      ...fields,
+    )) as number;
+    return res === 1;
+  }
+
   async setLogTail(runId: string, tail: string): Promise<void> {
     await this.redis.set(keys.logs(runId), tail.length > LOG_TAIL_BYTES ? tail.slice(-LOG_TAIL_BYTES) : tail);
   }
@@ -124,16 +161,18 @@ export class RunStore {
     for (const id of runIds) {
       pipe.hgetall(keys.run(id));
       pipe.lrange(keys.transitions(id), 0, -1);
+      pipe.lrange(keys.attempts(id), 0, -1);
       if (opts.withLogs) pipe.get(keys.logs(id));
     }
     const res = (await pipe.exec()) ?? [];
-    const step = opts.withLogs ? 3 : 2;
+    const step = opts.withLogs ? 4 : 3;
     return runIds.map((_, i) => {
       const hash = res[i * step]?.[1] as Record<string, string> | undefined;
       if (!hash || !hash.id) return undefined;
       const transitions = (res[i * step + 1]?.[1] as string[]).map((s) => JSON.parse(s) as Transition);
-      const logTail = opts.withLogs ? ((res[i * step + 2]?.[1] as string | null) ?? undefined) : undefined;
-      return toRecord(hash, transitions, logTail);
+      const attempts = ((res[i * step + 2]?.[1] as string[] | undefined) ?? []).map((s) => JSON.parse(s) as AttemptRecord);
+      const logTail = opts.withLogs ? ((res[i * step + 3]?.[1] as string | null) ?? undefined) : undefined;
+      return toRecord(hash, transitions, attempts, logTail);
     });
   }
 
@@ -141,10 +180,10 @@ export class RunStore {
    * Newest first. Filters by status in memory over at most `scan` recent ids: listings are
    * for people and dashboards, and retention bounds each task's runs anyway.
    */
-  async list(opts: { task?: string; status?: readonly RunStatus[]; trigger?: TriggerKind; limit?: number; before?: string } = {}): Promise<RunRecord[]> {
+  async list(opts: { task?: string; status?: readonly RunStatus[]; trigger?: TriggerKind; dead?: boolean; limit?: number; before?: string } = {}): Promise<RunRecord[]> {
     const limit = Math.max(1, Math.min(opts.limit ?? 50, 1000));
     const index = opts.task ? keys.taskRuns(opts.task) : keys.allRuns();
-    const filtered = Boolean(opts.status?.length || opts.trigger);
+    const filtered = Boolean(opts.status?.length || opts.trigger || opts.dead !== undefined);
     const scan = filtered ? 5000 : limit + 1;
     const max = opts.before ? `(${await this.redis.zscore(index, opts.before) ?? '+inf'}` : '+inf';
     const ids = await this.redis.zrevrangebyscore(index, max, '-inf', 'LIMIT', 0, scan);
@@ -155,6 +194,7 @@ export class RunStore {
         if (!r) continue;
         if (opts.status?.length && !opts.status.includes(r.status)) continue;
         if (opts.trigger && r.trigger !== opts.trigger) continue;
+        if (opts.dead !== undefined && Boolean(r.dead) !== opts.dead) continue;
         out.push(r);
         if (out.length >= limit) break;
       }
@@ -187,9 +227,9 @@ function flatten(obj: Record<string, unknown>): string[] {
   return out;
 }
 
-const NUMERIC = ['createdAt', 'updatedAt', 'scheduledAt', 'startedAt', 'finishedAt', 'exitCode', 'memoryBytes', 'missedTicks'] as const;
+const NUMERIC = ['createdAt', 'updatedAt', 'scheduledAt', 'startedAt', 'finishedAt', 'exitCode', 'memoryBytes', 'missedTicks', 'attempt', 'maxAttempts', 'retryAt'] as const;
 
-function toRecord(h: Record<string, string>, transitions: Transition[], logTail?: string): RunRecord {
+function toRecord(h: Record<string, string>, transitions: Transition[], attempts: AttemptRecord[], logTail?: string): RunRecord {
   const num = (k: string) => (h[k] !== undefined && h[k] !== '' ? Number(h[k]) : undefined);
   const rec: Record<string, unknown> = {
     id: h.id,
@@ -198,10 +238,12 @@ function toRecord(h: Record<string, string>, transitions: Transition[], logTail?
     dedupeKey: h.dedupeKey,
     status: h.status as RunStatus,
     transitions,
+    attempts,
   };
   for (const k of NUMERIC) if (num(k) !== undefined) rec[k] = num(k);
-  for (const k of ['node', 'daemon', 'containerId', 'image', 'reason'] as const) if (h[k] !== undefined) rec[k] = h[k];
+  for (const k of ['node', 'daemon', 'containerId', 'image', 'reason', 'retryOf'] as const) if (h[k] !== undefined) rec[k] = h[k];
   if (h.backfill === 'true') rec.backfill = true;
+  if (h.dead === 'true') rec.dead = true;
   if (h.payload !== undefined) rec.payload = JSON.parse(h.payload);
   if (h.usage !== undefined) rec.usage = JSON.parse(h.usage) as Usage;
   if (logTail !== undefined) rec.logTail = logTail;

@@ -2,6 +2,7 @@
  * A run's single status value. Transitions only move forward:
  *   queued → starting → running → succeeded | failed | timed_out | oom_killed | cancelled | lost
  * and `skipped` straight from `queued` (or instead of it). Terminal statuses never change.
+ * A retried attempt goes back: starting | running → queued (the next attempt's wait).
  */
 export type RunStatus =
   | 'queued'
@@ -61,6 +62,20 @@ export interface RunRequest {
   readonly backfill?: boolean;
   /** For a catch-up run: how many ticks were missed while no daemon ran (this one included). */
   readonly missedTicks?: number;
+  /** A person asked to run this ended run again (POST /api/runs/:id/retry): its id. */
+  readonly retryOf?: string;
+}
+
+/** One ended attempt of a run; a run with retries has one per container it ran. */
+export interface AttemptRecord {
+  /** 1-based, as RUNLET_ATTEMPT. */
+  readonly attempt: number;
+  readonly status: RunStatus;
+  readonly exitCode?: number;
+  readonly reason?: string;
+  readonly startedAt?: number;
+  readonly finishedAt?: number;
+  readonly containerId?: string;
 }
 
 export interface RunRecord {
@@ -87,6 +102,17 @@ export interface RunRecord {
   readonly usage?: Usage;
   readonly memoryBytes?: number;
   readonly transitions: readonly Transition[];
+  /** The attempt running or next to run (1-based); absent on records older than retries. */
+  readonly attempt?: number;
+  /** Attempts this run may take in all (the task's retries.attempts when it was created). */
+  readonly maxAttempts?: number;
+  /** Every attempt that ended, oldest first. */
+  readonly attempts: readonly AttemptRecord[];
+  /** While queued for a retry: when the retry is due (epoch ms). */
+  readonly retryAt?: number;
+  /** Ended failed, timed_out, oom_killed or lost with no attempt left: it needs a person. */
+  readonly dead?: boolean;
+  readonly retryOf?: string;
   /** The last 64 KiB of the container's stdout and stderr, interleaved as written. */
   readonly logTail?: string;
 }

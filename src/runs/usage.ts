@@ -19,3 +19,9 @@ export function usageOf(startedAt: number | undefined, finishedAt: number | unde
 function round(n: number): number {
   return Math.round(n * 1e6) / 1e6;
 }
+
+/** The usage of a run's attempts added up: a retried run counts every container it ran. */
+export function addUsage(a: Usage | undefined, b: Usage): Usage {
+  if (!a) return b;
+  return { containerSeconds: round(a.containerSeconds + b.containerSeconds), gbSeconds: round(a.gbSeconds + b.gbSeconds) };
+}

@@ -1,5 +1,5 @@
 import { newRunId } from '../runs/store.js';
-import type { RunRequest } from '../runs/types.js';
+import type { RunRecord, RunRequest } from '../runs/types.js';
 
 /**
  * A run asked for by a person (API, CLI, dashboard). Each request is its own event, so
@@ -7,4 +7,13 @@ import type { RunRequest } from '../runs/types.js';
  */
 export function manualRequest(task: string, payload: unknown): RunRequest {
   return { task, trigger: 'manual', dedupeKey: `${task}:manual:${newRunId()}`, payload };
+}
+
+/**
+ * A person asked to run an ended run again (`runlet retry`): a new manual run with the old
+ * one's payload and, for a cron run, its tick (RUNLET_SCHEDULED_AT), so the program sees
+ * the same inputs. The new record's `retryOf` names the old run.
+ */
+export function retryRequest(run: RunRecord): RunRequest {
+  return { ...manualRequest(run.task, run.payload), ...(run.scheduledAt !== undefined && { scheduledAt: run.scheduledAt }), retryOf: run.id };
 }

@@ -1,0 +1,158 @@
+import type { Logger } from 'pino';
+import type { RetryPolicy, TaskConfig } from '../config/types.js';
+import type { RunletEvents } from '../lib/events.js';
+import { formatDuration } from '../lib/format.js';
+import type { RunStore } from '../runs/store.js';
+import type { AttemptRecord, RunStatus, Usage } from '../runs/types.js';
+import { addUsage } from '../runs/usage.js';
+import { jobIdFor, type TaskQueues } from './queues.js';
+
+/**
+ * Retries: when an attempt of a run ends, either the run goes back to `queued` for its next
+ * attempt (same run id, same record, a delayed queue job), or the attempt's outcome is the
+ * run's. Called from finish() (run-job.ts) for every attempt that ends.
+ */
+
+/**
+ * Outcomes worth another attempt. `cancelled` was a person's (or an overlap rule's) decision,
+ * `skipped` never ran, `succeeded` needs nothing: those are never retried.
+ */
+export const RETRIED_STATUSES: readonly RunStatus[] = ['failed', 'timed_out', 'oom_killed', 'lost'];
+
+/**
+ * Each wait is up to this fraction shorter, at random (BullMQ's `jitter` works the same way),
+ * so runs that failed together — a database went down — don't all come back at once.
+ * Only ever shorter, so a wait never exceeds `maxDelay` and later waits stay longer.
+ */
+export const RETRY_JITTER = 0.2;
+
+/** The wait after attempt `failedAttempt` (1-based) failed, in ms. */
+export function retryDelayMs(policy: RetryPolicy, failedAttempt: number, random: () => number = Math.random): number {
+  const full = policy.backoff === 'fixed' ? policy.delayMs : policy.delayMs * 2 ** (failedAttempt - 1);
+  return Math.round(Math.min(full, policy.maxDelayMs) * (1 - RETRY_JITTER * random()));
+}
+
+export interface RetryDeps {
+  readonly store: RunStore;
+  readonly queues: TaskQueues;
+  readonly events: RunletEvents;
+  readonly logger: Logger;
+}
+
+/** How one attempt ended. */
+export interface AttemptEnd {
+  /**
+   * The attempt that ended, when the caller knows it (a container's `runlet.attempt`
+   * label). Without it, the run's current attempt is meant: right for the process that
+   * ran the attempt, as nothing else moves the run on while it runs.
+   */
+  readonly attempt?: number;
+  readonly status: RunStatus;
+  readonly exitCode?: number;
+  readonly reason?: string;
+  readonly startedAt?: number;
+  readonly finishedAt: number;
+  /** This attempt's usage; the record keeps the sum over the run's attempts. */
+  readonly usage: Usage;
+}
+
+export type AttemptOutcome =
+  | { readonly kind: 'retrying'; readonly nextAttempt: number; readonly delayMs: number }
+  | { readonly kind: 'ended'; readonly status: RunStatus; readonly dead: boolean }
+  /** Another writer had already ended this attempt (or the run): nothing was written. */
+  | { readonly kind: 'refused' };
+
+/** Fields of the record that describe one attempt; cleared when the run waits for the next. */
+const PER_ATTEMPT_FIELDS = ['exitCode', 'startedAt', 'finishedAt', 'containerId'] as const;
+
+/**
+ * Where an attempt ends from. Never `queued`: a run queued again is waiting for its *next*
+ * attempt, which a late ender of the previous one must not end. `lost` (terminal, but see
+ * the transition script) may still get the attempt's real outcome, or be retried.
+ */
+const ATTEMPT_IN_PROGRESS: readonly RunStatus[] = ['starting', 'running', 'lost'];
+
+/**
+ * Ends the run's current attempt: a retried outcome with attempts left sends the run back
+ * to `queued` for the next one; anything else is the run's outcome, and a retried outcome
+ * with no attempt left makes the run dead (`dead: true`: it failed for good and needs a
+ * person; `runlet retry` runs it again). Either way the attempt is appended to the
+ * record's `attempts`, in the same Redis script as the status change.
+ */
+export async function endAttempt(deps: RetryDeps, runId: string, task: TaskConfig, end: AttemptEnd, now = Date.now()): Promise<AttemptOutcome> {
+  const run = await deps.store.get(runId);
+  if (!run) return { kind: 'refused' };
+  const attempt = end.attempt ?? run.attempt ?? 1;
+  if (attempt !== (run.attempt ?? 1)) return { kind: 'refused' };
+  const maxAttempts = run.maxAttempts ?? task.retries.attempts;
+  const entry: AttemptRecord = {
+    attempt,
+    status: end.status,
+    ...(end.exitCode !== undefined && { exitCode: end.exitCode }),
+    ...(end.reason !== undefined && { reason: end.reason }),
+    ...((end.startedAt ?? run.startedAt) !== undefined && { startedAt: end.startedAt ?? run.startedAt }),
+    finishedAt: end.finishedAt,
+    ...(run.containerId !== undefined && { containerId: run.containerId }),
+  };
+  const usage = addUsage(run.usage, end.usage);
+  const retried = RETRIED_STATUSES.includes(end.status);
+
+  if (retried && attempt < maxAttempts) {
+    const nextAttempt = attempt + 1;
+    const delayMs = retryDelayMs(task.retries, attempt);
+    const claimed = await deps.store.endAttempt(runId, 'queued', {
+      from: ATTEMPT_IN_PROGRESS,
+      attempt,
+      entry,
+      reason: `attempt ${attempt} of ${maxAttempts} ${describeEnd(end)}; ${delayMs > 0 ? `retrying in ${formatDuration(delayMs)}` : 'retrying now'}`,
+      fields: { attempt: nextAttempt, retryAt: now + delayMs, usage },
+      clear: PER_ATTEMPT_FIELDS,
+      now,
+    });
+    if (!claimed) return { kind: 'refused' };
+    // Exactly one retry per attempt, argued like the first run's (enqueue.ts):
+    // 1. The claim above is a compare-and-set in one Lua script: it moves the run out of
+    //    starting/running/lost only if `attempt` is still the current attempt, and writes
+    //    the next attempt number. However often the job that ran this attempt is delivered (a
+    //    stalled job comes back) and however many daemons end the same attempt, one caller
+    //    wins it; the others are refused and add nothing.
+    // 2. Only the winner adds the job, with the deterministic id `<runId>-a<n>`: adding it
+    //    twice makes one job. If the winner dies between the claim and the add, the claim
+    //    also put the run in the outbox, and recoverOutbox adds this same job id with what
+    //    is left of the delay (from `retryAt`).
+    // 3. The worker starts the next attempt only by moving the run from `queued` to
+    //    `starting`, so the retry job, however often delivered, runs the attempt once. (A
+    //    late redelivery of the previous attempt's job could win that claim first: the
+    //    attempt then starts before its delay is over, but still runs once.)
+    await deps.queues.get(task.name).add('run', { runId }, { jobId: jobIdFor(runId, nextAttempt), delay: delayMs });
+    await deps.store.confirmQueued(runId);
+    deps.events.emit('run:retrying', { runId, task: task.name, status: end.status, attempt, nextAttempt, delayMs });
+    deps.logger.info({ runId, task: task.name, attempt, maxAttempts, status: end.status, delayMs }, 'attempt failed; retrying');
+    return { kind: 'retrying', nextAttempt, delayMs };
+  }
+
+  const dead = retried;
+  const applied = await deps.store.endAttempt(runId, end.status, {
+    from: ATTEMPT_IN_PROGRESS,
+    attempt,
+    entry,
+    reason: end.reason,
+    fields: {
+      exitCode: end.exitCode,
+      startedAt: end.startedAt,
+      finishedAt: end.finishedAt,
+      usage,
+      ...(dead && { dead: true }),
+    },
+    // A lost run whose real outcome arrives may have been dead as lost: it is dead only if
+    // this outcome is.
+    clear: dead ? ['retryAt'] : ['retryAt', 'dead'],
+    now,
+  });
+  return applied ? { kind: 'ended', status: end.status, dead } : { kind: 'refused' };
+}
+
+function describeEnd(end: AttemptEnd): string {
+  const what = { failed: 'failed', timed_out: 'timed out', oom_killed: 'was OOM-killed', lost: 'was lost' }[end.status as string] ?? `ended ${end.status}`;
+  return end.reason ? `${what} (${end.reason})` : what;
+}
