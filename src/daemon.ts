@@ -142,12 +142,11 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     const admission = new NodeAdmission(config);
     const workers = new TaskWorkers(connection, config, admission, (runId) => runJob(ctx, runId), logger, opts.stalledMs);
     releasers.add('workers', async () => {
+      await workers.stopTaking();
       const grace = opts.shutdownGraceMs ?? 10_000;
-      const running = [...ctx.active.values()].map((a) => a.done);
-      if (running.length > 0) {
-        logger.info({ running: running.length, graceMs: grace }, 'waiting for runs in progress; any still running after the grace are adopted by the next start');
-        await Promise.race([Promise.allSettled(running), new Promise((r) => setTimeout(r, grace).unref())]);
-      }
+      if (ctx.active.size > 0) logger.info({ running: ctx.active.size, graceMs: grace }, 'waiting for runs in progress; any still running after the grace are adopted by the next start');
+      const left = await workers.drain(grace);
+      if (left > 0) logger.warn({ left }, 'runs still in progress are left to the next start');
       await workers.close(true);
     });
     await workers.start(Object.values(config.tasks));

@@ -162,14 +162,20 @@ export async function finish(ctx: RunContext, runId: string, task: TaskConfig, r
  */
 async function settleRedelivered(ctx: RunContext, run: RunRecord): Promise<void> {
   if (run.daemon && run.daemon !== ctx.identity.daemonId && (await isDaemonAlive(ctx.redis, run.daemon))) return;
+  if (run.status === 'lost') return;
   const where = run.node === ctx.identity.node ? 'this node' : `node "${run.node}"`;
-  await ctx.store.transition(run.id, 'lost', {
-    from: ['starting', 'running'],
-    reason: `the daemon running it on ${where} stopped while the run was ${run.status}`,
-    fields: { finishedAt: Date.now() },
-  });
-  const latest = await ctx.store.get(run.id);
-  if (latest?.status === 'lost') ctx.events.emit('run:finished', { runId: run.id, task: run.task, status: 'lost', record: latest });
+  const reason = `the daemon running it on ${where} stopped while the run was ${run.status}`;
+  const task = ctx.config.tasks[run.task];
+  if (!task) {
+    await ctx.store.transition(run.id, 'lost', { from: ['starting', 'running'], reason, fields: { finishedAt: Date.now() } });
+    return;
+  }
+  // Like any other end of an attempt: a lost attempt is retried when attempts are left.
+  const ended = await endAttempt(ctx, run.id, task, { attempt: run.attempt ?? 1, status: 'lost', reason, finishedAt: Date.now(), usage: usageOf(undefined, undefined, 0) });
+  if (ended.kind === 'ended') {
+    const latest = await ctx.store.get(run.id);
+    ctx.events.emit('run:finished', { runId: run.id, task: run.task, status: 'lost', record: latest });
+  }
 }
 
 export function specFor(ctx: RunContext, run: RunRecord, task: TaskConfig): RunSpec {

@@ -17,6 +17,9 @@ import type { RunJobData } from './queues.js';
  */
 export class TaskWorkers {
   private readonly workers = new Map<string, Worker<RunJobData>>();
+  private stopping = false;
+  /** Jobs being processed here, from fetch to completion (a run may not be claimed yet). */
+  private readonly inFlight = new Set<Promise<void>>();
 
   constructor(
     private readonly connection: ConnectionOptions,
@@ -32,7 +35,7 @@ export class TaskWorkers {
   async start(tasks: readonly TaskConfig[]): Promise<void> {
     for (const task of tasks) {
       if (this.workers.has(task.name)) continue;
-      const worker = new Worker<RunJobData>(task.name, (job, token) => this.take(task, job.data.runId, () => job.moveToWait(token)), {
+      const worker = new Worker<RunJobData>(task.name, (job, token) => this.track(this.take(task, job.data.runId, () => job.moveToWait(token))), {
         connection: this.connection,
         prefix: BULL_PREFIX,
         // Never more at once on this node than the task's pool allows.
@@ -55,6 +58,12 @@ export class TaskWorkers {
   }
 
   private async take(task: TaskConfig, runId: string, handBack: () => Promise<unknown>): Promise<void> {
+    if (this.stopping) {
+      // Fetched as the daemon stops: hand it back rather than hold it, or its active job
+      // would keep the task's cluster-wide slot until stalled-job detection frees it.
+      await handBack();
+      throw new WaitingError();
+    }
     if (!this.admission.reserve(runId, task)) {
       // AdmissionDeferred: another worker of this node took the last room between our fetch
       // and now. The job goes back to the front of its queue for whichever node has room.
@@ -71,8 +80,33 @@ export class TaskWorkers {
     }
   }
 
+  private track(work: Promise<void>): Promise<void> {
+    const settled = work.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.inFlight.add(settled);
+    void settled.then(() => this.inFlight.delete(settled));
+    return work;
+  }
+
+  /** Resolves when every job in progress here has finished, or after `ms`. */
+  async drain(ms: number): Promise<number> {
+    const pending = [...this.inFlight];
+    if (pending.length === 0) return 0;
+    await Promise.race([Promise.all(pending), new Promise((r) => setTimeout(r, ms).unref())]);
+    return this.inFlight.size;
+  }
+
+  /** Shutdown, first step: fetch nothing more, and hand back what arrives anyway. */
+  async stopTaking(): Promise<void> {
+    this.stopping = true;
+    await Promise.allSettled([...this.workers.values()].map((w) => w.pause(true)));
+  }
+
   /** Pauses the workers of tasks that would not fit on this node now; resumes the rest. */
   refresh(): void {
+    if (this.stopping) return;
     for (const [name, worker] of this.workers) {
       const task = this.config.tasks[name];
       if (!task || worker.closing) continue;
