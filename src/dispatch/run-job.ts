@@ -131,6 +131,8 @@ export async function finish(ctx: RunContext, runId: string, task: TaskConfig, r
   const now = Date.now();
   const finishedAt = result.finishedAt ?? now;
   await ctx.store.setLogTail(runId, result.logTail);
+  // Each attempt's output replaces the last one's: the record shows the latest attempt.
+  await ctx.store.setOutput(runId, result.output, result.outputError);
   const ended = await endAttempt(
     ctx,
     runId,
@@ -178,6 +180,9 @@ async function settleRedelivered(ctx: RunContext, run: RunRecord): Promise<void>
   }
 }
 
+/** Payloads up to this size are also passed as RUNLET_PAYLOAD. */
+export const ENV_PAYLOAD_MAX_BYTES = 32 * 1024;
+
 export function specFor(ctx: RunContext, run: RunRecord, task: TaskConfig): RunSpec {
   const env: Record<string, string> = {
     ...task.env,
@@ -188,7 +193,10 @@ export function specFor(ctx: RunContext, run: RunRecord, task: TaskConfig): RunS
     RUNLET_ATTEMPT: String(run.attempt ?? 1),
   };
   if (run.scheduledAt !== undefined) env.RUNLET_SCHEDULED_AT = new Date(run.scheduledAt).toISOString();
-  if (run.payload !== undefined) env.RUNLET_PAYLOAD = JSON.stringify(run.payload);
+  const payload = run.payload === undefined ? undefined : JSON.stringify(run.payload);
+  // Small payloads also as an env var, handy in shell tasks; a large one would make exec
+  // fail (Linux caps one env string at 128 KiB), so those come by file and stdin only.
+  if (payload !== undefined && Buffer.byteLength(payload) <= ENV_PAYLOAD_MAX_BYTES) env.RUNLET_PAYLOAD = payload;
   return {
     runId: run.id,
     task: task.name,
@@ -200,6 +208,10 @@ export function specFor(ctx: RunContext, run: RunRecord, task: TaskConfig): RunS
     pids: task.pids,
     timeoutMs: task.timeoutMs,
     killGraceMs: task.killGraceMs,
+    payload,
+    user: task.user,
+    readOnly: task.readOnly,
+    network: task.network,
     labels: {
       'runlet.node': ctx.identity.node,
       'runlet.cluster': ctx.identity.clusterId,

@@ -45,9 +45,21 @@ export function runDetail(r: RunRecord) {
       containerId: a.containerId ?? null,
     })),
     logTail: r.logTail ?? '',
+    output: parseOutput(r.output),
+    outputError: r.outputError ?? null,
   };
 }
 
 function iso(ms: number | undefined): string | null {
   return ms === undefined ? null : new Date(ms).toISOString();
+}
+
+/** output.json as JSON when it parses; as its text otherwise (outputError says why). */
+function parseOutput(text: string | undefined): unknown {
+  if (text === undefined) return null;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
 }

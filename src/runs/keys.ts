@@ -5,6 +5,8 @@ export const keys = {
   run: (id: string) => `${PREFIX}:run:${id}`,
   transitions: (id: string) => `${PREFIX}:run:${id}:transitions`,
   logs: (id: string) => `${PREFIX}:run:${id}:logs`,
+  /** hash { text, error }: what the task wrote to /runlet/output.json. */
+  output: (id: string) => `${PREFIX}:run:${id}:output`,
   /** list of JSON AttemptRecords, one per ended attempt, oldest first. */
   attempts: (id: string) => `${PREFIX}:run:${id}:attempts`,
   /** zset runId → createdAt, all runs. */

@@ -109,7 +109,7 @@ for _, id in ipairs(old) do
     for item in string.gmatch(ARGV[3], '([^,]+)') do if item == status then terminal = true end end
   end
   if terminal or not status then
-    redis.call('DEL', runKey, runKey .. ':transitions', runKey .. ':logs', runKey .. ':attempts')
+    redis.call('DEL', runKey, runKey .. ':transitions', runKey .. ':logs', runKey .. ':attempts', runKey .. ':output')
     redis.call('ZREM', KEYS[1], id)
     redis.call('ZREM', KEYS[2], id)
     deleted = deleted + 1

@@ -136,6 +136,13 @@ export class RunStore {
     await this.redis.set(keys.logs(runId), tail.length > LOG_TAIL_BYTES ? tail.slice(-LOG_TAIL_BYTES) : tail);
   }
 
+  /** Kept apart from the record's hash, like the log tail, so listings never load it. */
+  async setOutput(runId: string, text: string | undefined, error: string | undefined): Promise<void> {
+    const fields = [...(text !== undefined ? ['text', text] : []), ...(error !== undefined ? ['error', error] : [])];
+    await this.redis.del(keys.output(runId));
+    if (fields.length > 0) await this.redis.hset(keys.output(runId), ...fields);
+  }
+
   async getLogTail(runId: string): Promise<string | undefined> {
     return (await this.redis.get(keys.logs(runId))) ?? undefined;
   }
@@ -163,16 +170,20 @@ export class RunStore {
       pipe.lrange(keys.transitions(id), 0, -1);
       pipe.lrange(keys.attempts(id), 0, -1);
       if (opts.withLogs) pipe.get(keys.logs(id));
+      if (opts.withLogs) pipe.hgetall(keys.output(id));
     }
     const res = (await pipe.exec()) ?? [];
-    const step = opts.withLogs ? 4 : 3;
+    const step = opts.withLogs ? 5 : 3;
     return runIds.map((_, i) => {
       const hash = res[i * step]?.[1] as Record<string, string> | undefined;
       if (!hash || !hash.id) return undefined;
       const transitions = (res[i * step + 1]?.[1] as string[]).map((s) => JSON.parse(s) as Transition);
       const attempts = ((res[i * step + 2]?.[1] as string[] | undefined) ?? []).map((s) => JSON.parse(s) as AttemptRecord);
       const logTail = opts.withLogs ? ((res[i * step + 3]?.[1] as string | null) ?? undefined) : undefined;
-      return toRecord(hash, transitions, attempts, logTail);
+      const record = toRecord(hash, transitions, attempts, logTail);
+      const output = opts.withLogs ? ((res[i * step + 4]?.[1] as Record<string, string> | undefined) ?? {}) : {};
+      if (output.text === undefined && output.error === undefined) return record;
+      return { ...record, ...(output.text !== undefined && { output: output.text }), ...(output.error !== undefined && { outputError: output.error }) };
     });
   }
 

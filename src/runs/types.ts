@@ -115,4 +115,8 @@ export interface RunRecord {
   readonly retryOf?: string;
   /** The last 64 KiB of the container's stdout and stderr, interleaved as written. */
   readonly logTail?: string;
+  /** The text of /runlet/output.json (at most 1 MiB), when the task wrote one. */
+  readonly output?: string;
+  /** Why output.json was not stored, or is not valid JSON. */
+  readonly outputError?: string;
 }
