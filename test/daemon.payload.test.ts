@@ -17,6 +17,7 @@ tasks:
         echo "stdin=$(cat)"
         echo "attempt=$RUNLET_ATTEMPT"
         printf '{"seen": %s}' "$(cat "$RUNLET_PAYLOAD_FILE")" > /runlet/output.json
+  small-only: { maxPayload: 4k, command: [echo, never] }
   big-payload:
     command: [sh, -c, 'echo "env-set=$\${RUNLET_PAYLOAD:+yes}"; echo "file-bytes=$(wc -c < "$RUNLET_PAYLOAD_FILE")"; echo "stdin-bytes=$(wc -c)"']
   locked-down:
@@ -79,6 +80,14 @@ describe('payload and output', () => {
     expect(r.logTail).toContain('env-set=\n');
     expect(r.logTail).toContain(`file-bytes=${bytes}\n`);
     expect(r.logTail).toContain(`stdin-bytes=${bytes}`);
+  });
+
+  it('a payload over the task\'s maxPayload is refused with 413 and nothing is queued', async () => {
+    const before = (await daemon.store.list({ task: 'small-only' })).length;
+    const res = await fetch(`${daemon.url}/api/tasks/small-only/runs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ blob: 'x'.repeat(5000) }) });
+    expect(res.status).toBe(413);
+    expect(((await res.json()) as { error: { message: string } }).error.message).toBe('the payload is larger than task "small-only" accepts (maxPayload: 4 KiB); nothing was queued');
+    expect((await daemon.store.list({ task: 'small-only' })).length).toBe(before);
   });
 
   it('read-only rootfs, a non-root user and no network, with /runlet still writable', async () => {

@@ -57,6 +57,19 @@ export function memoryField(description: string) {
   return withHints(schema, { examples: ['256m', '1g'] });
 }
 
+/** A size with no floor of Docker's, for limits on data (payloads), at least 1 KiB. */
+export function sizeField(description: string) {
+  const schema = stringOrNumber(SIZE_EXAMPLE)
+    .transform((value, ctx) => {
+      const bytes = parseSizeBytes(value);
+      if (bytes === undefined) return fail(ctx, value, `expected ${SIZE_EXAMPLE}, got ${got(value)}`);
+      if (bytes < 1024) return fail(ctx, value, `must be at least 1k, got ${got(value)}`);
+      return bytes;
+    })
+    .meta({ description, pattern: editorPattern(SIZE_PATTERN) });
+  return withHints(schema, { examples: ['256k', '1m'] });
+}
+
 const DURATION_EXAMPLE = 'a duration like "30s", "10m" or "2h"';
 
 export function durationField(description: string, minMs: number, minText: string) {

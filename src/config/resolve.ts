@@ -93,6 +93,7 @@ export function buildConfig(raw: RawConfig, file: string): RunletConfig {
     timeoutMs: d.timeout ?? parseDurationMs(BUILTIN_DEFAULTS.timeout)!,
     killGraceMs: d.killGrace ?? parseDurationMs(BUILTIN_DEFAULTS.killGrace)!,
     pids: d.pids ?? BUILTIN_DEFAULTS.pids,
+    maxPayloadBytes: d.maxPayload ?? DEFAULT_MAX_PAYLOAD_BYTES,
     user: d.user,
     readOnly: d.readOnly ?? false,
     network: d.network ?? 'bridge',
@@ -117,6 +118,7 @@ export function buildConfig(raw: RawConfig, file: string): RunletConfig {
       timeoutMs: t.timeout ?? base.timeoutMs,
       killGraceMs: t.killGrace ?? base.killGraceMs,
       pids: t.pids ?? base.pids,
+      maxPayloadBytes: t.maxPayload ?? base.maxPayloadBytes,
       ...((t.user ?? base.user) !== undefined && { user: t.user ?? base.user }),
       readOnly: t.readOnly ?? base.readOnly,
       network: t.network ?? base.network,
@@ -180,3 +182,6 @@ function admissionProblems(raw: Record<string, unknown>, name: string, t: Record
   }
   return [];
 }
+
+/** 1 MiB: a payload is an event, not a data set (put data in S3 and send its key). */
+export const DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024;

@@ -23,6 +23,8 @@ export interface TaskConfig {
   readonly timeoutMs: number;
   readonly killGraceMs: number;
   readonly pids: number;
+  /** Largest payload a run accepts; larger ones are refused, never truncated. */
+  readonly maxPayloadBytes: number;
   /** docker run --user; undefined keeps the image's user. */
   readonly user?: string;
   readonly readOnly: boolean;

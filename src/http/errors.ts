@@ -1,3 +1,5 @@
+import { formatBytes } from '../lib/format.js';
+
 /**
  * Every error the ops API answers with, in one place: a stable code, the status, and a
  * message template. Handlers throw `apiError(code, params)`; the server's error handler
@@ -15,7 +17,11 @@ export const API_ERRORS = {
     status: 409,
     message: (p: { id: string; status: string }) => `run ${p.id} is still ${p.status}: only a run that ended can be retried (cancel it, or wait for it to end)`,
   },
-  PAYLOAD_TOO_LARGE: { status: 413, message: (p: { limit: number }) => `the request body is larger than ${p.limit} bytes` },
+  PAYLOAD_TOO_LARGE: {
+    status: 413,
+    message: (p: { limit: number; task?: string }) =>
+      p.task ? `the payload is larger than task "${p.task}" accepts (maxPayload: ${formatBytes(p.limit)}); nothing was queued` : `the request body is larger than ${formatBytes(p.limit)}; nothing was queued`,
+  },
   NOT_FOUND: { status: 404, message: (p: { method: string; url: string }) => `no route ${p.method} ${p.url}` },
   INTERNAL: { status: 500, message: (_p: Record<string, never>) => 'internal error; the daemon log has the details' },
 } as const;

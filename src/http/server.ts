@@ -8,8 +8,10 @@ import { runRoutes } from './runs.js';
 import { statusRoutes } from './status.js';
 import { taskRoutes } from './tasks.js';
 
-/** Manual-run payloads larger than this are refused with 413. */
-export const MAX_BODY_BYTES = 1024 * 1024;
+/** The server reads no body larger than this; each task's own maxPayload is checked per route. */
+export function maxBodyBytes(deps: HttpDeps): number {
+  return Math.max(1024 * 1024, ...Object.values(deps.config.tasks).map((t) => t.maxPayloadBytes));
+}
 
 /**
  * The ops server: one plugin per area. /healthz is open (for load balancers); everything
@@ -19,7 +21,7 @@ export function buildServer(deps: HttpDeps, logger: Logger): FastifyInstance {
   const app = Fastify({
     // Request lines are noise at info; errors still reach the log.
     loggerInstance: logger.child({ component: 'http' }, { level: 'warn' }) as FastifyBaseLogger,
-    bodyLimit: MAX_BODY_BYTES,
+    bodyLimit: maxBodyBytes(deps),
   });
 
   // An empty body is "no payload", not a JSON error; anything else must parse.
@@ -36,7 +38,7 @@ export function buildServer(deps: HttpDeps, logger: Logger): FastifyInstance {
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
     if (err instanceof ApiError) return reply.code(err.statusCode).send({ error: { code: err.code, message: err.message } });
     if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-      return reply.code(413).send({ error: { code: 'PAYLOAD_TOO_LARGE', message: API_ERRORS.PAYLOAD_TOO_LARGE.message({ limit: MAX_BODY_BYTES }) } });
+      return reply.code(413).send({ error: { code: 'PAYLOAD_TOO_LARGE', message: API_ERRORS.PAYLOAD_TOO_LARGE.message({ limit: maxBodyBytes(deps) }) } });
     }
     if (err.statusCode && err.statusCode < 500) return reply.code(err.statusCode).send({ error: { code: err.code ?? 'BAD_REQUEST', message: err.message } });
     req.log.error({ err }, 'request failed');

@@ -70,6 +70,8 @@ export const taskRoutes: FastifyPluginAsync<{ deps: HttpDeps }> = async (app, { 
   // A manual run: the JSON body, if any, is the run's payload. 202 once it is durably queued.
   app.post<{ Params: { name: string } }>('/tasks/:name/runs', async (req, reply) => {
     const task = taskOr404(req.params.name);
+    const size = Number(req.headers['content-length'] ?? (req.body === undefined ? 0 : Buffer.byteLength(JSON.stringify(req.body))));
+    if (size > task.maxPayloadBytes) throw apiError('PAYLOAD_TOO_LARGE', { limit: task.maxPayloadBytes, task: task.name });
     const { runId } = await deps.submitManual(task.name, req.body);
     return reply.code(202).header('location', `/api/runs/${runId}`).send({ id: runId, status: 'queued' });
   });
