@@ -18,6 +18,7 @@ tasks:
   solo-b:  { pool: single, memory: 8m, command: [echo, b] }
   node-a:  { memory: 90m, command: [sh, -c, "sleep 1.5; echo a"] }
   node-b:  { memory: 20m, command: [echo, b] }
+  fifo:    { pool: single, memory: 8m, concurrency: 1, command: [sh, -c, "echo $RUNLET_PAYLOAD"] }
 `;
 
 let redis: Awaited<ReturnType<typeof startTestRedis>>;
@@ -60,6 +61,22 @@ describe('admission on one node', () => {
     const [a, b] = await oneAfterAnother('node-a', 'node-b');
     const bStarted = b.transitions.find((t) => t.status === 'starting')!.at;
     expect(bStarted).toBeGreaterThanOrEqual(a.transitions.find((t) => t.status === 'succeeded')!.at - 50);
+  });
+
+  it('a queued run can be cancelled: it never starts; runs of a task start in the order they came', async () => {
+    const blocker = await daemon.submit(manualRequest('solo-a', undefined));
+    await daemon.events.once('run:started', (e) => e.runId === blocker.runId);
+    const queued = [];
+    for (let i = 0; i < 5; i++) queued.push(await daemon.submit(manualRequest('fifo', { n: i })));
+    const res = await fetch(`${daemon.url}/api/runs/${queued[2].runId}/cancel`, { method: 'POST' });
+    expect(await res.json()).toEqual({ id: queued[2].runId, status: 'cancelled' });
+    const runs = await Promise.all(queued.map((q) => daemon.waitForEnd(q.runId)));
+    expect(runs.map((r) => r.status)).toEqual(['succeeded', 'succeeded', 'cancelled', 'succeeded', 'succeeded']);
+    expect(runs[2].startedAt).toBeUndefined();
+    expect(runs[2].transitions.map((t) => t.status)).toEqual(['queued', 'cancelled']);
+    const ran = runs.filter((r) => r.status === 'succeeded');
+    const starts = ran.map((r) => r.transitions.find((t) => t.status === 'starting')!.at);
+    expect([...starts].sort((x, y) => x - y)).toEqual(starts);
   });
 
   it('runs that fit start side by side (the rules do not serialise everything)', async () => {
