@@ -23,6 +23,7 @@ import { DockerRuntime } from './runtime/docker.js';
 import { buildTaskImages } from './runtime/image-build.js';
 import type { Runtime } from './runtime/types.js';
 import { keys } from './runs/keys.js';
+import { RunletMetrics } from './runs/metrics.js';
 import { RunStore } from './runs/store.js';
 import type { RunRequest } from './runs/types.js';
 import { CronTrigger } from './triggers/cron.js';
@@ -99,6 +100,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
 
     // --- dispatch ----------------------------------------------------------------------
     const events = new RunletEvents();
+    const metrics = new RunletMetrics(events);
     const connection = redisOptions(redisTarget);
     const queues = new TaskQueues(connection);
     releasers.add('queues', () => queues.close());
@@ -158,6 +160,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       config,
       store,
       token: opts.token,
+      metrics: metrics.registry,
       submitManual: (task, payload) => submit(manualRequest(task, payload)),
       cancelRun: (runId) => cancelRun(redis, store, runId),
       retryRun: (run) => submit(retryRequest(run)),

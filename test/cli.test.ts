@@ -115,3 +115,41 @@ describe('runlet run / status / logs against a running daemon', () => {
     expect(res.stderr).toContain('did you mean "fine"?');
   });
 });
+
+describe('runlet cancel', () => {
+  let redis: Awaited<ReturnType<typeof startTestRedis>>;
+  let daemon: DaemonProcess;
+  let env: Record<string, string>;
+  const LONG = write('long.yaml', 'defaults: { image: runlet/busybox:local, memory: 16m, timeout: 60s, killGrace: 1s }\ntasks:\n  long: { command: [sleep, "30"] }\n');
+
+  beforeAll(async () => {
+    redis = await startTestRedis();
+    env = { REDIS_URL: redis.url, RUNLET_PORT: String(await freePort()), RUNLET_NODE: 'cancel-node' };
+    daemon = spawnDaemon(LONG, env);
+    await daemon.ready;
+  });
+  afterAll(async () => {
+    daemon?.child.kill('SIGTERM');
+    if (daemon) await new Promise((r) => daemon.child.once('exit', r));
+    const r = new Redis({ path: redis.path });
+    const clusterId = await r.get('runlet:cluster-id');
+    r.disconnect();
+    if (clusterId) await removeClusterContainers(clusterId);
+    await redis?.stopAndClean();
+  });
+
+  it('stops a running run, which ends cancelled; a second cancel says it already ended', async () => {
+    const id = (await runCli(['run', 'long', '-c', LONG], env, dir)).stdout.trim();
+    const r = new Redis({ path: redis.path });
+    for (let i = 0; i < 100 && (await r.hget(`runlet:run:${id}`, 'status')) !== 'running'; i++) await new Promise((res) => setTimeout(res, 100));
+    const first = await runCli(['cancel', id], env, dir);
+    expect(first.stdout.trim()).toBe(`${id} cancelling`);
+    expect(first.code).toBe(0);
+    for (let i = 0; i < 100 && (await r.hget(`runlet:run:${id}`, 'status')) === 'running'; i++) await new Promise((res) => setTimeout(res, 100));
+    expect(await r.hget(`runlet:run:${id}`, 'status')).toBe('cancelled');
+    r.disconnect();
+    const again = await runCli(['cancel', id], env, dir);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain(`run ${id} already ended as cancelled`);
+  });
+});

@@ -70,6 +70,12 @@ describe('one mistake, one exact message at its line:col', () => {
     );
   });
 
+  it('there is no key that mounts anything into a task container (the Docker socket least of all)', () => {
+    expect(errorFor([...IMAGE, 'tasks:', '  sync:', '    volumes: ["/var/run/docker.sock:/var/run/docker.sock"]'])).toMatch(
+      /^runlet\.yaml:5:5 tasks\.sync\.volumes: unknown key "volumes"/,
+    );
+  });
+
   it('bad size', () => {
     expect(errorFor([...IMAGE, 'tasks:', '  archive:', '    memory: lots'])).toBe(
       'runlet.yaml:5:13 tasks.archive.memory: expected a size like "512m", got "lots"',

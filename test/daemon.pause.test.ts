@@ -55,6 +55,10 @@ describe('pause, resume and suspend', () => {
       expect(r.reason).toBe('task is suspended in the config (suspended: true)');
       expect(r.trigger).toBe('cron');
     }
+    // ...and counted: a skip is never silent, in the history or in the metrics.
+    const metrics = (await Promise.all(daemons.map(async (d) => (await fetch(`${d.url}/metrics`)).text()))).join('\n');
+    const counted = [...metrics.matchAll(/^runlet_runs_skipped_total\{task="frozen",reason="suspended"\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
+    expect(counted).toBeGreaterThanOrEqual(2);
   });
 
   it('pausing on one daemon holds on both; ticks are skipped until resumed, and manual runs still run', async () => {

@@ -1,3 +1,4 @@
+import type { Registry } from 'prom-client';
 import type { RunletConfig } from '../config/types.js';
 import type { BackfillResult } from '../dispatch/backfill.js';
 import type { RunStore } from '../runs/store.js';
@@ -11,6 +12,8 @@ export interface HttpDeps {
   readonly config: RunletConfig;
   readonly store: RunStore;
   readonly token?: string;
+  /** Prometheus registry served at /metrics. */
+  readonly metrics?: Registry;
   submitManual(task: string, payload: unknown): Promise<{ runId: string; created: boolean }>;
   cancelRun(runId: string): Promise<{ status: string; accepted: boolean }>;
   /** Queues a new manual run of an ended run's task with its payload (`retryOf` names the old run). */

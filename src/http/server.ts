@@ -4,6 +4,7 @@ import { requireToken } from './auth.js';
 import type { HttpDeps } from './deps.js';
 import { ApiError, apiError, API_ERRORS } from './errors.js';
 import { healthRoutes } from './health.js';
+import { metricsRoutes } from './metrics.js';
 import { runRoutes } from './runs.js';
 import { statusRoutes } from './status.js';
 import { taskRoutes } from './tasks.js';
@@ -50,6 +51,7 @@ export function buildServer(deps: HttpDeps, logger: Logger): FastifyInstance {
   });
 
   app.register(healthRoutes, { deps });
+  if (deps.metrics) app.register(metricsRoutes, { registry: deps.metrics, token: deps.token });
   app.register(
     async (api) => {
       requireToken(api, deps.token);
