@@ -1,11 +1,8 @@
-import { Redis } from 'ioredis';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { removeClusterContainers } from './helpers/daemon.js';
-import { freePort, runCli, spawnDaemon, type DaemonProcess } from './helpers/process.js';
-import { startTestRedis } from './helpers/redis.js';
+import { describe, expect, it } from 'vitest';
+import { runCli, useDaemonProcess } from './helpers/process.js';
 
 // `runlet runs` and `runlet retry` (the built CLI) against a daemon run as its own process.
 const dir = mkdtempSync(join(tmpdir(), 'runlet-cli-retries-'));
@@ -21,31 +18,13 @@ tasks:
 const PAYLOAD = join(dir, 'payload.json');
 writeFileSync(PAYLOAD, '{"batch":12}');
 
-let redis: Awaited<ReturnType<typeof startTestRedis>>;
-let daemon: DaemonProcess;
-let env: Record<string, string>;
+const ctx = useDaemonProcess(CONFIG, 'cli-retries');
 
-beforeAll(async () => {
-  redis = await startTestRedis();
-  env = { REDIS_URL: redis.url, RUNLET_PORT: String(await freePort()), RUNLET_NODE: 'cli-retries' };
-  daemon = spawnDaemon(CONFIG, env);
-  await daemon.ready;
-});
-afterAll(async () => {
-  daemon?.child.kill('SIGTERM');
-  if (daemon) await new Promise((r) => daemon.child.once('exit', r));
-  const r = new Redis({ path: redis.path });
-  const clusterId = await r.get('runlet:cluster-id');
-  r.disconnect();
-  if (clusterId) await removeClusterContainers(clusterId);
-  await redis?.stopAndClean();
-});
-
-const cli = (...args: string[]) => runCli([...args, '-c', CONFIG], env, dir);
+const cli = (...args: string[]) => runCli([...args, '-c', CONFIG], ctx.env, dir);
 
 async function waitForEnd(id: string): Promise<{ status: string; logTail: string; retryOf: string | null }> {
   for (let i = 0; i < 200; i++) {
-    const run = (await (await fetch(`http://127.0.0.1:${env.RUNLET_PORT}/api/runs/${id}`)).json()) as { status: string; logTail: string; retryOf: string | null };
+    const run = (await (await fetch(`http://127.0.0.1:${ctx.env.RUNLET_PORT}/api/runs/${id}`)).json()) as { status: string; logTail: string; retryOf: string | null };
     if (!['queued', 'starting', 'running'].includes(run.status)) return run;
     await new Promise((r) => setTimeout(r, 150));
   }

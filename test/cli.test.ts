@@ -1,10 +1,8 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { removeClusterContainers } from './helpers/daemon.js';
-import { freePort, runCli, spawnDaemon, type DaemonProcess } from './helpers/process.js';
-import { startTestRedis } from './helpers/redis.js';
+import { describe, expect, it } from 'vitest';
+import { runCli, useDaemonProcess } from './helpers/process.js';
 import { Redis } from 'ioredis';
 
 const dir = mkdtempSync(join(tmpdir(), 'runlet-cli-'));
@@ -59,57 +57,38 @@ tasks:
 });
 
 describe('runlet run / status / logs against a running daemon', () => {
-  let redis: Awaited<ReturnType<typeof startTestRedis>>;
-  let daemon: DaemonProcess;
-  let env: Record<string, string>;
-
-  beforeAll(async () => {
-    redis = await startTestRedis();
-    const port = await freePort();
-    env = { REDIS_URL: redis.url, RUNLET_PORT: String(port), RUNLET_NODE: 'cli-node' };
-    daemon = spawnDaemon(GOOD, env);
-    await daemon.ready;
-  });
-  afterAll(async () => {
-    daemon?.child.kill('SIGTERM');
-    if (daemon) await new Promise((r) => daemon.child.once('exit', r));
-    const r = new Redis({ path: redis.path });
-    const clusterId = await r.get('runlet:cluster-id');
-    r.disconnect();
-    if (clusterId) await removeClusterContainers(clusterId);
-    await redis?.stopAndClean();
-  });
+  const ctx = useDaemonProcess(GOOD, 'cli-node');
 
   it('run --wait prints the output and exits with the run\'s exit code', async () => {
-    const ok = await runCli(['run', 'fine', '--wait', '-c', GOOD], env, dir);
+    const ok = await runCli(['run', 'fine', '--wait', '-c', GOOD], ctx.env, dir);
     expect(ok.stdout).toContain('all good');
     expect(ok.stderr).toMatch(/succeeded in \d+\.\d+s, exit code 0/);
     expect(ok.code).toBe(0);
-    const bad = await runCli(['run', 'fails', '--wait', '-c', GOOD], env, dir);
+    const bad = await runCli(['run', 'fails', '--wait', '-c', GOOD], ctx.env, dir);
     expect(bad.stdout).toContain('going down');
     expect(bad.stderr).toMatch(/failed in .*exit code 7/);
     expect(bad.code).toBe(7);
   });
 
   it('run without --wait prints the run id; logs prints its output; status lists tasks', async () => {
-    const queued = await runCli(['run', 'fine', '-c', GOOD], env, dir);
+    const queued = await runCli(['run', 'fine', '-c', GOOD], ctx.env, dir);
     expect(queued.code).toBe(0);
     const id = queued.stdout.trim();
     expect(id).toMatch(/^[0-9A-Z]{26}$/);
     let logs = '';
     for (let i = 0; i < 100 && !logs.includes('all good'); i++) {
-      logs = (await runCli(['logs', id], env, dir)).stdout;
+      logs = (await runCli(['logs', id], ctx.env, dir)).stdout;
       if (!logs.includes('all good')) await new Promise((r) => setTimeout(r, 200));
     }
     expect(logs).toContain('all good');
-    const status = await runCli(['status', '-c', GOOD], env, dir);
+    const status = await runCli(['status', '-c', GOOD], ctx.env, dir);
     expect(status.code).toBe(0);
     expect(status.stdout).toMatch(/nightly\s+20\d\d-/);
     expect(status.stdout).toContain('node cli-node');
   });
 
   it('a task that is not configured gets a did-you-mean, and nothing is queued', async () => {
-    const res = await runCli(['run', 'fien', '-c', GOOD], env, dir);
+    const res = await runCli(['run', 'fien', '-c', GOOD], ctx.env, dir);
     expect(res.code).toBe(1);
     expect(res.stderr).toContain('no task named "fien"');
     expect(res.stderr).toContain('did you mean "fine"?');
@@ -117,38 +96,20 @@ describe('runlet run / status / logs against a running daemon', () => {
 });
 
 describe('runlet cancel', () => {
-  let redis: Awaited<ReturnType<typeof startTestRedis>>;
-  let daemon: DaemonProcess;
-  let env: Record<string, string>;
   const LONG = write('long.yaml', 'defaults: { image: runlet/busybox:local, memory: 16m, timeout: 60s, killGrace: 1s }\ntasks:\n  long: { command: [sleep, "30"] }\n');
-
-  beforeAll(async () => {
-    redis = await startTestRedis();
-    env = { REDIS_URL: redis.url, RUNLET_PORT: String(await freePort()), RUNLET_NODE: 'cancel-node' };
-    daemon = spawnDaemon(LONG, env);
-    await daemon.ready;
-  });
-  afterAll(async () => {
-    daemon?.child.kill('SIGTERM');
-    if (daemon) await new Promise((r) => daemon.child.once('exit', r));
-    const r = new Redis({ path: redis.path });
-    const clusterId = await r.get('runlet:cluster-id');
-    r.disconnect();
-    if (clusterId) await removeClusterContainers(clusterId);
-    await redis?.stopAndClean();
-  });
+  const ctx = useDaemonProcess(LONG, 'cancel-node');
 
   it('stops a running run, which ends cancelled; a second cancel says it already ended', async () => {
-    const id = (await runCli(['run', 'long', '-c', LONG], env, dir)).stdout.trim();
-    const r = new Redis({ path: redis.path });
+    const id = (await runCli(['run', 'long', '-c', LONG], ctx.env, dir)).stdout.trim();
+    const r = new Redis({ path: ctx.redis.path });
     for (let i = 0; i < 100 && (await r.hget(`runlet:run:${id}`, 'status')) !== 'running'; i++) await new Promise((res) => setTimeout(res, 100));
-    const first = await runCli(['cancel', id], env, dir);
+    const first = await runCli(['cancel', id], ctx.env, dir);
     expect(first.stdout.trim()).toBe(`${id} cancelling`);
     expect(first.code).toBe(0);
     for (let i = 0; i < 100 && (await r.hget(`runlet:run:${id}`, 'status')) === 'running'; i++) await new Promise((res) => setTimeout(res, 100));
     expect(await r.hget(`runlet:run:${id}`, 'status')).toBe('cancelled');
     r.disconnect();
-    const again = await runCli(['cancel', id], env, dir);
+    const again = await runCli(['cancel', id], ctx.env, dir);
     expect(again.code).toBe(1);
     expect(again.stderr).toContain(`run ${id} already ended as cancelled`);
   });

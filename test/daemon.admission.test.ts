@@ -1,7 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { manualRequest } from '../src/triggers/manual.js';
-import { configFrom, removeClusterContainers, startTestDaemon, type TestDaemon } from './helpers/daemon.js';
-import { startTestRedis } from './helpers/redis.js';
+import { useDaemon } from './helpers/daemon.js';
 
 // Per-node admission: a pool's concurrency and memory budget, and the node's memory
 // budget, hold a run back (queued, not dropped) until another run frees the room.
@@ -21,25 +20,14 @@ tasks:
   fifo:    { pool: single, memory: 8m, concurrency: 1, command: [sh, -c, "echo $RUNLET_PAYLOAD"] }
 `;
 
-let redis: Awaited<ReturnType<typeof startTestRedis>>;
-let daemon: TestDaemon;
-
-beforeAll(async () => {
-  redis = await startTestRedis();
-  daemon = await startTestDaemon({ config: configFrom(CONFIG), redisUrl: redis.url });
-});
-afterAll(async () => {
-  await daemon?.stop();
-  if (daemon) await removeClusterContainers(daemon.identity.clusterId);
-  await redis?.stopAndClean();
-});
+const ctx = useDaemon(CONFIG);
 
 /** Starts `first`, and once it runs, `second`: returns both records when both ended. */
 async function oneAfterAnother(first: string, second: string) {
-  const a = await daemon.submit(manualRequest(first, undefined));
-  await daemon.events.once('run:started', (e) => e.runId === a.runId);
-  const b = await daemon.submit(manualRequest(second, undefined));
-  return Promise.all([daemon.waitForEnd(a.runId), daemon.waitForEnd(b.runId)]);
+  const a = await ctx.daemon.submit(manualRequest(first, undefined));
+  await ctx.daemon.events.once('run:started', (e) => e.runId === a.runId);
+  const b = await ctx.daemon.submit(manualRequest(second, undefined));
+  return Promise.all([ctx.daemon.waitForEnd(a.runId), ctx.daemon.waitForEnd(b.runId)]);
 }
 
 describe('admission on one node', () => {
@@ -64,13 +52,13 @@ describe('admission on one node', () => {
   });
 
   it('a queued run can be cancelled: it never starts; runs of a task start in the order they came', async () => {
-    const blocker = await daemon.submit(manualRequest('solo-a', undefined));
-    await daemon.events.once('run:started', (e) => e.runId === blocker.runId);
+    const blocker = await ctx.daemon.submit(manualRequest('solo-a', undefined));
+    await ctx.daemon.events.once('run:started', (e) => e.runId === blocker.runId);
     const queued = [];
-    for (let i = 0; i < 5; i++) queued.push(await daemon.submit(manualRequest('fifo', { n: i })));
-    const res = await fetch(`${daemon.url}/api/runs/${queued[2].runId}/cancel`, { method: 'POST' });
+    for (let i = 0; i < 5; i++) queued.push(await ctx.daemon.submit(manualRequest('fifo', { n: i })));
+    const res = await fetch(`${ctx.daemon.url}/api/runs/${queued[2].runId}/cancel`, { method: 'POST' });
     expect(await res.json()).toEqual({ id: queued[2].runId, status: 'cancelled' });
-    const runs = await Promise.all(queued.map((q) => daemon.waitForEnd(q.runId)));
+    const runs = await Promise.all(queued.map((q) => ctx.daemon.waitForEnd(q.runId)));
     expect(runs.map((r) => r.status)).toEqual(['succeeded', 'succeeded', 'cancelled', 'succeeded', 'succeeded']);
     expect(runs[2].startedAt).toBeUndefined();
     expect(runs[2].transitions.map((t) => t.status)).toEqual(['queued', 'cancelled']);
@@ -80,10 +68,10 @@ describe('admission on one node', () => {
   });
 
   it('runs that fit start side by side (the rules do not serialise everything)', async () => {
-    const a = await daemon.submit(manualRequest('big-a', undefined));
-    await daemon.events.once('run:started', (e) => e.runId === a.runId);
-    const b = await daemon.submit(manualRequest('solo-b', undefined));
-    const [ra, rb] = await Promise.all([daemon.waitForEnd(a.runId), daemon.waitForEnd(b.runId)]);
+    const a = await ctx.daemon.submit(manualRequest('big-a', undefined));
+    await ctx.daemon.events.once('run:started', (e) => e.runId === a.runId);
+    const b = await ctx.daemon.submit(manualRequest('solo-b', undefined));
+    const [ra, rb] = await Promise.all([ctx.daemon.waitForEnd(a.runId), ctx.daemon.waitForEnd(b.runId)]);
     expect(rb.finishedAt!).toBeLessThan(ra.finishedAt!);
   });
 });

@@ -1,7 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { configFrom, removeClusterContainers, startTestDaemon, type TestDaemon } from './helpers/daemon.js';
+import { describe, expect, it } from 'vitest';
+import { useDaemon } from './helpers/daemon.js';
 import { runCli } from './helpers/process.js';
-import { startTestRedis } from './helpers/redis.js';
 
 // Backfill runs the ticks of a past range once each, through the ticks' own dedupe keys.
 const CONFIG = `
@@ -12,21 +11,10 @@ tasks:
 `;
 const HOUR = 3_600_000;
 
-let redis: Awaited<ReturnType<typeof startTestRedis>>;
-let daemon: TestDaemon;
-
-beforeAll(async () => {
-  redis = await startTestRedis();
-  daemon = await startTestDaemon({ config: configFrom(CONFIG), redisUrl: redis.url });
-});
-afterAll(async () => {
-  await daemon?.stop();
-  if (daemon) await removeClusterContainers(daemon.identity.clusterId);
-  await redis?.stopAndClean();
-});
+const ctx = useDaemon(CONFIG);
 
 const backfill = (task: string, body: unknown) =>
-  fetch(`${daemon.url}/api/tasks/${task}/backfill`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  fetch(`${ctx.daemon.url}/api/tasks/${task}/backfill`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
 
 describe('backfill', () => {
   it('runs 5 past ticks once each, with their scheduled times; repeated, it runs none', async () => {
@@ -37,7 +25,7 @@ describe('backfill', () => {
     const res = (await first.json()) as { ticks: number; created: string[]; existing: string[] };
     expect(res).toMatchObject({ ticks: 5, existing: [] });
     expect(res.created).toHaveLength(5);
-    const runs = await Promise.all(res.created.map((id) => daemon.waitForEnd(id)));
+    const runs = await Promise.all(res.created.map((id) => ctx.daemon.waitForEnd(id)));
     const expected = [4, 3, 2, 1, 0].map((h) => new Date(lastHour - h * HOUR).toISOString());
     expect(runs.map((r) => new Date(r.scheduledAt!).toISOString())).toEqual(expected);
     expect(runs.every((r) => r.status === 'succeeded' && r.backfill === true && r.trigger === 'cron')).toBe(true);
@@ -61,7 +49,7 @@ describe('backfill', () => {
 
   it('works from the CLI too', async () => {
     const lastHour = Math.floor(Date.now() / HOUR) * HOUR;
-    const port = new URL(daemon.url).port;
+    const port = new URL(ctx.daemon.url).port;
     const out = await runCli(['backfill', 'hourly', '--from', new Date(lastHour - 6 * HOUR).toISOString(), '--to', new Date(lastHour - 5 * HOUR).toISOString()], { RUNLET_PORT: port });
     expect(out.stderr).toBe('');
     expect(out.stdout).toMatch(/^2 tick\(s\) in range: 2 queued, 0 already had a run/);

@@ -1,7 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { manualRequest } from '../src/triggers/manual.js';
-import { configFrom, removeClusterContainers, startTestDaemon, type TestDaemon } from './helpers/daemon.js';
-import { startTestRedis } from './helpers/redis.js';
+import { useDaemon } from './helpers/daemon.js';
 
 // A fork bomb in one task hits its pids limit; the daemon and other runs carry on.
 const CONFIG = `
@@ -11,29 +10,18 @@ tasks:
   honest: { command: [sh, -c, "sleep 1; echo still fine"] }
 `;
 
-let redis: Awaited<ReturnType<typeof startTestRedis>>;
-let daemon: TestDaemon;
-
-beforeAll(async () => {
-  redis = await startTestRedis();
-  daemon = await startTestDaemon({ config: configFrom(CONFIG), redisUrl: redis.url });
-});
-afterAll(async () => {
-  await daemon?.stop();
-  if (daemon) await removeClusterContainers(daemon.identity.clusterId);
-  await redis?.stopAndClean();
-});
+const ctx = useDaemon(CONFIG);
 
 describe('a fork bomb', () => {
   it('is contained by its pids limit while another run and the daemon carry on', async () => {
-    const bomb = await daemon.submit(manualRequest('bomb', undefined));
-    await daemon.events.once('run:started', (e) => e.runId === bomb.runId);
-    const honest = await daemon.submit(manualRequest('honest', undefined));
-    const ok = await daemon.waitForEnd(honest.runId);
+    const bomb = await ctx.daemon.submit(manualRequest('bomb', undefined));
+    await ctx.daemon.events.once('run:started', (e) => e.runId === bomb.runId);
+    const honest = await ctx.daemon.submit(manualRequest('honest', undefined));
+    const ok = await ctx.daemon.waitForEnd(honest.runId);
     expect(ok.status).toBe('succeeded');
     expect(ok.logTail).toContain('still fine');
-    expect((await fetch(`${daemon.url}/healthz`)).status).toBe(200);
-    const b = await daemon.waitForEnd(bomb.runId);
+    expect((await fetch(`${ctx.daemon.url}/healthz`)).status).toBe(200);
+    const b = await ctx.daemon.waitForEnd(bomb.runId);
     expect(b.status).toBe('timed_out');
     expect(b.logTail).toMatch(/can't fork/);
   });

@@ -1,7 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { manualRequest } from '../src/triggers/manual.js';
-import { configFrom, containersOfRun, removeClusterContainers, startTestDaemon, type TestDaemon } from './helpers/daemon.js';
-import { startTestRedis } from './helpers/redis.js';
+import { containersOfRun, useDaemon } from './helpers/daemon.js';
 
 // Every outcome a user sees, produced by a real container through the whole daemon:
 // queue → worker → Docker → run record.
@@ -17,22 +16,11 @@ tasks:
   payload:  { command: [sh, -c, 'echo "payload=$RUNLET_PAYLOAD task=$RUNLET_TASK trigger=$RUNLET_TRIGGER"'] }
 `;
 
-let redis: Awaited<ReturnType<typeof startTestRedis>>;
-let daemon: TestDaemon;
-
-beforeAll(async () => {
-  redis = await startTestRedis();
-  daemon = await startTestDaemon({ config: configFrom(CONFIG), redisUrl: redis.url });
-});
-afterAll(async () => {
-  await daemon?.stop();
-  if (daemon) await removeClusterContainers(daemon.identity.clusterId);
-  await redis?.stopAndClean();
-});
+const ctx = useDaemon(CONFIG);
 
 const run = async (task: string, payload?: unknown) => {
-  const { runId } = await daemon.submit(manualRequest(task, payload));
-  return daemon.waitForEnd(runId);
+  const { runId } = await ctx.daemon.submit(manualRequest(task, payload));
+  return ctx.daemon.waitForEnd(runId);
 };
 
 describe('run outcomes from real containers', () => {

@@ -1,9 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { configFrom, removeClusterContainers, startTestDaemon, type TestDaemon } from './helpers/daemon.js';
-import { startTestRedis } from './helpers/redis.js';
+import { describe, expect, it } from 'vitest';
+import { useDaemon } from './helpers/daemon.js';
 
 // A run's payload arrives three ways (env, file, stdin); /runlet/output.json comes back in
-// the record; isolation options hold through the daemon.
+// the record; isolation options hold through the ctx.daemon.
 const CONFIG = `
 defaults: { image: runlet/busybox:local, memory: 32m, timeout: 20s }
 tasks:
@@ -34,28 +33,17 @@ tasks:
         echo '{"ok": true}' > /runlet/output.json
 `;
 
-let redis: Awaited<ReturnType<typeof startTestRedis>>;
-let daemon: TestDaemon;
-
-beforeAll(async () => {
-  redis = await startTestRedis();
-  daemon = await startTestDaemon({ config: configFrom(CONFIG), redisUrl: redis.url });
-});
-afterAll(async () => {
-  await daemon?.stop();
-  if (daemon) await removeClusterContainers(daemon.identity.clusterId);
-  await redis?.stopAndClean();
-});
+const ctx = useDaemon(CONFIG);
 
 async function runWith(task: string, payload?: unknown) {
-  const res = await fetch(`${daemon.url}/api/tasks/${task}/runs`, {
+  const res = await fetch(`${ctx.daemon.url}/api/tasks/${task}/runs`, {
     method: 'POST',
     ...(payload !== undefined && { headers: { 'content-type': 'application/json' }, body: JSON.stringify(payload) }),
   });
   expect(res.status).toBe(202);
   const { id } = (await res.json()) as { id: string };
-  await daemon.waitForEnd(id);
-  return (await (await fetch(`${daemon.url}/api/runs/${id}`)).json()) as { status: string; logTail: string; output: unknown; outputError: string | null };
+  await ctx.daemon.waitForEnd(id);
+  return (await (await fetch(`${ctx.daemon.url}/api/runs/${id}`)).json()) as { status: string; logTail: string; output: unknown; outputError: string | null };
 }
 
 describe('payload and output', () => {
@@ -83,11 +71,11 @@ describe('payload and output', () => {
   });
 
   it('a payload over the task\'s maxPayload is refused with 413 and nothing is queued', async () => {
-    const before = (await daemon.store.list({ task: 'small-only' })).length;
-    const res = await fetch(`${daemon.url}/api/tasks/small-only/runs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ blob: 'x'.repeat(5000) }) });
+    const before = (await ctx.daemon.store.list({ task: 'small-only' })).length;
+    const res = await fetch(`${ctx.daemon.url}/api/tasks/small-only/runs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ blob: 'x'.repeat(5000) }) });
     expect(res.status).toBe(413);
     expect(((await res.json()) as { error: { message: string } }).error.message).toBe('the payload is larger than task "small-only" accepts (maxPayload: 4 KiB); nothing was queued');
-    expect((await daemon.store.list({ task: 'small-only' })).length).toBe(before);
+    expect((await ctx.daemon.store.list({ task: 'small-only' })).length).toBe(before);
   });
 
   it('read-only rootfs, a non-root user and no network, with /runlet still writable', async () => {

@@ -1,8 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { RunRecord } from '../src/runs/types.js';
 import { manualRequest } from '../src/triggers/manual.js';
-import { configFrom, containersOfRun, removeClusterContainers, startTestDaemon, type TestDaemon } from './helpers/daemon.js';
-import { startTestRedis } from './helpers/redis.js';
+import { containersOfRun, useDaemon } from './helpers/daemon.js';
 
 // Retries through the whole daemon: real containers, one run record across attempts.
 // flaky's delay is 2s rather than 1s: creating and starting a container takes 0.4-1s under
@@ -17,29 +16,18 @@ tasks:
   fine:    { command: [sh, -c, 'echo "fine on attempt $RUNLET_ATTEMPT"'], retries: { attempts: 3, delay: 300ms } }
 `;
 
-let redis: Awaited<ReturnType<typeof startTestRedis>>;
-let daemon: TestDaemon;
+const ctx = useDaemon(CONFIG);
 
-beforeAll(async () => {
-  redis = await startTestRedis();
-  daemon = await startTestDaemon({ config: configFrom(CONFIG), redisUrl: redis.url });
-});
-afterAll(async () => {
-  await daemon?.stop();
-  if (daemon) await removeClusterContainers(daemon.identity.clusterId);
-  await redis?.stopAndClean();
-});
-
-const submit = async (task: string, payload?: unknown) => (await daemon.submit(manualRequest(task, payload))).runId;
-const api = (path: string, init?: RequestInit) => fetch(`${daemon.url}${path}`, init);
+const submit = async (task: string, payload?: unknown) => (await ctx.daemon.submit(manualRequest(task, payload))).runId;
+const api = (path: string, init?: RequestInit) => fetch(`${ctx.daemon.url}${path}`, init);
 const statuses = (r: RunRecord) => r.transitions.map((t) => t.status);
 
 describe('a run that fails, then succeeds on a later attempt', () => {
   it('is one record with every attempt in it, RUNLET_ATTEMPT counting up, and growing waits in between', async () => {
     const retrying: number[] = [];
-    const off = daemon.events.on('run:retrying', (e) => retrying.push(e.delayMs));
+    const off = ctx.daemon.events.on('run:retrying', (e) => retrying.push(e.delayMs));
     const id = await submit('flaky');
-    const r = await daemon.waitForEnd(id);
+    const r = await ctx.daemon.waitForEnd(id);
     off();
 
     expect(r).toMatchObject({ status: 'succeeded', exitCode: 0, attempt: 3, maxAttempts: 3 });
@@ -79,7 +67,7 @@ describe('a run that fails on every attempt', () => {
 
   it('ends in its real status, dead, after the last attempt', async () => {
     deadId = await submit('broken', { order: 7 });
-    const r = await daemon.waitForEnd(deadId);
+    const r = await ctx.daemon.waitForEnd(deadId);
     expect(r).toMatchObject({ status: 'failed', exitCode: 4, dead: true, attempt: 2, maxAttempts: 2 });
     expect(r.reason).toBe('exit code 4');
     expect(r.attempts.map((a) => [a.attempt, a.status, a.exitCode])).toEqual([
@@ -110,11 +98,11 @@ describe('a run that fails on every attempt', () => {
     expect(res.status).toBe(202);
     const { id } = (await res.json()) as { id: string };
     expect(id).not.toBe(deadId);
-    const again = await daemon.waitForEnd(id);
+    const again = await ctx.daemon.waitForEnd(id);
     expect(again).toMatchObject({ trigger: 'manual', retryOf: deadId, payload: { order: 7 }, attempt: 2 });
     // The payload reached the new run's containers.
     expect(again.logTail).toContain('payload={"order":7} attempt=2');
-    const old = await daemon.store.get(deadId);
+    const old = await ctx.daemon.store.get(deadId);
     expect(old?.status).toBe('failed');
   });
 });
@@ -122,7 +110,7 @@ describe('a run that fails on every attempt', () => {
 describe('what is never retried, and what cannot be retried by hand', () => {
   it('a running or queued run cannot be retried (409); cancelled runs are not retried', async () => {
     const running = await submit('linger');
-    await daemon.events.once('run:started', (e) => e.runId === running);
+    await ctx.daemon.events.once('run:started', (e) => e.runId === running);
     // concurrency 1: a second run of the task waits in the queue.
     const queued = await submit('linger');
     for (const id of [running, queued]) {
@@ -136,7 +124,7 @@ describe('what is never retried, and what cannot be retried by hand', () => {
 
     await api(`/api/runs/${queued}/cancel`, { method: 'POST' });
     await api(`/api/runs/${running}/cancel`, { method: 'POST' });
-    const [a, b] = [await daemon.waitForEnd(running), await daemon.waitForEnd(queued)];
+    const [a, b] = [await ctx.daemon.waitForEnd(running), await ctx.daemon.waitForEnd(queued)];
     expect(a.status).toBe('cancelled');
     expect(a.dead).toBeUndefined();
     expect(a.attempts.map((x) => x.status)).toEqual(['cancelled']);
@@ -145,12 +133,12 @@ describe('what is never retried, and what cannot be retried by hand', () => {
     expect(statuses(b)).toEqual(['queued', 'cancelled']);
     // No retry job turns up later.
     await new Promise((r) => setTimeout(r, 1000));
-    expect((await daemon.store.get(running))?.status).toBe('cancelled');
+    expect((await ctx.daemon.store.get(running))?.status).toBe('cancelled');
   });
 
   it('a succeeded run is not retried', async () => {
     const id = await submit('fine');
-    const r = await daemon.waitForEnd(id);
+    const r = await ctx.daemon.waitForEnd(id);
     expect(r).toMatchObject({ status: 'succeeded', attempt: 1, maxAttempts: 3 });
     expect(r.logTail).toContain('fine on attempt 1');
     expect(r.attempts.map((a) => a.status)).toEqual(['succeeded']);

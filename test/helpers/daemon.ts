@@ -8,6 +8,10 @@ import type { RunletConfig } from '../../src/config/types.js';
 import { startDaemon, type Daemon, type DaemonOptions } from '../../src/daemon.js';
 import { createLogger } from '../../src/lib/logger.js';
 import type { RunRecord } from '../../src/runs/types.js';
+import { afterAll, beforeAll } from 'vitest';
+import { startTestRedis } from './redis.js';
+
+type TestRedis = Awaited<ReturnType<typeof startTestRedis>>;
 import { isTerminal } from '../../src/runs/types.js';
 
 /** Log lines a daemon wrote, read back as objects. */
@@ -67,4 +71,23 @@ export async function removeClusterContainers(clusterId: string): Promise<number
 export async function containersOfRun(runId: string): Promise<number> {
   const docker = new Docker();
   return (await docker.listContainers({ all: true, filters: { label: [`runlet.run=${runId}`] } })).length;
+}
+
+/**
+ * A test file's daemon: its own Redis and one in-process daemon on `yamlText`, started
+ * before the file's tests and stopped after them, its containers removed by cluster label.
+ * Read `.daemon` and `.redis` inside tests (they are set by the time tests run).
+ */
+export function useDaemon(yamlText: string, opts: Partial<DaemonOptions> = {}): { daemon: TestDaemon; redis: TestRedis } {
+  const ctx = {} as { daemon: TestDaemon; redis: TestRedis };
+  beforeAll(async () => {
+    ctx.redis = await startTestRedis();
+    ctx.daemon = await startTestDaemon({ config: configFrom(yamlText), redisUrl: ctx.redis.url, ...opts });
+  });
+  afterAll(async () => {
+    await ctx.daemon?.stop();
+    if (ctx.daemon) await removeClusterContainers(ctx.daemon.identity.clusterId);
+    await ctx.redis?.stopAndClean();
+  });
+  return ctx;
 }

@@ -1,6 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
+import { Redis } from 'ioredis';
 import { join } from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
+import { removeClusterContainers } from './daemon.js';
+import { startTestRedis } from './redis.js';
+
+type TestRedis = Awaited<ReturnType<typeof startTestRedis>>;
 
 export const CLI = join(import.meta.dirname, '..', '..', 'dist', 'src', 'cli.js');
 
@@ -49,4 +55,29 @@ export function runCli(args: string[], env: Record<string, string> = {}, cwd?: s
     child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
     child.on('exit', (code) => resolve({ code, stdout, stderr }));
   });
+}
+
+/**
+ * A test's daemon as its own process (the built CLI), on a Redis of its own, with the
+ * environment a CLI call needs to reach it; stopped with SIGTERM and cleaned up after.
+ */
+export function useDaemonProcess(configFile: string, node: string): { env: Record<string, string>; redis: TestRedis; daemon: DaemonProcess } {
+  const ctx = {} as { env: Record<string, string>; redis: TestRedis; daemon: DaemonProcess };
+  beforeAll(async () => {
+    ctx.redis = await startTestRedis();
+    ctx.env = { REDIS_URL: ctx.redis.url, RUNLET_PORT: String(await freePort()), RUNLET_NODE: node };
+    ctx.daemon = spawnDaemon(configFile, ctx.env);
+    await ctx.daemon.ready;
+  });
+  afterAll(async () => {
+    ctx.daemon?.child.kill('SIGTERM');
+    if (ctx.daemon && ctx.daemon.child.exitCode === null) await new Promise((r) => ctx.daemon.child.once('exit', r));
+    if (!ctx.redis) return;
+    const r = new Redis({ path: ctx.redis.path });
+    const clusterId = await r.get('runlet:cluster-id');
+    r.disconnect();
+    if (clusterId) await removeClusterContainers(clusterId);
+    await ctx.redis.stopAndClean();
+  });
+  return ctx;
 }
