@@ -10,7 +10,7 @@ import { containersOfRun, useDaemon } from './helpers/daemon.js';
 const CONFIG = `
 defaults: { image: runlet/busybox:local, memory: 16m, timeout: 30s, killGrace: 1s }
 tasks:
-  flaky:   { command: [sh, -c, '[ "$RUNLET_ATTEMPT" -ge 3 ] || exit 1; echo ok'], retries: { attempts: 3, backoff: exponential, delay: 2s } }
+  flaky:   { command: [sh, -c, 'sleep 0.3; [ "$RUNLET_ATTEMPT" -ge 3 ] || exit 1; echo ok'], retries: { attempts: 3, backoff: exponential, delay: 2s } }
   broken:  { command: [sh, -c, 'echo "payload=$RUNLET_PAYLOAD attempt=$RUNLET_ATTEMPT"; exit 4'], retries: { attempts: 2, delay: 300ms } }
   linger:  { command: [sleep, "30"], retries: { attempts: 3, delay: 300ms } }
   fine:    { command: [sh, -c, 'echo "fine on attempt $RUNLET_ATTEMPT"'], retries: { attempts: 3, delay: 300ms } }
@@ -58,7 +58,7 @@ describe('a run that fails, then succeeds on a later attempt', () => {
     expect(retrying).toHaveLength(2);
     expect(retrying[1] / retrying[0]).toBeGreaterThan(1.5);
     // Usage counts all three containers.
-    expect(r.usage!.containerSeconds).toBeGreaterThan(0);
+    expect(r.usage!.containerSeconds).toBeGreaterThanOrEqual(3 * 0.25); // three containers of ~0.3 s each
   });
 });
 
