@@ -196,7 +196,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     const crons = Object.values(config.tasks)
       .filter((t) => t.schedule)
       .map((t) => new CronTrigger(t, submit, logger));
-    for (const c of crons) await c.start(Number((await redis.get(keys.cronLast(c.taskName))) ?? NaN) || undefined);
+    const lastTicks = crons.length > 0 ? await redis.mget(crons.map((c) => keys.cronLast(c.taskName))) : [];
+    for (const [i, c] of crons.entries()) await c.start(lastTicks[i] ? Number(lastTicks[i]) : undefined);
     releasers.add('cron triggers', async () => void (await Promise.allSettled(crons.map((c) => c.stop()))));
 
     logger.info({ url, node: identity.node, redis: describeTarget(redisTarget), tasks: Object.keys(config.tasks).length, scheduled: crons.length }, 'runlet is running');

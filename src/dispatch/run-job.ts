@@ -7,7 +7,7 @@ import { describeFailure } from './failure.js';
 import type { PreparedRun, RunResult, RunSpec, Runtime } from '../runtime/types.js';
 import type { RunStore } from '../runs/store.js';
 import { isTerminal, type RunRecord, type RunStatus } from '../runs/types.js';
-import { usageOf } from '../runs/usage.js';
+import { NO_USAGE, usageOf } from '../runs/usage.js';
 import { isDaemonAlive, type Identity } from './identity.js';
 import type { TaskQueues } from './queues.js';
 import { endAttempt } from './retries.js';
@@ -79,25 +79,27 @@ async function execute(ctx: RunContext, run: RunRecord, task: TaskConfig, cancel
     await finish(ctx, run.id, task, { outcome: 'failed', reason, logTail: '' });
     return;
   }
+  const removeContainer = () => ctx.runtime.remove(prepared.containerId).catch((err) => log.error({ err }, 'could not remove container'));
   try {
-    try {
-      await ctx.runtime.start(prepared);
-    } catch (err) {
-      const reason = describeFailure(err as RunFailedToStartLike);
-      log.warn({ reason }, 'run could not be started');
-      await finish(ctx, run.id, task, { outcome: 'failed', reason, logTail: '' });
-      return;
-    }
-    await ctx.store.transition(run.id, 'running', {
-      from: ['starting'],
-      fields: { containerId: prepared.containerId, startedAt: Date.now() },
-    });
-    ctx.events.emit('run:started', { runId: run.id, task: task.name, containerId: prepared.containerId });
-    log.info({ containerId: prepared.containerId.slice(0, 12) }, 'run started');
-    await waitAndFinish(ctx, prepared, task, cancel, log);
-  } finally {
-    await ctx.runtime.remove(prepared.containerId).catch((err) => log.error({ err }, 'could not remove container'));
+    await ctx.runtime.start(prepared);
+  } catch (err) {
+    const reason = describeFailure(err as RunFailedToStartLike);
+    log.warn({ reason }, 'run could not be started');
+    await removeContainer();
+    await finish(ctx, run.id, task, { outcome: 'failed', reason, logTail: '' });
+    return;
   }
+  await ctx.store.transition(run.id, 'running', {
+    from: ['starting'],
+    fields: { containerId: prepared.containerId, startedAt: Date.now() },
+  });
+  ctx.events.emit('run:started', { runId: run.id, task: task.name, containerId: prepared.containerId });
+  log.info({ containerId: prepared.containerId.slice(0, 12) }, 'run started');
+  // waitAndFinish removes the container itself; only a failure inside it leaves that to us.
+  await waitAndFinish(ctx, prepared, task, cancel, log).catch(async (err) => {
+    await removeContainer();
+    throw err;
+  });
 }
 
 /**
@@ -167,13 +169,20 @@ async function settleRedelivered(ctx: RunContext, run: RunRecord): Promise<void>
   if (run.status === 'lost') return;
   const where = run.node === ctx.identity.node ? 'this node' : `node "${run.node}"`;
   const reason = `the daemon running it on ${where} stopped while the run was ${run.status}`;
+  await markLost(ctx, run, run.attempt ?? 1, reason);
+}
+
+/**
+ * Ends an attempt whose container is out of reach or never started as `lost`. Like any
+ * other end of an attempt, a lost attempt is retried when attempts are left.
+ */
+export async function markLost(ctx: RunContext, run: RunRecord, attempt: number, reason: string): Promise<void> {
   const task = ctx.config.tasks[run.task];
   if (!task) {
     await ctx.store.transition(run.id, 'lost', { from: ['starting', 'running'], reason, fields: { finishedAt: Date.now() } });
     return;
   }
-  // Like any other end of an attempt: a lost attempt is retried when attempts are left.
-  const ended = await endAttempt(ctx, run.id, task, { attempt: run.attempt ?? 1, status: 'lost', reason, finishedAt: Date.now(), usage: usageOf(undefined, undefined, 0) });
+  const ended = await endAttempt(ctx, run.id, task, { attempt, status: 'lost', reason, finishedAt: Date.now(), usage: NO_USAGE });
   if (ended.kind === 'ended') {
     const latest = await ctx.store.get(run.id);
     ctx.events.emit('run:finished', { runId: run.id, task: run.task, status: 'lost', record: latest });

@@ -1,8 +1,6 @@
 import type { RunContext } from './run-job.js';
-import { waitAndFinish } from './run-job.js';
+import { markLost, waitAndFinish } from './run-job.js';
 import { isDaemonAlive } from './identity.js';
-import { endAttempt } from './retries.js';
-import { usageOf } from '../runs/usage.js';
 import type { TaskConfig } from '../config/types.js';
 
 /**
@@ -35,11 +33,7 @@ export async function settleLeftovers(ctx: RunContext): Promise<{ adopted: numbe
     if (!run || !task || c.startedAt === undefined || stale) {
       // No record (trimmed), a task no longer configured, a stale attempt, or a container
       // that never started: nothing to wait for.
-      if (run && !c.startedAt && !stale) {
-        const reason = 'the daemon stopped before the container started';
-        if (task) await endAttempt(ctx, run.id, task, { attempt, status: 'lost', reason, finishedAt: Date.now(), usage: usageOf(undefined, undefined, 0) });
-        else await store.transition(run.id, 'lost', { from: ['starting'], reason, fields: { finishedAt: Date.now() } });
-      }
+      if (run && !c.startedAt && !stale) await markLost(ctx, run, attempt, 'the daemon stopped before the container started');
       if (stale) logger.info({ runId: run.id, containerId: c.containerId.slice(0, 12), attempt }, 'removing a container of an attempt the run has moved past');
       await runtime.remove(c.containerId);
       removed++;
@@ -50,12 +44,13 @@ export async function settleLeftovers(ctx: RunContext): Promise<{ adopted: numbe
     const prepared = runtime.adopt(c, { runId: run.id, task: task.name, image: task.image, env: {}, memoryBytes: task.memoryBytes, cpus: task.cpus, pids: task.pids, timeoutMs: task.timeoutMs, killGraceMs: task.killGraceMs });
     const deadline = Number(c.labels['runlet.deadline']) || undefined;
     const cancel = new AbortController();
+    // waitAndFinish removes the container; only when it failed is removing left to us.
     const done = waitAndFinish(ctx, prepared, task, cancel.signal, log, deadline)
-      .catch((err) => log.error({ err }, 'could not settle a left-over container'))
-      .finally(async () => {
-        ctx.active.delete(run.id);
+      .catch(async (err) => {
+        log.error({ err }, 'could not settle a left-over container');
         await runtime.remove(c.containerId).catch(() => undefined);
-      });
+      })
+      .finally(() => ctx.active.delete(run.id));
     ctx.active.set(run.id, { done, cancel });
     if (c.running) adopted++;
     else {

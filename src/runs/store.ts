@@ -84,19 +84,8 @@ export class RunStore {
    * settling daemon) can never overwrite an outcome that is already recorded.
    */
   async transition(runId: string, status: RunStatus, opts: { from: readonly RunStatus[] | '*'; reason?: string; fields?: Fields; now?: number }): Promise<boolean> {
-    const now = opts.now ?? Date.now();
-    const t: Transition = { status, at: now, ...(opts.reason ? { reason: opts.reason } : {}) };
-    const fields = flatten({ ...opts.fields, ...(opts.reason !== undefined ? { reason: opts.reason } : {}) });
-    const res = (await (this.redis as any).runletTransition(
-      keys.run(runId),
-      keys.transitions(runId),
-      status,
-      String(now),
-      JSON.stringify(t),
-      opts.from === '*' ? '*' : opts.from.join(','),
-      TERMINAL_STATUSES.join(','),
-      ...fields,
-    )) as number;
+    const [head, fields] = guardedChange(status, opts);
+    const res = (await (this.redis as any).runletTransition(keys.run(runId), keys.transitions(runId), ...head, ...fields)) as number;
     return res === 1;
   }
 
@@ -111,19 +100,13 @@ export class RunStore {
     status: RunStatus,
     opts: { from: readonly RunStatus[] | '*'; attempt: number; entry: AttemptRecord; reason?: string; fields?: Fields; clear?: readonly (keyof Fields)[]; now?: number },
   ): Promise<boolean> {
-    const now = opts.now ?? Date.now();
-    const t: Transition = { status, at: now, ...(opts.reason ? { reason: opts.reason } : {}) };
-    const fields = flatten({ ...opts.fields, ...(opts.reason !== undefined ? { reason: opts.reason } : {}) });
+    const [head, fields] = guardedChange(status, opts);
     const res = (await (this.redis as any).runletEndAttempt(
       keys.run(runId),
       keys.transitions(runId),
       keys.attempts(runId),
       keys.outbox(),
-      status,
-      String(now),
-      JSON.stringify(t),
-      opts.from === '*' ? '*' : opts.from.join(','),
-      TERMINAL_STATUSES.join(','),
+      ...head,
       String(opts.attempt),
       JSON.stringify(opts.entry),
       (opts.clear ?? []).join(','),
@@ -227,6 +210,17 @@ export class RunStore {
   async runIdForDedupeKey(dedupeKey: string): Promise<string | undefined> {
     return (await this.redis.get(keys.dedupe(dedupeKey))) ?? undefined;
   }
+}
+
+/**
+ * The arguments both guarded scripts (transition, end-attempt) start with — new status, time,
+ * transition JSON, allowed current statuses, terminal statuses — and the hash fields to set.
+ */
+function guardedChange(status: RunStatus, opts: { from: readonly RunStatus[] | '*'; reason?: string; fields?: Fields; now?: number }): [string[], string[]] {
+  const now = opts.now ?? Date.now();
+  const t: Transition = { status, at: now, ...(opts.reason ? { reason: opts.reason } : {}) };
+  const head = [status, String(now), JSON.stringify(t), opts.from === '*' ? '*' : opts.from.join(','), TERMINAL_STATUSES.join(',')];
+  return [head, flatten({ ...opts.fields, ...(opts.reason !== undefined ? { reason: opts.reason } : {}) })];
 }
 
 function flatten(obj: Record<string, unknown>): string[] {

@@ -5,6 +5,9 @@ import type { Usage } from './types.js';
  * in GiB × those seconds, as AWS Lambda bills). The limit, not the peak, is what a
  * one-off container holds back from its neighbours, so that is what is counted.
  */
+/** An attempt that never ran a container reserved nothing. */
+export const NO_USAGE: Usage = Object.freeze({ containerSeconds: 0, gbSeconds: 0 });
+
 export function usageOf(startedAt: number | undefined, finishedAt: number | undefined, memoryBytes: number): Usage {
   if (startedAt === undefined || finishedAt === undefined || finishedAt < startedAt) {
     return { containerSeconds: 0, gbSeconds: 0 };
