@@ -24,9 +24,12 @@ import { buildTaskImages } from './runtime/image-build.js';
 import type { Runtime } from './runtime/types.js';
 import { keys } from './runs/keys.js';
 import { RunletMetrics } from './runs/metrics.js';
+import { EndedRuns } from './runs/ended.js';
 import { RunStore } from './runs/store.js';
 import type { RunRequest } from './runs/types.js';
 import { CronTrigger } from './triggers/cron.js';
+import { eventTriggers } from './triggers/events.js';
+import type { TriggerDeps } from './triggers/types.js';
 import { nextFireTimes } from './triggers/schedule.js';
 import { manualRequest, retryRequest } from './triggers/manual.js';
 
@@ -154,6 +157,9 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     await workers.start(Object.values(config.tasks));
 
     const submit = (request: RunRequest, o: { cronMarker?: boolean; skipReason?: string } = {}) => enqueue(enqueueDeps, request, o);
+    const ended = new EndedRuns(redis, store, logger);
+    ended.start();
+    releasers.add('ended runs reader', () => ended.stop());
 
     // --- http ----------------------------------------------------------------------------
     const httpDeps: HttpDeps = {
@@ -161,7 +167,10 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       store,
       token: opts.token,
       metrics: metrics.registry,
-      submitManual: (task, payload) => submit(manualRequest(task, payload)),
+      redis,
+      ended,
+      submit: (request) => submit(request),
+      submitManual: (task, payload, idempotencyKey) => submit(manualRequest(task, payload, idempotencyKey)),
       cancelRun: (runId) => cancelRun(redis, store, runId),
       retryRun: (run) => submit(retryRequest(run)),
       pause: (task) => pauses.pause(task),
@@ -199,8 +208,14 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     const lastTicks = crons.length > 0 ? await redis.mget(crons.map((c) => keys.cronLast(c.taskName))) : [];
     for (const [i, c] of crons.entries()) await c.start(lastTicks[i] ? Number(lastTicks[i]) : undefined);
     releasers.add('cron triggers', async () => void (await Promise.allSettled(crons.map((c) => c.stop()))));
+    const triggerDeps: TriggerDeps = { config, submit: (request) => submit(request), ended, store, redis, redisTarget, identity, logger };
+    const triggers = eventTriggers(triggerDeps);
+    // Each stops on its own; one that fails to start is logged and reported, never fatal
+    // to the others (a change stream whose server is down must not stop the webhooks).
+    releasers.add('event triggers', async () => void (await Promise.allSettled(triggers.map((t) => t.stop()))));
+    for (const t of triggers) await t.start().catch((err) => logger.error({ err, trigger: t.name }, 'trigger failed to start'));
 
-    logger.info({ url, node: identity.node, redis: describeTarget(redisTarget), tasks: Object.keys(config.tasks).length, scheduled: crons.length }, 'runlet is running');
+    logger.info({ url, node: identity.node, redis: describeTarget(redisTarget), tasks: Object.keys(config.tasks).length, scheduled: crons.length, triggers: triggers.map((t) => t.name) }, 'runlet is running');
     events.emit('daemon:ready', { url });
     return {
       url,

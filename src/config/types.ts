@@ -44,6 +44,71 @@ export interface TaskConfig {
   readonly jitterMs: number;
   /** What happens after a failed, timed-out, OOM-killed or lost attempt. */
   readonly retries: RetryPolicy;
+  /** `POST /hooks/<task>` makes a run. */
+  readonly webhook?: WebhookConfig;
+  /** Jobs of an outside BullMQ queue make runs. */
+  readonly queue?: QueueTriggerConfig;
+  /** A MongoDB change stream makes runs. */
+  readonly mongo?: MongoTriggerConfig;
+  /** Runs of other tasks ending in given statuses make runs (chaining). */
+  readonly after?: readonly AfterTrigger[];
+}
+
+/** How a webhook request proves it is from the sender that knows the secret. */
+export type WebhookSignature = 'hmac-sha256' | 'github' | 'bearer';
+
+export interface WebhookConfig {
+  /**
+   * `none` only when written explicitly (`auth: none`); otherwise `signature` with `secret`.
+   * A webhook without a secret is refused at validation unless auth: none says it is meant.
+   */
+  readonly auth: 'signature' | 'none';
+  /** Set when auth is `signature`. */
+  readonly secret?: string;
+  readonly signature: WebhookSignature;
+  /** hmac-sha256: a signature whose timestamp is further than this from now is refused. */
+  readonly toleranceMs: number;
+  /** accepted: 202 once queued; result: wait for the run and answer with its output. */
+  readonly respond: 'accepted' | 'result';
+  /** With respond: result, how long to wait for the run before answering 504 with its id. */
+  readonly resultTimeoutMs: number;
+  /** Largest request body; larger ones get 413 (default: the task's maxPayload). */
+  readonly maxBodyBytes: number;
+  /** At most `count` accepted requests per `perMs`, cluster-wide; more get 429. */
+  readonly rateLimit?: { readonly count: number; readonly perMs: number };
+  /** Request headers (lowercase) passed to the run besides the built-in allow-list. */
+  readonly headers: readonly string[];
+}
+
+export interface QueueTriggerConfig {
+  /** The BullMQ queue name producers add jobs to. */
+  readonly name: string;
+  /** The Redis the queue lives in; undefined = runlet's own. */
+  readonly redisUrl?: string;
+  /** BullMQ key prefix of the queue (BullMQ's default is "bull"). */
+  readonly prefix: string;
+  /** Source jobs held at once by one daemon while their runs are recorded or running. */
+  readonly concurrency: number;
+}
+
+export type MongoOperation = 'insert' | 'update' | 'replace' | 'delete';
+
+export interface MongoTriggerConfig {
+  /** undefined when the URL interpolated to nothing (`${MONGO_URL:-}`): the stream is reported as not configured. */
+  readonly url?: string;
+  readonly db: string;
+  readonly collection: string;
+  readonly operations: readonly MongoOperation[];
+  /** An extra $match stage on the change events. */
+  readonly match?: Readonly<Record<string, unknown>>;
+  /** updateLookup: update events carry the document as it is now. */
+  readonly fullDocument: 'default' | 'updateLookup';
+}
+
+export interface AfterTrigger {
+  readonly task: string;
+  /** The statuses of the named task's runs that trigger this one (default: succeeded). */
+  readonly status: readonly string[];
 }
 
 /**

@@ -202,7 +202,10 @@ export function specFor(ctx: RunContext, run: RunRecord, task: TaskConfig): RunS
     RUNLET_ATTEMPT: String(run.attempt ?? 1),
   };
   if (run.scheduledAt !== undefined) env.RUNLET_SCHEDULED_AT = new Date(run.scheduledAt).toISOString();
-  const payload = run.payload === undefined ? undefined : JSON.stringify(run.payload);
+  // A body kept as sent (contentType set) is delivered as it came, not JSON-encoded.
+  const payload = run.payload === undefined ? undefined : run.contentType !== undefined && typeof run.payload === 'string' ? run.payload : JSON.stringify(run.payload);
+  if (run.contentType !== undefined) env.RUNLET_CONTENT_TYPE = run.contentType;
+  if (run.headers !== undefined) env.RUNLET_HEADERS = JSON.stringify(run.headers);
   // Small payloads also as an env var, handy in shell tasks; a large one would make exec
   // fail (Linux caps one env string at 128 KiB), so those come by file and stdin only.
   if (payload !== undefined && Buffer.byteLength(payload) <= ENV_PAYLOAD_MAX_BYTES) env.RUNLET_PAYLOAD = payload;

@@ -1,8 +1,11 @@
 import type { Registry } from 'prom-client';
 import type { RunletConfig } from '../config/types.js';
 import type { BackfillResult } from '../dispatch/backfill.js';
+import type { Redis } from 'ioredis';
+import type { Enqueued } from '../dispatch/enqueue.js';
+import type { EndedRuns } from '../runs/ended.js';
 import type { RunStore } from '../runs/store.js';
-import type { RunRecord } from '../runs/types.js';
+import type { RunRecord, RunRequest } from '../runs/types.js';
 
 /**
  * What the HTTP layer may do: read run records and the config, and ask for runs to be
@@ -14,7 +17,14 @@ export interface HttpDeps {
   readonly token?: string;
   /** Prometheus registry served at /metrics. */
   readonly metrics?: Registry;
-  submitManual(task: string, payload: unknown): Promise<{ runId: string; created: boolean }>;
+  /** runlet's own Redis (webhook rate limits). */
+  readonly redis: Redis;
+  /** Wait for a run to end (respond: result). */
+  readonly ended: EndedRuns;
+  /** The one way in for every trigger: dedupe claim, policies, durable record, queue job. */
+  submit(request: RunRequest): Promise<Enqueued>;
+  /** A manual run; with `idempotencyKey`, a repeated request answers with the first run (created: false). */
+  submitManual(task: string, payload: unknown, idempotencyKey?: string): Promise<{ runId: string; created: boolean }>;
   cancelRun(runId: string): Promise<{ status: string; accepted: boolean }>;
   /** Queues a new manual run of an ended run's task with its payload (`retryOf` names the old run). */
   retryRun(run: RunRecord): Promise<{ runId: string }>;

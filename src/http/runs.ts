@@ -1,12 +1,11 @@
 import type { FastifyPluginAsync } from 'fastify';
-import type { RunStatus, TriggerKind } from '../runs/types.js';
+import { TRIGGER_KINDS, type RunStatus, type TriggerKind } from '../runs/types.js';
 import { isTerminal, TERMINAL_STATUSES } from '../runs/types.js';
 import type { HttpDeps } from './deps.js';
 import { apiError } from './errors.js';
 import { runDetail, runSummary } from './views.js';
 
 const STATUSES: readonly RunStatus[] = ['queued', 'starting', 'running', ...TERMINAL_STATUSES];
-const TRIGGERS: readonly TriggerKind[] = ['cron', 'manual', 'webhook', 'queue', 'mongo'];
 
 /** /api/runs: history, one run's record, its logs, cancelling it and running it again. */
 export const runRoutes: FastifyPluginAsync<{ deps: HttpDeps }> = async (app, { deps }) => {
@@ -15,7 +14,7 @@ export const runRoutes: FastifyPluginAsync<{ deps: HttpDeps }> = async (app, { d
     const statuses = status ? status.split(',').map((s) => s.trim()) : [];
     const badStatus = statuses.find((s) => !STATUSES.includes(s as RunStatus));
     if (badStatus) throw apiError('INVALID_QUERY', { detail: `unknown status "${badStatus}"; one of: ${STATUSES.join(', ')}` });
-    if (trigger && !TRIGGERS.includes(trigger as TriggerKind)) throw apiError('INVALID_QUERY', { detail: `unknown trigger "${trigger}"; one of: ${TRIGGERS.join(', ')}` });
+    if (trigger && !TRIGGER_KINDS.includes(trigger as TriggerKind)) throw apiError('INVALID_QUERY', { detail: `unknown trigger "${trigger}"; one of: ${TRIGGER_KINDS.join(', ')}` });
     if (dead !== undefined && dead !== 'true' && dead !== 'false') throw apiError('INVALID_QUERY', { detail: `dead must be true or false, got "${dead}"` });
     const n = limit === undefined ? 50 : Number(limit);
     if (!Number.isInteger(n) || n < 1 || n > 1000) throw apiError('INVALID_QUERY', { detail: `limit must be a whole number from 1 to 1000, got "${limit}"` });

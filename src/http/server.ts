@@ -4,9 +4,11 @@ import { requireToken } from './auth.js';
 import type { HttpDeps } from './deps.js';
 import { ApiError, apiError, API_ERRORS } from './errors.js';
 import { healthRoutes } from './health.js';
+import { hookRoutes } from './hooks.js';
 import { metricsRoutes } from './metrics.js';
 import { runRoutes } from './runs.js';
 import { statusRoutes } from './status.js';
+import { streamRoutes } from './streams.js';
 import { taskRoutes } from './tasks.js';
 
 /** The server reads no body larger than this; each task's own maxPayload is checked per route. */
@@ -51,6 +53,8 @@ export function buildServer(deps: HttpDeps, logger: Logger): FastifyInstance {
   });
 
   app.register(healthRoutes, { deps });
+  // Webhooks carry their own auth (a signature per task), never the ops token.
+  app.register(hookRoutes, { deps, prefix: '/hooks' });
   if (deps.metrics) app.register(metricsRoutes, { registry: deps.metrics, token: deps.token });
   app.register(
     async (api) => {
@@ -58,6 +62,7 @@ export function buildServer(deps: HttpDeps, logger: Logger): FastifyInstance {
       await api.register(taskRoutes, { deps });
       await api.register(runRoutes, { deps });
       await api.register(statusRoutes, { deps });
+      await api.register(streamRoutes, { deps });
     },
     { prefix: '/api' },
   );

@@ -72,7 +72,14 @@ export const taskRoutes: FastifyPluginAsync<{ deps: HttpDeps }> = async (app, { 
     const task = taskOr404(req.params.name);
     const size = Number(req.headers['content-length'] ?? (req.body === undefined ? 0 : Buffer.byteLength(JSON.stringify(req.body))));
     if (size > task.maxPayloadBytes) throw apiError('PAYLOAD_TOO_LARGE', { limit: task.maxPayloadBytes, task: task.name });
-    const { runId } = await deps.submitManual(task.name, req.body);
+    const key = req.headers['idempotency-key'];
+    const idempotencyKey = Array.isArray(key) ? key[0] : key;
+    if (idempotencyKey !== undefined && (idempotencyKey.length === 0 || idempotencyKey.length > 200)) {
+      throw apiError('INVALID_BODY', { detail: 'Idempotency-Key must be 1 to 200 characters' });
+    }
+    const { runId, created } = await deps.submitManual(task.name, req.body, idempotencyKey);
+    // A repeated Idempotency-Key is not an error: it answers with the run the first request made.
+    if (!created) return reply.code(200).header('location', `/api/runs/${runId}`).send({ id: runId, created: false });
     return reply.code(202).header('location', `/api/runs/${runId}`).send({ id: runId, status: 'queued' });
   });
 };

@@ -15,6 +15,12 @@ export const keys = {
   taskRuns: (task: string) => `${PREFIX}:task:${task}:runs`,
   /** string → runId; the same dedupe key never makes two runs. */
   dedupe: (dedupeKey: string) => `${PREFIX}:dedupe:${dedupeKey}`,
+  /**
+   * stream of { run, task, status }: one entry each time a run reaches a terminal status,
+   * written by the same Lua script that records the status. Waiters (respond: result,
+   * queue triggers) tail it; chaining reads it with a consumer group.
+   */
+  ended: () => `${PREFIX}:ended`,
   /** zset runId → createdAt: recorded runs whose queue job is not yet confirmed. */
   outbox: () => `${PREFIX}:outbox`,
   /** The latest cron tick (epoch ms) claimed for a task; catch-up reads it. */

@@ -4,12 +4,23 @@
  */
 
 /**
+ * Appends to the ended-runs stream when a run reaches a terminal status. In the same
+ * script as the status write, so no terminal status is ever recorded without its entry
+ * (a daemon dying right after can't lose a chained run or leave a waiter hanging).
+ * The stream is capped: readers are expected to keep up within ~10k ended runs.
+ */
+export const ENDED_STREAM_MAXLEN = 10000;
+const ENDED = (streamKey: string, runId: string, task: string, status: string) =>
+  `redis.call('XADD', ${streamKey}, 'MAXLEN', '~', '${ENDED_STREAM_MAXLEN}', '*', 'run', ${runId}, 'task', ${task}, 'status', ${status})`;
+
+/**
  * create-run
  * KEYS[1] dedupe key          KEYS[2] run hash         KEYS[3] transitions list
  * KEYS[4] all-runs zset       KEYS[5] task-runs zset   KEYS[6] outbox zset
- * KEYS[7] (optional) cron "last tick" marker
+ * KEYS[7] ended-runs stream (a run created skipped has ended)   KEYS[8] (optional) cron "last tick" marker
  * ARGV[1] run id   ARGV[2] now (ms)   ARGV[3] dedupe TTL (ms)   ARGV[4] initial transition JSON
- * ARGV[5] initial status   ARGV[6] (optional) tick ms for KEYS[7]   ARGV[7..] hash field/value pairs
+ * ARGV[5] initial status   ARGV[6] (optional) tick ms for KEYS[8]   ARGV[7] task
+ * ARGV[8..] hash field/value pairs
  * Returns { runId, created } — created is 1 when this call made the run, 0 when the
  * dedupe key already named one (then runId is that run's id and nothing was written).
  */
@@ -18,15 +29,16 @@ local existing = redis.call('GET', KEYS[1])
 if existing then return { existing, 0 } end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
 local fields = {}
-for i = 7, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = 8, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', KEYS[2], 'id', ARGV[1], 'status', ARGV[5], 'createdAt', ARGV[2], 'updatedAt', ARGV[2], unpack(fields))
 redis.call('RPUSH', KEYS[3], ARGV[4])
 redis.call('ZADD', KEYS[4], ARGV[2], ARGV[1])
 redis.call('ZADD', KEYS[5], ARGV[2], ARGV[1])
 if ARGV[5] == 'queued' then redis.call('ZADD', KEYS[6], ARGV[2], ARGV[1]) end
-if KEYS[7] and ARGV[6] ~= '' then
-  local last = tonumber(redis.call('GET', KEYS[7]) or '0')
-  if tonumber(ARGV[6]) > last then redis.call('SET', KEYS[7], ARGV[6]) end
+if ARGV[5] == 'skipped' then ${ENDED('KEYS[7]', 'ARGV[1]', 'ARGV[7]', 'ARGV[5]')} end
+if KEYS[8] and ARGV[6] ~= '' then
+  local last = tonumber(redis.call('GET', KEYS[8]) or '0')
+  if tonumber(ARGV[6]) > last then redis.call('SET', KEYS[8], ARGV[6]) end
 end
 return { ARGV[1], 1 }
 `;
@@ -50,7 +62,7 @@ end
 
 /**
  * transition
- * KEYS[1] run hash   KEYS[2] transitions list
+ * KEYS[1] run hash   KEYS[2] transitions list   KEYS[3] ended-runs stream
  * ARGV[1] new status   ARGV[2] now (ms)   ARGV[3] transition JSON
  * ARGV[4] allowed current statuses, comma-separated ('*' = any non-terminal)
  * ARGV[5] terminal statuses, comma-separated   ARGV[6..] hash field/value pairs to set
@@ -63,12 +75,14 @@ local fields = {}
 for i = 6, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', KEYS[1], 'status', ARGV[1], 'updatedAt', ARGV[2], unpack(fields))
 redis.call('RPUSH', KEYS[2], ARGV[3])
+if member(ARGV[5], ARGV[1]) then ${ENDED('KEYS[3]', "redis.call('HGET', KEYS[1], 'id')", "redis.call('HGET', KEYS[1], 'task')", 'ARGV[1]')} end
 return 1
 `;
 
 /**
  * end-attempt: transition's guard and write, plus the attempt's own record
  * KEYS[1] run hash   KEYS[2] transitions list   KEYS[3] attempts list   KEYS[4] outbox zset
+ * KEYS[5] ended-runs stream
  * ARGV[1..5] as transition   ARGV[6] the attempt that ended: refused unless it is the run's
  * current `attempt` (a record without one is at attempt 1)   ARGV[7] AttemptRecord JSON
  * ARGV[8] hash fields to delete, comma-separated   ARGV[9..] hash field/value pairs to set
@@ -85,6 +99,7 @@ redis.call('HSET', KEYS[1], 'status', ARGV[1], 'updatedAt', ARGV[2], unpack(fiel
 redis.call('RPUSH', KEYS[2], ARGV[3])
 redis.call('RPUSH', KEYS[3], ARGV[7])
 if ARGV[1] == 'queued' then redis.call('ZADD', KEYS[4], ARGV[2], redis.call('HGET', KEYS[1], 'id')) end
+if member(ARGV[5], ARGV[1]) then ${ENDED('KEYS[5]', "redis.call('HGET', KEYS[1], 'id')", "redis.call('HGET', KEYS[1], 'task')", 'ARGV[1]')} end
 return 1
 `;
 

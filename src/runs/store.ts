@@ -24,9 +24,9 @@ export const newRunId: () => string = monotonicFactory();
 export class RunStore {
   constructor(private readonly redis: Redis) {
     redis.defineCommand('runletCreateRun', { lua: CREATE_RUN });
-    redis.defineCommand('runletTransition', { lua: TRANSITION, numberOfKeys: 2 });
+    redis.defineCommand('runletTransition', { lua: TRANSITION, numberOfKeys: 3 });
     redis.defineCommand('runletTrim', { lua: TRIM_TASK_RUNS, numberOfKeys: 2 });
-    redis.defineCommand('runletEndAttempt', { lua: END_ATTEMPT, numberOfKeys: 4 });
+    redis.defineCommand('runletEndAttempt', { lua: END_ATTEMPT, numberOfKeys: 5 });
   }
 
   /**
@@ -52,6 +52,9 @@ export class RunStore {
       payload: request.payload === undefined ? undefined : JSON.stringify(request.payload),
       reason: opts.reason,
       retryOf: request.retryOf,
+      contentType: request.contentType,
+      headers: request.headers,
+      cause: request.cause,
       ...(status === 'skipped' ? { finishedAt: now } : {}),
       ...(status === 'queued' && opts.maxAttempts !== undefined ? { attempt: 1, maxAttempts: opts.maxAttempts } : {}),
     });
@@ -62,6 +65,7 @@ export class RunStore {
       keys.allRuns(),
       keys.taskRuns(request.task),
       keys.outbox(),
+      keys.ended(),
     ];
     if (opts.cronMarker) keyList.push(keys.cronLast(request.task));
     const [id, created] = (await (this.redis as any).runletCreateRun(
@@ -73,6 +77,7 @@ export class RunStore {
       JSON.stringify(transition),
       status,
       request.scheduledAt !== undefined && opts.cronMarker ? String(request.scheduledAt) : '',
+      request.task,
       ...fields,
     )) as [string, number];
     return { runId: id, created: created === 1 };
@@ -85,7 +90,7 @@ export class RunStore {
    */
   async transition(runId: string, status: RunStatus, opts: { from: readonly RunStatus[] | '*'; reason?: string; fields?: Fields; now?: number }): Promise<boolean> {
     const [head, fields] = guardedChange(status, opts);
-    const res = (await (this.redis as any).runletTransition(keys.run(runId), keys.transitions(runId), ...head, ...fields)) as number;
+    const res = (await (this.redis as any).runletTransition(keys.run(runId), keys.transitions(runId), keys.ended(), ...head, ...fields)) as number;
     return res === 1;
   }
 
@@ -106,6 +111,7 @@ export class RunStore {
       keys.transitions(runId),
       keys.attempts(runId),
       keys.outbox(),
+      keys.ended(),
       ...head,
       String(opts.attempt),
       JSON.stringify(opts.entry),
@@ -246,10 +252,11 @@ function toRecord(h: Record<string, string>, transitions: Transition[], attempts
     attempts,
   };
   for (const k of NUMERIC) if (num(k) !== undefined) rec[k] = num(k);
-  for (const k of ['node', 'daemon', 'containerId', 'image', 'reason', 'retryOf'] as const) if (h[k] !== undefined) rec[k] = h[k];
+  for (const k of ['node', 'daemon', 'containerId', 'image', 'reason', 'retryOf', 'contentType', 'cause'] as const) if (h[k] !== undefined) rec[k] = h[k];
   if (h.backfill === 'true') rec.backfill = true;
   if (h.dead === 'true') rec.dead = true;
   if (h.payload !== undefined) rec.payload = JSON.parse(h.payload);
+  if (h.headers !== undefined) rec.headers = JSON.parse(h.headers);
   if (h.usage !== undefined) rec.usage = JSON.parse(h.usage) as Usage;
   if (logTail !== undefined) rec.logTail = logTail;
   return rec as unknown as RunRecord;

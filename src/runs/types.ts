@@ -30,7 +30,9 @@ export function isTerminal(status: RunStatus): boolean {
   return TERMINAL_STATUSES.includes(status);
 }
 
-export type TriggerKind = 'cron' | 'manual' | 'webhook' | 'queue' | 'mongo';
+export type TriggerKind = 'cron' | 'manual' | 'webhook' | 'queue' | 'mongo' | 'after';
+
+export const TRIGGER_KINDS: readonly TriggerKind[] = ['cron', 'manual', 'webhook', 'queue', 'mongo', 'after'];
 
 export interface Transition {
   readonly status: RunStatus;
@@ -52,7 +54,9 @@ export interface RunRequest {
   readonly trigger: TriggerKind;
   /**
    * Derived from the trigger so that the same outside event never makes two runs:
-   * cron `<task>:cron:<tickMs>`, manual `<task>:manual:<runId>`, webhook `<task>:hook:<delivery>`.
+   * cron `<task>:cron:<tickMs>`, manual `<task>:manual:<runId>` (or `<task>:manual:key:<Idempotency-Key>`),
+   * webhook `<task>:hook:<delivery id or body hash>`, queue `<task>:queue:<queue>:<job id>`,
+   * mongo `<task>:mongo:<resume token>`, after `<task>:after:<finished run id>`.
    */
   readonly dedupeKey: string;
   /** For cron: the tick this run stands for (epoch ms). */
@@ -64,6 +68,16 @@ export interface RunRequest {
   readonly missedTicks?: number;
   /** A person asked to run this ended run again (POST /api/runs/:id/retry): its id. */
   readonly retryOf?: string;
+  /**
+   * Set when `payload` is a body's text exactly as sent (a webhook): it is then delivered
+   * byte for byte (stdin, payload.json, RUNLET_PAYLOAD), not JSON-encoded, and the container
+   * gets RUNLET_CONTENT_TYPE.
+   */
+  readonly contentType?: string;
+  /** Request headers the task may read (lowercase names), as RUNLET_HEADERS (JSON). */
+  readonly headers?: Readonly<Record<string, string>>;
+  /** What caused the run, for people: "delivery 8f2…", "job 17 of queue bids", "run 01J… succeeded". */
+  readonly cause?: string;
 }
 
 /** One ended attempt of a run; a run with retries has one per container it ran. */
@@ -113,6 +127,9 @@ export interface RunRecord {
   /** Ended failed, timed_out, oom_killed or lost with no attempt left: it needs a person. */
   readonly dead?: boolean;
   readonly retryOf?: string;
+  readonly contentType?: string;
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly cause?: string;
   /** The last 64 KiB of the container's stdout and stderr, interleaved as written. */
   readonly logTail?: string;
   /** The text of /runlet/output.json (at most 1 MiB), when the task wrote one. */

@@ -1,0 +1,35 @@
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { RunletConfig } from '../config/types.js';
+import type { Enqueued } from '../dispatch/enqueue.js';
+import type { Identity } from '../dispatch/identity.js';
+import type { RedisTarget } from '../lib/redis.js';
+import type { EndedRuns } from '../runs/ended.js';
+import type { RunStore } from '../runs/store.js';
+import type { RunRequest } from '../runs/types.js';
+
+/**
+ * What an event trigger gets. A trigger turns outside events into RunRequests and hands
+ * them to `submit`; it never talks to Docker, and never writes run records itself.
+ */
+export interface TriggerDeps {
+  readonly config: RunletConfig;
+  /** The one way in: dedupe claim, policies, durable record, queue job. */
+  submit(request: RunRequest): Promise<Enqueued>;
+  /** Wait for any run to end, whichever daemon runs it. */
+  readonly ended: EndedRuns;
+  readonly store: RunStore;
+  /** runlet's own Redis (for leases, cursors, trigger state). */
+  readonly redis: Redis;
+  readonly redisTarget: RedisTarget;
+  readonly identity: Identity;
+  readonly logger: Logger;
+}
+
+/** A long-lived trigger a daemon starts after everything else and stops first. */
+export interface Trigger {
+  /** For logs and the ops API: "queue bids → bid-placed". */
+  readonly name: string;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
