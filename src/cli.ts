@@ -14,7 +14,7 @@ const USAGE = `usage: runlet <command> [options]
 commands:
   start                       run the daemon (triggers, workers, ops API)
   validate                    check the config; list tasks and their next fire times
-  run <task> [--payload FILE] [--wait]
+  run <task> [--payload FILE] [--wait] [--idempotency-key KEY]
                               queue a run now; with --wait, print its outcome and
                               exit with its exit code
   status                      tasks, next runs, runs in progress
@@ -44,6 +44,7 @@ async function main(argv: string[]): Promise<number> {
     options: {
       config: { type: 'string', short: 'c', default: 'config/runlet.yaml' },
       payload: { type: 'string' },
+      'idempotency-key': { type: 'string' },
       wait: { type: 'boolean', default: false },
       from: { type: 'string' },
       to: { type: 'string' },
@@ -67,7 +68,7 @@ async function main(argv: string[]): Promise<number> {
       return validateCommand({ configFile: values.config, env });
     case 'run':
       if (!rest[0]) throw new CliError('usage: runlet run <task> [--payload FILE] [--wait]', 2);
-      return runCommand({ configFile: values.config, env, task: rest[0], payloadFile: values.payload, wait: values.wait });
+      return runCommand({ configFile: values.config, env, task: rest[0], payloadFile: values.payload, wait: values.wait, idempotencyKey: values['idempotency-key'] });
     case 'status':
       return statusCommand({ configFile: values.config, env });
     case 'logs':

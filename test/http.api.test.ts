@@ -44,6 +44,25 @@ describe('ops API over a real socket', () => {
     expect(list.runs.map((r) => r.id)).toContain(id);
   });
 
+  it('an Idempotency-Key makes one run however often the request is repeated', async () => {
+    const send = () =>
+      api('/api/tasks/greet/runs', { method: 'POST', headers: { 'content-type': 'application/json', 'idempotency-key': 'order-7731' }, body: JSON.stringify({ n: 1 }) });
+    const first = await send();
+    expect(first.status).toBe(202);
+    const { id } = (await first.json()) as { id: string };
+    const again = await Promise.all([send(), send(), send()]);
+    for (const res of again) {
+      expect(res.status).toBe(200);
+      expect(await res.json()).toEqual({ id, created: false });
+    }
+    const rec = await daemon.waitForEnd(id);
+    expect(rec.cause).toBe('Idempotency-Key order-7731');
+    const runs = await daemon.store.list({ task: 'greet', limit: 100 });
+    expect(runs.filter((r) => r.dedupeKey === 'greet:manual:key:order-7731')).toHaveLength(1);
+    const tooLong = await api('/api/tasks/greet/runs', { method: 'POST', headers: { 'idempotency-key': 'x'.repeat(201) } });
+    expect(tooLong.status).toBe(400);
+  });
+
   it('a manual run without a body has no payload', async () => {
     const res = await api('/api/tasks/greet/runs', { method: 'POST' });
     expect(res.status).toBe(202);

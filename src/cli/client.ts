@@ -9,12 +9,12 @@ export class ApiClient {
     private readonly token?: string,
   ) {}
 
-  async request<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const text = await this.raw(method, path, body);
+  async request<T>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> {
+    const text = await this.raw(method, path, body, headers);
     return (text ? JSON.parse(text) : undefined) as T;
   }
 
-  async raw(method: string, path: string, body?: unknown): Promise<string> {
+  async raw(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<string> {
     let res: Response;
     try {
       res = await fetch(new URL(path, this.baseUrl), {
@@ -22,6 +22,7 @@ export class ApiClient {
         headers: {
           ...(this.token ? { authorization: `Bearer ${this.token}` } : {}),
           ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+          ...headers,
         },
         body: body !== undefined ? JSON.stringify(body) : undefined,
       });

@@ -19,7 +19,7 @@ const ENDED = ['succeeded', 'failed', 'timed_out', 'oom_killed', 'cancelled', 's
  * prints the outcome and the log tail, and exits with the run's own exit code (124 for a
  * timeout, as timeout(1) does; 137 for an OOM kill; 1 for any other failure).
  */
-export async function runCommand(args: CommonArgs & { task: string; payloadFile?: string; wait: boolean }): Promise<number> {
+export async function runCommand(args: CommonArgs & { task: string; payloadFile?: string; wait: boolean; idempotencyKey?: string }): Promise<number> {
   const config = loadOrExit(args);
   if (!config.tasks[args.task]) {
     const hint = didYouMean(args.task, Object.keys(config.tasks));
@@ -35,7 +35,9 @@ export async function runCommand(args: CommonArgs & { task: string; payloadFile?
     }
   }
   const client = clientFor(args.env);
-  const { id } = await client.request<{ id: string }>('POST', `/api/tasks/${encodeURIComponent(args.task)}/runs`, payload ?? {});
+  // The same key again (a retried script) gets the first run back, not a second run.
+  const headers: Record<string, string> = args.idempotencyKey ? { 'idempotency-key': args.idempotencyKey } : {};
+  const { id } = await client.request<{ id: string }>('POST', `/api/tasks/${encodeURIComponent(args.task)}/runs`, payload ?? {}, headers);
   if (!args.wait) {
     console.log(id);
     return 0;

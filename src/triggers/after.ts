@@ -1,6 +1,143 @@
+import type { Redis } from 'ioredis';
+import type { TaskConfig } from '../config/types.js';
+import { keys } from '../runs/keys.js';
+import { parseEnded, type EndedEntry } from '../runs/ended.js';
+import type { RunRecord, RunRequest } from '../runs/types.js';
 import type { Trigger, TriggerDeps } from './types.js';
 
-/** PLACEHOLDER (being written): chaining, one trigger for all tasks with `after:`. */
-export function afterTriggers(_deps: TriggerDeps): Trigger[] {
-  return [];
+/** The consumer group of the ended-runs stream that chaining reads with. */
+export const AFTER_GROUP = 'after';
+/** An entry a consumer took but did not acknowledge for this long is taken over (its daemon died). */
+const CLAIM_IDLE_MS = 30_000;
+const BLOCK_MS = 5_000;
+
+/** The tasks to start when a run of `task` ends in `status`. */
+export function followersOf(tasks: readonly TaskConfig[], task: string, status: string): TaskConfig[] {
+  return tasks.filter((t) => t.after?.some((a) => a.task === task && a.status.includes(status)));
+}
+
+/** The chained run's request: one per finished run and follower, whoever submits it. */
+export function afterRequest(follower: string, ended: RunRecord): RunRequest {
+  return {
+    task: follower,
+    trigger: 'after',
+    // The finished run's id: however often its end is read (a redelivered stream entry, two
+    // daemons), the follower runs once for it.
+    dedupeKey: `${follower}:after:${ended.id}`,
+    payload: {
+      runId: ended.id,
+      task: ended.task,
+      status: ended.status,
+      ...(ended.exitCode !== undefined && { exitCode: ended.exitCode }),
+      ...(ended.reason !== undefined && { reason: ended.reason }),
+      ...(ended.output !== undefined && { output: parseOutput(ended.output) }),
+    },
+    cause: `run ${ended.id} of ${ended.task} ended ${ended.status}`,
+  };
+}
+
+function parseOutput(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+/**
+ * Chaining (`after:`). Every daemon reads the ended-runs stream in one consumer group, so
+ * each entry goes to one daemon; that daemon submits the followers' runs and only then
+ * acknowledges the entry.
+ *
+ * Exactly once: the stream entry is written by the same script that records the terminal
+ * status, so no ended run is missed. A daemon that dies between reading and acknowledging
+ * leaves the entry pending, and another daemon claims it after claimIdleMs (30 s) and submits
+ * again; the dedupe key (the finished run's id) makes that second submit return the run
+ * the first one made. So each follower run is submitted at least once and created once.
+ */
+export class AfterTrigger implements Trigger {
+  readonly name: string;
+  private stopped = false;
+  private reader?: Redis;
+  private loop?: Promise<void>;
+
+  constructor(
+    private readonly deps: TriggerDeps,
+    private readonly followers: readonly TaskConfig[],
+    private readonly claimIdleMs = CLAIM_IDLE_MS,
+  ) {
+    this.name = `after → ${followers.map((f) => f.name).join(', ')}`;
+  }
+
+  async start(): Promise<void> {
+    // '$': runs that ended before chaining was first configured do not start followers.
+    await this.deps.redis.xgroup('CREATE', keys.ended(), AFTER_GROUP, '$', 'MKSTREAM').catch((err: Error) => {
+      if (!/BUSYGROUP/.test(err.message)) throw err;
+    });
+    const reader = this.deps.redis.duplicate();
+    reader.on('error', () => undefined);
+    this.reader = reader;
+    this.loop = this.consume(reader);
+  }
+
+  private get consumer(): string {
+    return this.deps.identity.daemonId;
+  }
+
+  private async consume(reader: Redis): Promise<void> {
+    let lastClaim = 0;
+    while (!this.stopped) {
+      try {
+        if (Date.now() - lastClaim >= this.claimIdleMs / 2) {
+          lastClaim = Date.now();
+          await this.claimAbandoned(reader);
+        }
+        const reply = await reader.xreadgroup('GROUP', AFTER_GROUP, this.consumer, 'COUNT', 100, 'BLOCK', Math.min(BLOCK_MS, this.claimIdleMs), 'STREAMS', keys.ended(), '>');
+        for (const entry of parseEnded(reply)) await this.handle(entry);
+      } catch (err) {
+        if (this.stopped) return;
+        this.deps.logger.warn({ err }, 'reading ended runs for chaining failed; retrying');
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
+  }
+
+  /** Entries another daemon took and never acknowledged (it died): handled here instead. */
+  private async claimAbandoned(reader: Redis): Promise<void> {
+    let cursor = '0-0';
+    do {
+      const [next, entries] = (await reader.xautoclaim(keys.ended(), AFTER_GROUP, this.consumer, this.claimIdleMs, cursor, 'COUNT', 100)) as [string, [string, string[]][]];
+      for (const entry of parseEnded([[keys.ended(), entries.filter((e) => e !== null)]])) await this.handle(entry);
+      cursor = next;
+    } while (cursor !== '0-0' && !this.stopped);
+  }
+
+  private async handle(entry: EndedEntry): Promise<void> {
+    const followers = followersOf(this.followers, entry.task, entry.status);
+    if (followers.length > 0) {
+      const ended = await this.deps.store.get(entry.run, { withLogs: true });
+      if (ended) {
+        for (const f of followers) {
+          const res = await this.deps.submit(afterRequest(f.name, ended));
+          if (res.created) this.deps.logger.info({ runId: res.runId, task: f.name, after: ended.id }, 'chained run queued');
+        }
+      } else {
+        this.deps.logger.warn({ runId: entry.run, task: entry.task }, 'a finished run was deleted before its followers could start; they are not run');
+      }
+    }
+    // Acknowledged only after every follower's run is recorded: see the class comment.
+    await this.deps.redis.xack(keys.ended(), AFTER_GROUP, entry.id);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.reader?.disconnect();
+    await this.loop?.catch(() => undefined);
+  }
+}
+
+/** One chaining reader per daemon, when any task has `after:`. */
+export function afterTriggers(deps: TriggerDeps): Trigger[] {
+  const followers = Object.values(deps.config.tasks).filter((t) => t.after && t.after.length > 0);
+  return followers.length > 0 ? [new AfterTrigger(deps, followers)] : [];
 }
