@@ -1,5 +1,6 @@
 import type { RunletConfig } from '../config/types.js';
 import { formatBytes, formatDuration } from '../lib/format.js';
+import { describeTrigger, triggersOf } from '../triggers/describe.js';
 import { nextFireTimes } from '../triggers/schedule.js';
 import { loadOrExit, type CommonArgs } from './common.js';
 
@@ -20,6 +21,7 @@ export function describeConfig(config: RunletConfig, now = new Date()): string {
       lines.push(`  cron  "${t.schedule}" in ${t.timezone}; next:`);
       for (const at of nextFireTimes(t, 3, now)) lines.push(`    ${inZone(at, t.timezone)}`);
     }
+    for (const trigger of triggersOf(t)) if (trigger.type !== 'cron' && trigger.type !== 'manual') lines.push(`  ${describeTrigger(trigger)}`);
     lines.push('  manual  runlet run ' + t.name);
     const r = t.retries;
     if (r.attempts > 1) {

@@ -4,6 +4,7 @@ import { closest as didYouMean } from '../config/did-you-mean.js';
 import { BackfillRangeError } from '../dispatch/backfill.js';
 import type { HttpDeps } from './deps.js';
 import { apiError } from './errors.js';
+import { triggersOf } from '../triggers/describe.js';
 import { runSummary } from './views.js';
 
 /** /api/tasks: what is configured, when it fires next, how it last ran; manual runs. */
@@ -22,7 +23,7 @@ export const taskRoutes: FastifyPluginAsync<{ deps: HttpDeps }> = async (app, { 
       description: task.description,
       image: task.image,
       command: task.command,
-      triggers: [...(task.schedule ? [{ type: 'cron', schedule: task.schedule, timezone: task.timezone }] : []), { type: 'manual' }],
+      triggers: triggersOf(task),
       suspended: task.suspended,
       paused: paused.has(task.name),
       catchupMs: task.catchupMs,
