@@ -1,9 +1,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { got } from './describe.js';
+import { afterFindings } from './after-cycles.js';
 import { resolveRetries, retryDelayFindings } from './retries.js';
 import { BUILTIN_DEFAULTS, TASK_NAME } from './schema.js';
 import type { RawConfig } from './schema.js';
+import { queueClashFindings, resolveAfter, resolveMongo, resolveQueue, resolveWebhook, webhookFindings } from './triggers.js';
+import type { Payload } from './triggers.js';
 import type { PoolConfig, RunletConfig, TaskConfig } from './types.js';
 import { closest } from './did-you-mean.js';
 import { formatBytes, parseDurationMs, parseSizeBytes } from './units.js';
@@ -51,6 +54,7 @@ export function crossCheck(raw: unknown, configDir: string): Finding[] {
       if (problem) findings.push({ path: [...at, 'build'], at: 'value', message: problem });
     }
     findings.push(...admissionProblems(raw, name, t, defaults));
+    findings.push(...webhookFindings(at, t, maxPayloadOf(t, defaults)));
     if (isMap(t.env)) {
       for (const key of Object.keys(t.env)) {
         if (key === '' || /[=\0]/.test(key)) {
@@ -64,7 +68,17 @@ export function crossCheck(raw: unknown, configDir: string): Finding[] {
     }
   }
   findings.push(...retryDelayFindings(raw.defaults, raw.tasks));
+  findings.push(...queueClashFindings(raw.tasks), ...afterFindings(raw.tasks));
   return findings;
+}
+
+/** The task's maxPayload as the merge will make it, and where it comes from. */
+function maxPayloadOf(t: Record<string, unknown>, defaults: Record<string, unknown>): Payload {
+  const own = sizeOf(t.maxPayload);
+  if (own !== undefined) return { bytes: own, origin: '' };
+  const inherited = sizeOf(defaults.maxPayload);
+  if (inherited !== undefined) return { bytes: inherited, origin: ' (from defaults.maxPayload)' };
+  return { bytes: DEFAULT_MAX_PAYLOAD_BYTES, origin: ' (the default)' };
 }
 
 function buildDirProblem(dir: string, configDir: string): string | undefined {
@@ -104,6 +118,7 @@ export function buildConfig(raw: RawConfig, file: string): RunletConfig {
     const build = t.build === undefined ? undefined : path.resolve(configDir, t.build);
     // crossCheck guarantees one of the three is set.
     const image = t.image ?? (build ? `runlet-build/${name}:latest` : d.image!);
+    const maxPayloadBytes = t.maxPayload ?? base.maxPayloadBytes;
     tasks[name] = {
       name,
       ...(t.description !== undefined && { description: t.description }),
@@ -118,7 +133,7 @@ export function buildConfig(raw: RawConfig, file: string): RunletConfig {
       timeoutMs: t.timeout ?? base.timeoutMs,
       killGraceMs: t.killGrace ?? base.killGraceMs,
       pids: t.pids ?? base.pids,
-      maxPayloadBytes: t.maxPayload ?? base.maxPayloadBytes,
+      maxPayloadBytes,
       ...((t.user ?? base.user) !== undefined && { user: t.user ?? base.user }),
       readOnly: t.readOnly ?? base.readOnly,
       network: t.network ?? base.network,
@@ -130,6 +145,11 @@ export function buildConfig(raw: RawConfig, file: string): RunletConfig {
       maxQueued: t.maxQueued ?? 100,
       jitterMs: t.jitter ?? 0,
       retries: resolveRetries(t.retries, d.retries),
+      // crossCheck refuses a webhook: with nothing under it (no secret), so null never gets here.
+      ...(t.webhook !== undefined && { webhook: resolveWebhook(t.webhook, maxPayloadBytes) }),
+      ...(t.queue !== undefined && { queue: resolveQueue(t.queue) }),
+      ...(t.mongo !== undefined && { mongo: resolveMongo(t.mongo) }),
+      ...(t.after !== undefined && { after: resolveAfter(t.after) }),
     };
   }
   return {

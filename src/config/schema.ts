@@ -19,6 +19,7 @@ import {
 } from './fields.js';
 import { withHints } from './editor-hints.js';
 import { RETRY_KEYS, retriesField } from './retries.js';
+import { afterField, mongoField, queueField, TRIGGER_KEYS, webhookField } from './triggers.js';
 
 /**
  * The shape of runlet.yaml after `${VAR}` interpolation, in one place. Fields are checked
@@ -133,6 +134,10 @@ export const TaskSchema = z
         { default: '0s' },
       ),
       retries: retriesField('defaults').optional(),
+      webhook: webhookField().optional(),
+      queue: queueField().optional(),
+      mongo: mongoField().optional(),
+      after: afterField().optional(),
     },
     { error: mapError('a map of task settings') },
   )
@@ -218,6 +223,11 @@ export function allowedKeysAt(path: readonly PropertyKey[]): readonly string[] {
   if (path.length === 1 && path[0] === 'node') return Object.keys(NodeSchema.unwrap().shape);
   if (path.length === 2 && path[0] === 'pools') return Object.keys(PoolSchema.unwrap().shape);
   if (path.length === 2 && path[0] === 'tasks') return Object.keys(TaskSchema.unwrap().shape);
+  if (path.length >= 3 && path[0] === 'tasks' && isTriggerKey(path[2]) && (path.length === 3 || (path[2] === 'after' && path.length === 4))) {
+    return TRIGGER_KEYS[path[2]];
+  }
   if (path.at(-1) === 'retries' && ((path.length === 2 && path[0] === 'defaults') || (path.length === 3 && path[0] === 'tasks'))) return RETRY_KEYS;
   return [];
 }
+
+const isTriggerKey = (key: PropertyKey): key is keyof typeof TRIGGER_KEYS => typeof key === 'string' && Object.hasOwn(TRIGGER_KEYS, key);
