@@ -14,6 +14,14 @@ const ENDED = (streamKey: string, runId: string, task: string, status: string) =
   `redis.call('XADD', ${streamKey}, 'MAXLEN', '~', '${ENDED_STREAM_MAXLEN}', '*', 'run', ${runId}, 'task', ${task}, 'status', ${status})`;
 
 /**
+ * Tells live views (the dashboard's server-sent events, on any daemon) that a run changed:
+ * "<run id> <status> <task>" on one pub/sub channel. Fire-and-forget by design: a view that
+ * misses a message reloads from the records, which stay the truth.
+ */
+export const CHANGES_CHANNEL = 'runlet:changes';
+const CHANGED = (runId: string, status: string, task: string) => `redis.call('PUBLISH', '${CHANGES_CHANNEL}', ${runId} .. ' ' .. ${status} .. ' ' .. ${task})`;
+
+/**
  * create-run
  * KEYS[1] dedupe key          KEYS[2] run hash         KEYS[3] transitions list
  * KEYS[4] all-runs zset       KEYS[5] task-runs zset   KEYS[6] outbox zset
@@ -36,6 +44,7 @@ redis.call('ZADD', KEYS[4], ARGV[2], ARGV[1])
 redis.call('ZADD', KEYS[5], ARGV[2], ARGV[1])
 if ARGV[5] == 'queued' then redis.call('ZADD', KEYS[6], ARGV[2], ARGV[1]) end
 if ARGV[5] == 'skipped' then ${ENDED('KEYS[7]', 'ARGV[1]', 'ARGV[7]', 'ARGV[5]')} end
+${CHANGED('ARGV[1]', 'ARGV[5]', 'ARGV[7]')}
 if KEYS[8] and ARGV[6] ~= '' then
   local last = tonumber(redis.call('GET', KEYS[8]) or '0')
   if tonumber(ARGV[6]) > last then redis.call('SET', KEYS[8], ARGV[6]) end
@@ -76,6 +85,7 @@ for i = 6, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', KEYS[1], 'status', ARGV[1], 'updatedAt', ARGV[2], unpack(fields))
 redis.call('RPUSH', KEYS[2], ARGV[3])
 if member(ARGV[5], ARGV[1]) then ${ENDED('KEYS[3]', "redis.call('HGET', KEYS[1], 'id')", "redis.call('HGET', KEYS[1], 'task')", 'ARGV[1]')} end
+${CHANGED("redis.call('HGET', KEYS[1], 'id')", 'ARGV[1]', "redis.call('HGET', KEYS[1], 'task')")}
 return 1
 `;
 
@@ -100,6 +110,7 @@ redis.call('RPUSH', KEYS[2], ARGV[3])
 redis.call('RPUSH', KEYS[3], ARGV[7])
 if ARGV[1] == 'queued' then redis.call('ZADD', KEYS[4], ARGV[2], redis.call('HGET', KEYS[1], 'id')) end
 if member(ARGV[5], ARGV[1]) then ${ENDED('KEYS[5]', "redis.call('HGET', KEYS[1], 'id')", "redis.call('HGET', KEYS[1], 'task')", 'ARGV[1]')} end
+${CHANGED("redis.call('HGET', KEYS[1], 'id')", 'ARGV[1]', "redis.call('HGET', KEYS[1], 'task')")}
 return 1
 `;
 
