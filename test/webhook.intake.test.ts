@@ -1,0 +1,242 @@
+import { createHash } from 'node:crypto';
+import { connect } from 'node:net';
+import { describe, expect, it } from 'vitest';
+import { signGithub, signHmac } from '../src/triggers/webhook/signature.js';
+import { useDaemon } from './helpers/daemon.js';
+
+// POST /hooks/<task> against a running daemon with real containers: each answer the
+// contract names, and what the container receives.
+const CONFIG = `
+defaults: { image: runlet/busybox:local, memory: 32m, timeout: 20s }
+tasks:
+  bid-placed:
+    command:
+      - sh
+      - -c
+      - |
+        echo "sha256=$(sha256sum < /runlet/payload.json | cut -d' ' -f1)"
+        echo "bytes=$(wc -c < /runlet/payload.json)"
+        echo "ct=$RUNLET_CONTENT_TYPE"
+        echo "headers=$RUNLET_HEADERS"
+    webhook:
+      secret: hmac-secret-1
+      signature: hmac-sha256
+      tolerance: 5m
+      maxBody: 4k
+      headers: [x-bid-source]
+  gh-push:
+    command: ["true"]
+    webhook: { secret: gh-secret-2, signature: github }
+  bearer-hook:
+    command: ["true"]
+    webhook: { secret: bearer-secret-3, signature: bearer }
+  limited:
+    command: ["true"]
+    webhook: { secret: limited-secret-4, rateLimit: 3/m }
+  one-at-a-time:
+    command: [sleep, "2"]
+    overlap: skip
+    webhook: { secret: skip-secret-5 }
+  no-hook: { command: ["true"] }
+`;
+const ctx = useDaemon(CONFIG);
+
+const url = (task: string) => `${ctx.daemon.url}/hooks/${task}`;
+const hmacPost = (task: string, secret: string, body: string, headers: Record<string, string> = {}, t?: number) =>
+  fetch(url(task), { method: 'POST', body, headers: { 'x-runlet-signature': signHmac(secret, body, t), ...headers } });
+const runsOf = async (task: string) => ctx.daemon.store.list({ task, limit: 1000 });
+
+describe('webhook intake', () => {
+  it('202 once queued; the container sees the exact body bytes, its content type and allow-listed headers only', async () => {
+    // A BOM, CRLF, odd spacing and non-ASCII: anything re-encoded would change the hash.
+    const body = '\uFEFF{ "bid" : 42,\r\n  "who": "Zoë 🦊" }  \n';
+    const res = await hmacPost('bid-placed', 'hmac-secret-1', body, {
+      'content-type': 'application/vnd.bid+json; charset=utf-8',
+      'x-runlet-delivery': 'evt-0001',
+      'x-bid-source': 'auction-7',
+      'x-not-listed': 'secret-ish',
+      'user-agent': 'bid-service/2.1',
+    });
+    expect(res.status).toBe(202);
+    const { id, status } = (await res.json()) as { id: string; status: string };
+    expect(status).toBe('queued');
+    expect(res.headers.get('location')).toBe(`/api/runs/${id}`);
+    const rec = await ctx.daemon.waitForEnd(id);
+    expect(rec).toMatchObject({ status: 'succeeded', trigger: 'webhook', dedupeKey: 'bid-placed:hook:evt-0001', cause: 'delivery evt-0001' });
+    const bytes = Buffer.from(body);
+    expect(rec.logTail).toContain(`sha256=${createHash('sha256').update(bytes).digest('hex')}\n`);
+    expect(rec.logTail).toContain(`bytes=${bytes.length}\n`);
+    expect(rec.logTail).toContain('ct=application/vnd.bid+json; charset=utf-8\n');
+    const headers = JSON.parse(/headers=(.*)\n/.exec(rec.logTail ?? '')![1]!);
+    expect(headers).toEqual({
+      'content-type': 'application/vnd.bid+json; charset=utf-8',
+      'user-agent': 'bid-service/2.1',
+      'x-runlet-delivery': 'evt-0001',
+      'x-bid-source': 'auction-7',
+    });
+  });
+
+  it('a redelivery answers 200 with the first run and makes no second run (by delivery id, and by body hash)', async () => {
+    const body = '{"bid":7}';
+    const first = await hmacPost('bid-placed', 'hmac-secret-1', body, { 'x-runlet-delivery': 'evt-redeliver' });
+    expect(first.status).toBe(202);
+    const { id } = (await first.json()) as { id: string };
+    // Re-signed a moment later, as a sender's retry is: same delivery id, same event.
+    const again = await Promise.all([1, 2, 3].map((i) => hmacPost('bid-placed', 'hmac-secret-1', body, { 'x-runlet-delivery': 'evt-redeliver' }, Math.floor(Date.now() / 1000) - i)));
+    for (const res of again) {
+      expect(res.status).toBe(200);
+      expect(await res.json()).toEqual({ id, created: false });
+    }
+    const noId = await hmacPost('bid-placed', 'hmac-secret-1', '{"bid":8}');
+    expect(noId.status).toBe(202);
+    const second = await hmacPost('bid-placed', 'hmac-secret-1', '{"bid":8}');
+    expect(second.status).toBe(200);
+    const hashed = (await noId.json()) as { id: string };
+    expect(await second.json()).toEqual({ id: hashed.id, created: false });
+    await ctx.daemon.waitForEnd(id);
+    await ctx.daemon.waitForEnd(hashed.id);
+    const runs = await runsOf('bid-placed');
+    expect(runs.filter((r) => r.dedupeKey === 'bid-placed:hook:evt-redeliver')).toHaveLength(1);
+    expect(runs.filter((r) => r.dedupeKey.startsWith('bid-placed:hook:sha256:') && r.payload === '{"bid":8}')).toHaveLength(1);
+  });
+
+  it('401 and nothing queued: timestamps outside the tolerance, a wrong secret, no signature', async () => {
+    const before = (await runsOf('bid-placed')).length;
+    const now = Math.floor(Date.now() / 1000);
+    for (const t of [now - 301, now + 301, now - 86_400]) {
+      const res = await hmacPost('bid-placed', 'hmac-secret-1', '{"late":true}', { 'x-runlet-delivery': `late-${t}` }, t);
+      expect(res.status).toBe(401);
+      const { error } = (await res.json()) as { error: { code: string; message: string } };
+      expect(error.code).toBe('WEBHOOK_UNAUTHORIZED');
+      expect(error.message).toMatch(/from this server's clock, more than the tolerance of 5m/);
+    }
+    const wrong = await hmacPost('bid-placed', 'not-the-secret', '{"x":1}');
+    expect(wrong.status).toBe(401);
+    const missing = await fetch(url('bid-placed'), { method: 'POST', body: '{"x":1}' });
+    expect(missing.status).toBe(401);
+    const msg = ((await missing.json()) as { error: { message: string } }).error.message;
+    expect(msg).toContain('X-Runlet-Signature is missing; expected header X-Runlet-Signature: t=<unix seconds>,v1=');
+    expect(msg).not.toContain('hmac-secret-1');
+    expect((await runsOf('bid-placed')).length).toBe(before);
+  });
+
+  it('github style: X-Hub-Signature-256 over the body, delivery id from X-GitHub-Delivery', async () => {
+    const body = JSON.stringify({ ref: 'refs/heads/main', commits: [] });
+    const headers = { 'content-type': 'application/json', 'x-github-event': 'push', 'x-github-delivery': '72d3162e-cc78-11e3-81ab-4c9367dc0958', 'x-hub-signature-256': signGithub('gh-secret-2', body) };
+    const res = await fetch(url('gh-push'), { method: 'POST', body, headers });
+    expect(res.status).toBe(202);
+    const { id } = (await res.json()) as { id: string };
+    const rec = await ctx.daemon.waitForEnd(id);
+    expect(rec).toMatchObject({ status: 'succeeded', dedupeKey: 'gh-push:hook:72d3162e-cc78-11e3-81ab-4c9367dc0958', headers: { 'x-github-event': 'push' } });
+    expect(rec.headers).not.toHaveProperty('x-hub-signature-256');
+    const redelivered = await fetch(url('gh-push'), { method: 'POST', body, headers });
+    expect(redelivered.status).toBe(200);
+    const bad = await fetch(url('gh-push'), { method: 'POST', body: body + ' ', headers });
+    expect(bad.status).toBe(401);
+    expect(((await bad.json()) as { error: { message: string } }).error.message).toContain('X-Hub-Signature-256: sha256=');
+    expect(await runsOf('gh-push')).toHaveLength(1);
+  });
+
+  it('bearer: Authorization: Bearer <secret>; the header never reaches the run', async () => {
+    const ok = await fetch(url('bearer-hook'), { method: 'POST', body: 'ping', headers: { authorization: 'Bearer bearer-secret-3', 'content-type': 'text/plain' } });
+    expect(ok.status).toBe(202);
+    const { id } = (await ok.json()) as { id: string };
+    const rec = await ctx.daemon.waitForEnd(id);
+    expect(rec).toMatchObject({ status: 'succeeded', payload: 'ping', contentType: 'text/plain', headers: { 'content-type': 'text/plain' } });
+    expect(rec.headers).not.toHaveProperty('authorization');
+    for (const authorization of ['Bearer bearer-secret-', 'Bearer bearer-secret-33', 'Basic YmVhcmVyLXNlY3JldC0z', '']) {
+      const res = await fetch(url('bearer-hook'), { method: 'POST', body: 'ping2', headers: { authorization } });
+      expect(res.status, authorization).toBe(401);
+    }
+    expect(await runsOf('bearer-hook')).toHaveLength(1);
+  });
+
+  it('a run recorded skipped (overlap: skip while one runs) answers 200 with status skipped and the reason', async () => {
+    const first = await hmacPost('one-at-a-time', 'skip-secret-5', '{"n":1}');
+    expect(first.status).toBe(202);
+    const { id } = (await first.json()) as { id: string };
+    await ctx.daemon.events.once('run:started', (e) => e.runId === id, 10_000);
+    const second = await hmacPost('one-at-a-time', 'skip-secret-5', '{"n":2}');
+    expect(second.status).toBe(200);
+    const body = (await second.json()) as { id: string; status: string; reason: string };
+    expect(body).toMatchObject({ status: 'skipped' });
+    expect(body.reason).toMatch(/^overlap skip/);
+    expect((await ctx.daemon.store.get(body.id))?.status).toBe('skipped');
+    const rec = await ctx.daemon.waitForEnd(id);
+    expect(rec.status, JSON.stringify(rec)).toBe('succeeded');
+  });
+
+  it('404 for an unknown task or a task without webhook:, 405 with Allow: POST for other methods', async () => {
+    const unknown = await fetch(url('bid-place'), { method: 'POST', body: 'x' });
+    expect(unknown.status).toBe(404);
+    expect(((await unknown.json()) as { error: { message: string } }).error.message).toBe('no task named "bid-place" (did you mean "bid-placed"?)');
+    const noHook = await fetch(url('no-hook'), { method: 'POST', body: 'x' });
+    expect(noHook.status).toBe(404);
+    expect(((await noHook.json()) as { error: { message: string } }).error.message).toMatch(/has no webhook/);
+    for (const method of ['GET', 'PUT', 'DELETE', 'PATCH']) {
+      const res = await fetch(url('bid-placed'), { method, ...(method !== 'GET' && { body: 'x' }) });
+      expect(res.status, method).toBe(405);
+      expect(res.headers.get('allow')).toBe('POST');
+    }
+    expect(await runsOf('no-hook')).toHaveLength(0);
+  });
+
+  it('413 over maxBody, refused on Content-Length before the body is sent, and a chunked body stopped at the limit', async () => {
+    const before = (await runsOf('bid-placed')).length;
+    const big = 'x'.repeat(4097);
+    const res = await hmacPost('bid-placed', 'hmac-secret-1', big);
+    expect(res.status).toBe(413);
+    expect(((await res.json()) as { error: { message: string } }).error.message).toBe('the payload is larger than task "bid-placed" accepts (webhook.maxBody: 4 KiB); nothing was queued');
+
+    // Announces 1 GiB and sends nothing: the answer comes anyway.
+    const announced = await rawExchange(`POST /hooks/bid-placed HTTP/1.1\r\nHost: x\r\nContent-Length: ${2 ** 30}\r\n\r\n`);
+    expect(announced).toMatch(/^HTTP\/1\.1 413 /);
+    // A chunked body that never ends: answered once 4 KiB have come.
+    const chunk = `400\r\n${'y'.repeat(0x400)}\r\n`;
+    const chunked = await rawExchange(`POST /hooks/bid-placed HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n${chunk.repeat(5)}`);
+    expect(chunked).toMatch(/^HTTP\/1\.1 413 /);
+    expect((await runsOf('bid-placed')).length).toBe(before);
+  });
+
+  it('429 with Retry-After beyond rateLimit; unsigned requests do not use up the quota', async () => {
+    for (let i = 0; i < 10; i++) expect((await fetch(url('limited'), { method: 'POST', body: `stranger ${i}` })).status).toBe(401);
+    for (let i = 0; i < 3; i++) expect((await hmacPost('limited', 'limited-secret-4', `ok ${i}`)).status).toBe(202);
+    const over = await hmacPost('limited', 'limited-secret-4', 'one too many');
+    expect(over.status).toBe(429);
+    const retryAfter = Number(over.headers.get('retry-after'));
+    expect(retryAfter).toBeGreaterThan(0);
+    expect(retryAfter).toBeLessThanOrEqual(60);
+    const { error } = (await over.json()) as { error: { code: string; message: string } };
+    expect(error).toMatchObject({ code: 'RATE_LIMITED' });
+    expect(error.message).toContain('at most 3 webhook request(s) per 1m');
+    const runs = await runsOf('limited');
+    expect(runs).toHaveLength(3);
+    await Promise.all(runs.map((r) => ctx.daemon.waitForEnd(r.id)));
+  });
+});
+
+/** Writes `request` on a raw socket, leaves it open, and resolves with the first bytes answered. */
+function rawExchange(request: string): Promise<string> {
+  const { hostname, port } = new URL(ctx.daemon.url);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname, () => socket.write(request));
+    let got = '';
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`no answer; got ${JSON.stringify(got)}`));
+    }, 5000);
+    socket.on('data', (d) => {
+      got += d.toString('latin1');
+      if (got.includes('\r\n\r\n')) {
+        clearTimeout(timer);
+        socket.destroy();
+        resolve(got);
+      }
+    });
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve(got);
+    });
+  });
+}
