@@ -1,6 +1,21 @@
+import type { MongoTriggerConfig, TaskConfig } from '../../config/types.js';
 import type { Trigger, TriggerDeps } from '../types.js';
+import { MongoSource } from './mongo-source.js';
+import type { ChangeSource } from './source.js';
+import { StreamWatcher, type WatcherOptions } from './watcher.js';
 
-/** PLACEHOLDER (being written): one change-stream trigger per task with `mongo:`. */
-export function mongoTriggers(_deps: TriggerDeps): Trigger[] {
-  return [];
+/** Builds the source of a task whose mongo.url is set (tests pass an in-memory one). */
+export type SourceFactory = (task: TaskConfig, mongo: MongoTriggerConfig & { url: string }) => ChangeSource;
+
+const realSource: SourceFactory = (_task, mongo) => new MongoSource(mongo);
+
+/** One change-stream watcher per task with `mongo:`; one with an empty url only reports itself unconfigured. */
+export function mongoTriggers(deps: TriggerDeps, opts: { sourceFor?: SourceFactory; watcher?: WatcherOptions } = {}): Trigger[] {
+  const sourceFor = opts.sourceFor ?? realSource;
+  return Object.values(deps.config.tasks).flatMap((task) => {
+    const m = task.mongo;
+    if (!m) return [];
+    const source = m.url !== undefined ? sourceFor(task, { ...m, url: m.url }) : undefined;
+    return [new StreamWatcher(deps, task, source, opts.watcher)];
+  });
 }
