@@ -18,7 +18,8 @@ commands:
                               queue a run now; with --wait, print its outcome and
                               exit with its exit code
   status                      tasks, next runs, runs in progress
-  logs <run-id>               the run's kept output (last 64 KiB)
+  logs <run-id> [-f]          the run's kept output (last 64 KiB); -f: then follow it
+                              live until the run ends, and exit as run --wait does
   runs [--task T] [--status S] [--dead] [--limit N]
                               recent runs, newest first, one line each; --dead: runs
                               that failed with no attempt left
@@ -46,6 +47,7 @@ async function main(argv: string[]): Promise<number> {
       payload: { type: 'string' },
       'idempotency-key': { type: 'string' },
       wait: { type: 'boolean', default: false },
+      follow: { type: 'boolean', short: 'f', default: false },
       from: { type: 'string' },
       to: { type: 'string' },
       task: { type: 'string' },
@@ -72,8 +74,8 @@ async function main(argv: string[]): Promise<number> {
     case 'status':
       return statusCommand({ configFile: values.config, env });
     case 'logs':
-      if (!rest[0]) throw new CliError('usage: runlet logs <run-id>', 2);
-      return logsCommand({ configFile: values.config, env, runId: rest[0] });
+      if (!rest[0]) throw new CliError('usage: runlet logs <run-id> [-f]', 2);
+      return logsCommand({ configFile: values.config, env, runId: rest[0], follow: values.follow });
     case 'runs':
       return runsCommand({ configFile: values.config, env, task: values.task, status: values.status, dead: values.dead, limit: values.limit });
     case 'retry':

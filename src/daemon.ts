@@ -15,6 +15,7 @@ import { settleLeftovers } from './dispatch/settle.js';
 import { TaskWorkers } from './dispatch/workers.js';
 import type { HttpDeps } from './http/deps.js';
 import { buildServer } from './http/server.js';
+import { ChangeFeed } from './http/live.js';
 import { startEmbeddedRedis } from './lib/embedded-redis.js';
 import { RunletEvents } from './lib/events.js';
 import { connect, describeTarget, redisOptions, type RedisTarget } from './lib/redis.js';
@@ -26,6 +27,11 @@ import { keys } from './runs/keys.js';
 import { RunletMetrics } from './runs/metrics.js';
 import { EndedRuns } from './runs/ended.js';
 import { RunStore } from './runs/store.js';
+import { noteTasks } from './runs/daily-usage.js';
+import { startRetentionSweep } from './runs/retention.js';
+import { mongoStreams, StuckFinder } from './runs/stuck.js';
+import { loadWaitFacts, queuedEntries, WaitRecorder } from './runs/waiting.js';
+import { Alerts, type AlertsOptions } from './alerts/alerts.js';
 import type { RunRequest } from './runs/types.js';
 import { CronTrigger } from './triggers/cron.js';
 import { eventTriggers } from './triggers/events.js';
@@ -52,6 +58,10 @@ export interface DaemonOptions {
   readonly shutdownGraceMs?: number;
   /** Queue lock of a run's job: a node silent this long has its runs delivered again (default 30 s). */
   readonly stalledMs?: number;
+  /** How often runs past retention.maxAge are deleted (default 10 min). */
+  readonly retentionSweepMs?: number;
+  /** Alert sending and the stuck scan's period (tests shorten them). */
+  readonly alerts?: AlertsOptions;
 }
 
 export interface Daemon {
@@ -103,7 +113,6 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
 
     // --- dispatch ----------------------------------------------------------------------
     const events = new RunletEvents();
-    const metrics = new RunletMetrics(events);
     const connection = redisOptions(redisTarget);
     const queues = new TaskQueues(connection);
     releasers.add('queues', () => queues.close());
@@ -123,10 +132,14 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       const oldest = running[running.length - 1];
       if (oldest) await cancelRun(redis, store, oldest.id, 'replaced by a newer run (overlap: replace)');
     };
+    // Gauges of queue state are read from the queues at scrape time: cluster-wide.
+    const metrics = new RunletMetrics(events, { config, queueState: counts });
     const policies = [suspendedPolicy(pauses), overlapPolicy(counts, replaceOldest)];
     const enqueueDeps: EnqueueDeps = { config, policies, store, queues, events, logger };
     const ctx: RunContext = { config, store, runtime, redis, identity, events, logger, queues, active: new Map() };
 
+    await noteTasks(redis, Object.values(config.tasks)).catch((err) => logger.warn({ err }, 'could not note the tasks for the usage report'));
+    if (config.retention.maxAgeMs !== undefined) releasers.add('retention sweep', startRetentionSweep(store, config.retention.maxAgeMs, logger, opts.retentionSweepMs));
     const settled = await settleLeftovers(ctx);
     if (settled.adopted + settled.settled + settled.removed > 0) logger.info(settled, 'settled containers left by a previous process');
     await recoverOutbox(enqueueDeps);
@@ -135,8 +148,12 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     releasers.add('outbox timer', async () => clearInterval(outboxTimer));
 
     // Cancel requests reach whichever daemon runs the container.
+    // Subscribed once ready, and again on every ready: a SUBSCRIBE sent while a fresh
+    // connection is still connecting was seen lost (see http/live.ts); twice is harmless.
     const subscriber = redis.duplicate();
     subscriber.on('error', () => undefined);
+    subscriber.on('ready', () => void subscriber.subscribe(CANCEL_CHANNEL).catch(() => undefined));
+    if (subscriber.status !== 'ready') await new Promise((resolve) => subscriber.once('ready', resolve));
     await subscriber.subscribe(CANCEL_CHANNEL);
     subscriber.on('message', (_ch, message: string) => {
       const { runId, reason } = parseCancelMessage(message);
@@ -145,7 +162,11 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     releasers.add('cancel subscriber', async () => void subscriber.disconnect());
 
     const admission = new NodeAdmission(config);
+    const waits = new WaitRecorder(redis, store, identity, logger);
+    releasers.add('wait reasons', () => waits.clear());
     const workers = new TaskWorkers(connection, config, admission, (runId) => runJob(ctx, runId), logger, opts.stalledMs);
+    workers.events = events;
+    workers.waits = waits;
     releasers.add('workers', async () => {
       await workers.stopTaking();
       const grace = opts.shutdownGraceMs ?? 10_000;
@@ -160,15 +181,31 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     const ended = new EndedRuns(redis, store, logger);
     ended.start();
     releasers.add('ended runs reader', () => ended.stop());
+    const stuck = new StuckFinder({
+      config,
+      inProgress: () => store.list({ status: ['queued', 'starting', 'running'], limit: 1000 }),
+      facts: (now) => loadWaitFacts(redis, store, config, now),
+      streams: mongoStreams(redis, config),
+    });
+    if (Alerts.wanted(config)) {
+      const alerts = new Alerts({ config, redis, store, identity, events, logger, findStuck: () => stuck.find() }, opts.alerts);
+      await alerts.start();
+      releasers.add('alerts', () => alerts.stop());
+    }
 
     // --- http ----------------------------------------------------------------------------
+    // One subscriber connection for all of this daemon's live views (released after the server).
+    const changes = new ChangeFeed(redis.duplicate(), logger.child({ component: 'live' }));
+    releasers.add('change feed', () => changes.stop());
     const httpDeps: HttpDeps = {
       config,
       store,
       token: opts.token,
       metrics: metrics.registry,
+      events,
       redis,
       ended,
+      changes,
       submit: (request) => submit(request),
       submitManual: (task, payload, idempotencyKey) => submit(manualRequest(task, payload, idempotencyKey)),
       cancelRun: (runId) => cancelRun(redis, store, runId),
@@ -182,11 +219,12 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
         redis: await redis.ping().then(() => ({ ok: true }), (e) => ({ ok: false, detail: String(e.message ?? e) })),
         docker: await docker.ping().then(() => ({ ok: true }), (e) => ({ ok: false, detail: String(e.message ?? e) })),
       }),
+      stuck: (now) => stuck.find(now),
       status: async () => ({
         node: identity.node,
         daemons: await liveDaemons(redis),
         running: (await store.list({ status: ['starting', 'running'], limit: 200 })).map((r) => ({ id: r.id, task: r.task, status: r.status, node: r.node, startedAt: r.startedAt })),
-        queued: (await store.list({ status: ['queued'], limit: 200 })).map((r) => ({ id: r.id, task: r.task, createdAt: r.createdAt })),
+        queued: queuedEntries(await store.list({ status: ['queued'], limit: 200 }), await loadWaitFacts(redis, store, config)),
         next: Object.values(config.tasks)
           .flatMap((t) => nextFireTimes(t, 1).map((at) => ({ task: t.name, at })))
           .sort((a, b) => a.at - b.at),
@@ -208,7 +246,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     const lastTicks = crons.length > 0 ? await redis.mget(crons.map((c) => keys.cronLast(c.taskName))) : [];
     for (const [i, c] of crons.entries()) await c.start(lastTicks[i] ? Number(lastTicks[i]) : undefined);
     releasers.add('cron triggers', async () => void (await Promise.allSettled(crons.map((c) => c.stop()))));
-    const triggerDeps: TriggerDeps = { config, submit: (request) => submit(request), ended, store, redis, redisTarget, identity, logger };
+    const triggerDeps: TriggerDeps = { config, submit: (request) => submit(request), ended, store, redis, redisTarget, identity, logger, stalledMs: opts.stalledMs };
     const triggers = eventTriggers(triggerDeps);
     // Each stops on its own; one that fails to start is logged and reported, never fatal
     // to the others (a change stream whose server is down must not stop the webhooks).

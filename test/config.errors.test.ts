@@ -24,7 +24,7 @@ describe('one mistake, one exact message at its line:col', () => {
 
   it('unknown key without a close match lists the allowed keys', () => {
     expect(errorFor(['tasks: {}', 'logging: debug'])).toBe(
-      'runlet.yaml:2:1 logging: unknown key "logging" (allowed here: defaults, node, pools, tasks, retention)',
+      'runlet.yaml:2:1 logging: unknown key "logging" (allowed here: defaults, node, pools, tasks, retention, stuck, alerts)',
     );
   });
 

@@ -51,8 +51,8 @@ describe('DockerRuntime: timeouts and cancellation', () => {
   it('a cancel during the grace period of a timeout does not change the outcome or restart the grace', async () => {
     const cancel = new AbortController();
     const spec = busyboxSpec(FILE, { command: sh('trap "" TERM; while true; do sleep 1; done'), timeoutMs: 1_000, killGraceMs: 2_000 });
-    setTimeout(() => cancel.abort(), 2_000);
-    const { result, elapsedMs } = await runToEnd(runtime, spec, { cancel: cancel.signal });
+    // 1 s into the 2 s grace of the timeout.
+    const { result, elapsedMs } = await runToEnd(runtime, spec, { cancel: cancel.signal }, () => setTimeout(() => cancel.abort(), 2_000));
     expect(result).toMatchObject({ outcome: 'timed_out', reason: 'exceeded timeout of 1s; killed with SIGKILL after 2s grace' });
     expect(elapsedMs).toBeLessThan(spec.timeoutMs + spec.killGraceMs + SLACK_MS);
   });

@@ -9,6 +9,7 @@ import { queueClashFindings, resolveAfter, resolveMongo, resolveQueue, resolveWe
 import type { Payload } from './triggers.js';
 import type { PoolConfig, RunletConfig, TaskConfig } from './types.js';
 import { closest } from './did-you-mean.js';
+import { alertFindings, resolveAlerts, resolveStuck } from './ops.js';
 import { formatBytes, parseDurationMs, parseSizeBytes } from './units.js';
 import type { KeyPath } from './yaml-source.js';
 
@@ -69,6 +70,7 @@ export function crossCheck(raw: unknown, configDir: string): Finding[] {
   }
   findings.push(...retryDelayFindings(raw.defaults, raw.tasks));
   findings.push(...queueClashFindings(raw.tasks), ...afterFindings(raw.tasks));
+  findings.push(...alertFindings(raw));
   return findings;
 }
 
@@ -154,10 +156,12 @@ export function buildConfig(raw: RawConfig, file: string): RunletConfig {
   }
   return {
     file,
-    retention: { runsPerTask: raw.retention?.runs ?? BUILTIN_DEFAULTS.retentionRuns },
+    retention: { runsPerTask: raw.retention?.runs ?? BUILTIN_DEFAULTS.retentionRuns, ...(raw.retention?.maxAge !== undefined && { maxAgeMs: raw.retention.maxAge }) },
     node: raw.node?.memory !== undefined ? { memoryBytes: raw.node.memory } : {},
     pools: buildPools(raw),
     tasks,
+    stuck: resolveStuck(raw.stuck),
+    alerts: resolveAlerts(raw.alerts),
   };
 }
 

@@ -20,6 +20,7 @@ import {
 import { withHints } from './editor-hints.js';
 import { RETRY_KEYS, retriesField } from './retries.js';
 import { afterField, mongoField, queueField, TRIGGER_KEYS, webhookField } from './triggers.js';
+import { ALERT_KEYS, alertsField, STUCK_KEYS, stuckField } from './ops.js';
 
 /**
  * The shape of runlet.yaml after `${VAR}` interpolation, in one place. Fields are checked
@@ -171,8 +172,13 @@ export const RetentionSchema = z
       runs: withHints(countField('Finished runs kept per task; older ones are deleted. Default 100.', 'runs', 100).optional(), {
         default: BUILTIN_DEFAULTS.retentionRuns,
       }),
+      maxAge: durationField(
+        'Finished runs created longer ago than this are deleted too, whatever their count, also for tasks that no longer run. Default: none (kept by count only).',
+        60_000,
+        '1m',
+      ).optional(),
     },
-    { error: mapError('a map like { runs: 100 }') },
+    { error: mapError('a map like { runs: 100, maxAge: 30d }') },
   )
   .nullable()
   .meta({ description: 'How much run history to keep.' });
@@ -201,6 +207,8 @@ export const ConfigSchema = z
         .nullable()
         .meta({ description: 'The tasks to run, by name.', propertyNames: { pattern: TASK_NAME.source } }),
       retention: RetentionSchema.optional(),
+      stuck: stuckField().optional(),
+      alerts: alertsField().optional(),
     },
     {
       error: (iss: { code?: string; input?: unknown }) => {
@@ -221,6 +229,8 @@ export function allowedKeysAt(path: readonly PropertyKey[]): readonly string[] {
   if (path.length === 1 && path[0] === 'defaults') return Object.keys(DefaultsSchema.unwrap().shape);
   if (path.length === 1 && path[0] === 'retention') return Object.keys(RetentionSchema.unwrap().shape);
   if (path.length === 1 && path[0] === 'node') return Object.keys(NodeSchema.unwrap().shape);
+  if (path.length === 1 && path[0] === 'stuck') return STUCK_KEYS;
+  if (path.length === 2 && path[0] === 'alerts') return ALERT_KEYS;
   if (path.length === 2 && path[0] === 'pools') return Object.keys(PoolSchema.unwrap().shape);
   if (path.length === 2 && path[0] === 'tasks') return Object.keys(TaskSchema.unwrap().shape);
   if (path.length >= 3 && path[0] === 'tasks' && isTriggerKey(path[2]) && (path.length === 3 || (path[2] === 'after' && path.length === 4))) {

@@ -135,9 +135,29 @@ export interface PoolConfig {
 export interface RunletConfig {
   /** Absolute path of the file this was loaded from. */
   readonly file: string;
-  readonly retention: { readonly runsPerTask: number };
+  /** maxAgeMs: finished runs created longer ago are deleted too; undefined = by count only. */
+  readonly retention: { readonly runsPerTask: number; readonly maxAgeMs?: number };
   /** Sum of the memory limits of the runs one node runs at once; undefined = no budget. */
   readonly node: { readonly memoryBytes?: number };
   readonly pools: Readonly<Record<string, PoolConfig>>;
   readonly tasks: Readonly<Record<string, TaskConfig>>;
+  /** When a waiting run counts as stuck (GET /api/stuck, stuck alerts). */
+  readonly stuck: { readonly queuedMs: number };
+  /** Where failures and stuck runs are posted (config/ops.ts). */
+  readonly alerts: readonly AlertRule[];
+}
+
+/** What an alert rule fires on: a run's status, `dead` (no attempt left), or `stuck`. */
+export type AlertEvent = 'failed' | 'timed_out' | 'oom_killed' | 'lost' | 'dead' | 'stuck' | 'cancelled' | 'succeeded';
+
+export interface AlertRule {
+  /** http(s) URL the JSON is POSTed to (a Slack incoming webhook works as is). */
+  readonly url: string;
+  readonly on: readonly AlertEvent[];
+  /** Only these tasks' runs; undefined: every task. */
+  readonly tasks?: readonly string[];
+  /** Per POST. */
+  readonly timeoutMs: number;
+  /** Attempts in all, the first included. */
+  readonly retries: number;
 }

@@ -42,20 +42,34 @@ export async function enqueue(deps: EnqueueDeps, request: RunRequest, opts: { cr
     // Recorded through the same dedupe claim, so a skipped tick is one record however many
     // daemons skip it.
     const res = await deps.store.create(request, { cronMarker: opts.cronMarker, runId: opts.runId, status: 'skipped', reason: skipped });
+    received(deps, request, res, true);
     if (res.created) {
       deps.events.emit('run:skipped', { runId: res.runId, task: request.task, reason: skipped });
       deps.events.emit('run:finished', { runId: res.runId, task: request.task, status: 'skipped' });
-      if (task) await deps.store.trim(task.name, deps.config.retention.runsPerTask).catch(() => undefined);
+      if (task) await deps.store.trim(task.name, deps.config.retention.runsPerTask, deps.config.retention.maxAgeMs).catch(() => undefined);
     }
     return { ...res, skipped };
   }
   const { runId, created } = await deps.store.create(request, { cronMarker: opts.cronMarker, runId: opts.runId, maxAttempts: task?.retries.attempts });
+  received(deps, request, { runId, created }, false);
   if (!created) return { runId, created };
   // Jitter spreads the ticks of many tasks (and of many daemons' clocks) over a window.
   const delayMs = request.trigger === 'cron' && !request.backfill && task?.jitterMs ? Math.floor(Math.random() * task.jitterMs) : 0;
   await addJob(deps, request.task, runId, delayMs);
   deps.events.emit('run:queued', { runId, task: request.task, trigger: request.trigger });
   return { runId, created };
+}
+
+/**
+ * Tells the metrics that a trigger's event arrived and what became of it. Catch-up's missed
+ * ticks are counted here, by the one daemon whose claim created the record, so daemons
+ * starting together count them once between them.
+ */
+function received(deps: EnqueueDeps, request: RunRequest, res: { runId: string; created: boolean }, skipped: boolean): void {
+  deps.events.emit('trigger:event', { task: request.task, trigger: request.trigger, outcome: res.created ? 'accepted' : 'duplicate' });
+  if (res.created && request.missedTicks !== undefined) {
+    deps.events.emit('cron:missed', { task: request.task, ticks: request.missedTicks, runId: res.runId, caughtUp: !skipped });
+  }
 }
 
 async function addJob(deps: EnqueueDeps, task: string, runId: string, delayMs = 0, jobId = runId): Promise<void> {

@@ -11,6 +11,8 @@ import { NO_USAGE, usageOf } from '../runs/usage.js';
 import { isDaemonAlive, type Identity } from './identity.js';
 import type { TaskQueues } from './queues.js';
 import { endAttempt } from './retries.js';
+import { LogPublisher } from '../runs/log-stream.js';
+import { addDailyUsage } from '../runs/daily-usage.js';
 
 export interface RunContext {
   readonly config: RunletConfig;
@@ -76,7 +78,7 @@ async function execute(ctx: RunContext, run: RunRecord, task: TaskConfig, cancel
     // Never log-and-drop: a run that could not start is recorded as failed with the reason.
     const reason = describeFailure(err as RunFailedToStartLike);
     log.warn({ reason }, 'run could not be created');
-    await finish(ctx, run.id, task, { outcome: 'failed', reason, logTail: '' });
+    await finish(ctx, run.id, task, { outcome: 'failed', reason, logTail: '', logBytes: 0 }, run.attempt ?? 1);
     return;
   }
   const removeContainer = () => ctx.runtime.remove(prepared.containerId).catch((err) => log.error({ err }, 'could not remove container'));
@@ -86,14 +88,17 @@ async function execute(ctx: RunContext, run: RunRecord, task: TaskConfig, cancel
     const reason = describeFailure(err as RunFailedToStartLike);
     log.warn({ reason }, 'run could not be started');
     await removeContainer();
-    await finish(ctx, run.id, task, { outcome: 'failed', reason, logTail: '' });
+    await finish(ctx, run.id, task, { outcome: 'failed', reason, logTail: '', logBytes: 0 }, run.attempt ?? 1);
     return;
   }
+  const startedAt = Date.now();
   await ctx.store.transition(run.id, 'running', {
     from: ['starting'],
-    fields: { containerId: prepared.containerId, startedAt: Date.now() },
+    fields: { containerId: prepared.containerId, startedAt },
   });
-  ctx.events.emit('run:started', { runId: run.id, task: task.name, containerId: prepared.containerId });
+  // A retry is due at retryAt, not when the run was first made.
+  const queuedAt = (run.attempt ?? 1) > 1 && run.retryAt !== undefined ? run.retryAt : run.createdAt;
+  ctx.events.emit('run:started', { runId: run.id, task: task.name, containerId: prepared.containerId, startedAt, queuedAt });
   log.info({ containerId: prepared.containerId.slice(0, 12) }, 'run started');
   // waitAndFinish removes the container itself; only a failure inside it leaves that to us.
   await waitAndFinish(ctx, prepared, task, cancel, log).catch(async (err) => {
@@ -110,17 +115,24 @@ async function execute(ctx: RunContext, run: RunRecord, task: TaskConfig, cancel
  */
 export async function waitAndFinish(ctx: RunContext, prepared: PreparedRun, task: TaskConfig, cancel: AbortSignal, log: Logger, deadline?: number): Promise<void> {
   let writing: Promise<void> = Promise.resolve();
+  const attempt = Number(prepared.spec.labels?.['runlet.attempt'] ?? 1) || 1;
+  const live = new LogPublisher(ctx.redis, prepared.runId, attempt);
   const result = await ctx.runtime.wait(prepared, {
     cancel,
     deadline,
-    // Writes are chained so an older tail can never land after a newer one.
-    onOutput: (tail) => {
-      writing = writing.then(() => ctx.store.setLogTail(prepared.runId, tail)).catch(() => undefined);
+    // Writes are chained so an older tail can never land after a newer one; each is announced
+    // to live followers only once stored (runs/log-stream.ts).
+    onOutput: (tail, endOffset) => {
+      writing = writing
+        .then(() => ctx.store.setLogTail(prepared.runId, tail, { attempt, bytes: endOffset }))
+        .then(async () => void (await live.tailWritten(endOffset)))
+        .catch(() => undefined);
     },
+    onLog: (chunk, offset) => live.chunk(offset, chunk),
   });
   await writing;
   await ctx.runtime.remove(prepared.containerId).catch((err) => log.error({ err }, 'could not remove container'));
-  const status = await finish(ctx, prepared.runId, task, result);
+  const status = await finish(ctx, prepared.runId, task, result, attempt);
   log.info({ status, exitCode: result.exitCode, reason: result.reason }, 'run finished');
 }
 
@@ -129,12 +141,13 @@ export async function waitAndFinish(ctx: RunContext, prepared: PreparedRun, task
  * status returned is then `queued`) or records the terminal outcome with its usage. Then
  * applies retention for the task.
  */
-export async function finish(ctx: RunContext, runId: string, task: TaskConfig, result: RunResult): Promise<RunStatus> {
+export async function finish(ctx: RunContext, runId: string, task: TaskConfig, result: RunResult, attempt?: number): Promise<RunStatus> {
   const now = Date.now();
   const finishedAt = result.finishedAt ?? now;
-  await ctx.store.setLogTail(runId, result.logTail);
+  await ctx.store.setLogTail(runId, result.logTail, attempt !== undefined && result.logBytes !== undefined ? { attempt, bytes: result.logBytes } : undefined);
   // Each attempt's output replaces the last one's: the record shows the latest attempt.
   await ctx.store.setOutput(runId, result.output, result.outputError);
+  const usage = usageOf(result.startedAt, finishedAt, task.memoryBytes);
   const ended = await endAttempt(
     ctx,
     runId,
@@ -145,15 +158,17 @@ export async function finish(ctx: RunContext, runId: string, task: TaskConfig, r
       reason: result.reason,
       startedAt: result.startedAt,
       finishedAt,
-      usage: usageOf(result.startedAt, finishedAt, task.memoryBytes),
+      usage,
     },
     now,
   );
+  // Counted only by the writer whose end was applied, so an attempt is counted once.
+  if (ended.kind !== 'refused') await addDailyUsage(ctx.redis, task, usage, ended.kind === 'ended', finishedAt).catch((err) => ctx.logger.warn({ err, runId }, 'could not add to the daily usage'));
   if (ended.kind === 'ended') {
     const record = await ctx.store.get(runId);
     ctx.events.emit('run:finished', { runId, task: task.name, status: ended.status, record });
   }
-  await ctx.store.trim(task.name, ctx.config.retention.runsPerTask).catch(() => undefined);
+  await ctx.store.trim(task.name, ctx.config.retention.runsPerTask, ctx.config.retention.maxAgeMs).catch(() => undefined);
   return ended.kind === 'retrying' ? 'queued' : result.outcome;
 }
 
@@ -183,6 +198,7 @@ export async function markLost(ctx: RunContext, run: RunRecord, attempt: number,
     return;
   }
   const ended = await endAttempt(ctx, run.id, task, { attempt, status: 'lost', reason, finishedAt: Date.now(), usage: NO_USAGE });
+  if (ended.kind === 'ended') await addDailyUsage(ctx.redis, task, NO_USAGE, true, Date.now()).catch(() => undefined);
   if (ended.kind === 'ended') {
     const latest = await ctx.store.get(run.id);
     ctx.events.emit('run:finished', { runId: run.id, task: run.task, status: 'lost', record: latest });

@@ -2,8 +2,17 @@ import { WaitingError, Worker, type ConnectionOptions } from 'bullmq';
 import type { Logger } from 'pino';
 import type { RunletConfig, TaskConfig } from '../config/types.js';
 import { BULL_PREFIX } from '../runs/keys.js';
+import type { RunletEvents } from '../lib/events.js';
 import type { NodeAdmission } from './admission.js';
 import type { RunJobData } from './queues.js';
+
+/** Hears why this node leaves a task's runs in the queue; never awaited, so it can't slow a worker. */
+export interface WaitListener {
+  /** The node stopped fetching the task's runs for `reason`, or (undefined) fetches them again. */
+  taskBlocked(task: string, reason: string | undefined): void;
+  /** A fetched run was handed back for `reason` (two workers raced for the last room). */
+  runRefused(runId: string, task: string, reason: string): void;
+}
 
 /**
  * One BullMQ worker per task on this node. A job completes only after its run's outcome is
@@ -20,6 +29,12 @@ export class TaskWorkers {
   private stopping = false;
   /** Jobs being processed here, from fetch to completion (a run may not be claimed yet). */
   private readonly inFlight = new Set<Promise<void>>();
+  /** Told why this node does not take a task's runs, for "why does this run wait" (runs/waiting.ts). */
+  waits?: WaitListener;
+  /** For the admission-refusal counter (runs/metrics.ts). */
+  events?: RunletEvents;
+  /** The reason each task is paused for here, as last told to `waits`. */
+  private readonly blocked = new Map<string, string>();
 
   constructor(
     private readonly connection: ConnectionOptions,
@@ -67,6 +82,9 @@ export class TaskWorkers {
     if (!this.admission.reserve(runId, task)) {
       // AdmissionDeferred: another worker of this node took the last room between our fetch
       // and now. The job goes back to the front of its queue for whichever node has room.
+      const refused = this.admission.whyNot(task) ?? 'no room on this node';
+      this.waits?.runRefused(runId, task.name, refused);
+      this.events?.emit('admission:refused', { task: task.name, pool: task.pool, reason: refused });
       await handBack();
       this.refresh();
       throw new WaitingError();
@@ -110,7 +128,15 @@ export class TaskWorkers {
     for (const [name, worker] of this.workers) {
       const task = this.config.tasks[name];
       if (!task || worker.closing) continue;
-      const fits = this.admission.whyNot(task) === undefined;
+      const why = this.admission.whyNot(task);
+      const fits = why === undefined;
+      if (this.blocked.get(name) !== why) {
+        // Counted when the task becomes blocked, not each time the budget's wording changes.
+        if (why !== undefined && !this.blocked.has(name)) this.events?.emit('admission:refused', { task: name, pool: task.pool, reason: why });
+        if (why === undefined) this.blocked.delete(name);
+        else this.blocked.set(name, why);
+        this.waits?.taskBlocked(name, why);
+      }
       if (fits && worker.isPaused()) worker.resume();
       else if (!fits && !worker.isPaused()) void worker.pause(true).catch(() => undefined);
     }

@@ -3,8 +3,11 @@ import type { RunletConfig } from '../config/types.js';
 import type { BackfillResult } from '../dispatch/backfill.js';
 import type { Redis } from 'ioredis';
 import type { Enqueued } from '../dispatch/enqueue.js';
+import type { RunletEvents } from '../lib/events.js';
+import type { ChangeFeed } from './live.js';
 import type { EndedRuns } from '../runs/ended.js';
 import type { RunStore } from '../runs/store.js';
+import type { StuckItem } from '../runs/stuck.js';
 import type { RunRecord, RunRequest } from '../runs/types.js';
 
 /**
@@ -17,8 +20,12 @@ export interface HttpDeps {
   readonly token?: string;
   /** Prometheus registry served at /metrics. */
   readonly metrics?: Registry;
+  /** Trigger events for metrics (webhook refusals by reason). */
+  readonly events?: RunletEvents;
   /** runlet's own Redis (webhook rate limits). */
   readonly redis: Redis;
+  /** Run changes of the whole cluster, for GET /api/events; without it the route is absent. */
+  readonly changes?: ChangeFeed;
   /** Wait for a run to end (respond: result). */
   readonly ended: EndedRuns;
   /** The one way in for every trigger: dedupe claim, policies, durable record, queue job. */
@@ -36,4 +43,6 @@ export interface HttpDeps {
   backfill(task: string, fromMs: number, toMs: number): Promise<BackfillResult>;
   health(): Promise<Record<string, { ok: boolean; detail?: string }>>;
   status(): Promise<Record<string, unknown>>;
+  /** What is stuck now (runs/stuck.ts). */
+  stuck(now?: number): Promise<StuckItem[]>;
 }

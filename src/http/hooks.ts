@@ -10,6 +10,17 @@ import { verify } from '../triggers/webhook/signature.js';
 import type { HttpDeps } from './deps.js';
 import { apiError } from './errors.js';
 
+/** Why a webhook request was refused, by the status it was answered with. */
+const REJECTIONS: Readonly<Record<number, string>> = {
+  400: 'bad_request',
+  401: 'bad_signature',
+  404: 'unknown_task',
+  405: 'wrong_method',
+  413: 'too_large',
+  415: 'not_utf8',
+  429: 'rate_limited',
+};
+
 /** Methods answered 405 on a webhook's path (fastify knows no others to route). */
 const OTHER_METHODS = ['GET', 'HEAD', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'] as const;
 
@@ -31,6 +42,15 @@ export const hookRoutes: FastifyPluginAsync<{ deps: HttpDeps }> = async (app, { 
   // INCR + PEXPIRE in one script, so the count is cluster-wide) and the preHandler hook,
   // which runs after verification. Key: runlet:hook-rate:POST/hooks/<task>-<task>.
   await app.register(rateLimit, { global: false, redis: deps.redis, nameSpace: `${PREFIX}:hook-rate:`, hook: 'preHandler' });
+
+  // Every refusal is counted by reason (runlet_trigger_rejections_total): a sender with a
+  // wrong secret shows up on a dashboard, not only in its own logs.
+  app.addHook('onResponse', async (req, reply) => {
+    const reason = REJECTIONS[reply.statusCode];
+    if (!reason) return;
+    const name = (req.params as { task?: string } | undefined)?.task ?? '';
+    deps.events?.emit('trigger:event', { task: deps.config.tasks[name] ? name : '(unknown)', trigger: 'webhook', outcome: 'rejected', reason });
+  });
 
   for (const task of Object.values(deps.config.tasks)) {
     const hook = task.webhook;

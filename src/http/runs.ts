@@ -1,6 +1,9 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { TRIGGER_KINDS, type RunStatus, type TriggerKind } from '../runs/types.js';
 import { isTerminal, TERMINAL_STATUSES } from '../runs/types.js';
+import type { Socket } from 'node:net';
+import { PassThrough } from 'node:stream';
+import { followLogs, LogSubscriptions } from '../runs/log-stream.js';
 import type { HttpDeps } from './deps.js';
 import { apiError } from './errors.js';
 import { runDetail, runSummary } from './views.js';
@@ -28,11 +31,56 @@ export const runRoutes: FastifyPluginAsync<{ deps: HttpDeps }> = async (app, { d
     return runDetail(run);
   });
 
+  // Live followers of this server; one subscriber connection for all of them.
+  const subscriptions = new LogSubscriptions(deps.redis);
+  const follows = new Set<AbortController>();
+  const followSockets = new Set<Socket>();
+  // A follow lasts as long as its run: end them, or closing the server would wait for runs.
+  // Their sockets go too: one whose client left unseen (see below) would hold the close.
+  app.addHook('preClose', async () => {
+    for (const f of follows) f.abort();
+    for (const s of followSockets) s.destroy();
+  });
+  app.addHook('onClose', async () => subscriptions.close());
+
   // The kept tail (last 64 KiB) as plain text; for a running run, what it printed so far.
-  app.get<{ Params: { id: string } }>('/runs/:id/logs', async (req, reply) => {
-    const run = await deps.store.get(req.params.id, { withLogs: true });
+  // With ?follow=1: the tail, then the output as it is written (from whichever daemon runs
+  // the container), until the run ends.
+  app.get<{ Params: { id: string }; Querystring: { follow?: string } }>('/runs/:id/logs', async (req, reply) => {
+    const follow = req.query.follow !== undefined && req.query.follow !== '0' && req.query.follow !== 'false';
+    const run = await deps.store.get(req.params.id, { withLogs: !follow });
     if (!run) throw apiError('RUN_NOT_FOUND', { id: req.params.id });
-    return reply.type('text/plain; charset=utf-8').header('x-runlet-run-status', run.status).send(run.logTail ?? '');
+    reply.type('text/plain; charset=utf-8').header('x-runlet-run-status', run.status);
+    if (!follow) return reply.send(run.logTail ?? '');
+    const body = new PassThrough();
+    const stop = new AbortController();
+    follows.add(stop);
+    // Node stops reading a connection while its response is pending, so a client that
+    // leaves may go unseen until we write; when it is seen, stop and tear the response down.
+    let clientGone = false;
+    const socket = req.raw.socket;
+    followSockets.add(socket);
+    socket.once('close', () => followSockets.delete(socket));
+    // One response per connection: when the run ends, the connection ends with it.
+    reply.header('connection', 'close');
+    const gone = () => {
+      clientGone = true;
+      stop.abort();
+    };
+    socket.once('end', gone);
+    reply.raw.once('close', gone);
+    followLogs({ store: deps.store, ended: deps.ended, subscriptions, logger: req.log }, run.id, (bytes) => body.write(bytes), stop.signal)
+      .catch((err) => req.log.warn({ err, runId: run.id }, 'log follow failed'))
+      .finally(() => {
+        follows.delete(stop);
+        socket.off('end', gone);
+        reply.raw.off('close', gone);
+        if (clientGone) {
+          body.destroy();
+          reply.raw.destroy();
+        } else body.end();
+      });
+    return reply.send(body);
   });
 
   app.post<{ Params: { id: string } }>('/runs/:id/cancel', async (req, reply) => {

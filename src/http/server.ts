@@ -3,13 +3,17 @@ import type { Logger } from 'pino';
 import { requireToken } from './auth.js';
 import type { HttpDeps } from './deps.js';
 import { ApiError, apiError, API_ERRORS } from './errors.js';
+import { dashboardRoutes } from './dashboard/routes.js';
 import { healthRoutes } from './health.js';
 import { hookRoutes } from './hooks.js';
+import { liveRoutes } from './live.js';
 import { metricsRoutes } from './metrics.js';
 import { runRoutes } from './runs.js';
 import { statusRoutes } from './status.js';
 import { streamRoutes } from './streams.js';
+import { stuckRoutes } from './stuck.js';
 import { taskRoutes } from './tasks.js';
+import { usageRoutes } from './usage.js';
 
 /** The server reads no body larger than this; each task's own maxPayload is checked per route. */
 export function maxBodyBytes(deps: HttpDeps): number {
@@ -53,6 +57,8 @@ export function buildServer(deps: HttpDeps, logger: Logger): FastifyInstance {
   });
 
   app.register(healthRoutes, { deps });
+  // The dashboard's files carry no data, so they need no token; the data under /api does.
+  app.register(dashboardRoutes);
   // Webhooks carry their own auth (a signature per task), never the ops token.
   app.register(hookRoutes, { deps, prefix: '/hooks' });
   if (deps.metrics) app.register(metricsRoutes, { registry: deps.metrics, token: deps.token });
@@ -62,7 +68,10 @@ export function buildServer(deps: HttpDeps, logger: Logger): FastifyInstance {
       await api.register(taskRoutes, { deps });
       await api.register(runRoutes, { deps });
       await api.register(statusRoutes, { deps });
+      await api.register(usageRoutes, { deps });
+      await api.register(stuckRoutes, { deps });
       await api.register(streamRoutes, { deps });
+      if (deps.changes) await api.register(liveRoutes, { feed: deps.changes });
     },
     { prefix: '/api' },
   );

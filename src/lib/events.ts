@@ -9,12 +9,27 @@ import type { RunRecord, RunStatus } from '../runs/types.js';
 export interface RunletEventMap {
   'run:queued': { runId: string; task: string; trigger: string };
   'run:skipped': { runId: string; task: string; reason: string };
-  'run:started': { runId: string; task: string; containerId: string };
+  /** `queuedAt`: when the run (or, for a retry, this attempt) became due: createdAt or retryAt. */
+  'run:started': { runId: string; task: string; containerId: string; startedAt?: number; queuedAt?: number };
   'run:finished': { runId: string; task: string; status: RunStatus; record?: RunRecord };
   /** An attempt ended in `status` and the run is queued again for `nextAttempt`, due in `delayMs`. */
   'run:retrying': { runId: string; task: string; status: RunStatus; attempt: number; nextAttempt: number; delayMs: number };
   'cron:tick': { task: string; tickMs: number; runId: string; created: boolean };
   'daemon:ready': { url?: string };
+  /** An alert reached its receiver (2xx) after `attempts` tries. `rule` is its index under alerts:. */
+  'alert:sent': { rule: number; event: string; task: string; runId?: string; attempts: number };
+  /** An alert was given up: every attempt failed, or it was dropped from a full queue (attempts 0). */
+  'alert:failed': { rule: number; event: string; task: string; runId?: string; attempts: number; error: string };
+  /**
+   * A trigger's event reached runlet: `accepted` made a run (or a skipped record),
+   * `duplicate` named a run its dedupe key already had, `rejected` made nothing (`reason`:
+   * bad_signature, too_large, rate_limited, unknown_task, ...).
+   */
+  'trigger:event': { task: string; trigger: string; outcome: 'accepted' | 'duplicate' | 'rejected'; reason?: string };
+  /** Start-up catch-up found `ticks` missed while no daemon ran: one run stands for them, or a skipped record. */
+  'cron:missed': { task: string; ticks: number; runId: string; caughtUp: boolean };
+  /** This node held a task's runs back: `reason` is admission's sentence (pool concurrency, pool or node memory). */
+  'admission:refused': { task: string; pool: string; reason: string };
 }
 
 export class RunletEvents {

@@ -31,6 +31,15 @@ export const keys = {
   daemon: (daemonId: string) => `${PREFIX}:daemon:${daemonId}`,
   /** A random id for this Redis, so containers of another cluster on one engine are left alone. */
   clusterId: () => `${PREFIX}:cluster-id`,
+  /**
+   * pub/sub channel of a running run's output (runs/log-stream.ts): chunks as the engine
+   * streams them, and a notice each time the stored tail is rewritten.
+   */
+  logChannel: (runId: string) => `${PREFIX}:logs:${runId}`,
+  /** hash `<task>:cs|gbs|runs|mem` → totals of one UTC day (runs/daily-usage.ts), expiring after ~400 days. */
+  usageDay: (day: string) => `${PREFIX}:usage:${day}`,
+  /** hash task → the first UTC day a daemon ran with it configured (for the always-on comparison). */
+  usageSince: () => `${PREFIX}:usage:since`,
 } as const;
 
 /** BullMQ's own keys live under this prefix; one queue per task, named after it. */

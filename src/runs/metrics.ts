@@ -1,9 +1,32 @@
-import { Counter, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { RunletConfig } from '../config/types.js';
 import type { RunletEvents } from '../lib/events.js';
+import type { RunRecord } from './types.js';
+
+/** A task queue's counts, as BullMQ keeps them cluster-wide. */
+export interface QueueState {
+  /** Jobs taken by a worker: runs starting or running. */
+  readonly active: number;
+  /** Jobs waiting, delayed (jitter, a retry's backoff) or paused: runs `queued`. */
+  readonly waiting: number;
+}
+
+export interface MetricsOptions {
+  readonly config?: RunletConfig;
+  /** Reads one task's queue counts from Redis; enables the cluster-wide gauges. */
+  readonly queueState?: (task: string) => Promise<QueueState>;
+}
+
+/** 0.1 s to 1 h: a 2-second sync and a 45-minute archive both land in a useful bucket. */
+export const DURATION_BUCKETS = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600];
+/** Waits are mostly short (a free worker picks a run up in milliseconds), long ones matter. */
+export const QUEUE_WAIT_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600];
 
 /**
- * Prometheus metrics, fed by the daemon's run events. Counters are per process, as
- * Prometheus expects: sum them over the daemons of a cluster.
+ * Prometheus metrics, fed by the daemon's typed events. Counters and histograms count what
+ * happened in this process, as Prometheus expects: sum them over the daemons of a cluster.
+ * The two gauges of queue state are read from Redis at scrape time and are cluster-wide:
+ * every daemon reports the same value, so aggregate them with max(), never sum().
  */
 export class RunletMetrics {
   readonly registry = new Registry();
@@ -19,11 +42,137 @@ export class RunletMetrics {
     labelNames: ['task', 'reason'] as const,
     registers: [this.registry],
   });
+  private readonly duration = new Histogram({
+    name: 'runlet_run_duration_seconds',
+    help: "Container run time of the attempt that decided a run's status (start to exit), by task and status.",
+    labelNames: ['task', 'status'] as const,
+    buckets: DURATION_BUCKETS,
+    registers: [this.registry],
+  });
+  private readonly queueWait = new Histogram({
+    name: 'runlet_run_queue_wait_seconds',
+    help: 'From a run being due (created, or a retry\'s retryAt) to its container starting, by task. Includes cron jitter.',
+    labelNames: ['task'] as const,
+    buckets: QUEUE_WAIT_BUCKETS,
+    registers: [this.registry],
+  });
+  private readonly containerSeconds = new Counter({
+    name: 'runlet_container_seconds_total',
+    help: 'Seconds containers ran, by task (every attempt of a run, counted when the run ends).',
+    labelNames: ['task'] as const,
+    registers: [this.registry],
+  });
+  private readonly gbSeconds = new Counter({
+    name: 'runlet_gb_seconds_total',
+    help: 'Memory limit in GiB times seconds run, by task (as AWS Lambda counts GB-seconds).',
+    labelNames: ['task'] as const,
+    registers: [this.registry],
+  });
+  private readonly admissionWaits = new Counter({
+    name: 'runlet_admission_waits_total',
+    help: "Times this node stopped taking a task's runs, or handed a fetched run back, because a limit was full: reason pool_concurrency, pool_memory or node_memory.",
+    labelNames: ['task', 'pool', 'reason'] as const,
+    registers: [this.registry],
+  });
+  private readonly triggerEvents = new Counter({
+    name: 'runlet_trigger_events_total',
+    help: 'Trigger events received, by task, trigger and outcome: accepted (made a run or a skipped record), duplicate (its dedupe key had a run), rejected.',
+    labelNames: ['task', 'trigger', 'outcome'] as const,
+    registers: [this.registry],
+  });
+  private readonly triggerRejections = new Counter({
+    name: 'runlet_trigger_rejections_total',
+    help: 'Trigger events rejected before a run was made, by task, trigger and reason (bad_signature, too_large, rate_limited, unknown_task, ...).',
+    labelNames: ['task', 'trigger', 'reason'] as const,
+    registers: [this.registry],
+  });
+  private readonly cronMissed = new Counter({
+    name: 'runlet_cron_missed_ticks_total',
+    help: 'Cron ticks missed while no daemon ran, found by catch-up at start-up, by task and outcome: caught_up (one run stood for them) or skipped (outside catchup).',
+    labelNames: ['task', 'outcome'] as const,
+    registers: [this.registry],
+  });
 
-  constructor(events: RunletEvents) {
+  private state?: Promise<Map<string, QueueState>>;
+
+  constructor(
+    events: RunletEvents,
+    private readonly opts: MetricsOptions = {},
+  ) {
     collectDefaultMetrics({ register: this.registry, prefix: 'runlet_process_' });
-    events.on('run:finished', (e) => this.finished.inc({ task: e.task, status: e.status }));
+    this.clusterGauges();
+    events.on('run:finished', (e) => {
+      this.finished.inc({ task: e.task, status: e.status });
+      if (e.record) this.ended(e.record);
+    });
     events.on('run:skipped', (e) => this.skipped.inc({ task: e.task, reason: skipKind(e.reason) }));
+    events.on('run:started', (e) => {
+      if (e.queuedAt !== undefined && e.startedAt !== undefined) this.queueWait.observe({ task: e.task }, Math.max(0, e.startedAt - e.queuedAt) / 1000);
+    });
+    events.on('admission:refused', (e) => this.admissionWaits.inc({ task: e.task, pool: e.pool, reason: admissionKind(e.reason) }));
+    events.on('trigger:event', (e) => {
+      const task = this.knownTask(e.task);
+      this.triggerEvents.inc({ task, trigger: e.trigger, outcome: e.outcome });
+      if (e.outcome === 'rejected') this.triggerRejections.inc({ task, trigger: e.trigger, reason: e.reason ?? 'other' });
+    });
+    events.on('cron:missed', (e) => this.cronMissed.inc({ task: e.task, outcome: e.caughtUp ? 'caught_up' : 'skipped' }, e.ticks));
+  }
+
+  private ended(record: RunRecord): void {
+    if (record.usage) {
+      this.containerSeconds.inc({ task: record.task }, record.usage.containerSeconds);
+      this.gbSeconds.inc({ task: record.task }, record.usage.gbSeconds);
+    }
+    const last = record.attempts.at(-1);
+    const startedAt = last?.startedAt ?? record.startedAt;
+    const finishedAt = last?.finishedAt ?? record.finishedAt;
+    // A run that never started a container has no run time to observe.
+    if (startedAt !== undefined && finishedAt !== undefined && finishedAt >= startedAt) {
+      this.duration.observe({ task: record.task, status: record.status }, (finishedAt - startedAt) / 1000);
+    }
+  }
+
+  /**
+   * A rejected request may name any task (an unknown webhook path): labels would grow
+   * without bound, so names that are not configured share one label value.
+   */
+  private knownTask(task: string): string {
+    if (!this.opts.config) return task;
+    return this.opts.config.tasks[task] ? task : '(unknown)';
+  }
+
+  /**
+   * runlet_runs_running / runlet_runs_queued: read from the task queues at scrape time (one
+   * counts script per task) rather than kept from events, because this process sees only
+   * its own runs' events while the queues hold the whole cluster's.
+   */
+  private clusterGauges(): void {
+    const { config, queueState } = this.opts;
+    if (!config || !queueState) return;
+    // Both gauges are collected in the same scrape, at once: they share the read in flight.
+    const read = (): Promise<Map<string, QueueState>> => {
+      if (this.state) return this.state;
+      const value = Promise.all(Object.values(config.tasks).map(async (t) => [t.name, await queueState(t.name)] as const)).then((entries) => new Map(entries));
+      this.state = value;
+      void value.finally(() => (this.state = undefined)).catch(() => undefined);
+      return value;
+    };
+    const gauge = (name: string, help: string, pick: (s: QueueState) => number) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['task', 'pool'] as const,
+        registers: [this.registry],
+        async collect() {
+          this.reset();
+          // Redis unreachable: no sample beats a stale one (the scrape still answers).
+          const states = await read().catch(() => undefined);
+          if (!states) return;
+          for (const [task, s] of states) this.set({ task, pool: config.tasks[task]?.pool ?? 'default' }, pick(s));
+        },
+      });
+    gauge('runlet_runs_running', 'Runs starting or running now, cluster-wide, by task and its pool (the same on every daemon: use max, not sum).', (s) => s.active);
+    gauge('runlet_runs_queued', 'Runs queued now (waiting, delayed by jitter or a retry backoff, or held by a full limit), cluster-wide, by task and pool (use max, not sum).', (s) => s.waiting);
   }
 }
 
@@ -35,5 +184,13 @@ export function skipKind(reason: string): string {
   if (reason.startsWith('task is paused')) return 'paused';
   if (reason.startsWith('task is suspended')) return 'suspended';
   if (reason.startsWith('catch-up window passed')) return 'catchup_window_passed';
+  return 'other';
+}
+
+/** Admission's sentences (dispatch/admission.ts whyNot) as label values. */
+export function admissionKind(reason: string): string {
+  if (reason.startsWith('pool ') && reason.includes('concurrency')) return 'pool_concurrency';
+  if (reason.startsWith('pool ') && reason.includes('memory')) return 'pool_memory';
+  if (reason.startsWith('the node ')) return 'node_memory';
   return 'other';
 }

@@ -114,32 +114,74 @@ ${CHANGED("redis.call('HGET', KEYS[1], 'id')", 'ARGV[1]', "redis.call('HGET', KE
 return 1
 `;
 
+/** Deletes one run's keys if it has ended (or its hash is gone); sets `deleted` to true if so. */
+const DELETE_IF_ENDED = `
+local function deleteIfEnded(prefix, terminals, id)
+  local runKey = prefix .. ':run:' .. id
+  local status = redis.call('HGET', runKey, 'status')
+  local terminal = false
+  if status then
+    for item in string.gmatch(terminals, '([^,]+)') do if item == status then terminal = true end end
+  end
+  if status and not terminal then return false end
+  redis.call('DEL', runKey, runKey .. ':transitions', runKey .. ':logs', runKey .. ':attempts', runKey .. ':output')
+  return true
+end
+`;
+
 /**
  * trim-task-runs (retention)
  * KEYS[1] task-runs zset   KEYS[2] all-runs zset
  * ARGV[1] runs to keep   ARGV[2] key prefix ("runlet")   ARGV[3] terminal statuses, comma-separated
- * Deletes the oldest terminal runs beyond the newest ARGV[1]; a run still in progress is
- * never deleted, however old. Returns the number deleted.
+ * ARGV[4] (optional) age cutoff: runs created before this epoch ms are deleted too ('' = none)
+ * ARGV[5] (optional) at most this many runs looked at for the cutoff (default 1000)
+ * Deletes the oldest terminal runs beyond the newest ARGV[1], then the terminal runs older than
+ * the cutoff; a run still in progress is never deleted, however old. Returns the number deleted.
  */
-export const TRIM_TASK_RUNS = `
+export const TRIM_TASK_RUNS = `${DELETE_IF_ENDED}
 local keep = tonumber(ARGV[1])
-local total = redis.call('ZCARD', KEYS[1])
-if total <= keep then return 0 end
-local old = redis.call('ZRANGE', KEYS[1], 0, total - keep - 1)
 local deleted = 0
-for _, id in ipairs(old) do
-  local runKey = ARGV[2] .. ':run:' .. id
-  local status = redis.call('HGET', runKey, 'status')
-  local terminal = false
-  if status then
-    for item in string.gmatch(ARGV[3], '([^,]+)') do if item == status then terminal = true end end
+local total = redis.call('ZCARD', KEYS[1])
+if total > keep then
+  for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, total - keep - 1)) do
+    if deleteIfEnded(ARGV[2], ARGV[3], id) then
+      redis.call('ZREM', KEYS[1], id)
+      redis.call('ZREM', KEYS[2], id)
+      deleted = deleted + 1
+    end
   end
-  if terminal or not status then
-    redis.call('DEL', runKey, runKey .. ':transitions', runKey .. ':logs', runKey .. ':attempts', runKey .. ':output')
-    redis.call('ZREM', KEYS[1], id)
-    redis.call('ZREM', KEYS[2], id)
-    deleted = deleted + 1
+end
+if ARGV[4] and ARGV[4] ~= '' then
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[4], 'LIMIT', 0, tonumber(ARGV[5] or '1000'))) do
+    if deleteIfEnded(ARGV[2], ARGV[3], id) then
+      redis.call('ZREM', KEYS[1], id)
+      redis.call('ZREM', KEYS[2], id)
+      deleted = deleted + 1
+    end
   end
 end
 return deleted
+`;
+
+/**
+ * trim-aged-runs (retention by age, across tasks: also those no longer configured)
+ * KEYS[1] all-runs zset
+ * ARGV[1] age cutoff (epoch ms): runs created before it   ARGV[2] key prefix   ARGV[3] terminal
+ * statuses, comma-separated   ARGV[4] at most this many runs looked at
+ * Deletes the ended runs among the oldest ARGV[4] created before the cutoff, and removes them
+ * from their task's index. Returns { deleted, looked at }: the caller repeats while a full
+ * batch was deleted.
+ */
+export const TRIM_AGED_RUNS = `${DELETE_IF_ENDED}
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1], 'LIMIT', 0, tonumber(ARGV[4]))
+local deleted = 0
+for _, id in ipairs(ids) do
+  local task = redis.call('HGET', ARGV[2] .. ':run:' .. id, 'task')
+  if deleteIfEnded(ARGV[2], ARGV[3], id) then
+    redis.call('ZREM', KEYS[1], id)
+    if task then redis.call('ZREM', ARGV[2] .. ':task:' .. task .. ':runs', id) end
+    deleted = deleted + 1
+  end
+end
+return { deleted, #ids }
 `;

@@ -1,8 +1,14 @@
 import type { Redis } from 'ioredis';
 import { monotonicFactory } from 'ulid';
 import { keys, PREFIX } from './keys.js';
-import { CREATE_RUN, END_ATTEMPT, TRANSITION, TRIM_TASK_RUNS } from './scripts.js';
+import { CREATE_RUN, END_ATTEMPT, TRANSITION, TRIM_AGED_RUNS, TRIM_TASK_RUNS } from './scripts.js';
 import { TERMINAL_STATUSES, type AttemptRecord, type RunRecord, type RunRequest, type RunStatus, type Transition, type TriggerKind, type Usage } from './types.js';
+
+const SET_WAIT_REASON = `
+if redis.call('HGET', KEYS[1], 'status') ~= 'queued' then return 0 end
+redis.call('HSET', KEYS[1], 'waitReason', ARGV[1], 'waitReasonAt', ARGV[2], 'waitReasonNode', ARGV[3])
+return 1
+`;
 
 /** How long a dedupe key keeps answering with its run: longer than any redelivery window. */
 const DEDUPE_TTL_MS = 7 * 24 * 3600 * 1000;
@@ -26,6 +32,7 @@ export class RunStore {
     redis.defineCommand('runletCreateRun', { lua: CREATE_RUN });
     redis.defineCommand('runletTransition', { lua: TRANSITION, numberOfKeys: 3 });
     redis.defineCommand('runletTrim', { lua: TRIM_TASK_RUNS, numberOfKeys: 2 });
+    redis.defineCommand('runletTrimAged', { lua: TRIM_AGED_RUNS, numberOfKeys: 1 });
     redis.defineCommand('runletEndAttempt', { lua: END_ATTEMPT, numberOfKeys: 5 });
   }
 
@@ -121,8 +128,36 @@ export class RunStore {
     return res === 1;
   }
 
-  async setLogTail(runId: string, tail: string): Promise<void> {
-    await this.redis.set(keys.logs(runId), tail.length > LOG_TAIL_BYTES ? tail.slice(-LOG_TAIL_BYTES) : tail);
+  /**
+   * Records why a node refused to take the run, for "why does it wait". KEYS[1] the run's
+   * hash; ARGV reason, at (ms), node. Written only while the run is queued (a script, so a
+   * run that has started meanwhile is not marked, and a deleted one is not re-created).
+   */
+  async setWaitReason(runId: string, reason: string, node: string, at = Date.now()): Promise<void> {
+    await this.redis.eval(SET_WAIT_REASON, 1, keys.run(runId), reason, String(at), node);
+  }
+
+  /**
+   * `end`: the attempt the tail belongs to and the byte offset in that attempt's output where
+   * it ends, written in the same transaction as the tail, so a live follower can join the
+   * tail to the chunks published after it (runs/log-stream.ts). Without it the position is
+   * unknown and is cleared.
+   */
+  async setLogTail(runId: string, tail: string, end?: { attempt: number; bytes: number }): Promise<void> {
+    const kept = tail.length > LOG_TAIL_BYTES ? tail.slice(-LOG_TAIL_BYTES) : tail;
+    const tx = this.redis.multi().set(keys.logs(runId), kept);
+    if (end) tx.hset(keys.run(runId), 'logAttempt', String(end.attempt), 'logBytes', String(end.bytes));
+    else tx.hdel(keys.run(runId), 'logAttempt', 'logBytes');
+    await tx.exec();
+  }
+
+  /** The stored tail, where it ends (see setLogTail), and the run's status, read together. */
+  async logSnapshot(runId: string): Promise<{ text: string; attempt?: number; end?: number; status?: RunStatus } | undefined> {
+    const res = await this.redis.multi().get(keys.logs(runId)).hmget(keys.run(runId), 'status', 'logAttempt', 'logBytes').exec();
+    const text = (res?.[0]?.[1] as string | null) ?? '';
+    const [status, attempt, bytes] = (res?.[1]?.[1] as (string | null)[] | undefined) ?? [];
+    if (!status) return undefined;
+    return { text, status: status as RunStatus, ...(attempt ? { attempt: Number(attempt) } : {}), ...(bytes ? { end: Number(bytes) } : {}) };
   }
 
   /** Kept apart from the record's hash, like the log tail, so listings never load it. */
@@ -208,9 +243,27 @@ export class RunStore {
     return id ? this.get(id) : undefined;
   }
 
-  /** Keeps the newest `keep` runs of a task (in-progress runs are never deleted). */
-  async trim(task: string, keep: number): Promise<number> {
-    return (await (this.redis as any).runletTrim(keys.taskRuns(task), keys.allRuns(), String(keep), PREFIX, TERMINAL_STATUSES.join(','))) as number;
+  /**
+   * Keeps the newest `keep` runs of a task, and with `maxAgeMs` also deletes its ended runs
+   * created longer ago than that (in-progress runs are never deleted).
+   */
+  async trim(task: string, keep: number, maxAgeMs?: number, now = Date.now()): Promise<number> {
+    const cutoff = maxAgeMs === undefined ? '' : String(now - maxAgeMs);
+    return (await (this.redis as any).runletTrim(keys.taskRuns(task), keys.allRuns(), String(keep), PREFIX, TERMINAL_STATUSES.join(','), cutoff)) as number;
+  }
+
+  /**
+   * Deletes every ended run created longer ago than `maxAgeMs`, of any task (also one no
+   * longer configured, or that never runs again), in batches so no script runs long.
+   */
+  async trimAged(maxAgeMs: number, now = Date.now(), batch = 500): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const [deleted, looked] = (await (this.redis as any).runletTrimAged(keys.allRuns(), String(now - maxAgeMs), PREFIX, TERMINAL_STATUSES.join(','), String(batch))) as [number, number];
+      total += deleted;
+      // A batch that deleted nothing is all in-progress runs: the rest are newer than those.
+      if (looked < batch || deleted === 0) return total;
+    }
   }
 
   async runIdForDedupeKey(dedupeKey: string): Promise<string | undefined> {
@@ -238,7 +291,7 @@ function flatten(obj: Record<string, unknown>): string[] {
   return out;
 }
 
-const NUMERIC = ['createdAt', 'updatedAt', 'scheduledAt', 'startedAt', 'finishedAt', 'exitCode', 'memoryBytes', 'missedTicks', 'attempt', 'maxAttempts', 'retryAt'] as const;
+const NUMERIC = ['createdAt', 'updatedAt', 'scheduledAt', 'startedAt', 'finishedAt', 'exitCode', 'memoryBytes', 'missedTicks', 'attempt', 'maxAttempts', 'retryAt', 'waitReasonAt'] as const;
 
 function toRecord(h: Record<string, string>, transitions: Transition[], attempts: AttemptRecord[], logTail?: string): RunRecord {
   const num = (k: string) => (h[k] !== undefined && h[k] !== '' ? Number(h[k]) : undefined);
@@ -252,7 +305,7 @@ function toRecord(h: Record<string, string>, transitions: Transition[], attempts
     attempts,
   };
   for (const k of NUMERIC) if (num(k) !== undefined) rec[k] = num(k);
-  for (const k of ['node', 'daemon', 'containerId', 'image', 'reason', 'retryOf', 'contentType', 'cause'] as const) if (h[k] !== undefined) rec[k] = h[k];
+  for (const k of ['node', 'daemon', 'containerId', 'image', 'reason', 'retryOf', 'contentType', 'cause', 'waitReason', 'waitReasonNode'] as const) if (h[k] !== undefined) rec[k] = h[k];
   if (h.backfill === 'true') rec.backfill = true;
   if (h.dead === 'true') rec.dead = true;
   if (h.payload !== undefined) rec.payload = JSON.parse(h.payload);

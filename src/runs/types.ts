@@ -130,6 +130,13 @@ export interface RunRecord {
   readonly contentType?: string;
   readonly headers?: Readonly<Record<string, string>>;
   readonly cause?: string;
+  /**
+   * While queued: why a node last refused to take it (pool concurrency, pool or node memory
+   * budget), with when and which node; read together with waitReasonAt (stale after a while).
+   */
+  readonly waitReason?: string;
+  readonly waitReasonAt?: number;
+  readonly waitReasonNode?: string;
   /** The last 64 KiB of the container's stdout and stderr, interleaved as written. */
   readonly logTail?: string;
   /** The text of /runlet/output.json (at most 1 MiB), when the task wrote one. */

@@ -113,7 +113,7 @@ export class DockerRuntime implements Runtime {
     const { spec, containerId } = run;
     const log = this.logger.child({ runId: run.runId, task: spec.task, containerId: containerId.slice(0, 12) });
     const container = this.docker.getContainer(containerId);
-    const follower = new LogFollower(container, opts.onOutput, log);
+    const follower = new LogFollower(container, opts.onOutput, log, opts.onLog);
     const stopper = new Stopper(container, spec.killGraceMs, log);
 
     const deadline = opts.deadline ?? (await this.startTime(container)) + spec.timeoutMs;
@@ -145,8 +145,8 @@ export class DockerRuntime implements Runtime {
     // lines at exit), and a broken stream may have left a gap.
     await follower.reread(container).catch((err: unknown) => log.warn({ err }, 'could not read the log after exit'));
     this.startedAt.delete(containerId);
-    const logTail = follower.tail.toString();
-    if ('lost' in exit) return { outcome: 'failed', reason: exit.lost, logTail };
+    const { text: logTail, end: logBytes } = follower.tail.snapshot();
+    if ('lost' in exit) return { outcome: 'failed', reason: exit.lost, logTail, logBytes };
 
     // output.json is read now, after exit and before the owner removes the container.
     const [state, captured] = await Promise.all([
@@ -160,8 +160,8 @@ export class DockerRuntime implements Runtime {
       readOutput(container),
     ]);
     // Force-removed by someone else while running: the 137 is theirs, not the program's.
-    if (state === null) return { outcome: 'failed', exitCode: exit.statusCode, reason: `container ${containerId.slice(0, 12)} was removed outside this runtime before its end could be read (exit code ${exit.statusCode})`, logTail };
-    if (state?.Status === 'created') return { outcome: 'failed', reason: 'the container was never started', logTail };
+    if (state === null) return { outcome: 'failed', exitCode: exit.statusCode, reason: `container ${containerId.slice(0, 12)} was removed outside this runtime before its end could be read (exit code ${exit.statusCode})`, logTail, logBytes };
+    if (state?.Status === 'created') return { outcome: 'failed', reason: 'the container was never started', logTail, logBytes };
     if (captured.outputError) log.info({ outputError: captured.outputError }, 'output.json not stored as it is');
     const result = outcomeOf(
       {
@@ -175,7 +175,7 @@ export class DockerRuntime implements Runtime {
       spec,
       logTail,
     );
-    return { ...result, ...captured };
+    return { ...result, ...captured, logBytes };
   }
 
   async remove(containerId: string): Promise<void> {

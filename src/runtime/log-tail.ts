@@ -15,12 +15,15 @@ export class TailBuffer {
   private size = 0;
   /** Bumped on every write, so a reader can tell "changed since I last looked". */
   version = 0;
+  /** Bytes pushed since the buffer was made, kept or not: the offset where the tail ends. */
+  total = 0;
 
   constructor(readonly capacityBytes: number = LOG_TAIL_BYTES) {}
 
   push(chunk: Buffer): void {
     if (chunk.length === 0) return;
     this.version++;
+    this.total += chunk.length;
     if (chunk.length >= this.capacityBytes) {
       // Copied, so a huge response buffer is not kept alive by a view into it.
       this.chunks = [Buffer.from(chunk.subarray(chunk.length - this.capacityBytes))];
@@ -48,10 +51,16 @@ export class TailBuffer {
    * shown as U+FFFD.
    */
   toString(): string {
+    return this.snapshot().text;
+  }
+
+  /** The tail as text, and the offset in all bytes pushed where that text ends. */
+  snapshot(): { text: string; end: number } {
     const bytes = Buffer.concat(this.chunks, this.size);
     let start = 0;
     while (start < bytes.length && start < 3 && (bytes[start]! & 0xc0) === 0x80) start++;
-    return bytes.toString('utf8', start, completeUpTo(bytes));
+    const upTo = completeUpTo(bytes);
+    return { text: bytes.toString('utf8', start, upTo), end: this.total - (bytes.length - upTo) };
   }
 }
 
@@ -119,8 +128,9 @@ export class LogFollower {
 
   constructor(
     container: Docker.Container,
-    private readonly onOutput: ((tail: string) => void) | undefined,
+    private readonly onOutput: ((tail: string, endOffset: number) => void) | undefined,
     private readonly logger: Logger,
+    private readonly onLog?: (chunk: Buffer, offset: number) => void,
   ) {
     this.ended = this.follow(container).catch((err) => {
       if (this.abort.signal.aborted) return;
@@ -148,10 +158,26 @@ export class LogFollower {
   }
 
   private async follow(container: Docker.Container): Promise<void> {
-    const decoder = new FrameDecoder((bytes) => this.written(bytes));
+    // Payload pieces of one stream chunk are handed to onLog together: one call per read.
+    let piece: Buffer[] = [];
+    const decoder = new FrameDecoder((bytes) => {
+      this.written(bytes);
+      if (this.onLog) piece.push(Buffer.from(bytes));
+    });
     const stream = await container.logs({ follow: true, stdout: true, stderr: true, abortSignal: this.abort.signal } as Docker.ContainerLogsOptions & { follow: true });
     await new Promise<void>((resolve, reject) => {
-      stream.on('data', (chunk: Buffer) => decoder.write(chunk));
+      stream.on('data', (chunk: Buffer) => {
+        const offset = this.tail.total;
+        decoder.write(chunk);
+        if (piece.length === 0) return;
+        const bytes = piece.length === 1 ? piece[0]! : Buffer.concat(piece);
+        piece = [];
+        try {
+          this.onLog?.(bytes, offset);
+        } catch (err) {
+          this.logger.warn({ err }, 'onLog threw; a live chunk skipped');
+        }
+      });
       stream.on('end', resolve);
       stream.on('close', resolve);
       stream.on('error', reject);
@@ -172,7 +198,8 @@ export class LogFollower {
     this.emittedVersion = this.tail.version;
     this.lastEmitAt = Date.now();
     try {
-      this.onOutput?.(this.tail.toString());
+      const { text, end } = this.tail.snapshot();
+      this.onOutput?.(text, end);
     } catch (err) {
       this.logger.warn({ err }, 'onOutput threw; live output skipped once');
     }

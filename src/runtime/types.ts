@@ -45,6 +45,11 @@ export interface RunResult {
   /** Last 64 KiB of output. */
   readonly logTail: string;
   /**
+   * Where logTail ends in the container's whole output, in bytes (the output's size, less a
+   * trailing partial UTF-8 character): lets a live reader join the tail to the chunks it saw.
+   */
+  readonly logBytes?: number;
+  /**
    * The text of /runlet/output.json as the program left it (at most 1 MiB), even
    * when it is not valid JSON (then outputError says so). Undefined when there was none, or
    * when it could not be stored (outputError says why).
@@ -74,8 +79,16 @@ export interface OwnedContainer {
 export interface WaitOptions {
   /** Aborting stops the container (SIGTERM, then SIGKILL after killGraceMs): outcome `cancelled`. */
   readonly cancel?: AbortSignal;
-  /** Receives the log tail whenever it changed, at most every ~500 ms (the final tail is in the result). */
-  readonly onOutput?: (tail: string) => void;
+  /**
+   * Receives the log tail whenever it changed, at most every ~500 ms (the final tail is in the
+   * result), with the byte offset in the whole output where that tail ends.
+   */
+  readonly onOutput?: (tail: string, endOffset: number) => void;
+  /**
+   * Receives each piece of output as the engine streams it, unthrottled, with its byte offset
+   * in the container's output (stdout and stderr interleaved): for live log followers.
+   */
+  readonly onLog?: (chunk: Buffer, offset: number) => void;
   /**
    * Epoch ms when the run must be stopped, instead of start + spec.timeoutMs: for a process
    * re-attaching to a container that an earlier process started.

@@ -1,7 +1,6 @@
-import type { Redis } from 'ioredis';
 import type { TaskConfig } from '../config/types.js';
-import { keys } from '../runs/keys.js';
-import { parseEnded, type EndedEntry } from '../runs/ended.js';
+import type { EndedEntry } from '../runs/ended.js';
+import { EndedConsumer, type Handled } from '../runs/ended-consumer.js';
 import type { RunRecord, RunRequest } from '../runs/types.js';
 import type { Trigger, TriggerDeps } from './types.js';
 
@@ -9,7 +8,6 @@ import type { Trigger, TriggerDeps } from './types.js';
 export const AFTER_GROUP = 'after';
 /** An entry a consumer took but did not acknowledge for this long is taken over (its daemon died). */
 const CLAIM_IDLE_MS = 30_000;
-const BLOCK_MS = 5_000;
 
 /** The tasks to start when a run of `task` ends in `status`. */
 export function followersOf(tasks: readonly TaskConfig[], task: string, status: string): TaskConfig[] {
@@ -57,62 +55,30 @@ function parseOutput(text: string): unknown {
  */
 export class AfterTrigger implements Trigger {
   readonly name: string;
-  private stopped = false;
-  private reader?: Redis;
-  private loop?: Promise<void>;
+  private readonly consumer: EndedConsumer;
 
   constructor(
     private readonly deps: TriggerDeps,
     private readonly followers: readonly TaskConfig[],
-    private readonly claimIdleMs = CLAIM_IDLE_MS,
+    claimIdleMs = CLAIM_IDLE_MS,
   ) {
     this.name = `after → ${followers.map((f) => f.name).join(', ')}`;
-  }
-
-  async start(): Promise<void> {
-    // '$': runs that ended before chaining was first configured do not start followers.
-    await this.deps.redis.xgroup('CREATE', keys.ended(), AFTER_GROUP, '$', 'MKSTREAM').catch((err: Error) => {
-      if (!/BUSYGROUP/.test(err.message)) throw err;
+    this.consumer = new EndedConsumer({
+      redis: deps.redis,
+      group: AFTER_GROUP,
+      consumer: deps.identity.daemonId,
+      logger: deps.logger,
+      claimIdleMs,
+      purpose: 'chaining',
+      handle: (entry) => this.handle(entry),
     });
-    const reader = this.deps.redis.duplicate();
-    reader.on('error', () => undefined);
-    this.reader = reader;
-    this.loop = this.consume(reader);
   }
 
-  private get consumer(): string {
-    return this.deps.identity.daemonId;
+  start(): Promise<void> {
+    return this.consumer.start();
   }
 
-  private async consume(reader: Redis): Promise<void> {
-    let lastClaim = 0;
-    while (!this.stopped) {
-      try {
-        if (Date.now() - lastClaim >= this.claimIdleMs / 2) {
-          lastClaim = Date.now();
-          await this.claimAbandoned(reader);
-        }
-        const reply = await reader.xreadgroup('GROUP', AFTER_GROUP, this.consumer, 'COUNT', 100, 'BLOCK', Math.min(BLOCK_MS, this.claimIdleMs), 'STREAMS', keys.ended(), '>');
-        for (const entry of parseEnded(reply)) await this.handle(entry);
-      } catch (err) {
-        if (this.stopped) return;
-        this.deps.logger.warn({ err }, 'reading ended runs for chaining failed; retrying');
-        await new Promise((r) => setTimeout(r, 1000));
-      }
-    }
-  }
-
-  /** Entries another daemon took and never acknowledged (it died): handled here instead. */
-  private async claimAbandoned(reader: Redis): Promise<void> {
-    let cursor = '0-0';
-    do {
-      const [next, entries] = (await reader.xautoclaim(keys.ended(), AFTER_GROUP, this.consumer, this.claimIdleMs, cursor, 'COUNT', 100)) as [string, [string, string[]][]];
-      for (const entry of parseEnded([[keys.ended(), entries.filter((e) => e !== null)]])) await this.handle(entry);
-      cursor = next;
-    } while (cursor !== '0-0' && !this.stopped);
-  }
-
-  private async handle(entry: EndedEntry): Promise<void> {
+  private async handle(entry: EndedEntry): Promise<Handled> {
     const followers = followersOf(this.followers, entry.task, entry.status);
     if (followers.length > 0) {
       const ended = await this.deps.store.get(entry.run, { withLogs: true });
@@ -126,13 +92,11 @@ export class AfterTrigger implements Trigger {
       }
     }
     // Acknowledged only after every follower's run is recorded: see the class comment.
-    await this.deps.redis.xack(keys.ended(), AFTER_GROUP, entry.id);
+    return 'ack';
   }
 
-  async stop(): Promise<void> {
-    this.stopped = true;
-    this.reader?.disconnect();
-    await this.loop?.catch(() => undefined);
+  stop(): Promise<void> {
+    return this.consumer.stop();
   }
 }
 

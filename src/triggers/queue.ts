@@ -1,6 +1,10 @@
+import { QueueTrigger } from './queue/trigger.js';
 import type { Trigger, TriggerDeps } from './types.js';
 
-/** PLACEHOLDER (being written): one trigger per task with `queue:`. */
-export function queueTriggers(_deps: TriggerDeps): Trigger[] {
-  return [];
+export { QueueTrigger } from './queue/trigger.js';
+export type { QueueJobProgress, QueueJobResult } from './queue/job.js';
+
+/** One trigger per task with `queue:`, each a BullMQ worker on the producers' queue. */
+export function queueTriggers(deps: TriggerDeps): Trigger[] {
+  return Object.values(deps.config.tasks).flatMap((task) => (task.queue ? [new QueueTrigger(deps, task, task.queue)] : []));
 }

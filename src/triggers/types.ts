@@ -24,6 +24,8 @@ export interface TriggerDeps {
   readonly redisTarget: RedisTarget;
   readonly identity: Identity;
   readonly logger: Logger;
+  /** The daemon's queue lock (RUNLET_STALLED_MS): triggers holding outside queue jobs use it too. */
+  readonly stalledMs?: number;
 }
 
 /** A long-lived trigger a daemon starts after everything else and stops first. */

@@ -110,6 +110,24 @@ export function runtimeConformance(name: string, makeRuntime: () => Runtime, fix
       expect(seen.some((tail) => tail.includes('first') && !tail.includes('second'))).toBe(true);
     });
 
+    it('onLog gets every byte live, once, at its offset; onOutput and logBytes say where the tail ends', async () => {
+      const chunks: { offset: number; text: string; at: number }[] = [];
+      const ends: number[] = [];
+      const result = await run(fixture.shellSpec('echo first; sleep 1; echo second'), {
+        onLog: (chunk, offset) => chunks.push({ offset, text: chunk.toString(), at: Date.now() }),
+        onOutput: (_tail, end) => ends.push(end),
+      });
+      let next = 0;
+      for (const c of chunks) {
+        expect(c.offset).toBe(next);
+        next += Buffer.byteLength(c.text);
+      }
+      expect(chunks.map((c) => c.text).join('')).toBe('first\nsecond\n');
+      expect(chunks.find((c) => c.text.includes('second'))!.at - chunks[0]!.at).toBeGreaterThan(500);
+      expect(result.logBytes).toBe(next);
+      expect(ends.at(-1)).toBeLessThanOrEqual(next);
+    });
+
     it('an image that is not there fails to prepare with a reason naming it', async () => {
       const err = await runtime.prepare(fixture.shellSpec('true', { image: fixture.missingImage })).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(Error);

@@ -1,0 +1,110 @@
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { keys } from './keys.js';
+import { parseEnded, type EndedEntry } from './ended.js';
+
+const BLOCK_MS = 5_000;
+
+/** What a handler tells the loop: acknowledge the entry now, or later through `ack()`. */
+export type Handled = 'ack' | 'defer';
+
+export interface EndedConsumerOptions {
+  readonly redis: Redis;
+  /** The consumer group; each reader of the stream (chaining, alerts) has its own. */
+  readonly group: string;
+  /** This daemon, as the group's consumer. */
+  readonly consumer: string;
+  readonly logger: Logger;
+  /** An entry taken but not acknowledged for this long is taken over: its daemon died. */
+  readonly claimIdleMs: number;
+  /** For log lines: what the entries are read for. */
+  readonly purpose: string;
+  handle(entry: EndedEntry): Promise<Handled>;
+}
+
+/**
+ * One consumer of the ended-runs stream in a consumer group: every daemon reads in the
+ * group, so each entry goes to one daemon. New entries are read with '>'; every
+ * claimIdleMs/2 the entries another consumer took and never acknowledged (it died) are
+ * claimed and handled here. An entry is acknowledged only after its handler is done with
+ * it (or, for a deferring handler, when it calls `ack`), so a daemon that dies in between
+ * leaves it to another: each entry is handled at least once, and handlers make that once
+ * in effect (dedupe keys, sent markers).
+ */
+export class EndedConsumer {
+  private stopped = false;
+  private reader?: Redis;
+  private loop?: Promise<void>;
+
+  constructor(private readonly opts: EndedConsumerOptions) {}
+
+  /**
+   * Creates the group at '$' if it does not exist: runs that ended before this reader was
+   * first configured are not its business.
+   */
+  async start(): Promise<void> {
+    await this.opts.redis.xgroup('CREATE', keys.ended(), this.opts.group, '$', 'MKSTREAM').catch((err: Error) => {
+      if (!/BUSYGROUP/.test(err.message)) throw err;
+    });
+    const reader = this.opts.redis.duplicate();
+    reader.on('error', () => undefined);
+    this.reader = reader;
+    this.loop = this.consume(reader);
+  }
+
+  private async consume(reader: Redis): Promise<void> {
+    const { group, consumer, claimIdleMs } = this.opts;
+    let lastClaim = 0;
+    while (!this.stopped) {
+      try {
+        if (Date.now() - lastClaim >= claimIdleMs / 2) {
+          lastClaim = Date.now();
+          await this.claimAbandoned(reader);
+        }
+        const reply = await reader.xreadgroup('GROUP', group, consumer, 'COUNT', 100, 'BLOCK', Math.min(BLOCK_MS, claimIdleMs), 'STREAMS', keys.ended(), '>');
+        for (const entry of parseEnded(reply)) await this.handle(entry);
+      } catch (err) {
+        if (this.stopped) return;
+        this.opts.logger.warn({ err }, `reading ended runs for ${this.opts.purpose} failed; retrying`);
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
+  }
+
+  /** Entries another daemon took and never acknowledged (it died): handled here instead. */
+  private async claimAbandoned(reader: Redis): Promise<void> {
+    let cursor = '0-0';
+    do {
+      const [next, entries] = (await reader.xautoclaim(keys.ended(), this.opts.group, this.opts.consumer, this.opts.claimIdleMs, cursor, 'COUNT', 100)) as [
+        string,
+        [string, string[]][],
+      ];
+      for (const entry of parseEnded([[keys.ended(), entries.filter((e) => e !== null)]])) await this.handle(entry);
+      cursor = next;
+    } while (cursor !== '0-0' && !this.stopped);
+  }
+
+  private async handle(entry: EndedEntry): Promise<void> {
+    if ((await this.opts.handle(entry)) === 'ack') await this.ack(entry.id);
+  }
+
+  async ack(id: string): Promise<void> {
+    await this.opts.redis.xack(keys.ended(), this.opts.group, id);
+  }
+
+  /**
+   * Resets the idle time of entries this daemon holds but has not finished (a deferring
+   * handler's backlog), so other daemons do not take them over while this one is alive.
+   * JUSTID: the delivery count stays as it is.
+   */
+  async touch(ids: readonly string[]): Promise<void> {
+    if (ids.length === 0) return;
+    await this.opts.redis.xclaim(keys.ended(), this.opts.group, this.opts.consumer, 0, ...ids, 'JUSTID');
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.reader?.disconnect();
+    await this.loop?.catch(() => undefined);
+  }
+}
