@@ -118,6 +118,10 @@ describe('webhook intake', () => {
     expect(msg).toContain('X-Runlet-Signature is missing; expected header X-Runlet-Signature: t=<unix seconds>,v1=');
     expect(msg).not.toContain('hmac-secret-1');
     expect((await runsOf('bid-placed')).length).toBe(before);
+    // Each refusal is counted by reason, so a sender with a wrong secret shows on a dashboard.
+    const metrics = await (await fetch(`${ctx.daemon.url}/metrics`)).text();
+    const line = metrics.split('\n').find((l) => l.startsWith('runlet_trigger_rejections_total{') && l.includes('task="bid-placed"') && l.includes('reason="bad_signature"'));
+    expect(Number(line?.split(' ').at(-1))).toBeGreaterThanOrEqual(5);
   });
 
   it('github style: X-Hub-Signature-256 over the body, delivery id from X-GitHub-Delivery', async () => {
