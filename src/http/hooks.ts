@@ -21,6 +21,14 @@ const REJECTIONS: Readonly<Record<number, string>> = {
   429: 'rate_limited',
 };
 
+function safeDecode(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}
+
 /** Methods answered 405 on a webhook's path (fastify knows no others to route). */
 const OTHER_METHODS = ['GET', 'HEAD', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'] as const;
 
@@ -48,7 +56,8 @@ export const hookRoutes: FastifyPluginAsync<{ deps: HttpDeps }> = async (app, { 
   app.addHook('onResponse', async (req, reply) => {
     const reason = REJECTIONS[reply.statusCode];
     if (!reason) return;
-    const name = (req.params as { task?: string } | undefined)?.task ?? '';
+    // Per-task routes have no :task param; the path names the task either way.
+    const name = safeDecode(req.url.split('?')[0]!.split('/')[2] ?? '');
     deps.events?.emit('trigger:event', { task: deps.config.tasks[name] ? name : '(unknown)', trigger: 'webhook', outcome: 'rejected', reason });
   });
 
