@@ -1,17 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../src/config/errors.js';
 import { parseConfig } from '../src/config/load.js';
+import { configErrorFor } from './helpers/config.js';
 
-/** The full message parseConfig throws for these lines of YAML. */
-function errorFor(lines: string[], env: NodeJS.ProcessEnv = {}): string {
-  try {
-    parseConfig(lines.join('\n') + '\n', 'runlet.yaml', env);
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return (err as ConfigError).message;
-  }
-  throw new Error('expected a ConfigError');
-}
+const errorFor = (lines: string[], env: NodeJS.ProcessEnv = {}): string => configErrorFor(lines, env);
 
 const IMAGE = ['defaults:', '  image: runlet/busybox:local'];
 

@@ -1,22 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError } from '../src/config/errors.js';
-import { parseConfig } from '../src/config/load.js';
+import { configErrorFor, loadLines } from './helpers/config.js';
 
 const BASE = ['defaults:', '  image: runlet/busybox:local', 'tasks:', '  archive-app-starts: {}', '  sync: {}'];
 
-function load(lines: string[], env: NodeJS.ProcessEnv = {}) {
-  return parseConfig(lines.join('\n') + '\n', 'runlet.yaml', env);
-}
-
-function errorFor(lines: string[], env: NodeJS.ProcessEnv = {}): string {
-  try {
-    load(lines, env);
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return (err as ConfigError).message;
-  }
-  throw new Error('expected a ConfigError');
-}
+const load = (lines: string[], env: NodeJS.ProcessEnv = {}) => loadLines(lines, env);
+const errorFor = (lines: string[], env: NodeJS.ProcessEnv = {}): string => configErrorFor(lines, env);
 
 describe('stuck: and alerts: defaults', () => {
   it('without the keys: stuck after 10 minutes queued, no alert rules', () => {

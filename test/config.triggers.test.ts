@@ -1,24 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError } from '../src/config/errors.js';
-import { parseConfig } from '../src/config/load.js';
 import type { RunletConfig } from '../src/config/types.js';
+import { configErrorFor, loadLines } from './helpers/config.js';
 
 const IMAGE = ['defaults:', '  image: runlet/busybox:local'];
 
-function load(lines: string[], env: NodeJS.ProcessEnv = {}): RunletConfig {
-  return parseConfig([...IMAGE, ...lines].join('\n') + '\n', 'runlet.yaml', env);
-}
-
-/** The full message parseConfig throws; line numbers count the two IMAGE lines. */
-function errorFor(lines: string[], env: NodeJS.ProcessEnv = {}): string {
-  try {
-    load(lines, env);
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return (err as ConfigError).message;
-  }
-  throw new Error('expected a ConfigError');
-}
+const load = (lines: string[], env: NodeJS.ProcessEnv = {}): RunletConfig => loadLines(lines, env, IMAGE);
+/** Line numbers count the two IMAGE lines. */
+const errorFor = (lines: string[], env: NodeJS.ProcessEnv = {}): string => configErrorFor(lines, env, IMAGE);
 
 describe('the triggers of the issue example', () => {
   const config = load(

@@ -1,5 +1,6 @@
 import { CliError } from './client.js';
 import { clientFor, type CommonArgs } from './common.js';
+import { exitCodeOf } from './run.js';
 
 /**
  * `runlet logs <run-id>`: the run's kept output (last 64 KiB), as the container wrote it.
@@ -36,20 +37,4 @@ export async function logsCommand(args: CommonArgs & { runId: string; follow?: b
   }
   const run = await client.request<{ status: string; exitCode: number | null; reason: string | null }>('GET', `/api/runs/${encodeURIComponent(args.runId)}`);
   return exitCodeOf(run);
-}
-
-/** The codes of `runlet run --wait`; a run still going (the stream was cut) is 1. */
-function exitCodeOf(run: { status: string; exitCode: number | null }): number {
-  switch (run.status) {
-    case 'succeeded':
-      return 0;
-    case 'failed':
-      return run.exitCode && run.exitCode > 0 && run.exitCode < 256 ? run.exitCode : 1;
-    case 'timed_out':
-      return 124;
-    case 'oom_killed':
-      return 137;
-    default:
-      return 1;
-  }
 }

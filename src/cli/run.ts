@@ -51,6 +51,14 @@ export async function runCommand(args: CommonArgs & { task: string; payloadFile?
   if (run.logTail) process.stdout.write(run.logTail.endsWith('\n') ? run.logTail : `${run.logTail}\n`);
   const took = run.durationMs !== null ? ` in ${(run.durationMs / 1000).toFixed(2)}s` : '';
   console.error(`run ${id} ${run.status}${took}${run.exitCode !== null ? `, exit code ${run.exitCode}` : ''}${run.reason ? `: ${run.reason}` : ''}`);
+  return exitCodeOf(run);
+}
+
+/**
+ * The process exit code for a run's outcome, shared by `run --wait` and `logs -f`: the run's
+ * own code for a failure, 124 for a timeout (as timeout(1)), 137 for an OOM kill, 1 otherwise.
+ */
+export function exitCodeOf(run: { status: string; exitCode: number | null }): number {
   switch (run.status) {
     case 'succeeded':
       return 0;

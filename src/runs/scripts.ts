@@ -141,9 +141,8 @@ end
 export const TRIM_TASK_RUNS = `${DELETE_IF_ENDED}
 local keep = tonumber(ARGV[1])
 local deleted = 0
-local total = redis.call('ZCARD', KEYS[1])
-if total > keep then
-  for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, total - keep - 1)) do
+local function deleteEnded(ids)
+  for _, id in ipairs(ids) do
     if deleteIfEnded(ARGV[2], ARGV[3], id) then
       redis.call('ZREM', KEYS[1], id)
       redis.call('ZREM', KEYS[2], id)
@@ -151,14 +150,10 @@ if total > keep then
     end
   end
 end
+local total = redis.call('ZCARD', KEYS[1])
+if total > keep then deleteEnded(redis.call('ZRANGE', KEYS[1], 0, total - keep - 1)) end
 if ARGV[4] and ARGV[4] ~= '' then
-  for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[4], 'LIMIT', 0, tonumber(ARGV[5] or '1000'))) do
-    if deleteIfEnded(ARGV[2], ARGV[3], id) then
-      redis.call('ZREM', KEYS[1], id)
-      redis.call('ZREM', KEYS[2], id)
-      deleted = deleted + 1
-    end
-  end
+  deleteEnded(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[4], 'LIMIT', 0, tonumber(ARGV[5] or '1000')))
 end
 return deleted
 `;
