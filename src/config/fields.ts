@@ -14,21 +14,22 @@ import { DURATION_PATTERN, SIZE_PATTERN, formatBytes, parseDurationMs, parseSize
  * patterns also accept any `${...}` because the editor sees the file before interpolation.
  */
 
-type Ctx = z.core.$RefinementCtx;
-type Issue = { readonly code?: string; readonly input?: unknown };
+export type Ctx = z.core.$RefinementCtx;
+export type Issue = { readonly code?: string; readonly input?: unknown };
 
-function fail(ctx: Ctx, input: unknown, message: string): never {
-  ctx.addIssue({ code: 'custom', input, message });
+export function fail(ctx: Ctx, input: unknown, message: string, path: (string | number)[] = []): never {
+  ctx.addIssue({ code: 'custom', input, message, path });
   return z.NEVER;
 }
 
 /** An error map for a wrong YAML type: "expected <what>, got <value>". */
-function expected(what: string) {
+export function expected(what: string) {
   return (iss: Issue) =>
     iss.code === 'invalid_type' || iss.code === 'invalid_union' ? `expected ${what}, got ${got(iss.input)}` : undefined;
 }
 
-function editorPattern(core: string): string {
+/** Editors see the file before interpolation, so any `${...}` passes their pattern. */
+export function editorPattern(core: string): string {
   return `^\\s*(?:${core})\\s*$|\\$\\{`;
 }
 
@@ -302,4 +303,10 @@ export function overlapField(description: string) {
     })
     .meta({ description, enum: [...OVERLAP_POLICIES] });
   return withHints(schema, { examples: ['queue', 'skip'] });
+}
+
+/** A URL's scheme only, for messages: URLs carry passwords (a Slack webhook URL is itself a secret), and messages reach logs. */
+export function schemeOf(url: string): string {
+  const m = /^\s*([a-zA-Z][\w+.-]*:\/\/)/.exec(url);
+  return m ? `a URL starting with "${m[1]}"` : 'a value that is not a URL';
 }

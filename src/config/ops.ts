@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { got } from './describe.js';
 import { closest } from './did-you-mean.js';
 import { withHints } from './editor-hints.js';
-import { countField, durationField } from './fields.js';
+import { countField, durationField, expected, fail, schemeOf, type Issue } from './fields.js';
 import type { Finding } from './resolve.js';
 import type { AlertEvent, AlertRule } from './types.js';
 import { parseDurationMs } from './units.js';
@@ -13,18 +13,6 @@ import type { KeyPath } from './yaml-source.js';
  * `alerts:` (where failures and stuck runs are posted). Schemas, defaults, and the check
  * that needs the task list (an alert's `tasks:` must name tasks of the file).
  */
-
-type Ctx = z.core.$RefinementCtx;
-type Issue = { readonly code?: string; readonly input?: unknown };
-
-function fail(ctx: Ctx, input: unknown, message: string, path: (string | number)[] = []): never {
-  ctx.addIssue({ code: 'custom', input, message, path });
-  return z.NEVER;
-}
-
-function expected(what: string) {
-  return (iss: Issue) => (iss.code === 'invalid_type' || iss.code === 'invalid_union' ? `expected ${what}, got ${got(iss.input)}` : undefined);
-}
 
 const isMap = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
@@ -61,12 +49,6 @@ export const ALERT_EVENTS = ['failed', 'timed_out', 'oom_killed', 'lost', 'dead'
 export const DEFAULT_ALERT_EVENTS: readonly AlertEvent[] = ['failed', 'timed_out', 'oom_killed', 'dead', 'stuck'];
 const ALERT_DEFAULTS = { timeout: '5s', retries: 5 } as const;
 const ALERT_EXAMPLE = '{ url: ${SLACK_WEBHOOK_URL} }';
-
-/** A URL's scheme only: a Slack webhook URL is itself the secret, and messages reach logs. */
-function schemeOf(url: string): string {
-  const m = /^\s*([a-zA-Z][\w+.-]*:\/\/)/.exec(url);
-  return m ? `a URL starting with "${m[1]}"` : 'a value that is not a URL';
-}
 
 const urlField = withHints(
   z

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { got } from './describe.js';
 import { editorHints, withHints } from './editor-hints.js';
-import { choiceField, countField, durationField, sizeField } from './fields.js';
+import { choiceField, countField, durationField, editorPattern, expected, fail, schemeOf, sizeField, type Ctx, type Issue } from './fields.js';
 import type { Finding } from './resolve.js';
 import type { AfterTrigger, MongoOperation, MongoTriggerConfig, QueueTriggerConfig, WebhookConfig } from './types.js';
 import { formatBytes, parseDurationMs, parseSizeBytes } from './units.js';
@@ -13,37 +13,13 @@ import type { KeyPath } from './yaml-source.js';
  * that need the whole task graph are in after-cycles.ts.
  */
 
-type Ctx = z.core.$RefinementCtx;
-type Issue = { readonly code?: string; readonly input?: unknown };
-
-function fail(ctx: Ctx, input: unknown, message: string, path: (string | number)[] = []): never {
-  ctx.addIssue({ code: 'custom', input, message, path });
-  return z.NEVER;
-}
-
 function mapOf(example: string) {
   return (iss: Issue) => (iss.code === 'invalid_type' ? `expected a map like ${example}, got ${got(iss.input)}` : undefined);
-}
-
-function expected(what: string) {
-  return (iss: Issue) =>
-    iss.code === 'invalid_type' || iss.code === 'invalid_union' ? `expected ${what}, got ${got(iss.input)}` : undefined;
 }
 
 /** Like `expected`, but a key left out is named as missing, with what to write. */
 function required(what: string, add: string) {
   return (iss: Issue) => (iss.code === 'invalid_type' && iss.input === undefined ? `required key is missing: add ${add}` : expected(what)(iss));
-}
-
-/** Editors see the file before interpolation, so any `${...}` passes their pattern. */
-function editorPattern(core: string): string {
-  return `^\\s*(?:${core})\\s*$|\\$\\{`;
-}
-
-/** A URL's scheme only: URLs carry passwords, and messages end up in logs. */
-function schemeOf(url: string): string {
-  const m = /^\s*([a-zA-Z][\w+.-]*:\/\/)/.exec(url);
-  return m ? `a URL starting with "${m[1]}"` : 'a value that is not a URL';
 }
 
 const isMap = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
