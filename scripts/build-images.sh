@@ -4,6 +4,8 @@
 #   runlet/busybox:local  busybox-static as a rootfs (sh, sleep, echo, ...)
 #   runlet/node:local     FROM scratch: the host's node binary and the libraries ldd lists
 #   runlet/tasks:local    runlet/node:local plus the example task programs in tasks/
+#   runlet/task-<name>:local  one image per tasks/<name>/main.ts: the task bundled by esbuild
+#                         into one file (its npm dependencies included) on runlet/node:local
 set -euo pipefail
 cd "$(dirname "$0")/.."
 say() { printf '[images] %s\n' "$*" >&2; }
@@ -62,6 +64,27 @@ build_tasks() {
   docker build -q --label "runlet.inputs=$hash" --label runlet.image=tasks -t runlet/tasks:local -f tasks/Dockerfile tasks >/dev/null
 }
 
+# Each task is bundled into a single CommonJS file, so its image is the base plus one file,
+# however many npm packages the task uses (no node_modules in the image).
+build_task_images() {
+  local base; base="$(current_hash runlet/node:local)"
+  for main in tasks/*/main.ts; do
+    [ -f "$main" ] || continue
+    local name; name="$(basename "$(dirname "$main")")"
+    local image="runlet/task-$name:local"
+    local hash; hash="$( (find "tasks/$name" tasks/lib tasks/task.Dockerfile package-lock.json -type f 2>/dev/null | sort | xargs sha256sum; echo "$base") | sha256sum | cut -c1-16)"
+    [ "$(current_hash "$image")" = "$hash" ] && continue
+    say "building $image"
+    local dir=".runlet/task-build/$name"
+    rm -rf "$dir" && mkdir -p "$dir"
+    node_modules/.bin/esbuild "$main" --bundle --platform=node --target=node20 --format=cjs \
+      --outfile="$dir/main.cjs" --log-level=warning --legal-comments=none
+    docker build -q --label "runlet.inputs=$hash" --label runlet.image=task --label "runlet.task-image=$name" \
+      -t "$image" -f tasks/task.Dockerfile "$dir" >/dev/null
+  done
+}
+
 build_busybox
 build_node
 build_tasks
+build_task_images

@@ -12,9 +12,10 @@ say() { printf '[setup] %s\n' "$*" >&2; }
 die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
 
 # --- Debian packages ---------------------------------------------------------------
-# command → package that provides it. chromium drives the dashboard's browser tests
+# command → package that provides it. docker-compose validates docker-compose.yml in a
+# test (Debian's v1; `docker compose config` where the v2 plugin exists). chromium drives the dashboard's browser tests
 # (playwright-core launches /usr/bin/chromium; it never downloads a browser of its own).
-declare -A NEED=( [dockerd]=docker.io [redis-server]=redis-server [busybox]=busybox-static [chromium]=chromium )
+declare -A NEED=( [dockerd]=docker.io [redis-server]=redis-server [busybox]=busybox-static [chromium]=chromium [docker-compose]=docker-compose )
 missing=()
 for cmd in "${!NEED[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${NEED[$cmd]}")
