@@ -36,6 +36,7 @@ options:
 
 environment: REDIS_URL, RUNLET_PORT (8080), RUNLET_HOST, RUNLET_TOKEN, RUNLET_DATA (.runlet),
 RUNLET_NODE (hostname), RUNLET_URL (for run/status/logs), RUNLET_STALLED_MS (30000),
+RUNLET_LABELS (extra container labels, k=v,k=v),
 RUNLET_LOG_LEVEL (info)`;
 
 async function main(argv: string[]): Promise<number> {

@@ -56,6 +56,8 @@ export interface DaemonOptions {
   readonly runtime?: Runtime;
   /** How long stop() waits for runs in progress before leaving them to the next start. */
   readonly shutdownGraceMs?: number;
+  /** Extra labels on every container this daemon starts (RUNLET_LABELS). */
+  readonly labels?: Readonly<Record<string, string>>;
   /** Queue lock of a run's job: a node silent this long has its runs delivered again (default 30 s). */
   readonly stalledMs?: number;
   /** How often runs past retention.maxAge are deleted (default 10 min). */
@@ -108,7 +110,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     await docker.ping().catch((err) => {
       throw new Error(`no Docker engine answers (${(err as Error).message}); start dockerd or set DOCKER_HOST`);
     });
-    const runtime = opts.runtime ?? new DockerRuntime({ docker, logger });
+    const runtime = opts.runtime ?? new DockerRuntime({ docker, logger, labels: opts.labels });
     await buildTaskImages(docker, config, logger);
 
     // --- dispatch ----------------------------------------------------------------------

@@ -16,6 +16,7 @@ export async function startCommand(args: CommonArgs): Promise<number> {
   if (stalledMs !== undefined && !(Number.isInteger(stalledMs) && stalledMs >= 1000)) throw new CliError(`RUNLET_STALLED_MS must be a whole number of milliseconds, at least 1000, got "${env.RUNLET_STALLED_MS}"`);
   const daemon = await startDaemon({
     stalledMs,
+    labels: parseLabels(env.RUNLET_LABELS),
     config,
     logger,
     dataDir: resolve(env.RUNLET_DATA ?? '.runlet'),
@@ -54,4 +55,18 @@ export async function startCommand(args: CommonArgs): Promise<number> {
     setTimeout(() => process.exit(code), 100).unref();
     return code;
   });
+}
+
+/** RUNLET_LABELS="team=data,env=prod": extra Docker labels on every container this daemon starts. */
+export function parseLabels(text: string | undefined): Record<string, string> {
+  const labels: Record<string, string> = {};
+  for (const pair of (text ?? '').split(',').map((p) => p.trim()).filter(Boolean)) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw new CliError(`RUNLET_LABELS must be key=value pairs separated by commas, got "${pair}"`);
+    const key = pair.slice(0, eq).trim();
+    // runlet's own labels say what a container is; an extra label must not claim to be one.
+    if (key.startsWith('runlet.') && !key.startsWith('runlet.x-')) throw new CliError(`RUNLET_LABELS: "${key}" is runlet's own label namespace; use another key (or runlet.x-...)`);
+    labels[key] = pair.slice(eq + 1).trim();
+  }
+  return labels;
 }

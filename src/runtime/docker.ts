@@ -20,6 +20,8 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 export interface DockerRuntimeOptions {
   readonly docker?: Docker;
   readonly logger?: Logger;
+  /** Put on every container besides the spec's own (RUNLET_LABELS: an operator's tooling, a test suite's id). */
+  readonly labels?: Readonly<Record<string, string>>;
 }
 
 type Exit = { readonly statusCode: number } | { readonly lost: string };
@@ -32,6 +34,7 @@ type Exit = { readonly statusCode: number } | { readonly lost: string };
 export class DockerRuntime implements Runtime {
   private readonly docker: Docker;
   private readonly logger: Logger;
+  private readonly labels: Readonly<Record<string, string>>;
   /**
    * When start() returned, by container id. The timeout counts from start and this process
    * knows that moment first; adopted containers carry the engine's StartedAt instead.
@@ -44,6 +47,7 @@ export class DockerRuntime implements Runtime {
   constructor(opts: DockerRuntimeOptions = {}) {
     this.docker = opts.docker ?? new Docker();
     this.logger = opts.logger ?? pino({ level: 'silent' });
+    this.labels = opts.labels ?? {};
   }
 
   async prepare(spec: RunSpec): Promise<PreparedRun> {
@@ -61,7 +65,7 @@ export class DockerRuntime implements Runtime {
         // Ours last, so spec.env cannot point the program at another file.
         Env: [...Object.entries(spec.env).map(([key, value]) => `${key}=${value}`), ...(hasPayload ? [`${PAYLOAD_FILE_ENV}=${PAYLOAD_PATH}`] : [])],
         // Ours last, so spec.labels cannot disown the container.
-        Labels: { ...spec.labels, [LABEL_MANAGED]: 'true', [LABEL_RUN]: spec.runId, [LABEL_TASK]: spec.task },
+        Labels: { ...this.labels, ...spec.labels, [LABEL_MANAGED]: 'true', [LABEL_RUN]: spec.runId, [LABEL_TASK]: spec.task },
         Tty: false,
         // With a payload, stdin is open for the one attach start() makes and closes after it;
         // without, the program reads EOF at once, as before.

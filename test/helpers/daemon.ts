@@ -44,6 +44,8 @@ export async function startTestDaemon(opts: { config: RunletConfig; redisUrl: st
     node: opts.node ?? 'test-node',
     port: 0,
     logger: createLogger({ level: 'debug', destination: logs }),
+    // The suite's id (test/global-setup.ts) keeps a concurrent suite's teardown off our containers.
+    ...(process.env.RUNLET_TEST_SUITE && { labels: { 'runlet.x-suite': process.env.RUNLET_TEST_SUITE } }),
     ...opts,
   });
   // Events are local to the daemon that ran the run; another daemon on the same Redis may

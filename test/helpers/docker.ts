@@ -11,7 +11,8 @@ export const TEST_LABEL = 'runlet.test';
 export const docker = new Docker();
 
 export function testLabels(file: string): Record<string, string> {
-  return { [TEST_LABEL]: file };
+  // The suite's id (test/global-setup.ts) keeps a concurrent suite's teardown off our containers.
+  return { [TEST_LABEL]: file, ...(process.env.RUNLET_TEST_SUITE && { 'runlet.x-suite': process.env.RUNLET_TEST_SUITE }) };
 }
 
 /** Removes every container of one test file, whatever state the test left it in. */
