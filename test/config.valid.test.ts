@@ -193,10 +193,64 @@ describe('build:', () => {
 describe('loadConfig', () => {
   it('loads the example config/runlet.yaml with no environment variables set', () => {
     const c = loadConfig('config/runlet.yaml', {});
-    expect(Object.keys(c.tasks)).toEqual(['heartbeat', 'hello-node', 'nightly-report']);
+    expect(Object.keys(c.tasks)).toEqual(['heartbeat', 'hello-node', 'archive-app-starts', 'rollup-analytics', 'sync-subscriptions', 'score-weekly-tests', 'bid-placed']);
     expect(c.tasks.heartbeat).toMatchObject({ image: 'runlet/busybox:local', schedule: '*/30 * * * * *', memoryBytes: 16 * MiB, timeoutMs: 10_000 });
     expect(c.tasks['hello-node']).toMatchObject({ image: 'runlet/tasks:local', command: ['node', 'hello.js'], memoryBytes: 64 * MiB });
-    expect(c.tasks['nightly-report']).toMatchObject({ timezone: 'Europe/Vienna', env: { REPORT_GREETING: 'good morning' }, timeoutMs: 45 * 60_000 });
+    // Task containers on Docker's default bridge unless RUNLET_TASK_NETWORK names another.
+    for (const task of Object.values(c.tasks)) expect(task.network, task.name).toBe('bridge');
+    expect(c.pools).toMatchObject({ heavy: { concurrency: 1, memoryBytes: 2 * 1024 * MiB }, light: { concurrency: 8 } });
+  });
+
+  describe('the five example tasks, each on its own image', () => {
+    const c = loadConfig('config/runlet.yaml', {});
+    const task = (name: string) => c.tasks[name];
+
+    it('names the images scripts/build-images.sh builds from tasks/<name>/main.ts, with no command (the image runs the task)', () => {
+      for (const name of ['archive-app-starts', 'rollup-analytics', 'sync-subscriptions', 'score-weekly-tests', 'bid-placed']) {
+        expect(task(name), name).toMatchObject({ image: `runlet/task-${name}:local` });
+        expect(task(name).command, name).toBeUndefined();
+      }
+    });
+
+    it('archive-app-starts: nightly at 02:00 Vienna, alone in the heavy pool, 1 GiB for up to 45 minutes', () => {
+      expect(task('archive-app-starts')).toMatchObject({ schedule: '0 2 * * *', timezone: 'Europe/Vienna', pool: 'heavy', memoryBytes: 1024 * MiB, timeoutMs: 45 * 60_000, overlap: 'skip' });
+      expect(task('archive-app-starts').retries).toMatchObject({ attempts: 3 });
+      expect(c.pools.heavy.memoryBytes).toBeGreaterThanOrEqual(task('archive-app-starts').memoryBytes);
+    });
+
+    it('rollup-analytics: hourly in the light pool; sync-subscriptions every 15 minutes', () => {
+      expect(task('rollup-analytics')).toMatchObject({ schedule: '5 * * * *', pool: 'light' });
+      expect(task('rollup-analytics').after).toBeUndefined();
+      expect(task('sync-subscriptions')).toMatchObject({ schedule: '*/15 * * * *', pool: 'light' });
+    });
+
+    it('score-weekly-tests: Mondays at 23:00 Vienna, with the week computed in the same zone', () => {
+      expect(task('score-weekly-tests')).toMatchObject({ schedule: '0 23 * * MON', timezone: 'Europe/Vienna', env: { TIMEZONE: 'Europe/Vienna' } });
+    });
+
+    it('bid-placed: a signed webhook that answers with the result, and the BullMQ queue bids on runlet\'s Redis', () => {
+      const bid = task('bid-placed');
+      expect(bid.schedule).toBeUndefined();
+      expect(bid.webhook).toMatchObject({ auth: 'signature', signature: 'hmac-sha256', respond: 'result', secret: 'local-only-example-secret' });
+      expect(bid.queue).toMatchObject({ name: 'bids' });
+      expect(bid.queue?.redisUrl).toBeUndefined();
+      expect(loadConfig('config/runlet.yaml', { BID_WEBHOOK_SECRET: 's3cret' }).tasks['bid-placed'].webhook?.secret).toBe('s3cret');
+    });
+
+    it('leaves MONGO_URL empty, so the MongoDB tasks say it is not set instead of waiting for a guessed server', () => {
+      expect(task('archive-app-starts').env.MONGO_URL).toBe('');
+      expect(task('rollup-analytics').env.MONGO_URL).toBe('');
+      const url = 'mongodb://mongo:27017/?replicaSet=rs0';
+      const set = loadConfig('config/runlet.yaml', { MONGO_URL: url }).tasks;
+      expect([set['archive-app-starts'].env.MONGO_URL, set['rollup-analytics'].env.MONGO_URL]).toEqual([url, url]);
+    });
+
+    it('points the services at the host through the default bridge, and at the compose services when told to', () => {
+      expect(task('archive-app-starts').env).toMatchObject({ S3_ENDPOINT: 'http://172.17.0.1:9000', S3_FORCE_PATH_STYLE: 'true' });
+      expect(task('bid-placed').env.AUCTION_REDIS_URL).toBe('redis://172.17.0.1:6379/0');
+      const compose = loadConfig('config/runlet.yaml', { RUNLET_TASK_NETWORK: 'runlet-tasks', S3_ENDPOINT: 'http://minio:9000' });
+      expect(compose.tasks['score-weekly-tests']).toMatchObject({ network: 'runlet-tasks', env: { S3_ENDPOINT: 'http://minio:9000' } });
+    });
   });
 
   it('reports a missing file as a ConfigError', () => {
