@@ -222,15 +222,24 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
         docker: await docker.ping().then(() => ({ ok: true }), (e) => ({ ok: false, detail: String(e.message ?? e) })),
       }),
       stuck: (now) => stuck.find(now),
-      status: async () => ({
-        node: identity.node,
-        daemons: await liveDaemons(redis),
-        running: (await store.list({ status: ['starting', 'running'], limit: 200 })).map((r) => ({ id: r.id, task: r.task, status: r.status, node: r.node, startedAt: r.startedAt })),
-        queued: queuedEntries(await store.list({ status: ['queued'], limit: 200 }), await loadWaitFacts(redis, store, config)),
-        next: Object.values(config.tasks)
-          .flatMap((t) => nextFireTimes(t, 1).map((at) => ({ task: t.name, at })))
-          .sort((a, b) => a.at - b.at),
-      }),
+      status: async () => {
+        // Each list read once, in parallel; the wait explanations reuse them.
+        const [live, running, queued] = await Promise.all([
+          liveDaemons(redis),
+          store.list({ status: ['starting', 'running'], limit: 1000 }),
+          store.list({ status: ['queued'], limit: 200 }),
+        ]);
+        const facts = await loadWaitFacts(redis, store, config, Date.now(), { running, live });
+        return {
+          node: identity.node,
+          daemons: live,
+          running: running.slice(0, 200).map((r) => ({ id: r.id, task: r.task, status: r.status, node: r.node, startedAt: r.startedAt })),
+          queued: queuedEntries(queued, facts),
+          next: Object.values(config.tasks)
+            .flatMap((t) => nextFireTimes(t, 1).map((at) => ({ task: t.name, at })))
+            .sort((a, b) => a.at - b.at),
+        };
+      },
     };
     const app = buildServer(httpDeps, logger);
     releasers.add('http server', () => app.close());

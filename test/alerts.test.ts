@@ -131,7 +131,8 @@ describe('alerts from a running daemon to a real HTTP receiver', () => {
     const flaky = await until('the flaky receiver alert', () => receiver.got.find((r) => r.path === '/flaky'));
     expect(receiver.hits.get('/flaky')).toBe(3);
     expect(flaky.body.event).toBe('failed');
-    const sent = daemon.logs.lines.find((l) => l.msg === 'alert sent' && l.rule === 3);
+    // The receiver records the request before the daemon has read its answer and logged it.
+    const sent = await until('the alert sent log line', () => daemon.logs.lines.find((l) => l.msg === 'alert sent' && l.rule === 3));
     expect(sent).toMatchObject({ attempts: 3 });
     expect(daemon.logs.lines.filter((l) => l.msg === 'alert delivery failed; retrying' && l.rule === 3)).toHaveLength(2);
     // The receiver's URL is never logged (a Slack webhook URL is a secret): only its host.

@@ -6,7 +6,9 @@ import { useDaemon } from './helpers/daemon.js';
 const CONFIG = `
 defaults: { image: runlet/busybox:local, memory: 32m, timeout: 20s, killGrace: 1s }
 tasks:
-  bomb:   { pids: 32, timeout: 4s, command: [sh, -c, 'bomb() { bomb | bomb & }; bomb; sleep 30'] }
+  # exec: the main shell needs no fork of its own to wait, so once the pids limit is hit it
+  # still waits (and times out) instead of failing with "can't fork" itself.
+  bomb:   { pids: 32, timeout: 4s, command: [sh, -c, 'bomb() { bomb | bomb & }; bomb; exec sleep 30'] }
   honest: { command: [sh, -c, "sleep 1; echo still fine"] }
 `;
 

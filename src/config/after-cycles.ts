@@ -1,4 +1,4 @@
-import { got } from './describe.js';
+import { got, isMap } from './describe.js';
 import { closest } from './did-you-mean.js';
 import type { Finding } from './resolve.js';
 import type { KeyPath } from './yaml-source.js';
@@ -7,8 +7,6 @@ import type { KeyPath } from './yaml-source.js';
  * `after:` across tasks: each must name a task of the file, and no chain may come back to
  * where it started, since every run would then trigger the next one forever.
  */
-
-const isMap = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 interface Edge {
   /** The task whose runs ending trigger `to`. */

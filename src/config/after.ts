@@ -1,8 +1,8 @@
 import { z } from 'zod';
-import { got } from './describe.js';
+import { got, isMap } from './describe.js';
 import { editorHints, withHints } from './editor-hints.js';
 import { fail, type Ctx } from './fields.js';
-import { mapOf, required, isMap, wordListField, oneOf } from './trigger-fields.js';
+import { mapOf, required, wordListField, oneOf } from './trigger-fields.js';
 import type { AfterTrigger } from './types.js';
 
 /** `after:` on a task: its schema and normal form. Unknown tasks and loops are checked in after-cycles.ts. */

@@ -12,3 +12,6 @@ export function got(value: unknown): string {
   if (typeof value === 'object') return 'a map';
   return String(value);
 }
+
+/** A YAML map (not a list, not a scalar, not empty): what the cross-key checks read defensively. */
+export const isMap = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);

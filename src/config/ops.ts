@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { got } from './describe.js';
+import { got, isMap } from './describe.js';
 import { closest } from './did-you-mean.js';
 import { withHints } from './editor-hints.js';
 import { countField, durationField, expected, fail, schemeOf, type Issue } from './fields.js';
@@ -13,8 +13,6 @@ import type { KeyPath } from './yaml-source.js';
  * `alerts:` (where failures and stuck runs are posted). Schemas, defaults, and the check
  * that needs the task list (an alert's `tasks:` must name tasks of the file).
  */
-
-const isMap = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 // --- stuck: -----------------------------------------------------------------------------
 

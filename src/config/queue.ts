@@ -1,9 +1,9 @@
 import { z } from 'zod';
-import { got } from './describe.js';
+import { got, isMap } from './describe.js';
 import { withHints } from './editor-hints.js';
 import { countField, expected, fail, schemeOf } from './fields.js';
 import type { Finding } from './resolve.js';
-import { mapOf, required, isMap } from './trigger-fields.js';
+import { mapOf, required } from './trigger-fields.js';
 import type { QueueTriggerConfig } from './types.js';
 
 /** `queue:` on a task: its schema, the defaults merged in, and the check that spans tasks (one queue, one task). */

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { got } from './describe.js';
+import { got, isMap } from './describe.js';
 import { afterFindings } from './after-cycles.js';
 import { resolveRetries, retryDelayFindings } from './retries.js';
 import { BUILTIN_DEFAULTS, TASK_NAME } from './schema.js';
@@ -24,8 +24,6 @@ export interface Finding {
   readonly at: 'key' | 'value';
   readonly message: string;
 }
-
-const isMap = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /**
  * Runs on the data as parsed, even when the schema failed elsewhere, so one pass shows

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { formatDuration } from '../lib/format.js';
-import { got } from './describe.js';
+import { got, isMap } from './describe.js';
 import { withHints } from './editor-hints.js';
 import { choiceField, countField, durationField } from './fields.js';
 import type { RetryPolicy } from './types.js';
@@ -68,8 +68,6 @@ export function resolveRetries(task: RawRetries, defaults: RawRetries): RetryPol
 }
 
 // --- the cross-key check, on the data as parsed ---------------------------------------
-
-const isMap = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 function durationOf(v: unknown): number | undefined {
   if (typeof v === 'number') return v === 0 ? 0 : undefined;

@@ -13,8 +13,6 @@ export function required(what: string, add: string) {
   return (iss: Issue) => (iss.code === 'invalid_type' && iss.input === undefined ? `required key is missing: add ${add}` : expected(what)(iss));
 }
 
-export const isMap = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-
 /**
  * A list of words, also written as one string (`operations: insert`), or comma-separated,
  * which is what `${VAR}` yields. Each word is checked by `check` (message, or the word as

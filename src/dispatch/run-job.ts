@@ -198,8 +198,8 @@ export async function markLost(ctx: RunContext, run: RunRecord, attempt: number,
     return;
   }
   const ended = await endAttempt(ctx, run.id, task, { attempt, status: 'lost', reason, finishedAt: Date.now(), usage: NO_USAGE });
-  if (ended.kind === 'ended') await addDailyUsage(ctx.redis, task, NO_USAGE, true, Date.now()).catch(() => undefined);
   if (ended.kind === 'ended') {
+    await addDailyUsage(ctx.redis, task, NO_USAGE, true, Date.now()).catch(() => undefined);
     const latest = await ctx.store.get(run.id);
     ctx.events.emit('run:finished', { runId: run.id, task: run.task, status: 'lost', record: latest });
   }

@@ -1,4 +1,4 @@
-import type { RunRecord } from '../runs/types.js';
+import { outputValue, type RunRecord } from '../runs/types.js';
 
 /** The short form of a run used in listings (no payload, no logs). */
 export function runSummary(r: RunRecord) {
@@ -45,7 +45,7 @@ export function runDetail(r: RunRecord) {
       containerId: a.containerId ?? null,
     })),
     logTail: r.logTail ?? '',
-    output: parseOutput(r.output),
+    output: r.output === undefined ? null : outputValue(r.output),
     outputError: r.outputError ?? null,
   };
 }
@@ -54,12 +54,4 @@ function iso(ms: number | undefined): string | null {
   return ms === undefined ? null : new Date(ms).toISOString();
 }
 
-/** output.json as JSON when it parses; as its text otherwise (outputError says why). */
-function parseOutput(text: string | undefined): unknown {
-  if (text === undefined) return null;
-  try {
-    return JSON.parse(text);
-  } catch {
-    return text;
-  }
-}
+

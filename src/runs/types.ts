@@ -144,3 +144,15 @@ export interface RunRecord {
   /** Why output.json was not stored, or is not valid JSON. */
   readonly outputError?: string;
 }
+
+/**
+ * A run's output as callers receive it (API, queue job value, `after:` payload): the JSON
+ * value when output.json parses, else its text (outputError on the record says why).
+ */
+export function outputValue(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}

@@ -110,8 +110,18 @@ export function whyWaiting(run: RunRecord, facts: WaitFacts): WaitReason {
 }
 
 /** Reads the facts for `config`'s tasks: active runs, live daemons, and their refusals. */
-export async function loadWaitFacts(redis: Redis, store: RunStore, config: RunletConfig, now = Date.now()): Promise<WaitFacts> {
-  const [running, live] = await Promise.all([store.list({ status: ['starting', 'running'], limit: 1000 }), liveDaemons(redis)]);
+export async function loadWaitFacts(
+  redis: Redis,
+  store: RunStore,
+  config: RunletConfig,
+  now = Date.now(),
+  // A caller that already read these (GET /api/status) passes them, so a request scans the runs once.
+  loaded: { running?: readonly RunRecord[]; live?: Awaited<ReturnType<typeof liveDaemons>> } = {},
+): Promise<WaitFacts> {
+  const [running, live] = await Promise.all([
+    loaded.running ?? store.list({ status: ['starting', 'running'], limit: 1000 }),
+    loaded.live ?? liveDaemons(redis),
+  ]);
   const active = new Map<string, number>();
   for (const r of running) active.set(r.task, (active.get(r.task) ?? 0) + 1);
   const liveIds = new Set(live.map((d) => String(d.id)));

@@ -1,7 +1,7 @@
 import type { TaskConfig } from '../config/types.js';
 import type { EndedEntry } from '../runs/ended.js';
 import { EndedConsumer, type Handled } from '../runs/ended-consumer.js';
-import type { RunRecord, RunRequest } from '../runs/types.js';
+import { outputValue, type RunRecord, type RunRequest } from '../runs/types.js';
 import type { Trigger, TriggerDeps } from './types.js';
 
 /** The consumer group of the ended-runs stream that chaining reads with. */
@@ -28,19 +28,12 @@ export function afterRequest(follower: string, ended: RunRecord): RunRequest {
       status: ended.status,
       ...(ended.exitCode !== undefined && { exitCode: ended.exitCode }),
       ...(ended.reason !== undefined && { reason: ended.reason }),
-      ...(ended.output !== undefined && { output: parseOutput(ended.output) }),
+      ...(ended.output !== undefined && { output: outputValue(ended.output) }),
     },
     cause: `run ${ended.id} of ${ended.task} ended ${ended.status}`,
   };
 }
 
-function parseOutput(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return text;
-  }
-}
 
 /**
  * Chaining (`after:`). Every daemon reads the ended-runs stream in one consumer group, so

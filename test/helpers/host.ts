@@ -1,12 +1,12 @@
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Docker from 'dockerode';
 import { Redis } from 'ioredis';
 import S3rver from 's3rver';
 import { SMTPServer } from 'smtp-server';
+import { freePort } from './process.js';
 
 /**
  * Real servers a task container can reach: they listen on all interfaces of the host, and
@@ -21,21 +21,9 @@ export async function hostForContainers(): Promise<string> {
   return gateway;
 }
 
-export async function freeTcpPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '0.0.0.0', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
 /** A redis-server on TCP (tasks can't reach the daemon's unix socket), no persistence. */
 export async function startTcpRedis(): Promise<{ port: number; urlForHost: string; urlForContainers: string; client: Redis; stop(): Promise<void> }> {
-  const port = await freeTcpPort();
+  const port = await freePort('0.0.0.0');
   const child = spawn('redis-server', ['--port', String(port), '--bind', '0.0.0.0', '--protected-mode', 'no', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
   // Reconnects until the server is up; the first PING waits for that.
   const client = new Redis({ port, maxRetriesPerRequest: null, retryStrategy: () => 50 });
@@ -57,7 +45,7 @@ export async function startTcpRedis(): Promise<{ port: number; urlForHost: strin
 /** s3rver: a real S3-compatible HTTP server on a temp directory. */
 export async function startS3(buckets: string[] = []): Promise<{ endpointForHost: string; endpointForContainers: string; stop(): Promise<void> }> {
   const dir = mkdtempSync(join(tmpdir(), 'runlet-s3-'));
-  const port = await freeTcpPort();
+  const port = await freePort('0.0.0.0');
   const server = new S3rver({ port, address: '0.0.0.0', directory: dir, silent: true, configureBuckets: buckets.map((name) => ({ name, configs: [] })) });
   await server.run();
   const host = await hostForContainers();
@@ -96,7 +84,7 @@ export async function startSmtp(): Promise<{ port: number; host: string; hostFor
       });
     },
   });
-  const port = await freeTcpPort();
+  const port = await freePort('0.0.0.0');
   await new Promise<void>((resolve) => server.listen(port, '0.0.0.0', resolve));
   return {
     port,

@@ -10,11 +10,12 @@ type TestRedis = Awaited<ReturnType<typeof startTestRedis>>;
 
 export const CLI = join(import.meta.dirname, '..', '..', 'dist', 'src', 'cli.js');
 
-/** A free TCP port on loopback (for a daemon run as its own process). */
-export function freePort(): Promise<number> {
+/** A free TCP port on `host`: loopback for a daemon run as its own process, all interfaces for a server task containers reach. */
+export function freePort(host = '127.0.0.1'): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
-    srv.listen(0, '127.0.0.1', () => {
+    srv.on('error', reject);
+    srv.listen(0, host, () => {
       const addr = srv.address();
       srv.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
     });

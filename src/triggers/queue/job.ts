@@ -2,7 +2,7 @@ import { UnrecoverableError, WaitingError, type Job } from 'bullmq';
 import type { Logger } from 'pino';
 import type { QueueTriggerConfig, TaskConfig } from '../../config/types.js';
 import type { Enqueued } from '../../dispatch/enqueue.js';
-import type { RunRecord, RunRequest } from '../../runs/types.js';
+import { outputValue, type RunRecord, type RunRequest } from '../../runs/types.js';
 import type { TriggerDeps } from '../types.js';
 
 /** What a source job returns when its run succeeded: the producer reads it as `job.returnvalue`. */
@@ -129,17 +129,9 @@ async function letGo(ctx: SourceJobContext): Promise<never> {
 
 /** Succeeded: the return value. Any other end: UnrecoverableError, since runlet has already used the task's retries. */
 export function outcomeOf(run: RunRecord): QueueJobResult {
-  if (run.status === 'succeeded') return { runId: run.id, status: 'succeeded', ...(run.output !== undefined && { output: parseOutput(run.output) }) };
+  if (run.status === 'succeeded') return { runId: run.id, status: 'succeeded', ...(run.output !== undefined && { output: outputValue(run.output) }) };
   const detail = run.reason ?? (run.exitCode !== undefined ? `exit code ${run.exitCode}` : undefined);
   throw new UnrecoverableError(`run ${run.id} ended ${run.status}${detail ? `: ${detail}` : ''}`);
-}
-
-function parseOutput(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return text;
-  }
 }
 
 function sleep(ms: number): Promise<void> {
