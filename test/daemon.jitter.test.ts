@@ -18,9 +18,16 @@ let runs: RunRecord[] = [];
 beforeAll(async () => {
   redis = await startTestRedis();
   daemon = await startTestDaemon({ config: configFrom(CONFIG), redisUrl: redis.url, shutdownGraceMs: 3000 });
-  await new Promise((r) => setTimeout(r, 6000));
-  runs = (await daemon.store.list({ limit: 1000 })).filter((r) => r.status === 'succeeded');
-}, 30_000);
+  // At least 6 s of ticks, and longer while a loaded machine has not yet finished three runs
+  // of each task (the test below needs them).
+  const started = Date.now();
+  for (;;) {
+    await new Promise((r) => setTimeout(r, 500));
+    runs = (await daemon.store.list({ limit: 1000 })).filter((r) => r.status === 'succeeded');
+    const enough = ['spread', 'prompt'].every((t) => runs.filter((r) => r.task === t).length >= 3);
+    if ((enough && Date.now() - started >= 6000) || Date.now() - started > 25_000) break;
+  }
+}, 40_000);
 afterAll(async () => {
   await daemon?.stop();
   if (daemon) await removeClusterContainers(daemon.identity.clusterId);
