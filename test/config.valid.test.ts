@@ -246,8 +246,8 @@ describe('loadConfig', () => {
     });
 
     it('points the services at the host through the default bridge, and at the compose services when told to', () => {
-      expect(task('archive-app-starts').env).toMatchObject({ S3_ENDPOINT: 'http://172.17.0.1:9000', S3_FORCE_PATH_STYLE: 'true' });
-      expect(task('bid-placed').env.AUCTION_REDIS_URL).toBe('redis://172.17.0.1:6379/0');
+      expect(task('archive-app-starts').env).toMatchObject({ S3_ENDPOINT: 'http://host.docker.internal:9000', S3_FORCE_PATH_STYLE: 'true' });
+      expect(task('bid-placed').env.AUCTION_REDIS_URL).toBe('redis://host.docker.internal:6379/0');
       const compose = loadConfig('config/runlet.yaml', { RUNLET_TASK_NETWORK: 'runlet-tasks', S3_ENDPOINT: 'http://minio:9000' });
       expect(compose.tasks['score-weekly-tests']).toMatchObject({ network: 'runlet-tasks', env: { S3_ENDPOINT: 'http://minio:9000' } });
     });

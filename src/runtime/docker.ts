@@ -1,6 +1,7 @@
 import Docker from 'dockerode';
 import pino, { type Logger } from 'pino';
 import { engineMessage, engineStatus, RunFailedToStart } from './errors.js';
+import { HOST_ALIAS, hostAddress } from './host-address.js';
 import { isolationHostConfig } from './isolation.js';
 import { LABEL_MANAGED, LABEL_RUN, LABEL_TASK } from './labels.js';
 import { LogFollower } from './log-tail.js';
@@ -43,6 +44,7 @@ export class DockerRuntime implements Runtime {
   /** Payload deliveries still connected, by container id: closed once the container exits. */
   private readonly stdin = new Map<string, StdinFeed>();
   private swappinessSupported: Promise<boolean> | undefined;
+  private hostEntry: Promise<string> | undefined;
 
   constructor(opts: DockerRuntimeOptions = {}) {
     this.docker = opts.docker ?? new Docker();
@@ -237,6 +239,9 @@ export class DockerRuntime implements Runtime {
       AutoRemove: false,
       // Read-only rootfs (with /tmp as tmpfs) and the network, as the task chose.
       ...isolationHostConfig(spec),
+      // host.docker.internal: the host as this container reaches it (a service the task
+      // talks to on the host), on every engine; pointless without a network.
+      ...(spec.network === 'none' ? {} : { ExtraHosts: [await this.hostAliasEntry()] }),
       // No Binds or Mounts (only /runlet's anonymous volume with a read-only rootfs, see
       // run-dir.ts): in particular never the Docker socket.
     };
@@ -250,6 +255,24 @@ export class DockerRuntime implements Runtime {
   private closeStdin(containerId: string): void {
     this.stdin.get(containerId)?.close();
     this.stdin.delete(containerId);
+  }
+
+  /**
+   * `host.docker.internal:<address>`, looked up once per runtime. If the lookup fails, the
+   * engine's own `host-gateway` still resolves the name; the run must not fail for it.
+   */
+  private hostAliasEntry(): Promise<string> {
+    this.hostEntry ??= hostAddress(this.docker, { labels: this.labels }).then(
+      ({ address, source }) => {
+        this.logger.debug({ address, source }, 'task containers reach the host at this address');
+        return `${HOST_ALIAS}:${address}`;
+      },
+      (err: unknown) => {
+        this.logger.warn({ err }, `could not find the host's address on the bridge; ${HOST_ALIAS} is left to the engine's host-gateway`);
+        return `${HOST_ALIAS}:host-gateway`;
+      },
+    );
+    return this.hostEntry;
   }
 
   /** cgroup v2 has no per-cgroup swappiness; newer engines reject the setting there. */

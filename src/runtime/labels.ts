@@ -12,3 +12,5 @@ export const LABEL_CLUSTER = 'runlet.cluster';
 export const LABEL_DAEMON = 'runlet.daemon';
 /** Epoch ms after which the run must be stopped; lets an adopting process keep the original timeout. */
 export const LABEL_DEADLINE = 'runlet.deadline';
+/** On a container runlet starts for itself, not for a run (e.g. the host-address probe): never adopted. */
+export const LABEL_PROBE = 'runlet.probe';

@@ -6,19 +6,23 @@ import Docker from 'dockerode';
 import { Redis } from 'ioredis';
 import S3rver from 's3rver';
 import { SMTPServer } from 'smtp-server';
+import { hostAddress } from '../../src/runtime/host-address.js';
 import { freePort } from './process.js';
 
 /**
  * Real servers a task container can reach: they listen on all interfaces of the host, and
- * a container on Docker's default bridge reaches the host at the bridge's gateway address.
+ * a container reaches the host at the address src/runtime/host-address.ts finds (the same
+ * one the daemon gives task containers as host.docker.internal).
  */
 
-/** The host as task containers on the default bridge see it (e.g. 172.17.0.1). */
-export async function hostForContainers(): Promise<string> {
-  const net = await new Docker().getNetwork('bridge').inspect();
-  const gateway = (net as { IPAM?: { Config?: { Gateway?: string }[] } }).IPAM?.Config?.[0]?.Gateway;
-  if (!gateway) throw new Error('the Docker bridge network has no gateway address');
-  return gateway;
+let cached: Promise<string> | undefined;
+
+/** The host as task containers see it (e.g. 172.17.0.1), also on an engine's first start. */
+export function hostForContainers(): Promise<string> {
+  const suite = process.env.RUNLET_TEST_SUITE;
+  const labels: Record<string, string> = suite ? { 'runlet.x-suite': suite } : {};
+  cached ??= hostAddress(new Docker(), { labels }).then((h) => h.address);
+  return cached;
 }
 
 /** A redis-server on TCP (tasks can't reach the daemon's unix socket), no persistence. */
