@@ -12,8 +12,8 @@ import { validateCommand } from './cli/validate.js';
 const USAGE = `usage: runlet <command> [options]
 
 commands:
-  start                       run the daemon (triggers, workers, ops API)
-  validate                    check the config; list tasks and their next fire times
+  start [FILE]                run the daemon (triggers, workers, ops API) on the config FILE
+  validate [FILE]             check the config FILE; list tasks and their next fire times
   run <task> [--payload FILE] [--wait] [--idempotency-key KEY]
                               queue a run now; with --wait, print its outcome and
                               exit with its exit code
@@ -31,69 +31,114 @@ commands:
                               run the past ticks in [T, T] once each (ticks that ran are not repeated)
 
 options:
-  -c, --config FILE           config file (default config/runlet.yaml)
+  -c, --config FILE           config file (default config/runlet.yaml); for start and
+                              validate, FILE may also be given after the command
   -h, --help                  this text
 
-environment: REDIS_URL, RUNLET_PORT (8080), RUNLET_HOST, RUNLET_TOKEN, RUNLET_DATA (.runlet),
+An argument a command does not take is an error (exit 2), never ignored.
+
+environment: REDIS_URL, RUNLET_PORT (8080), RUNLET_HOST (127.0.0.1), RUNLET_TOKEN, RUNLET_DATA (.runlet),
 RUNLET_NODE (hostname), RUNLET_URL (for run/status/logs), RUNLET_STALLED_MS (30000),
 RUNLET_LABELS (extra container labels, k=v,k=v),
 RUNLET_LOG_LEVEL (info)`;
 
+const DEFAULT_CONFIG = 'config/runlet.yaml';
+
+const OPTIONS = {
+  config: { type: 'string', short: 'c' },
+  payload: { type: 'string' },
+  'idempotency-key': { type: 'string' },
+  wait: { type: 'boolean', default: false },
+  follow: { type: 'boolean', short: 'f', default: false },
+  from: { type: 'string' },
+  to: { type: 'string' },
+  task: { type: 'string' },
+  status: { type: 'string' },
+  dead: { type: 'boolean', default: false },
+  limit: { type: 'string' },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const;
+type OptionName = keyof typeof OPTIONS;
+
+/**
+ * What each command takes: its positionals (`?` marks one that may be left out) and the
+ * options besides --config and --help. Anything else on the line is a usage error: an
+ * argument that is silently dropped (`runlet validate bad.yaml` checking another file)
+ * tells the user something false.
+ */
+const COMMANDS: Record<string, { readonly args: readonly string[]; readonly options: readonly OptionName[] }> = {
+  start: { args: ['FILE?'], options: [] },
+  validate: { args: ['FILE?'], options: [] },
+  run: { args: ['<task>'], options: ['payload', 'wait', 'idempotency-key'] },
+  status: { args: [], options: [] },
+  logs: { args: ['<run-id>'], options: ['follow'] },
+  runs: { args: [], options: ['task', 'status', 'dead', 'limit'] },
+  retry: { args: ['<run-id>'], options: [] },
+  cancel: { args: ['<run-id>'], options: [] },
+  pause: { args: ['<task>'], options: [] },
+  resume: { args: ['<task>'], options: [] },
+  backfill: { args: ['<task>'], options: ['from', 'to'] },
+};
+
+const flag = (name: OptionName) => ('short' in OPTIONS[name] ? `-${OPTIONS[name].short}/--${name}` : `--${name}`);
+
+/** The command's positionals, checked against its table entry; throws a usage error otherwise. */
+function checkArgs(command: string, rest: readonly string[], given: readonly OptionName[]): string[] {
+  const spec = COMMANDS[command];
+  if (!spec) throw new CliError(`unknown command "${command}"\n\n${USAGE}`, 2);
+  const usage = `usage: runlet ${command}${spec.args.map((a) => (a.endsWith('?') ? ` [${a.slice(0, -1)}]` : ` ${a}`)).join('')}`;
+  const required = spec.args.filter((a) => !a.endsWith('?')).length;
+  if (rest.length < required) throw new CliError(`${usage}: ${spec.args[rest.length]} is missing`, 2);
+  if (rest.length > spec.args.length) {
+    const extra = rest.slice(spec.args.length).map((a) => `"${a}"`).join(', ');
+    throw new CliError(`${usage}: unexpected argument${rest.length - spec.args.length > 1 ? 's' : ''} ${extra}`, 2);
+  }
+  const foreign = given.filter((o) => o !== 'config' && o !== 'help' && !spec.options.includes(o));
+  if (foreign.length > 0) throw new CliError(`${usage}: ${foreign.map(flag).join(', ')} is not an option of "${command}"`, 2);
+  return [...rest];
+}
+
+/** The config file: -c/--config, or for start and validate the FILE after the command; both only if they agree. */
+function configFile(flagValue: string | undefined, positional: string | undefined): string {
+  if (flagValue !== undefined && positional !== undefined && flagValue !== positional) {
+    throw new CliError(`two config files given: "${positional}" and --config "${flagValue}"; give one`, 2);
+  }
+  return positional ?? flagValue ?? DEFAULT_CONFIG;
+}
+
 async function main(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      config: { type: 'string', short: 'c', default: 'config/runlet.yaml' },
-      payload: { type: 'string' },
-      'idempotency-key': { type: 'string' },
-      wait: { type: 'boolean', default: false },
-      follow: { type: 'boolean', short: 'f', default: false },
-      from: { type: 'string' },
-      to: { type: 'string' },
-      task: { type: 'string' },
-      status: { type: 'string' },
-      dead: { type: 'boolean', default: false },
-      limit: { type: 'string' },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
+  const { values, positionals, tokens } = parseArgs({ args: argv, allowPositionals: true, tokens: true, options: OPTIONS });
   const [command, ...rest] = positionals;
   if (values.help || !command) {
     console.log(USAGE);
     return command || values.help ? 0 : 2;
   }
+  const given = [...new Set(tokens.flatMap((t) => (t.kind === 'option' ? [t.name as OptionName] : [])))];
+  const [arg] = checkArgs(command, rest, given);
   const env = process.env;
+  const common = { configFile: configFile(values.config, command === 'start' || command === 'validate' ? arg : undefined), env };
   switch (command) {
     case 'start':
-      return startCommand({ configFile: values.config, env });
+      return startCommand(common);
     case 'validate':
-      return validateCommand({ configFile: values.config, env });
+      return validateCommand(common);
     case 'run':
-      if (!rest[0]) throw new CliError('usage: runlet run <task> [--payload FILE] [--wait]', 2);
-      return runCommand({ configFile: values.config, env, task: rest[0], payloadFile: values.payload, wait: values.wait, idempotencyKey: values['idempotency-key'] });
+      return runCommand({ ...common, task: arg!, payloadFile: values.payload, wait: values.wait, idempotencyKey: values['idempotency-key'] });
     case 'status':
-      return statusCommand({ configFile: values.config, env });
+      return statusCommand(common);
     case 'logs':
-      if (!rest[0]) throw new CliError('usage: runlet logs <run-id> [-f]', 2);
-      return logsCommand({ configFile: values.config, env, runId: rest[0], follow: values.follow });
+      return logsCommand({ ...common, runId: arg!, follow: values.follow });
     case 'runs':
-      return runsCommand({ configFile: values.config, env, task: values.task, status: values.status, dead: values.dead, limit: values.limit });
+      return runsCommand({ ...common, task: values.task, status: values.status, dead: values.dead, limit: values.limit });
     case 'retry':
-      if (!rest[0]) throw new CliError('usage: runlet retry <run-id>', 2);
-      return retryCommand({ configFile: values.config, env, runId: rest[0] });
+      return retryCommand({ ...common, runId: arg! });
     case 'cancel':
-      if (!rest[0]) throw new CliError('usage: runlet cancel <run-id>', 2);
-      return cancelCommand({ configFile: values.config, env, runId: rest[0] });
+      return cancelCommand({ ...common, runId: arg! });
     case 'pause':
     case 'resume':
-      if (!rest[0]) throw new CliError(`usage: runlet ${command} <task>`, 2);
-      return pauseCommand({ configFile: values.config, env, task: rest[0], resume: command === 'resume' });
-    case 'backfill':
-      if (!rest[0]) throw new CliError('usage: runlet backfill <task> --from <time> --to <time>', 2);
-      return backfillCommand({ configFile: values.config, env, task: rest[0], from: values.from, to: values.to });
-    default:
-      throw new CliError(`unknown command "${command}"\n\n${USAGE}`, 2);
+      return pauseCommand({ ...common, task: arg!, resume: command === 'resume' });
+    default: // backfill: checkArgs knows no other command
+      return backfillCommand({ ...common, task: arg!, from: values.from, to: values.to });
   }
 }
 

@@ -56,6 +56,50 @@ tasks:
   });
 });
 
+describe('arguments: a file after the command, and nothing dropped silently', () => {
+  const BAD = write('bad-arg.yaml', 'tasks:\n  x: { image: runlet/busybox:local, shedule: "* * * * *" }\n');
+
+  it('validate FILE checks that file, not config/runlet.yaml', async () => {
+    const bad = await runCli(['validate', BAD], {}, dir);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain('bad-arg.yaml:2:37 tasks.x.shedule: unknown key "shedule"');
+    const good = await runCli(['validate', GOOD], {}, dir);
+    expect(good.code).toBe(0);
+    expect(good.stdout).toContain(`${GOOD}: ok, 3 tasks`);
+  });
+
+  it('start FILE loads that file (and stops at its errors before starting anything)', async () => {
+    const { code, stderr } = await runCli(['start', BAD], {}, dir);
+    expect(code).toBe(1);
+    expect(stderr).toContain('bad-arg.yaml:2:37 tasks.x.shedule');
+  });
+
+  it('-c and a FILE that disagree, an extra argument, or an option the command does not take: usage error, exit 2', async () => {
+    const both = await runCli(['validate', '-c', GOOD, BAD], {}, dir);
+    expect(both.code).toBe(2);
+    expect(both.stderr).toContain('two config files given');
+    const extra = await runCli(['validate', GOOD, 'more.yaml'], {}, dir);
+    expect(extra.code).toBe(2);
+    expect(extra.stderr).toContain('usage: runlet validate [FILE]: unexpected argument "more.yaml"');
+    const status = await runCli(['status', 'now'], {}, dir);
+    expect(status.code).toBe(2);
+    expect(status.stderr).toContain('unexpected argument "now"');
+    const option = await runCli(['validate', GOOD, '--wait'], {}, dir);
+    expect(option.code).toBe(2);
+    expect(option.stderr).toContain('--wait is not an option of "validate"');
+    const missing = await runCli(['logs'], {}, dir);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain('usage: runlet logs <run-id>: <run-id> is missing');
+  });
+
+  it('--help says that start and validate take the file', async () => {
+    const { code, stdout } = await runCli(['--help'], {}, dir);
+    expect(code).toBe(0);
+    expect(stdout).toContain('validate [FILE]');
+    expect(stdout).toContain('start [FILE]');
+  });
+});
+
 describe('runlet run / status / logs against a running daemon', () => {
   const ctx = useDaemonProcess(GOOD, 'cli-node');
 
