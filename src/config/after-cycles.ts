@@ -1,6 +1,6 @@
 import { got, isMap } from './describe.js';
 import { closest } from './did-you-mean.js';
-import type { Finding } from './resolve.js';
+import type { Finding } from './errors.js';
 import type { KeyPath } from './yaml-source.js';
 
 /**

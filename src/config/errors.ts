@@ -1,4 +1,15 @@
 import path from 'node:path';
+import type { KeyPath } from './yaml-source.js';
+
+/**
+ * A problem found by a check that spans keys (cross-field rules, trigger clashes, loops),
+ * placed at a key path; `load.ts` turns it into a ConfigIssue with line and column.
+ */
+export interface Finding {
+  readonly path: KeyPath;
+  readonly at: 'key' | 'value';
+  readonly message: string;
+}
 
 /** One problem in a config file, placed where the user has to edit it. */
 export interface ConfigIssue {

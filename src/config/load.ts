@@ -4,7 +4,7 @@ import { ConfigError, displayFile, formatIssue, formatPath } from './errors.js';
 import type { ConfigIssue } from './errors.js';
 import { deepFreeze } from './freeze.js';
 import { buildConfig, crossCheck } from './resolve.js';
-import type { Finding } from './resolve.js';
+import type { Finding } from './errors.js';
 import { interpolateValues, keepNumberSpelling } from './scalars.js';
 import { ConfigSchema } from './schema.js';
 import type { RunletConfig } from './types.js';

@@ -3,7 +3,7 @@ import { got, isMap } from './describe.js';
 import { closest } from './did-you-mean.js';
 import { withHints } from './editor-hints.js';
 import { countField, durationField, expected, fail, schemeOf, type Issue } from './fields.js';
-import type { Finding } from './resolve.js';
+import type { Finding } from './errors.js';
 import type { AlertEvent, AlertRule } from './types.js';
 import { parseDurationMs } from './units.js';
 import type { KeyPath } from './yaml-source.js';

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { got, isMap } from './describe.js';
 import { withHints } from './editor-hints.js';
 import { countField, expected, fail, schemeOf } from './fields.js';
-import type { Finding } from './resolve.js';
+import type { Finding } from './errors.js';
 import { mapOf, required } from './trigger-fields.js';
 import type { QueueTriggerConfig } from './types.js';
 

@@ -1,3 +1,4 @@
+import type { Finding } from './errors.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { got, isMap } from './describe.js';
@@ -19,12 +20,6 @@ import type { KeyPath } from './yaml-source.js';
  */
 
 /** A problem found on the data, to be placed on the YAML node at `path`. */
-export interface Finding {
-  readonly path: KeyPath;
-  readonly at: 'key' | 'value';
-  readonly message: string;
-}
-
 /**
  * Runs on the data as parsed, even when the schema failed elsewhere, so one pass shows
  * every problem; it reads fields defensively and leaves type errors to the schema.

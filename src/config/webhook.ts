@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { got, isMap } from './describe.js';
 import { withHints } from './editor-hints.js';
 import { choiceField, durationField, editorPattern, expected, fail, sizeField, type Issue } from './fields.js';
-import type { Finding } from './resolve.js';
+import type { Finding } from './errors.js';
 import { mapOf, wordListField } from './trigger-fields.js';
 import type { WebhookConfig } from './types.js';
 import { formatBytes, parseDurationMs, parseSizeBytes } from './units.js';

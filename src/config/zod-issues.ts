@@ -1,6 +1,6 @@
 import type { z } from 'zod';
 import { closest } from './did-you-mean.js';
-import type { Finding } from './resolve.js';
+import type { Finding } from './errors.js';
 import { allowedKeysAt } from './schema.js';
 
 /**
