@@ -17,7 +17,7 @@ import type { HttpDeps } from './http/deps.js';
 import { buildServer } from './http/server.js';
 import { ChangeFeed } from './http/live.js';
 import { startEmbeddedRedis } from './lib/embedded-redis.js';
-import { RunletEvents } from './lib/events.js';
+import { RunletEvents } from './runs/events.js';
 import { connect, describeTarget, redisOptions, type RedisTarget } from './lib/redis.js';
 import { Releasers } from './lib/releasers.js';
 import { DockerRuntime } from './runtime/docker.js';
@@ -29,14 +29,14 @@ import { EndedRuns } from './runs/ended.js';
 import { RunStore } from './runs/store.js';
 import { noteTasks } from './runs/daily-usage.js';
 import { startRetentionSweep } from './runs/retention.js';
-import { mongoStreams, StuckFinder } from './runs/stuck.js';
-import { loadWaitFacts, queuedEntries, WaitRecorder } from './runs/waiting.js';
+import { mongoStreams, StuckFinder } from './ops/stuck.js';
+import { loadWaitFacts, queuedEntries, WaitRecorder } from './ops/waiting.js';
 import { Alerts, type AlertsOptions } from './alerts/alerts.js';
 import type { RunRequest } from './runs/types.js';
 import { CronTrigger } from './triggers/cron.js';
 import { eventTriggers } from './triggers/events.js';
 import type { TriggerDeps } from './triggers/types.js';
-import { nextFireTimes } from './triggers/schedule.js';
+import { nextFireTimes } from './config/fire-times.js';
 import { manualRequest, retryRequest } from './triggers/manual.js';
 
 export interface DaemonOptions {

@@ -5,7 +5,7 @@ import type { RetryPolicy, TaskConfig } from '../src/config/types.js';
 import { recoverOutbox } from '../src/dispatch/enqueue.js';
 import { TaskQueues } from '../src/dispatch/queues.js';
 import { endAttempt, retryDelayMs, type AttemptEnd, type RetryDeps } from '../src/dispatch/retries.js';
-import { RunletEvents } from '../src/lib/events.js';
+import { RunletEvents } from '../src/runs/events.js';
 import { redisOptions } from '../src/lib/redis.js';
 import { RunStore } from '../src/runs/store.js';
 import { configFrom } from './helpers/daemon.js';

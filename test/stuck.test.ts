@@ -1,9 +1,9 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { findStuck, type StreamInfo } from '../src/runs/stuck.js';
+import { findStuck, type StreamInfo } from '../src/ops/stuck.js';
 import type { RunRecord } from '../src/runs/types.js';
-import { whyWaiting, type WaitFacts } from '../src/runs/waiting.js';
+import { whyWaiting, type WaitFacts } from '../src/ops/waiting.js';
 import { configFrom, removeClusterContainers, startTestDaemon, type TestDaemon } from './helpers/daemon.js';
 import { startTestRedis } from './helpers/redis.js';
 

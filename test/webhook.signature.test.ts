@@ -2,7 +2,7 @@ import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import type { RunRecord } from '../src/runs/types.js';
 import type { WebhookConfig } from '../src/config/types.js';
-import { acceptedAnswer, resultAnswer } from '../src/triggers/webhook/answer.js';
+import { acceptedAnswer, resultAnswer } from '../src/http/webhook-answer.js';
 import { deliveryOf } from '../src/triggers/webhook/delivery.js';
 import { allowedHeaders, decodeBody, webhookRequest } from '../src/triggers/webhook/request.js';
 import { signGithub, signHmac, verify } from '../src/triggers/webhook/signature.js';

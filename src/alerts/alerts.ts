@@ -3,12 +3,12 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { AlertRule, RunletConfig } from '../config/types.js';
 import type { Identity } from '../dispatch/identity.js';
-import type { RunletEvents } from '../lib/events.js';
+import type { RunletEvents } from '../runs/events.js';
 import type { EndedEntry } from '../runs/ended.js';
 import { EndedConsumer, type Handled } from '../runs/ended-consumer.js';
 import { PREFIX } from '../runs/keys.js';
 import type { RunStore } from '../runs/store.js';
-import type { StuckItem } from '../runs/stuck.js';
+import type { StuckItem } from '../ops/stuck.js';
 import { eventsFor, mayConcern, runAlert, stuckAlert } from './message.js';
 import { AlertSender, deliveryBudgetMs, type SenderOptions } from './sender.js';
 

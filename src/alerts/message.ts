@@ -1,5 +1,5 @@
 import type { AlertEvent, AlertRule } from '../config/types.js';
-import type { StuckItem } from '../runs/stuck.js';
+import type { StuckItem } from '../ops/stuck.js';
 import type { RunRecord, RunStatus } from '../runs/types.js';
 
 /** What an alert POST carries: Slack reads `text`; other receivers the rest. */

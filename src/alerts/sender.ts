@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { AlertRule } from '../config/types.js';
-import type { RunletEvents } from '../lib/events.js';
+import type { RunletEvents } from '../runs/events.js';
 import type { AlertBody } from './message.js';
 
 /** One alert on its way to one rule's receiver. */

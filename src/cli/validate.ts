@@ -1,7 +1,7 @@
 import type { RunletConfig } from '../config/types.js';
 import { formatBytes, formatDuration } from '../lib/format.js';
 import { describeTrigger, triggersOf } from '../triggers/describe.js';
-import { nextFireTimes } from '../triggers/schedule.js';
+import { nextFireTimes } from '../config/fire-times.js';
 import { loadOrExit, type CommonArgs } from './common.js';
 
 /** `runlet validate`: every error at once (exit 1), or each task with its next three fire times. */

@@ -1,6 +1,6 @@
 import type { TaskConfig } from '../config/types.js';
 import type { RunRequest } from '../runs/types.js';
-import { ticksBetween } from '../triggers/ticks.js';
+import { ticksBetween } from '../config/ticks.js';
 
 /** A backfill is for people fixing an outage; a range this large is more likely a typo. */
 export const BACKFILL_MAX_TICKS = 1000;

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { RunletConfig } from '../config/types.js';
-import type { RunletEvents } from '../lib/events.js';
+import type { RunletEvents } from '../runs/events.js';
 import type { RunStore } from '../runs/store.js';
 import type { RunRequest } from '../runs/types.js';
 import { firstSkipReason, type Policy } from './policies.js';

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { RetryPolicy, TaskConfig } from '../config/types.js';
-import type { RunletEvents } from '../lib/events.js';
+import type { RunletEvents } from '../runs/events.js';
 import { formatDuration } from '../lib/format.js';
 import type { RunStore } from '../runs/store.js';
 import type { AttemptRecord, RunStatus, Usage } from '../runs/types.js';

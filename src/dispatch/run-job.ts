@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { RunletConfig, TaskConfig } from '../config/types.js';
-import type { RunletEvents } from '../lib/events.js';
+import type { RunletEvents } from '../runs/events.js';
 import type { RunFailedToStartLike } from './failure.js';
 import { describeFailure } from './failure.js';
 import type { PreparedRun, RunResult, RunSpec, Runtime } from '../runtime/types.js';

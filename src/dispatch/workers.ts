@@ -2,7 +2,7 @@ import { WaitingError, Worker, type ConnectionOptions } from 'bullmq';
 import type { Logger } from 'pino';
 import type { RunletConfig, TaskConfig } from '../config/types.js';
 import { BULL_PREFIX } from '../runs/keys.js';
-import type { RunletEvents } from '../lib/events.js';
+import type { RunletEvents } from '../runs/events.js';
 import type { NodeAdmission } from './admission.js';
 import type { RunJobData } from './queues.js';
 

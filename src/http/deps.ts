@@ -3,11 +3,11 @@ import type { RunletConfig } from '../config/types.js';
 import type { BackfillResult } from '../dispatch/backfill.js';
 import type { Redis } from 'ioredis';
 import type { Enqueued } from '../dispatch/enqueue.js';
-import type { RunletEvents } from '../lib/events.js';
+import type { RunletEvents } from '../runs/events.js';
 import type { ChangeFeed } from './live.js';
 import type { EndedRuns } from '../runs/ended.js';
 import type { RunStore } from '../runs/store.js';
-import type { StuckItem } from '../runs/stuck.js';
+import type { StuckItem } from '../ops/stuck.js';
 import type { RunRecord, RunRequest } from '../runs/types.js';
 
 /**

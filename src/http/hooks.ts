@@ -3,7 +3,7 @@ import type { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyReply, F
 import type { TaskConfig, WebhookConfig } from '../config/types.js';
 import { closest as didYouMean } from '../config/did-you-mean.js';
 import { PREFIX } from '../runs/keys.js';
-import { acceptedAnswer, resultAnswer, type Answer } from '../triggers/webhook/answer.js';
+import { acceptedAnswer, resultAnswer, type Answer } from './webhook-answer.js';
 import { deliveryOf } from '../triggers/webhook/delivery.js';
 import { decodeBody, webhookRequest } from '../triggers/webhook/request.js';
 import { verify } from '../triggers/webhook/signature.js';

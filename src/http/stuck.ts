@@ -1,5 +1,5 @@
 import type { FastifyPluginAsync } from 'fastify';
-import type { StuckItem } from '../runs/stuck.js';
+import type { StuckItem } from '../ops/stuck.js';
 import type { HttpDeps } from './deps.js';
 
 /** The API form of a stuck item: times as ISO strings, how long as a number. */

@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { RunletConfig } from '../config/types.js';
-import type { RunletEvents } from '../lib/events.js';
+import type { RunletEvents } from './events.js';
 import type { RunRecord } from './types.js';
 
 /** A task queue's counts, as BullMQ keeps them cluster-wide. */

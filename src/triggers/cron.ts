@@ -3,8 +3,8 @@ import type { Logger } from 'pino';
 import type { TaskConfig } from '../config/types.js';
 import { formatDuration } from '../lib/format.js';
 import type { RunRequest } from '../runs/types.js';
-import { cronOf } from './schedule.js';
-import { ticksBetween } from './ticks.js';
+import { cronOf } from '../config/fire-times.js';
+import { ticksBetween } from '../config/ticks.js';
 
 export type Submit = (request: RunRequest, opts: { cronMarker: boolean; skipReason?: string }) => Promise<{ runId: string; created: boolean }>;
 
