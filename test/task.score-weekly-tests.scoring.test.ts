@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { nextFireTimes } from '../src/triggers/schedule.js';
+import { nextFireTimes } from '../src/config/fire-times.js';
 import { buildReports, summaryCsv } from '../tasks/score-weekly-tests/report.js';
 import { gradeFor, matches, parseAnswerKey, parseSubmission, scoreSubmission, type AnswerKey, type Question } from '../tasks/score-weekly-tests/score.js';
 import { formatWeek, isoWeekOfDate, parseWeek, weekDates, weekToScore } from '../tasks/score-weekly-tests/week.js';

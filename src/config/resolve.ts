@@ -1,10 +1,11 @@
+import { DEFAULTS } from './defaults.js';
 import type { Finding } from './errors.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { got, isMap } from './describe.js';
 import { afterFindings } from './after-cycles.js';
 import { resolveRetries, retryDelayFindings } from './retries.js';
-import { BUILTIN_DEFAULTS, TASK_NAME } from './schema.js';
+import { TASK_NAME } from './schema.js';
 import type { RawConfig } from './schema.js';
 import { queueClashFindings, resolveAfter, resolveMongo, resolveQueue, resolveWebhook, webhookFindings } from './triggers.js';
 import type { Payload } from './triggers.js';
@@ -96,16 +97,16 @@ export function buildConfig(raw: RawConfig, file: string): RunletConfig {
   const d = raw.defaults ?? {};
   // Built-ins are literals known to parse; `!` only states that.
   const base = {
-    timezone: d.timezone ?? BUILTIN_DEFAULTS.timezone,
-    memoryBytes: d.memory ?? parseSizeBytes(BUILTIN_DEFAULTS.memory)!,
-    cpus: d.cpus ?? BUILTIN_DEFAULTS.cpus,
-    timeoutMs: d.timeout ?? parseDurationMs(BUILTIN_DEFAULTS.timeout)!,
-    killGraceMs: d.killGrace ?? parseDurationMs(BUILTIN_DEFAULTS.killGrace)!,
-    pids: d.pids ?? BUILTIN_DEFAULTS.pids,
+    timezone: d.timezone ?? DEFAULTS.timezone,
+    memoryBytes: d.memory ?? parseSizeBytes(DEFAULTS.memory)!,
+    cpus: d.cpus ?? DEFAULTS.cpus,
+    timeoutMs: d.timeout ?? parseDurationMs(DEFAULTS.timeout)!,
+    killGraceMs: d.killGrace ?? parseDurationMs(DEFAULTS.killGrace)!,
+    pids: d.pids ?? DEFAULTS.pids,
     maxPayloadBytes: d.maxPayload ?? DEFAULT_MAX_PAYLOAD_BYTES,
     user: d.user,
-    readOnly: d.readOnly ?? false,
-    network: d.network ?? 'bridge',
+    readOnly: d.readOnly ?? DEFAULTS.readOnly,
+    network: d.network ?? DEFAULTS.network,
   };
   const tasks: Record<string, TaskConfig> = {};
   for (const [name, rawTask] of Object.entries(raw.tasks ?? {})) {
@@ -132,13 +133,13 @@ export function buildConfig(raw: RawConfig, file: string): RunletConfig {
       ...((t.user ?? base.user) !== undefined && { user: t.user ?? base.user }),
       readOnly: t.readOnly ?? base.readOnly,
       network: t.network ?? base.network,
-      suspended: t.suspended ?? false,
-      catchupMs: t.catchup ?? 0,
+      suspended: t.suspended ?? DEFAULTS.suspended,
+      catchupMs: t.catchup ?? parseDurationMs(DEFAULTS.catchup)!,
       pool: t.pool ?? DEFAULT_POOL,
-      concurrency: t.concurrency ?? 1,
-      overlap: t.overlap ?? 'queue',
-      maxQueued: t.maxQueued ?? 100,
-      jitterMs: t.jitter ?? 0,
+      concurrency: t.concurrency ?? DEFAULTS.concurrency,
+      overlap: t.overlap ?? DEFAULTS.overlap,
+      maxQueued: t.maxQueued ?? DEFAULTS.maxQueued,
+      jitterMs: t.jitter ?? parseDurationMs(DEFAULTS.jitter)!,
       retries: resolveRetries(t.retries, d.retries),
       // crossCheck refuses a webhook: with nothing under it (no secret), so null never gets here.
       ...(t.webhook !== undefined && { webhook: resolveWebhook(t.webhook, maxPayloadBytes) }),
@@ -149,7 +150,7 @@ export function buildConfig(raw: RawConfig, file: string): RunletConfig {
   }
   return {
     file,
-    retention: { runsPerTask: raw.retention?.runs ?? BUILTIN_DEFAULTS.retentionRuns, ...(raw.retention?.maxAge !== undefined && { maxAgeMs: raw.retention.maxAge }) },
+    retention: { runsPerTask: raw.retention?.runs ?? DEFAULTS.retentionRuns, ...(raw.retention?.maxAge !== undefined && { maxAgeMs: raw.retention.maxAge }) },
     node: raw.node?.memory !== undefined ? { memoryBytes: raw.node.memory } : {},
     pools: buildPools(raw),
     tasks,
@@ -159,8 +160,8 @@ export function buildConfig(raw: RawConfig, file: string): RunletConfig {
 }
 
 /** Tasks without `pool:` share this one; defining it under `pools:` overrides its limits. */
-export const DEFAULT_POOL = 'default';
-const DEFAULT_POOL_CONCURRENCY = 8;
+export const DEFAULT_POOL = DEFAULTS.pool;
+const DEFAULT_POOL_CONCURRENCY = DEFAULTS.poolConcurrency;
 
 function buildPools(raw: RawConfig): Record<string, PoolConfig> {
   const pools: Record<string, PoolConfig> = { [DEFAULT_POOL]: { name: DEFAULT_POOL, concurrency: DEFAULT_POOL_CONCURRENCY } };
@@ -185,7 +186,7 @@ function admissionProblems(raw: Record<string, unknown>, name: string, t: Record
     const known = [DEFAULT_POOL, ...Object.keys(pools)].join(', ');
     return [{ path: [...at, 'pool'], at: 'value', message: `unknown pool ${got(poolName)}${hint ? ` (did you mean "${hint}"?)` : ''}; pools: ${known}` }];
   }
-  const memory = sizeOf(t.memory) ?? sizeOf(defaults.memory) ?? parseSizeBytes(BUILTIN_DEFAULTS.memory)!;
+  const memory = sizeOf(t.memory) ?? sizeOf(defaults.memory) ?? parseSizeBytes(DEFAULTS.memory)!;
   const where: KeyPath = t.memory !== undefined ? [...at, 'memory'] : at;
   const whereAt = t.memory !== undefined ? 'value' : 'key';
   const pool = isMap(pools[poolName]) ? pools[poolName] : {};
@@ -201,4 +202,4 @@ function admissionProblems(raw: Record<string, unknown>, name: string, t: Record
 }
 
 /** 1 MiB: a payload is an event, not a data set (put data in S3 and send its key). */
-export const DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024;
+export const DEFAULT_MAX_PAYLOAD_BYTES = parseSizeBytes(DEFAULTS.maxPayload)!;

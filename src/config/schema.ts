@@ -1,3 +1,4 @@
+import { DEFAULTS, defaultNote } from './defaults.js';
 import { z } from 'zod';
 import { got } from './describe.js';
 import {
@@ -29,18 +30,6 @@ import { ALERT_KEYS, alertsField, STUCK_KEYS, stuckField } from './ops.js';
  * merged there too, so this schema doubles as the editor's JSON Schema without lying.
  */
 
-/** Built-in values for what `defaults:` leaves out. `image` deliberately has none. */
-export const BUILTIN_DEFAULTS = {
-  memory: '256m',
-  cpus: 0.5,
-  timeout: '15m',
-  killGrace: '10s',
-  // A cluster of daemons must agree on when a tick is, so never the host's zone.
-  timezone: 'UTC',
-  pids: 256,
-  retentionRuns: 100,
-} as const;
-
 /** A map level may be left empty in YAML (`env:` with nothing under it) and means {}. */
 function mapError(what: string) {
   return (iss: { code?: string; input?: unknown }) => {
@@ -67,16 +56,16 @@ export const DefaultsSchema = z
   .strictObject(
     {
       image: imageField('Image for tasks that set neither `image:` nor `build:`. No built-in default.').optional(),
-      memory: withHints(limits.memory('Default 256m.').optional(), { default: BUILTIN_DEFAULTS.memory }),
-      cpus: withHints(limits.cpus('Default 0.5.').optional(), { default: BUILTIN_DEFAULTS.cpus }),
-      timeout: withHints(limits.timeout('Default 15m.').optional(), { default: BUILTIN_DEFAULTS.timeout }),
-      killGrace: withHints(limits.killGrace('Default 10s.').optional(), { default: BUILTIN_DEFAULTS.killGrace }),
-      timezone: withHints(limits.timezone('Default UTC.').optional(), { default: BUILTIN_DEFAULTS.timezone }),
-      pids: withHints(limits.pids('Default 256.').optional(), { default: BUILTIN_DEFAULTS.pids }),
-      maxPayload: withHints(limits.maxPayload('Default 1m.').optional(), { default: '1m' }),
+      memory: withHints(limits.memory(defaultNote('memory')).optional(), { default: DEFAULTS.memory }),
+      cpus: withHints(limits.cpus(defaultNote('cpus')).optional(), { default: DEFAULTS.cpus }),
+      timeout: withHints(limits.timeout(defaultNote('timeout')).optional(), { default: DEFAULTS.timeout }),
+      killGrace: withHints(limits.killGrace(defaultNote('killGrace')).optional(), { default: DEFAULTS.killGrace }),
+      timezone: withHints(limits.timezone(defaultNote('timezone')).optional(), { default: DEFAULTS.timezone }),
+      pids: withHints(limits.pids(defaultNote('pids')).optional(), { default: DEFAULTS.pids }),
+      maxPayload: withHints(limits.maxPayload(defaultNote('maxPayload')).optional(), { default: DEFAULTS.maxPayload }),
       user: limits.user('No default.').optional(),
-      readOnly: withHints(limits.readOnly('Default false.').optional(), { default: false }),
-      network: withHints(limits.network('Default bridge.').optional(), { default: 'bridge' }),
+      readOnly: withHints(limits.readOnly(defaultNote('readOnly')).optional(), { default: DEFAULTS.readOnly }),
+      network: withHints(limits.network(defaultNote('network')).optional(), { default: DEFAULTS.network }),
       retries: retriesField('built-in').optional(),
     },
     { error: mapError('a map of default task settings') },
@@ -109,22 +98,22 @@ export const TaskSchema = z
       network: limits.network('Defaults to defaults.network.').optional(),
       pool: textField('Pool whose per-node concurrency and memory budget this task shares. Default: the pool named default.').optional(),
       concurrency: withHints(
-        countField('Runs of this task at once, across all daemons (cluster-wide). Default 1.', 'runs', 1).optional(),
-        { default: 1 },
+        countField(`Runs of this task at once, across all daemons (cluster-wide). ${defaultNote('concurrency')}`, 'runs', 1).optional(),
+        { default: DEFAULTS.concurrency },
       ),
       overlap: withHints(
-        overlapField('When the task is at its concurrency: queue (wait, up to maxQueued), bufferOne, skip, replace (cancel the oldest running run) or allow (ignore the task limit). Default queue.').optional(),
-        { default: 'queue' },
+        overlapField('When the task is at its concurrency: queue (wait, up to maxQueued), bufferOne, skip, replace (cancel the oldest running run) or allow (ignore the task limit). ' + defaultNote('overlap')).optional(),
+        { default: DEFAULTS.overlap },
       ),
-      maxQueued: withHints(countField('Most runs waiting with overlap: queue; beyond it new runs are skipped. Default 100.', 'runs', 100).optional(), {
-        default: 100,
+      maxQueued: withHints(countField(`Most runs waiting with overlap: queue; beyond it new runs are skipped. ${defaultNote('maxQueued')}`, 'runs', 100).optional(), {
+        default: DEFAULTS.maxQueued,
       }),
       jitter: withHints(durationField('Random delay of up to this much per cron tick, to spread load. Default 0.', 0, '0s').optional(), {
-        default: '0s',
+        default: DEFAULTS.jitter,
       }),
       suspended: withHints(
-        boolField('true: the schedule keeps ticking but each tick is recorded as skipped, like Kubernetes suspend. Default false.').optional(),
-        { default: false },
+        boolField('true: the schedule keeps ticking but each tick is recorded as skipped, like Kubernetes suspend. ' + defaultNote('suspended')).optional(),
+        { default: DEFAULTS.suspended },
       ),
       catchup: withHints(
         durationField(
@@ -132,7 +121,7 @@ export const TaskSchema = z
           0,
           '0s',
         ).optional(),
-        { default: '0s' },
+        { default: DEFAULTS.catchup },
       ),
       retries: retriesField('defaults').optional(),
       webhook: webhookField().optional(),
@@ -158,7 +147,7 @@ export const NodeSchema = z
 export const PoolSchema = z
   .strictObject(
     {
-      concurrency: withHints(countField('Runs of this pool at once on one node. Default 8.', 'runs', 8).optional(), { default: 8 }),
+      concurrency: withHints(countField(`Runs of this pool at once on one node. ${defaultNote('poolConcurrency')}`, 'runs', 8).optional(), { default: DEFAULTS.poolConcurrency }),
       memory: memoryField('Memory budget of this pool on one node (sum of its runs\' memory limits). No budget when unset.').optional(),
     },
     { error: mapError('a map like { concurrency: 2, memory: 4g }') },
@@ -169,8 +158,8 @@ export const PoolSchema = z
 export const RetentionSchema = z
   .strictObject(
     {
-      runs: withHints(countField('Finished runs kept per task; older ones are deleted. Default 100.', 'runs', 100).optional(), {
-        default: BUILTIN_DEFAULTS.retentionRuns,
+      runs: withHints(countField(`Finished runs kept per task; older ones are deleted. ${defaultNote('retentionRuns')}`, 'runs', 100).optional(), {
+        default: DEFAULTS.retentionRuns,
       }),
       maxAge: durationField(
         'Finished runs created longer ago than this are deleted too, whatever their count, also for tasks that no longer run. Default: none (kept by count only).',
@@ -195,7 +184,7 @@ export const ConfigSchema = z
         .record(z.string(), PoolSchema, { error: mapError('a map of pool names to { concurrency, memory }') })
         .nullable()
         .optional()
-        .meta({ description: 'Pools by name. Tasks without `pool:` share the pool named default (concurrency 8, no memory budget, unless defined here).' }),
+        .meta({ description: `Pools by name. Tasks without \`pool:\` share the pool named ${DEFAULTS.pool} (concurrency ${DEFAULTS.poolConcurrency}, no memory budget, unless defined here).` }),
       tasks: z
         .record(z.string(), TaskSchema, {
           error: (iss: { code?: string; input?: unknown }) => {

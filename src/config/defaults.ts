@@ -1,0 +1,33 @@
+/**
+ * Every built-in default of runlet.yaml, in one table: resolve.ts merges them, the schema
+ * states them in its descriptions (and so in the editor's JSON Schema and its hints), and
+ * the README's config reference repeats them. Written as a user writes them in the file;
+ * resolve.ts parses the sizes and durations with the same functions as the user's values.
+ */
+export const DEFAULTS = {
+  memory: '256m',
+  cpus: 0.5,
+  timeout: '15m',
+  killGrace: '10s',
+  // A cluster of daemons must agree on when a tick is, so never the host's zone.
+  timezone: 'UTC',
+  pids: 256,
+  maxPayload: '1m',
+  readOnly: false,
+  network: 'bridge',
+  concurrency: 1,
+  overlap: 'queue',
+  maxQueued: 100,
+  jitter: '0s',
+  suspended: false,
+  catchup: '0s',
+  /** Tasks without `pool:` share this pool; defining it under `pools:` overrides its limits. */
+  pool: 'default',
+  poolConcurrency: 8,
+  retentionRuns: 100,
+} as const;
+
+/** "Default 256m." for a schema description, from the table, so the two never disagree. */
+export function defaultNote(key: keyof typeof DEFAULTS, suffix = ''): string {
+  return `Default ${String(DEFAULTS[key])}${suffix}.`;
+}
