@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { configFrom, removeClusterContainers, startTestDaemon, type TestDaemon } from './helpers/daemon.js';
 import { startTestRedis } from './helpers/redis.js';
+import { until } from './helpers/until.js';
 
 interface Received {
   readonly path: string;
@@ -39,16 +40,6 @@ async function startReceiver(): Promise<{ url: string; got: Received[]; hits: Ma
       await new Promise((r) => server.close(r));
     },
   };
-}
-
-async function until<T>(what: string, fn: () => T | undefined, ms = 20_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ChangeFeed, liveRoutes } from '../src/http/live.js';
 import { CHANGES_CHANNEL } from '../src/runs/scripts.js';
 import { configFrom, startTestDaemon, useDaemon, type TestDaemon } from './helpers/daemon.js';
+import { until } from './helpers/until.js';
 
 const CONFIG = `
 defaults: { image: runlet/busybox:local, memory: 16m, timeout: 30s, killGrace: 1s }
@@ -79,14 +80,6 @@ function openEvents(url: string, token = TOKEN) {
 
 const numsub = async (redis: Redis): Promise<number> => Number(((await redis.pubsub('NUMSUB', CHANGES_CHANNEL)) as [string, number])[1]);
 
-async function until(check: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 describe('GET /api/events', () => {
   let probe: Redis;
   beforeAll(() => {
@@ -143,7 +136,7 @@ describe('GET /api/events', () => {
     expect(await numsub(probe)).toBe(1);
     clients[2].close();
     // The server saw every client go: the last one's leaving unsubscribes.
-    await until(async () => (await numsub(probe)) === 0);
+    await until('the condition', async () => (await numsub(probe)) === 0);
     await Promise.all(clients.map((c) => c.done));
   });
 });
@@ -159,7 +152,7 @@ describe('the live plugin on its own', () => {
     const url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}/events`;
     const sse = openEvents(url);
     await sse.ready();
-    await until(async () => sse.comments.some((c) => c.startsWith(': ping')), 2000);
+    await until('the condition', async () => sse.comments.some((c) => c.startsWith(': ping')), 2000);
     expect(feed.size).toBe(1);
 
     const publisher = new Redis({ path: ctx.redis.path });
@@ -178,7 +171,7 @@ describe('the live plugin on its own', () => {
     });
     expect(feed.size).toBe(2);
     gone.destroy();
-    await until(async () => feed.size === 1);
+    await until('the condition', async () => feed.size === 1);
 
     // close() must not wait forever on a stream that never ends by itself.
     const started = Date.now();

@@ -6,16 +6,7 @@ import type { RunRecord } from '../src/runs/types.js';
 import { whyWaiting, type WaitFacts } from '../src/ops/waiting.js';
 import { configFrom, removeClusterContainers, startTestDaemon, type TestDaemon } from './helpers/daemon.js';
 import { startTestRedis } from './helpers/redis.js';
-
-async function until<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, ms = 20_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+import { until } from './helpers/until.js';
 
 const UNIT = configFrom(`
 defaults: { image: runlet/busybox:local, timeout: 1m, killGrace: 10s }

@@ -8,6 +8,7 @@ import { HistoryLost, Invalidated } from '../src/triggers/mongo/source.js';
 import { readState } from '../src/triggers/mongo/state.js';
 import { StreamWatcher, type WatcherDeps } from '../src/triggers/mongo/watcher.js';
 import { configFrom, LogLines, useDaemon } from './helpers/daemon.js';
+import { until } from './helpers/until.js';
 
 // The driver side against a real replica set (change streams need one). Without MONGO_URL
 // this file is skipped, and says so in one line that is hard to miss.
@@ -25,16 +26,6 @@ defaults: { image: runlet/busybox:local, timeout: 30s }
 tasks:
   app-starts: { command: ["true"], overlap: allow }
 `;
-
-async function until<T>(what: string, probe: () => Promise<T | undefined | false>, ms = 20_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 describe.skipIf(!MONGO_URL)(`mongo change streams against a real replica set (${MONGO_URL ? MONGO_URL.replace(/\/\/[^@]*@/, '//***@') : SKIPPED})`, () => {
   const ctx = useDaemon(YAML);

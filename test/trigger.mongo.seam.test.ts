@@ -14,6 +14,7 @@ import { HistoryLost, type ChangeEvent, type ChangeFeed, type ChangeSource, type
 import { readState, StreamState } from '../src/triggers/mongo/state.js';
 import { StreamWatcher, UNCONFIGURED_REASON, type WatcherDeps } from '../src/triggers/mongo/watcher.js';
 import { configFrom, LogLines, useDaemon } from './helpers/daemon.js';
+import { until } from './helpers/until.js';
 
 // The lease, cursor and dedupe logic against a real Redis and real runs (an in-process
 // daemon's submit), with MongoDB replaced by an in-test change source. The driver side is
@@ -131,16 +132,6 @@ class FakeSource implements ChangeSource {
         }
       },
     };
-  }
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined | false>, ms = 10_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
   }
 }
 

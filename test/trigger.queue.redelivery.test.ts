@@ -8,6 +8,7 @@ import type { RunRequest } from '../src/runs/types.js';
 import { QueueTrigger } from '../src/triggers/queue.js';
 import type { TriggerDeps } from '../src/triggers/types.js';
 import { configFrom, useDaemon } from './helpers/daemon.js';
+import { until } from './helpers/until.js';
 
 // The windows a crash can hit, made deterministic: a trigger whose submit hangs (before or
 // after the run is recorded) is stopped as a dead daemon would be, and a second trigger on
@@ -79,14 +80,6 @@ describe('a source job interrupted between receipt and completion', () => {
       };
   }
 
-  async function until(pred: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
-    const deadline = Date.now() + ms;
-    while (!(await pred())) {
-      if (Date.now() > deadline) throw new Error('condition not met in time');
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-
   const runsOfKey = async (key: string) => (await ctx.daemon.store.list({ task: 'echo', limit: 500 })).filter((r) => r.dedupeKey === key);
   /** The return value the run's record calls for (output absent only if another suite removed the container first). */
   const resultFor = async (runId: string, data: unknown) => {
@@ -99,7 +92,7 @@ describe('a source job interrupted between receipt and completion', () => {
     const calls: RunRequest[] = [];
     const a = await trigger('before', hangOnce('before-record', calls));
     const job = await add('j1', { n: 1 });
-    await until(() => calls.length === 1);
+    await until('the condition', () => calls.length === 1);
     await a.stop();
     // Nothing was written for the job by the stopped trigger: it is still active, held by a lapsing lock.
     expect(await job.getState()).toBe('active');
@@ -118,7 +111,7 @@ describe('a source job interrupted between receipt and completion', () => {
     const calls: RunRequest[] = [];
     const a = await trigger('after', hangOnce('after-record', calls));
     const job = await add('j1', { n: 2 });
-    await until(async () => (await runsOfKey('echo:queue:after:j1')).length === 1);
+    await until('the condition', async () => (await runsOfKey('echo:queue:after:j1')).length === 1);
     const [first] = await runsOfKey('echo:queue:after:j1');
     await a.stop();
 
