@@ -22,6 +22,15 @@ export const DURATION_BUCKETS = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300
 /** Waits are mostly short (a free worker picks a run up in milliseconds), long ones matter. */
 export const QUEUE_WAIT_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600];
 
+const PROCESS_PREFIX = 'runlet_process_';
+
+/**
+ * prom-client's default metrics that break the naming conventions: gauges named `_total`
+ * (promtool: "non-counter metrics should not have _total suffix"). Each is the sum of its
+ * by-type gauge (`nodejs_active_handles` and so on), which stays: nothing is lost.
+ */
+const MISNAMED_DEFAULT_METRICS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
+
 /**
  * Prometheus metrics, fed by the daemon's typed events. Counters and histograms count what
  * happened in this process, as Prometheus expects: sum them over the daemons of a cluster.
@@ -99,7 +108,8 @@ export class RunletMetrics {
     events: RunletEvents,
     private readonly opts: MetricsOptions = {},
   ) {
-    collectDefaultMetrics({ register: this.registry, prefix: 'runlet_process_' });
+    collectDefaultMetrics({ register: this.registry, prefix: PROCESS_PREFIX });
+    for (const name of MISNAMED_DEFAULT_METRICS) this.registry.removeSingleMetric(PROCESS_PREFIX + name);
     this.clusterGauges();
     events.on('run:finished', (e) => {
       this.finished.inc({ task: e.task, status: e.status });
