@@ -15,7 +15,8 @@ die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
 # command → package that provides it. docker-compose validates docker-compose.yml in a
 # test (Debian's v1; `docker compose config` where the v2 plugin exists). chromium drives the dashboard's browser tests
 # (playwright-core launches /usr/bin/chromium; it never downloads a browser of its own).
-declare -A NEED=( [dockerd]=docker.io [redis-server]=redis-server [busybox]=busybox-static [chromium]=chromium [docker-compose]=docker-compose )
+# promtool (Debian's prometheus package) lints the live /metrics page in a test.
+declare -A NEED=( [dockerd]=docker.io [redis-server]=redis-server [busybox]=busybox-static [chromium]=chromium [docker-compose]=docker-compose [promtool]=prometheus )
 missing=()
 for cmd in "${!NEED[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${NEED[$cmd]}")
@@ -32,6 +33,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >/dev/null
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # The prometheus package also enables a Prometheus server (:9090) where systemd runs
+  # services; only promtool is wanted, so a server this install started is stopped again.
+  # (In a container, policy-rc.d or the lack of systemd means nothing was started.)
+  if [[ " ${missing[*]} " == *" prometheus "* ]] && [ -d /run/systemd/system ] && systemctl is-enabled --quiet prometheus.service 2>/dev/null; then
+    say "disabling the prometheus.service its package enabled (set-up only wants promtool)"
+    systemctl disable --now prometheus.service >/dev/null 2>&1 || say "could not disable prometheus.service; stop it with: systemctl disable --now prometheus"
+  fi
 fi
 
 # --- node modules and build -----------------------------------------------------------

@@ -95,8 +95,10 @@ describe('GET /metrics moves as runs happen', () => {
     const cs = value(after, 'runlet_container_seconds_total', { task: 'ok' });
     expect(cs).toBeGreaterThan(0.3);
     expect(cs).toBeCloseTo(okRun.usage!.containerSeconds, 5);
-    // 64 MiB is 1/16 GiB.
-    expect(value(after, 'runlet_gb_seconds_total', { task: 'ok' })).toBeCloseTo(cs / 16, 5);
+    // Memory in bytes × seconds: 64 MiB for cs seconds, and the run record's gbSeconds in bytes.
+    const byteSeconds = value(after, 'runlet_memory_limit_byte_seconds_total', { task: 'ok' });
+    expect(byteSeconds).toBeCloseTo(64 * 2 ** 20 * cs, -4);
+    expect(byteSeconds).toBe(okRun.usage!.gbSeconds * 2 ** 30);
   });
 
   it('counts trigger events as accepted or duplicate', async () => {

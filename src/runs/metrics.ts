@@ -22,6 +22,16 @@ export const DURATION_BUCKETS = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300
 /** Waits are mostly short (a free worker picks a run up in milliseconds), long ones matter. */
 export const QUEUE_WAIT_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600];
 
+const GIB = 2 ** 30;
+const PROCESS_PREFIX = 'runlet_process_';
+
+/**
+ * prom-client's default metrics that break the naming conventions: gauges named `_total`
+ * (promtool: "non-counter metrics should not have _total suffix"). Each is the sum of its
+ * by-type gauge (`nodejs_active_handles` and so on), which stays: nothing is lost.
+ */
+const MISNAMED_DEFAULT_METRICS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
+
 /**
  * Prometheus metrics, fed by the daemon's typed events. Counters and histograms count what
  * happened in this process, as Prometheus expects: sum them over the daemons of a cluster.
@@ -62,9 +72,11 @@ export class RunletMetrics {
     labelNames: ['task'] as const,
     registers: [this.registry],
   });
-  private readonly gbSeconds = new Counter({
-    name: 'runlet_gb_seconds_total',
-    help: 'Memory limit in GiB times seconds run, by task (as AWS Lambda counts GB-seconds).',
+  // Base units, as Prometheus names them: bytes × seconds, not the GB-seconds of the JSON
+  // API's usage.gbSeconds (divide by 2^30 for those). promtool flags "gb" as an abbreviation.
+  private readonly memoryLimitByteSeconds = new Counter({
+    name: 'runlet_memory_limit_byte_seconds_total',
+    help: 'Memory limit in bytes times seconds run, by task (every attempt of a run, counted when the run ends; divided by 2^30 it is the GB-seconds AWS Lambda counts).',
     labelNames: ['task'] as const,
     registers: [this.registry],
   });
@@ -99,7 +111,8 @@ export class RunletMetrics {
     events: RunletEvents,
     private readonly opts: MetricsOptions = {},
   ) {
-    collectDefaultMetrics({ register: this.registry, prefix: 'runlet_process_' });
+    collectDefaultMetrics({ register: this.registry, prefix: PROCESS_PREFIX });
+    for (const name of MISNAMED_DEFAULT_METRICS) this.registry.removeSingleMetric(PROCESS_PREFIX + name);
     this.clusterGauges();
     events.on('run:finished', (e) => {
       this.finished.inc({ task: e.task, status: e.status });
@@ -121,7 +134,7 @@ export class RunletMetrics {
   private ended(record: RunRecord): void {
     if (record.usage) {
       this.containerSeconds.inc({ task: record.task }, record.usage.containerSeconds);
-      this.gbSeconds.inc({ task: record.task }, record.usage.gbSeconds);
+      this.memoryLimitByteSeconds.inc({ task: record.task }, record.usage.gbSeconds * GIB);
     }
     const last = record.attempts.at(-1);
     const startedAt = last?.startedAt ?? record.startedAt;
