@@ -1,16 +1,40 @@
 import { defineConfig } from 'vitest/config';
 
-// Test files are independent (each starts its own Redis on a private socket and labels
-// its containers), so they run in parallel; the global teardown fails the suite if any
-// runlet-labelled container is left behind.
+/**
+ * Two projects. `pure`: files that start nothing (no Redis, no Docker, no process), so
+ * `npx vitest run --project pure` answers in seconds on any machine. `infra`: the rest,
+ * each file with its own Redis on a private socket and its own labelled containers, run in
+ * parallel; its global teardown fails the suite if any runlet-labelled container is left.
+ * `npm test` runs both.
+ */
+const PURE = [
+  'test/architecture.test.ts',
+  'test/config.*.test.ts',
+  'test/cli.labels.test.ts',
+  'test/webhook.signature.test.ts',
+  'test/log-cursor.test.ts',
+  'test/run-status.test.ts',
+];
+
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
-    pool: 'forks',
-    maxWorkers: 4,
-    testTimeout: 60_000,
-    hookTimeout: 60_000,
-    globalSetup: ['test/global-setup.ts'],
     reporters: ['default'],
+    projects: [
+      {
+        test: { name: 'pure', include: PURE, pool: 'threads' },
+      },
+      {
+        test: {
+          name: 'infra',
+          include: ['test/**/*.test.ts'],
+          exclude: PURE,
+          pool: 'forks',
+          maxWorkers: 4,
+          testTimeout: 60_000,
+          hookTimeout: 60_000,
+          globalSetup: ['test/global-setup.ts'],
+        },
+      },
+    ],
   },
 });
