@@ -38,6 +38,7 @@ import { eventTriggers } from './triggers/events.js';
 import type { TriggerDeps } from './triggers/types.js';
 import { nextFireTimes } from './config/fire-times.js';
 import { manualRequest, retryRequest } from './triggers/manual.js';
+import { resetStream } from './triggers/mongo/cursor.js';
 
 export interface DaemonOptions {
   readonly config: RunletConfig;
@@ -222,6 +223,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
         docker: await docker.ping().then(() => ({ ok: true }), (e) => ({ ok: false, detail: String(e.message ?? e) })),
       }),
       stuck: (now) => stuck.find(now),
+      resetStream: (task) => resetStream(redis, task),
       status: async () => {
         // Each list read once, in parallel; the wait explanations reuse them.
         const [live, running, queued] = await Promise.all([

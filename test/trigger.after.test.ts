@@ -2,7 +2,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../src/lib/logger.js';
 import { keys } from '../src/runs/keys.js';
-import { RunStore } from '../src/runs/store.js';
+import { RunStore, type RunReader } from '../src/runs/store.js';
 import type { RunRecord } from '../src/runs/types.js';
 import { AFTER_GROUP, AfterTrigger } from '../src/triggers/after.js';
 import type { TriggerDeps } from '../src/triggers/types.js';
@@ -122,7 +122,7 @@ describe('after: a daemon that died before acknowledging', () => {
     const deps = (daemonId: string): TriggerDeps =>
       ({
         config,
-        store,
+        store: store as RunReader,
         redis: conn,
         identity: { node: 'n', clusterId: 'c', daemonId },
         logger: createLogger({ level: 'silent' }),

@@ -7,7 +7,7 @@ import type { RunletEvents } from '../runs/events.js';
 import type { EndedEntry } from '../runs/ended.js';
 import { EndedConsumer, type Handled } from '../runs/ended-consumer.js';
 import { PREFIX } from '../runs/keys.js';
-import type { RunStore } from '../runs/store.js';
+import type { RunReader } from '../runs/store.js';
 import type { StuckItem } from '../ops/stuck.js';
 import { eventsFor, mayConcern, runAlert, stuckAlert } from './message.js';
 import { AlertSender, deliveryBudgetMs, type SenderOptions } from './sender.js';
@@ -35,7 +35,7 @@ function ruleId(rule: AlertRule, index: number): string {
 export interface AlertsDeps {
   readonly config: RunletConfig;
   readonly redis: Redis;
-  readonly store: RunStore;
+  readonly store: RunReader;
   readonly identity: Identity;
   readonly events: RunletEvents;
   readonly logger: Logger;

@@ -6,17 +6,18 @@ import type { Enqueued } from '../dispatch/enqueue.js';
 import type { RunletEvents } from '../runs/events.js';
 import type { ChangeFeed } from './live.js';
 import type { EndedRuns } from '../runs/ended.js';
-import type { RunStore } from '../runs/store.js';
+import type { RunReader } from '../runs/store.js';
 import type { StuckItem } from '../ops/stuck.js';
 import type { RunRecord, RunRequest } from '../runs/types.js';
 
 /**
- * What the HTTP layer may do: read run records and the config, and ask for runs to be
- * queued or cancelled. It never talks to Docker or to a trigger.
+ * What the HTTP layer may do: read run records and the config, ask for runs to be queued
+ * or cancelled, and reset a change stream. It never talks to Docker, never writes a run
+ * record, and changes a trigger's state only through the functions here.
  */
 export interface HttpDeps {
   readonly config: RunletConfig;
-  readonly store: RunStore;
+  readonly store: RunReader;
   readonly token?: string;
   /** Prometheus registry served at /metrics. */
   readonly metrics?: Registry;
@@ -43,6 +44,8 @@ export interface HttpDeps {
   backfill(task: string, fromMs: number, toMs: number): Promise<BackfillResult>;
   health(): Promise<Record<string, { ok: boolean; detail?: string }>>;
   status(): Promise<Record<string, unknown>>;
-  /** What is stuck now (runs/stuck.ts). */
+  /** What is stuck now (ops/stuck.ts). */
   stuck(now?: number): Promise<StuckItem[]>;
+  /** Forgets a change stream's resume token (the operator's way out of history lost); returns the new fence. */
+  resetStream(task: string): Promise<number>;
 }

@@ -1,7 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { TaskConfig } from '../config/types.js';
 import { closest as didYouMean } from '../config/did-you-mean.js';
-import { resetStream } from '../triggers/mongo/cursor.js';
 import { describeStream } from '../triggers/mongo/view.js';
 import type { HttpDeps } from './deps.js';
 import { apiError } from './errors.js';
@@ -33,7 +32,7 @@ export const streamRoutes: FastifyPluginAsync<{ deps: HttpDeps }> = async (app, 
   // made before then that had no run yet never get one: an explicit operator choice.
   app.post<{ Params: { task: string } }>('/streams/:task/reset', async (req) => {
     const task = streamOr404(req.params.task);
-    const fence = await resetStream(deps.redis, task.name);
+    const fence = await deps.resetStream(task.name);
     req.log.warn({ task: task.name, fence }, 'change stream reset: it restarts from now; changes not yet run are skipped');
     return {
       task: task.name,

@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { EndedRuns } from './ended.js';
 import { keys } from './keys.js';
-import type { RunStore } from './store.js';
+import type { RunReader } from './store.js';
 import { isTerminal } from './types.js';
 
 /**
@@ -123,7 +123,7 @@ export class LogSubscriptions {
 }
 
 export interface FollowDeps {
-  readonly store: RunStore;
+  readonly store: RunReader;
   readonly ended: EndedRuns;
   readonly subscriptions: LogSubscriptions;
   readonly logger?: Pick<Logger, 'warn'>;

@@ -23,6 +23,12 @@ type Fields = Partial<
 export const newRunId: () => string = monotonicFactory();
 
 /**
+ * What a reader of runs may call. Triggers, HTTP and alerts read records and never write
+ * them: every write goes through dispatch, where the exactly-once argument lives.
+ */
+export type RunReader = Pick<RunStore, 'get' | 'getMany' | 'list' | 'last' | 'logSnapshot'>;
+
+/**
  * Run records in Redis. A record is a hash (scalar fields), a list of transitions, and a
  * log tail, indexed by two sorted sets (all runs, runs per task). Writes that must not
  * race go through the Lua scripts in scripts.ts.

@@ -5,7 +5,7 @@ import type { Enqueued } from '../dispatch/enqueue.js';
 import type { Identity } from '../dispatch/identity.js';
 import type { RedisTarget } from '../lib/redis.js';
 import type { EndedRuns } from '../runs/ended.js';
-import type { RunStore } from '../runs/store.js';
+import type { RunReader } from '../runs/store.js';
 import type { RunRequest } from '../runs/types.js';
 
 /**
@@ -18,7 +18,7 @@ export interface TriggerDeps {
   submit(request: RunRequest): Promise<Enqueued>;
   /** Wait for any run to end, whichever daemon runs it. */
   readonly ended: EndedRuns;
-  readonly store: RunStore;
+  readonly store: RunReader;
   /** runlet's own Redis (for leases, cursors, trigger state). */
   readonly redis: Redis;
   readonly redisTarget: RedisTarget;
