@@ -6,7 +6,7 @@ import type { HttpDeps } from '../src/http/deps.js';
 import { buildServer } from '../src/http/server.js';
 import { createLogger } from '../src/lib/logger.js';
 import type { RunRequest } from '../src/runs/types.js';
-import { StreamCursor, tokenFromText, tokenKey } from '../src/triggers/mongo/cursor.js';
+import { resetStream, StreamCursor, tokenFromText, tokenKey } from '../src/triggers/mongo/cursor.js';
 import { changeRequest } from '../src/triggers/mongo/payload.js';
 import { streamKeys } from '../src/triggers/mongo/keys.js';
 import { StreamLease } from '../src/triggers/mongo/lease.js';
@@ -186,7 +186,7 @@ describe('mongo change-stream watcher: lease, cursor and dedupe on Redis (in-tes
         quiet: taskWith('quiet', { url: undefined }),
       },
     };
-    app = buildServer({ config, redis: ctx.daemon.redis, store: ctx.daemon.store } as unknown as HttpDeps, createLogger({ level: 'warn', destination: httpLogs }));
+    app = buildServer({ config, redis: ctx.daemon.redis, store: ctx.daemon.store, resetStream: (task: string) => resetStream(ctx.daemon.redis, task) } as unknown as HttpDeps, createLogger({ level: 'warn', destination: httpLogs }));
     await app.ready();
   });
 
