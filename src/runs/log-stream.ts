@@ -4,7 +4,7 @@ import type { EndedRuns } from './ended.js';
 import { keys } from './keys.js';
 import { LogCursor } from './log-cursor.js';
 import type { RunStore } from './store.js';
-import { isTerminal } from './types.js';
+import { isTerminal, type RunRecord } from './types.js';
 
 /**
  * Live logs across daemons. The daemon running a container publishes its output on the run's
@@ -175,8 +175,7 @@ export async function followLogs(deps: FollowDeps, runId: string, write: (bytes:
     await step(fillFromTail);
     if (isTerminal(first.status!)) return true;
     while (!signal.aborted) {
-      const aborted = new Promise<'aborted'>((resolve) => signal.addEventListener('abort', () => resolve('aborted'), { once: true }));
-      const done = await Promise.race([deps.ended.waitFor(runId, END_SLICE_MS), aborted]);
+      const done = await endedOrAborted(deps.ended, runId, signal);
       if (done === 'aborted') break;
       if (done) {
         // Recorded after its final tail (finish() writes the tail first): complete it.
@@ -193,5 +192,22 @@ export async function followLogs(deps: FollowDeps, runId: string, write: (bytes:
     return true;
   } finally {
     await unsubscribe();
+  }
+}
+
+/**
+ * One slice of waiting for the run's end. The abort listener is removed when the slice is
+ * over: added once per slice and left, a follower of a long run piles them up on the signal.
+ */
+async function endedOrAborted(ended: EndedRuns, runId: string, signal: AbortSignal): Promise<RunRecord | undefined | 'aborted'> {
+  let onAbort = () => {};
+  const aborted = new Promise<'aborted'>((resolve) => {
+    onAbort = () => resolve('aborted');
+  });
+  signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    return await Promise.race([ended.waitFor(runId, END_SLICE_MS), aborted]);
+  } finally {
+    signal.removeEventListener('abort', onAbort);
   }
 }
