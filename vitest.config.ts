@@ -13,6 +13,7 @@ const PURE = [
   'test/cli.labels.test.ts',
   'test/webhook.signature.test.ts',
   'test/log-cursor.test.ts',
+  'test/log-stream.abort.test.ts',
   'test/run-status.test.ts',
 ];
 

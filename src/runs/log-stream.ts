@@ -2,8 +2,9 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { EndedRuns } from './ended.js';
 import { keys } from './keys.js';
+import { LogCursor } from './log-cursor.js';
 import type { RunReader } from './store.js';
-import { isTerminal } from './types.js';
+import { isTerminal, type RunRecord } from './types.js';
 
 /**
  * Live logs across daemons. The daemon running a container publishes its output on the run's
@@ -13,13 +14,14 @@ import { isTerminal } from './types.js';
  * Every message says where it stands in the output of one attempt:
  *   `c <attempt> <offset>\n<bytes>`   a chunk: the bytes at `offset` of the attempt's output
  *   `t <attempt> <end>\n`             the stored tail was rewritten and now ends at `end`
- * A follower keeps `sent`, the offset up to which it has written, so it never writes a byte
- * twice nor skips one: a chunk that overlaps what was sent is cut, and a chunk beyond
- * `sent` (published between the last tail write and our subscribe) is held until the tail
- * covers the gap. Every tail write is followed by a `t` notice, and the tail is written at
- * most ~500 ms after the bytes arrive, so the gap closes within about that. All messages
- * of a run go out on one Redis connection, chunks as they arrive and a notice only after its
- * tail write, so a notice never overtakes the chunks it covers.
+ * A follower keeps `sent`, the offset up to which it has written (its LogCursor,
+ * log-cursor.ts), so it never writes a byte twice nor skips one: a chunk that overlaps what
+ * was sent is cut, and a chunk beyond `sent` (published between the last tail write and our
+ * subscribe) is held until the tail covers the gap. Every tail write is followed by a `t`
+ * notice, and the tail is written at most ~500 ms after the bytes arrive, so the gap closes
+ * within about that. All messages of a run go out on one Redis connection, chunks as they
+ * arrive and a notice only after its tail write, so a notice never overtakes the chunks it
+ * covers.
  */
 export function logChannel(runId: string): string {
   return keys.logChannel(runId);
@@ -129,8 +131,6 @@ export interface FollowDeps {
   readonly logger?: Pick<Logger, 'warn'>;
 }
 
-/** Held chunks beyond this are dropped; the stored tail fills in for them. */
-const HELD_MAX_BYTES = 4 * 1024 * 1024;
 /** EndedRuns.waitFor is asked in slices, so a follower that left stops waiting soon. */
 const END_SLICE_MS = 15_000;
 
@@ -140,84 +140,30 @@ const END_SLICE_MS = 15_000;
  * when `signal` aborts (the client left). Resolves false when there is no such run.
  */
 export async function followLogs(deps: FollowDeps, runId: string, write: (bytes: Buffer) => void, signal: AbortSignal): Promise<boolean> {
-  let cur = 0;
-  let sent = 0;
-  let lastByte = 0x0a;
-  let held: { offset: number; bytes: Buffer }[] = [];
-  let heldBytes = 0;
+  const cursor = new LogCursor();
+  const emit = (pieces: Buffer[]) => {
+    for (const bytes of pieces) if (!signal.aborted) write(bytes);
+  };
+  // Messages and tail reads go through one chain: the cursor sees them in arrival order,
+  // and a tail read that awaits Redis is not overtaken by the chunks behind it.
   let chain: Promise<void> = Promise.resolve();
   const step = (work: () => Promise<void> | void) => {
     chain = chain.then(work).catch((err) => deps.logger?.warn({ err, runId }, 'log follow step failed'));
     return chain;
   };
-  const out = (bytes: Buffer) => {
-    if (bytes.length === 0 || signal.aborted) return;
-    lastByte = bytes[bytes.length - 1]!;
-    write(bytes);
-  };
-  const toAttempt = (attempt: number) => {
-    if (attempt <= cur) return;
-    // A retry's output starts at offset 0 again; say where one attempt ends and the next begins.
-    if (cur > 0) out(Buffer.from(`${lastByte === 0x0a ? '' : '\n'}--- runlet: attempt ${attempt} ---\n`));
-    cur = attempt;
-    sent = 0;
-    held = [];
-    heldBytes = 0;
-  };
-  const take = (offset: number, bytes: Buffer) => {
-    if (offset > sent) {
-      if (heldBytes + bytes.length <= HELD_MAX_BYTES) {
-        held.push({ offset, bytes });
-        heldBytes += bytes.length;
-      }
-      return;
-    }
-    if (offset + bytes.length <= sent) return;
-    out(bytes.subarray(sent - offset));
-    sent = offset + bytes.length;
-  };
-  const drainHeld = () => {
-    held.sort((a, b) => a.offset - b.offset);
-    while (held.length > 0 && held[0]!.offset <= sent) {
-      const h = held.shift()!;
-      heldBytes -= h.bytes.length;
-      take(h.offset, h.bytes);
-    }
-  };
-  // Fills [sent, end) from the stored tail. The tail's bytes are its text re-encoded, exact
-  // for UTF-8 output (a non-UTF-8 byte comes back as U+FFFD and may shift the join by a few).
-  const fromTail = async (): Promise<boolean> => {
+  const fillFromTail = async () => {
     const snap = await deps.store.logSnapshot(runId);
-    if (!snap) return false;
-    if (snap.attempt !== undefined) toAttempt(snap.attempt);
-    const text = Buffer.from(snap.text);
-    if (snap.end === undefined || snap.attempt === undefined) {
-      // Position unknown (a run that never started a container): all or nothing.
-      if (sent === 0) {
-        out(text);
-        sent = text.length;
-      }
-      return true;
-    }
-    if (snap.attempt !== cur || snap.end <= sent) return true;
-    const start = snap.end - text.length;
-    if (sent < start) out(Buffer.from(`${lastByte === 0x0a ? '' : '\n'}[runlet: ${start - sent} bytes of output were not kept]\n`));
-    out(text.subarray(Math.max(0, sent - start)));
-    sent = snap.end;
-    drainHeld();
-    return true;
+    if (snap) emit(cursor.fromTail(snap));
   };
 
   const unsubscribe = await deps.subscriptions.subscribe(runId, (m) => {
     void step(async () => {
-      if (m.attempt < cur) return;
-      toAttempt(m.attempt);
-      if (m.kind === 'chunk') {
-        take(m.offset, m.bytes);
-        drainHeld();
-      } else if (m.end > sent) {
+      if (m.attempt < cursor.attempt) return;
+      emit(cursor.toAttempt(m.attempt));
+      if (m.kind === 'chunk') emit(cursor.take(m.offset, m.bytes));
+      else if (m.end > cursor.sent) {
         // We missed chunks (published before we subscribed): the tail now covers them.
-        await fromTail();
+        await fillFromTail();
       }
     });
   });
@@ -226,32 +172,42 @@ export async function followLogs(deps: FollowDeps, runId: string, write: (bytes:
     // the tail or comes in a later tail write; nothing falls between the two.
     const first = await deps.store.logSnapshot(runId);
     if (!first) return false;
-    await step(async () => {
-      await fromTail();
-    });
+    await step(fillFromTail);
     if (isTerminal(first.status!)) return true;
     while (!signal.aborted) {
-      const aborted = new Promise<'aborted'>((resolve) => signal.addEventListener('abort', () => resolve('aborted'), { once: true }));
-      const done = await Promise.race([deps.ended.waitFor(runId, END_SLICE_MS), aborted]);
+      const done = await endedOrAborted(deps.ended, runId, signal);
       if (done === 'aborted') break;
       if (done) {
         // Recorded after its final tail (finish() writes the tail first): complete it.
-        await step(async () => {
-          await fromTail();
-        });
+        await step(fillFromTail);
         break;
       }
       const snap = await deps.store.logSnapshot(runId);
       if (!snap) break;
       if (snap.status && isTerminal(snap.status)) {
-        await step(async () => {
-          await fromTail();
-        });
+        await step(fillFromTail);
         break;
       }
     }
     return true;
   } finally {
     await unsubscribe();
+  }
+}
+
+/**
+ * One slice of waiting for the run's end. The abort listener is removed when the slice is
+ * over: added once per slice and left, a follower of a long run piles them up on the signal.
+ */
+async function endedOrAborted(ended: EndedRuns, runId: string, signal: AbortSignal): Promise<RunRecord | undefined | 'aborted'> {
+  let onAbort = () => {};
+  const aborted = new Promise<'aborted'>((resolve) => {
+    onAbort = () => resolve('aborted');
+  });
+  signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    return await Promise.race([ended.waitFor(runId, END_SLICE_MS), aborted]);
+  } finally {
+    signal.removeEventListener('abort', onAbort);
   }
 }
