@@ -19,6 +19,8 @@ const hookCfg = (over: Partial<WebhookConfig>): WebhookConfig => ({
   secret: SECRET,
   signature: 'hmac-sha256',
   toleranceMs: 300_000,
+  dedupe: 'id',
+  dedupeWindowMs: 600_000,
   respond: 'accepted',
   resultTimeoutMs: 200,
   maxBodyBytes: 1024,
