@@ -28,7 +28,7 @@ const body = Buffer.from('{"bid":42,"who":"Zoë"}');
 describe('hmac-sha256 (X-Runlet-Signature)', () => {
   it('accepts a signature over "<t>.<body>" within the tolerance', () => {
     expect(verify(hook(), { 'x-runlet-signature': signHmac(SECRET, body, T) }, body, NOW)).toMatchObject({ ok: true, signed: { what: `signed t=${T} and body` } });
-    expect(verify(hook(), { 'x-runlet-signature': signHmac(SECRET, body, T - 299) }, body, NOW)).toEqual({ ok: true });
+    expect(verify(hook(), { 'x-runlet-signature': signHmac(SECRET, body, T - 299) }, body, NOW)).toMatchObject({ ok: true });
   });
 
   it('refuses a timestamp outside the tolerance either way, saying so', () => {
