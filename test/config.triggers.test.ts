@@ -42,6 +42,8 @@ describe('the triggers of the issue example', () => {
       secret: 's3cret',
       signature: 'hmac-sha256',
       toleranceMs: 300_000,
+      dedupe: 'id',
+      dedupeWindowMs: 600_000,
       respond: 'accepted',
       resultTimeoutMs: 30_000,
       maxBodyBytes: 256 * 1024,
@@ -78,7 +80,7 @@ describe('the triggers of the issue example', () => {
 describe('trigger defaults and spellings', () => {
   it('a webhook with only a secret gets every default, maxBody from the task\'s maxPayload', () => {
     const config = load(['  maxPayload: 64k', 'tasks:', '  a:', '    webhook: { secret: x }', '  b:', '    maxPayload: 2m', '    webhook: { secret: x }']);
-    const defaults = { auth: 'signature', secret: 'x', signature: 'hmac-sha256', toleranceMs: 300_000, respond: 'accepted', resultTimeoutMs: 30_000, headers: [] };
+    const defaults = { auth: 'signature', secret: 'x', signature: 'hmac-sha256', toleranceMs: 300_000, dedupe: 'id', dedupeWindowMs: 600_000, respond: 'accepted', resultTimeoutMs: 30_000, headers: [] };
     expect(config.tasks.a.webhook).toEqual({ ...defaults, maxBodyBytes: 64 * 1024 });
     expect(config.tasks.b.webhook).toEqual({ ...defaults, maxBodyBytes: 2 * 1024 ** 2 });
   });
@@ -92,6 +94,8 @@ describe('trigger defaults and spellings', () => {
       '      auth: none',
       '      signature: github',
       '      tolerance: 10m',
+      '      dedupe: body',
+      '      dedupeWindow: 30s',
       '      respond: result',
       '      resultTimeout: 2m',
       '      maxBody: 1m',
@@ -102,6 +106,8 @@ describe('trigger defaults and spellings', () => {
       auth: 'none',
       signature: 'github',
       toleranceMs: 600_000,
+      dedupe: 'body',
+      dedupeWindowMs: 30_000,
       respond: 'result',
       resultTimeoutMs: 120_000,
       maxBodyBytes: 1024 ** 2,
@@ -269,7 +275,7 @@ describe('webhook mistakes', () => {
       ]),
     ).toBe(
       [
-        'runlet.yaml:7:18 tasks.a.webhook.signature: expected "hmac-sha256" or "github" or "bearer", got "hmac"',
+        'runlet.yaml:7:18 tasks.a.webhook.signature: expected "hmac-sha256" or "github" or "bearer" or "standard-webhooks", got "hmac"',
         'runlet.yaml:8:16 tasks.a.webhook.respond: expected "accepted" or "result", got "reslt" (did you mean "result"?)',
         'runlet.yaml:9:18 tasks.a.webhook.tolerance: must be at least 1s, got "0s"',
         'runlet.yaml:10:22 tasks.a.webhook.resultTimeout: expected a duration like "30s", "10m" or "2h", got 10 (a number needs a unit: write "10s" or "10m")',
@@ -277,6 +283,29 @@ describe('webhook mistakes', () => {
         'runlet.yaml:11:36 tasks.a.webhook.headers[2]: "X-A" is listed twice',
       ].join('\n'),
     );
+  });
+
+  it('standard-webhooks: a secret that is not whsec_<base64> is refused, without echoing it', () => {
+    const line = (secret: string) => errorFor(['tasks:', '  a:', '    webhook:', `      secret: "${secret}"`, '      signature: standard-webhooks']);
+    for (const secret of ['MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', 'whsec_', 'whsec_not base64!']) {
+      const message = line(secret);
+      expect(message).toBe('runlet.yaml:6:7 tasks.a.webhook.secret: signature: standard-webhooks needs secret written whsec_<base64 key>, as the sender shows it, and this secret is not: copy it whole, whsec_ included');
+    }
+    const ok = load(['tasks:', '  a:', '    webhook: { secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", signature: standard-webhooks }']);
+    expect(ok.tasks.a.webhook?.signature).toBe('standard-webhooks');
+  });
+
+  it('dedupe: body only where requests carry no signed id; dedupeWindow only with it, at most 24h', () => {
+    expect(errorFor(['tasks:', '  a:', '    webhook:', '      secret: x', '      dedupe: body'])).toBe(
+      'runlet.yaml:7:15 tasks.a.webhook.dedupe: with signature: hmac-sha256 every request carries a signed event id, so dedupe: body would never be used: remove dedupe (or use signature: bearer, whose requests carry none)',
+    );
+    expect(errorFor(['tasks:', '  a:', '    webhook:', '      secret: x', '      signature: bearer', '      dedupeWindow: 1m'])).toBe(
+      'runlet.yaml:8:7 tasks.a.webhook.dedupeWindow: dedupeWindow applies only with dedupe: body, so it would never be used: add dedupe: body or remove dedupeWindow',
+    );
+    expect(errorFor(['tasks:', '  a:', '    webhook:', '      secret: x', '      signature: bearer', '      dedupe: body', '      dedupeWindow: 2d'])).toBe(
+      'runlet.yaml:9:21 tasks.a.webhook.dedupeWindow: dedupeWindow 2d is more than 24h, the longest runlet remembers a body for: lower it (identical bodies a day apart are rarely one event)',
+    );
+    expect(load(['tasks:', '  a:', '    webhook: { auth: none, dedupe: body }']).tasks.a.webhook).toMatchObject({ dedupe: 'body', dedupeWindowMs: 600_000 });
   });
 
   it('a secret of the wrong type is not echoed', () => {

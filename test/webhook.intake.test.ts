@@ -1,11 +1,14 @@
 import { createHash } from 'node:crypto';
 import { connect } from 'node:net';
+import { sign as signGithub } from '@octokit/webhooks-methods';
+import { Webhook } from 'standardwebhooks';
 import { describe, expect, it } from 'vitest';
-import { signGithub, signHmac } from '../src/triggers/webhook/signature.js';
+import { signHmac } from '../src/triggers/webhook/signature.js';
 import { useDaemon } from './helpers/daemon.js';
 
 // POST /hooks/<task> against a running daemon with real containers: each answer the
 // contract names, and what the container receives.
+const SW_SECRET = `whsec_${Buffer.from('intake test key, 24 byte').toString('base64')}`;
 const CONFIG = `
 defaults: { image: runlet/busybox:local, memory: 32m, timeout: 20s }
 tasks:
@@ -30,6 +33,12 @@ tasks:
   bearer-hook:
     command: ["true"]
     webhook: { secret: bearer-secret-3, signature: bearer }
+  bearer-body:
+    command: ["true"]
+    webhook: { secret: bearer-secret-6, signature: bearer, dedupe: body, dedupeWindow: 2s }
+  sw-hook:
+    command: ["true"]
+    webhook: { secret: "${SW_SECRET}", signature: standard-webhooks }
   limited:
     command: ["true"]
     webhook: { secret: limited-secret-4, rateLimit: 3/m }
@@ -44,6 +53,8 @@ const ctx = useDaemon(CONFIG);
 const url = (task: string) => `${ctx.daemon.url}/hooks/${task}`;
 const hmacPost = (task: string, secret: string, body: string, headers: Record<string, string> = {}, t?: number) =>
   fetch(url(task), { method: 'POST', body, headers: { 'x-runlet-signature': signHmac(secret, body, t), ...headers } });
+const hmacPostSigned = (task: string, body: string, signature: string, headers: Record<string, string> = {}) =>
+  fetch(url(task), { method: 'POST', body, headers: { 'x-runlet-signature': signature, ...headers } });
 const runsOf = async (task: string) => ctx.daemon.store.list({ task, limit: 1000 });
 
 describe('webhook intake', () => {
@@ -62,7 +73,10 @@ describe('webhook intake', () => {
     expect(status).toBe('queued');
     expect(res.headers.get('location')).toBe(`/api/runs/${id}`);
     const rec = await ctx.daemon.waitForEnd(id);
-    expect(rec).toMatchObject({ status: 'succeeded', trigger: 'webhook', dedupeKey: 'bid-placed:hook:evt-0001', cause: 'delivery evt-0001' });
+    expect(rec).toMatchObject({ status: 'succeeded', trigger: 'webhook' });
+    // The identity is what the signature covers; the unsigned delivery id only traces.
+    expect(rec.dedupeKey).toMatch(/^bid-placed:hook:hmac:[0-9a-f]{64}$/);
+    expect(rec.cause).toMatch(/^delivery evt-0001, signed t=\d+ and body$/);
     const bytes = Buffer.from(body);
     expect(rec.logTail).toContain(`sha256=${createHash('sha256').update(bytes).digest('hex')}\n`);
     expect(rec.logTail).toContain(`bytes=${bytes.length}\n`);
@@ -76,28 +90,25 @@ describe('webhook intake', () => {
     });
   });
 
-  it('a redelivery answers 200 with the first run and makes no second run (by delivery id, and by body hash)', async () => {
+  it('hmac-sha256: a captured signed request replayed under new delivery ids is the first run; a re-signed one is a new event', async () => {
     const body = '{"bid":7}';
-    const first = await hmacPost('bid-placed', 'hmac-secret-1', body, { 'x-runlet-delivery': 'evt-redeliver' });
+    const signature = signHmac('hmac-secret-1', body);
+    const first = await hmacPostSigned('bid-placed', body, signature, { 'x-runlet-delivery': 'evt-replay-0' });
     expect(first.status).toBe(202);
     const { id } = (await first.json()) as { id: string };
-    // Re-signed a moment later, as a sender's retry is: same delivery id, same event.
-    const again = await Promise.all([1, 2, 3].map((i) => hmacPost('bid-placed', 'hmac-secret-1', body, { 'x-runlet-delivery': 'evt-redeliver' }, Math.floor(Date.now() / 1000) - i)));
-    for (const res of again) {
+    const replays = await Promise.all([1, 2, 3].map((i) => hmacPostSigned('bid-placed', body, signature, { 'x-runlet-delivery': `evt-replay-${i}` })));
+    for (const res of replays) {
       expect(res.status).toBe(200);
       expect(await res.json()).toEqual({ id, created: false });
     }
-    const noId = await hmacPost('bid-placed', 'hmac-secret-1', '{"bid":8}');
-    expect(noId.status).toBe(202);
-    const second = await hmacPost('bid-placed', 'hmac-secret-1', '{"bid":8}');
-    expect(second.status).toBe(200);
-    const hashed = (await noId.json()) as { id: string };
-    expect(await second.json()).toEqual({ id: hashed.id, created: false });
+    // Signed again at another second: other signed material, so another event.
+    const resigned = await hmacPost('bid-placed', 'hmac-secret-1', body, {}, Math.floor(Date.now() / 1000) - 7);
+    expect(resigned.status).toBe(202);
+    const other = (await resigned.json()) as { id: string };
     await ctx.daemon.waitForEnd(id);
-    await ctx.daemon.waitForEnd(hashed.id);
-    const runs = await runsOf('bid-placed');
-    expect(runs.filter((r) => r.dedupeKey === 'bid-placed:hook:evt-redeliver')).toHaveLength(1);
-    expect(runs.filter((r) => r.dedupeKey.startsWith('bid-placed:hook:sha256:') && r.payload === '{"bid":8}')).toHaveLength(1);
+    await ctx.daemon.waitForEnd(other.id);
+    const runs = (await runsOf('bid-placed')).filter((r) => r.payload === body);
+    expect(runs.map((r) => r.id).sort()).toEqual([id, other.id].sort());
   });
 
   it('401 and nothing queued: timestamps outside the tolerance, a wrong secret, no signature', async () => {
@@ -124,21 +135,98 @@ describe('webhook intake', () => {
     expect(Number(line?.split(' ').at(-1))).toBeGreaterThanOrEqual(5);
   });
 
-  it('github style: X-Hub-Signature-256 over the body, delivery id from X-GitHub-Delivery', async () => {
+  it('github style: X-Hub-Signature-256 over the body; a replay under a new X-GitHub-Delivery is the first run', async () => {
     const body = JSON.stringify({ ref: 'refs/heads/main', commits: [] });
-    const headers = { 'content-type': 'application/json', 'x-github-event': 'push', 'x-github-delivery': '72d3162e-cc78-11e3-81ab-4c9367dc0958', 'x-hub-signature-256': signGithub('gh-secret-2', body) };
+    const signature = await signGithub('gh-secret-2', body);
+    const headers = { 'content-type': 'application/json', 'x-github-event': 'push', 'x-github-delivery': '72d3162e-cc78-11e3-81ab-4c9367dc0958', 'x-hub-signature-256': signature };
     const res = await fetch(url('gh-push'), { method: 'POST', body, headers });
     expect(res.status).toBe(202);
     const { id } = (await res.json()) as { id: string };
     const rec = await ctx.daemon.waitForEnd(id);
-    expect(rec).toMatchObject({ status: 'succeeded', dedupeKey: 'gh-push:hook:72d3162e-cc78-11e3-81ab-4c9367dc0958', headers: { 'x-github-event': 'push' } });
+    const digest = createHash('sha256').update(body).digest('hex');
+    expect(rec).toMatchObject({
+      status: 'succeeded',
+      dedupeKey: `gh-push:hook:sha256:${digest}`,
+      cause: 'delivery 72d3162e-cc78-11e3-81ab-4c9367dc0958, signed body',
+      headers: { 'x-github-event': 'push', 'x-github-delivery': '72d3162e-cc78-11e3-81ab-4c9367dc0958' },
+    });
     expect(rec.headers).not.toHaveProperty('x-hub-signature-256');
-    const redelivered = await fetch(url('gh-push'), { method: 'POST', body, headers });
-    expect(redelivered.status).toBe(200);
+    for (const delivery of ['72d3162e-cc78-11e3-81ab-4c9367dc0958', 'a-new-delivery-1', 'a-new-delivery-2']) {
+      const replayed = await fetch(url('gh-push'), { method: 'POST', body, headers: { ...headers, 'x-github-delivery': delivery } });
+      expect(replayed.status, delivery).toBe(200);
+      expect(await replayed.json()).toEqual({ id, created: false });
+    }
     const bad = await fetch(url('gh-push'), { method: 'POST', body: body + ' ', headers });
     expect(bad.status).toBe(401);
     expect(((await bad.json()) as { error: { message: string } }).error.message).toContain('X-Hub-Signature-256: sha256=');
     expect(await runsOf('gh-push')).toHaveLength(1);
+  });
+
+  it('standard-webhooks (signed by the standardwebhooks library): 202, a redelivery with the same webhook-id 200 with the first run; tampered or stale: 401, nothing queued', async () => {
+    const sender = new Webhook(SW_SECRET);
+    const body = JSON.stringify({ type: 'invoice.paid', data: { id: 'in_1' } });
+    const send = (id: string, at: Date, text = body, signedBody = body) =>
+      fetch(url('sw-hook'), {
+        method: 'POST',
+        body: text,
+        headers: { 'content-type': 'application/json', 'webhook-id': id, 'webhook-timestamp': String(Math.floor(at.getTime() / 1000)), 'webhook-signature': sender.sign(id, at, signedBody) },
+      });
+    const first = await send('msg_2KWPBgLlAfxdpx2AI54pPJ85f4W', new Date());
+    expect(first.status).toBe(202);
+    const { id } = (await first.json()) as { id: string };
+    // A redelivery: same id, signed again at a later time.
+    const again = await send('msg_2KWPBgLlAfxdpx2AI54pPJ85f4W', new Date(Date.now() - 30_000));
+    expect(again.status).toBe(200);
+    expect(await again.json()).toEqual({ id, created: false });
+    const rec = await ctx.daemon.waitForEnd(id);
+    expect(rec).toMatchObject({ status: 'succeeded', dedupeKey: 'sw-hook:hook:msg_2KWPBgLlAfxdpx2AI54pPJ85f4W', cause: 'webhook-id msg_2KWPBgLlAfxdpx2AI54pPJ85f4W' });
+    expect(rec.headers).toMatchObject({ 'webhook-id': 'msg_2KWPBgLlAfxdpx2AI54pPJ85f4W' });
+    expect(rec.headers).toHaveProperty('webhook-timestamp');
+    expect(rec.headers).not.toHaveProperty('webhook-signature');
+
+    const tampered = await send('msg_tampered', new Date(), body.replace('in_1', 'in_2'), body);
+    expect(tampered.status).toBe(401);
+    expect(((await tampered.json()) as { error: { message: string } }).error.message).toContain('webhook-signature: v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<body>"');
+    const stale = await send('msg_stale', new Date(Date.now() - 6 * 60_000));
+    expect(stale.status).toBe(401);
+    expect(((await stale.json()) as { error: { message: string } }).error.message).toMatch(/more than the tolerance of 5m/);
+    expect((await runsOf('sw-hook')).map((r) => r.id)).toEqual([id]);
+  });
+
+  it('bearer: two identical requests without a delivery id are two runs ("deploy" pressed twice deploys twice)', async () => {
+    const post = () => fetch(url('bearer-hook'), { method: 'POST', body: '', headers: { authorization: 'Bearer bearer-secret-3' } });
+    const first = await post();
+    const second = await post();
+    expect([first.status, second.status]).toEqual([202, 202]);
+    const a = (await first.json()) as { id: string };
+    const b = (await second.json()) as { id: string };
+    expect(a.id).not.toBe(b.id);
+    expect((await ctx.daemon.waitForEnd(a.id)).status).toBe('succeeded');
+    expect((await ctx.daemon.waitForEnd(b.id)).status).toBe('succeeded');
+    // With a delivery id the sender says they are one event.
+    const keyed = await Promise.all([1, 2].map(() => fetch(url('bearer-hook'), { method: 'POST', body: '', headers: { authorization: 'Bearer bearer-secret-3', 'idempotency-key': 'deploy-42' } })));
+    expect(keyed.map((r) => r.status).sort()).toEqual([200, 202]);
+    await ctx.daemon.waitForEnd(((await keyed[0]!.json()) as { id: string }).id);
+  });
+
+  it('dedupe: body collapses identical bodies within dedupeWindow, and not after it', async () => {
+    const post = () => fetch(url('bearer-body'), { method: 'POST', body: '{"deploy":"main"}', headers: { authorization: 'Bearer bearer-secret-6' } });
+    const startedAt = Date.now();
+    const first = await post();
+    expect(first.status).toBe(202);
+    const { id } = (await first.json()) as { id: string };
+    const within = await post();
+    expect(within.status).toBe(200);
+    expect(await within.json()).toEqual({ id, created: false });
+    // The window (2s) is the dedupe key's own lifetime in Redis.
+    await new Promise((r) => setTimeout(r, Math.max(0, startedAt + 2_300 - Date.now())));
+    const after = await post();
+    expect(after.status).toBe(202);
+    const later = (await after.json()) as { id: string };
+    expect(later.id).not.toBe(id);
+    await ctx.daemon.waitForEnd(id);
+    await ctx.daemon.waitForEnd(later.id);
+    expect(await runsOf('bearer-body')).toHaveLength(2);
   });
 
   it('bearer: Authorization: Bearer <secret>; the header never reaches the run', async () => {
@@ -152,7 +240,7 @@ describe('webhook intake', () => {
       const res = await fetch(url('bearer-hook'), { method: 'POST', body: 'ping2', headers: { authorization } });
       expect(res.status, authorization).toBe(401);
     }
-    expect(await runsOf('bearer-hook')).toHaveLength(1);
+    expect((await runsOf('bearer-hook')).filter((r) => r.payload === 'ping' || r.payload === 'ping2').map((r) => r.id)).toEqual([id]);
   });
 
   it('a run recorded skipped (overlap: skip while one runs) answers 200 with status skipped and the reason', async () => {

@@ -27,7 +27,9 @@ const post = (task: string, body: string, headers: Record<string, string> = {}) 
 describe('webhook respond: result', () => {
   it("200 with the container's output.json; a redelivery waits for the same run and gets the same answer", async () => {
     const body = '{"n": 1}';
-    const [a, b] = await Promise.all([post('quote', body, { 'x-runlet-delivery': 'q-1' }), post('quote', body, { 'x-runlet-delivery': 'q-1' })]);
+    // The same signed request twice (signed once: a re-signed one is another event).
+    const headers = { 'x-runlet-delivery': 'q-1', 'x-runlet-signature': signHmac('result-secret', body) };
+    const [a, b] = await Promise.all([post('quote', body, headers), post('quote', body, headers)]);
     for (const res of [a!, b!]) {
       expect(res.status).toBe(200);
       expect(res.headers.get('content-type')).toBe('application/json; charset=utf-8');

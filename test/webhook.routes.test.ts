@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
@@ -19,6 +20,8 @@ const hookCfg = (over: Partial<WebhookConfig>): WebhookConfig => ({
   secret: SECRET,
   signature: 'hmac-sha256',
   toleranceMs: 300_000,
+  dedupe: 'id',
+  dedupeWindowMs: 600_000,
   respond: 'accepted',
   resultTimeoutMs: 200,
   maxBodyBytes: 1024,
@@ -82,22 +85,27 @@ const signed = (body: string, headers: Record<string, string> = {}) => ({ 'x-run
 const post = (task: string, body: string, headers: Record<string, string> = {}) => app.inject({ method: 'POST', url: `/hooks/${task}`, payload: body, headers });
 
 describe('POST /hooks/<task> through inject()', () => {
-  it('submits the raw body with its content type, allow-listed headers and delivery cause', async () => {
+  it('submits the raw body with its content type, allow-listed headers, and the signed identity as dedupe key', async () => {
     const body = '{ "bid": 42,  "spaces": "kept" }';
-    const res = await post('bid', body, signed(body, { 'content-type': 'application/json', 'x-runlet-delivery': 'd-1', 'x-bid-source': 'a7', 'x-secret-thing': 'no' }));
+    const headers = signed(body, { 'content-type': 'application/json', 'x-runlet-delivery': 'd-1', 'x-bid-source': 'a7', 'x-secret-thing': 'no' });
+    const res = await post('bid', body, headers);
     expect(res.statusCode).toBe(202);
     expect(res.headers.location).toMatch(/^\/api\/runs\/RUN\d+$/);
     expect(res.json()).toMatchObject({ status: 'queued' });
+    const t = /t=(\d+)/.exec(headers['x-runlet-signature']!)![1];
+    const digest = createHash('sha256').update(`${t}.${body}`).digest('hex');
     expect(submitted.at(-1)).toEqual({
       task: 'bid',
       trigger: 'webhook',
-      dedupeKey: 'bid:hook:d-1',
+      dedupeKey: `bid:hook:hmac:${digest}`,
       payload: body,
       contentType: 'application/json',
       headers: { 'content-type': 'application/json', 'x-runlet-delivery': 'd-1', 'x-bid-source': 'a7', 'user-agent': 'lightMyRequest' },
-      cause: 'delivery d-1',
+      cause: `delivery d-1, signed t=${t} and body`,
     });
-    const again = await post('bid', body, signed(body, { 'content-type': 'application/json', 'x-runlet-delivery': 'd-1' }));
+    // The same signed request replayed under another delivery id: the signature covers
+    // t and body only, so it is the same event.
+    const again = await post('bid', body, { ...headers, 'x-runlet-delivery': 'd-2' });
     expect(again.statusCode).toBe(200);
     expect(again.json()).toEqual({ id: res.json().id, created: false });
   });
@@ -156,17 +164,18 @@ describe('POST /hooks/<task> through inject()', () => {
   });
 
   it('respond: result answers with output, 502 for a failed run, 504 when it did not end', async () => {
-    const ok = await post('sync', 'ok', signed('ok', { 'x-runlet-delivery': 'r-ok' }));
+    const okHeaders = signed('ok', { 'x-runlet-delivery': 'r-ok' });
+    const ok = await post('sync', 'ok', okHeaders);
     expect(ok.statusCode).toBe(504);
     expect(ok.json()).toMatchObject({ status: 'queued', error: { code: 'RESULT_TIMEOUT' } });
     const id = ok.json().id as string;
     ended.set(id, { id, status: 'succeeded', output: '{"done":true}' } as RunRecord);
-    const redelivered = await post('sync', 'ok', signed('ok', { 'x-runlet-delivery': 'r-ok' }));
+    const redelivered = await post('sync', 'ok', okHeaders);
     expect(redelivered.statusCode).toBe(200);
     expect(redelivered.headers['content-type']).toBe('application/json; charset=utf-8');
     expect(redelivered.body).toBe('{"done":true}');
     ended.set(id, { id, status: 'failed', reason: 'exit code 1' } as RunRecord);
-    const failed = await post('sync', 'ok', signed('ok', { 'x-runlet-delivery': 'r-ok' }));
+    const failed = await post('sync', 'ok', okHeaders);
     expect(failed.statusCode).toBe(502);
     expect(failed.json()).toMatchObject({ id, status: 'failed', reason: 'exit code 1' });
   });

@@ -55,7 +55,7 @@ export interface TaskConfig {
 }
 
 /** How a webhook request proves it is from the sender that knows the secret. */
-export type WebhookSignature = 'hmac-sha256' | 'github' | 'bearer';
+export type WebhookSignature = 'hmac-sha256' | 'github' | 'bearer' | 'standard-webhooks';
 
 export interface WebhookConfig {
   /**
@@ -66,8 +66,16 @@ export interface WebhookConfig {
   /** Set when auth is `signature`. */
   readonly secret?: string;
   readonly signature: WebhookSignature;
-  /** hmac-sha256: a signature whose timestamp is further than this from now is refused. */
+  /** hmac-sha256, standard-webhooks: a signature whose timestamp is further than this from now is refused. */
   readonly toleranceMs: number;
+  /**
+   * What makes two requests without an event id one event (bearer and auth: none; every
+   * signed scheme has a signed id). id: nothing, each request is its own event. body:
+   * identical bodies within `dedupeWindowMs` of the first.
+   */
+  readonly dedupe: 'id' | 'body';
+  /** With dedupe: body, how long a body's first run answers for identical bodies. */
+  readonly dedupeWindowMs: number;
   /** accepted: 202 once queued; result: wait for the run and answer with its output. */
   readonly respond: 'accepted' | 'result';
   /** With respond: result, how long to wait for the run before answering 504 with its id. */

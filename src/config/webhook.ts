@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { whsecKey } from '../lib/whsec.js';
 import { got, isMap } from './describe.js';
 import { withHints } from './editor-hints.js';
 import { choiceField, durationField, editorPattern, expected, fail, sizeField, type Issue } from './fields.js';
@@ -10,8 +11,15 @@ import type { KeyPath } from './yaml-source.js';
 
 /** `webhook:` on a task: its schema, the defaults merged in, and the checks that span its keys. */
 
-export const WEBHOOK_SIGNATURES = ['hmac-sha256', 'github', 'bearer'] as const;
-const WEBHOOK_DEFAULTS = { signature: 'hmac-sha256', tolerance: '5m', respond: 'accepted', resultTimeout: '30s' } as const;
+export const WEBHOOK_SIGNATURES = ['hmac-sha256', 'github', 'bearer', 'standard-webhooks'] as const;
+const WEBHOOK_DEFAULTS = { signature: 'hmac-sha256', tolerance: '5m', respond: 'accepted', resultTimeout: '30s', dedupe: 'id', dedupeWindow: '10m' } as const;
+/**
+ * The longest dedupeWindow: the dedupe store's own memory (runs/store.ts), and past a day
+ * "the same body twice" is more likely two events than one retried.
+ */
+const MAX_DEDUPE_WINDOW_MS = 24 * 3600 * 1000;
+/** Schemes that carry no signed event id, the only ones where dedupe: body can apply. */
+const UNSIGNED_ID_SCHEMES: readonly string[] = ['bearer'];
 
 /** Never echoes the value: it is a secret. */
 const secretField = z
@@ -68,14 +76,30 @@ export const webhookSchema = z
       secret: secretField.optional(),
       signature: withHints(
         choiceField(
-          'How requests are signed: hmac-sha256 (X-Runlet-Signature: t=<unix s>,v1=<hmac of "<t>.<body>">), github (X-Hub-Signature-256) or bearer (Authorization: Bearer <secret>). Default hmac-sha256.',
+          'How requests are signed, and what makes a request one event: ' +
+            'hmac-sha256 (X-Runlet-Signature: t=<unix s>,v1=<hmac of "<t>.<body>">; the event is the signed t and body), ' +
+            'github (X-Hub-Signature-256; the event is the body, remembered 7 days), ' +
+            'standard-webhooks (webhook-id, webhook-timestamp, webhook-signature, secret whsec_<base64>; the event is the signed webhook-id; recommended for senders you control) ' +
+            'or bearer (Authorization: Bearer <secret>; nothing is signed: the event is X-Runlet-Delivery or Idempotency-Key if sent, else each request is its own). Default hmac-sha256.',
           WEBHOOK_SIGNATURES,
         ).optional(),
         { default: WEBHOOK_DEFAULTS.signature },
       ),
       tolerance: withHints(
-        durationField('hmac-sha256: signatures whose timestamp is further than this from now are refused (replay guard). At least 1s. Default 5m.', 1_000, '1s').optional(),
+        durationField('hmac-sha256 and standard-webhooks: signatures whose timestamp is further than this from now are refused (replay guard). At least 1s. Default 5m.', 1_000, '1s').optional(),
         { default: WEBHOOK_DEFAULTS.tolerance },
+      ),
+      dedupe: withHints(
+        choiceField(
+          'What makes requests without an event id one event (bearer or auth: none, sent without X-Runlet-Delivery / Idempotency-Key; signed schemes always have one). ' +
+            'id: nothing, each such request is its own run (pressing "deploy" twice deploys twice). body: identical bodies within dedupeWindow are one run. Default id.',
+          ['id', 'body'] as const,
+        ).optional(),
+        { default: WEBHOOK_DEFAULTS.dedupe },
+      ),
+      dedupeWindow: withHints(
+        durationField('With dedupe: body, how long after a body\'s first run an identical body answers with that run instead of making another. 1s to 24h. Default 10m.', 1_000, '1s').optional(),
+        { default: WEBHOOK_DEFAULTS.dedupeWindow },
       ),
       respond: withHints(
         choiceField("accepted: answer 202 with the run id once queued. result: wait for the run and answer with its output. Default accepted.", ['accepted', 'result'] as const).optional(),
@@ -114,6 +138,8 @@ export function resolveWebhook(w: RawWebhook, maxPayloadBytes: number): WebhookC
     ...(auth === 'signature' && secret !== undefined && { secret }),
     signature: hook.signature ?? WEBHOOK_DEFAULTS.signature,
     toleranceMs: hook.tolerance ?? parseDurationMs(WEBHOOK_DEFAULTS.tolerance)!,
+    dedupe: hook.dedupe ?? WEBHOOK_DEFAULTS.dedupe,
+    dedupeWindowMs: hook.dedupeWindow ?? parseDurationMs(WEBHOOK_DEFAULTS.dedupeWindow)!,
     respond: hook.respond ?? WEBHOOK_DEFAULTS.respond,
     resultTimeoutMs: hook.resultTimeout ?? parseDurationMs(WEBHOOK_DEFAULTS.resultTimeout)!,
     maxBodyBytes: hook.maxBody ?? maxPayloadBytes,
@@ -130,6 +156,38 @@ export interface Payload {
 
 const sizeOf = (v: unknown): number | undefined => (typeof v === 'string' || typeof v === 'number' ? parseSizeBytes(v) : undefined);
 const blank = (v: unknown): boolean => v === undefined || v === null || (typeof v === 'string' && v.trim() === '');
+
+/**
+ * dedupe: body stands in for an event id, so it can only apply where requests carry none:
+ * with a signed scheme it would never be used, and a window past the dedupe store's memory
+ * would silently end early.
+ */
+function dedupeFindings(here: KeyPath, w: Record<string, unknown>, auth: string | undefined): Finding[] {
+  const dedupe = typeof w.dedupe === 'string' ? w.dedupe.trim() : undefined;
+  const signature = typeof w.signature === 'string' ? w.signature.trim() : WEBHOOK_DEFAULTS.signature;
+  const findings: Finding[] = [];
+  if (dedupe === 'body' && auth === 'signature' && !UNSIGNED_ID_SCHEMES.includes(signature)) {
+    findings.push({
+      path: [...here, 'dedupe'],
+      at: 'value',
+      message:
+        `with signature: ${signature} every request carries a signed event id, so dedupe: body would never be used: remove dedupe ` +
+        `(or use signature: bearer, whose requests carry none)`,
+    });
+  }
+  if (w.dedupeWindow !== undefined && dedupe !== 'body') {
+    findings.push({ path: [...here, 'dedupeWindow'], at: 'key', message: 'dedupeWindow applies only with dedupe: body, so it would never be used: add dedupe: body or remove dedupeWindow' });
+  }
+  const windowMs = typeof w.dedupeWindow === 'string' ? parseDurationMs(w.dedupeWindow) : undefined;
+  if (windowMs !== undefined && windowMs > MAX_DEDUPE_WINDOW_MS) {
+    findings.push({
+      path: [...here, 'dedupeWindow'],
+      at: 'value',
+      message: `dedupeWindow ${w.dedupeWindow} is more than 24h, the longest runlet remembers a body for: lower it (identical bodies a day apart are rarely one event)`,
+    });
+  }
+  return findings;
+}
 
 /** A webhook must prove its sender unless the file says, in words, that it needn't. */
 export function webhookFindings(at: KeyPath, t: Record<string, unknown>, payload: Payload): Finding[] {
@@ -151,6 +209,16 @@ export function webhookFindings(at: KeyPath, t: Record<string, unknown>, payload
       path: here,
       at: 'key',
       message: `${why}, so the webhook would accept anyone's requests: set secret (e.g. secret: \${HOOK_SECRET}), or write auth: none to accept unsigned requests on purpose`,
+    });
+  }
+  findings.push(...dedupeFindings(here, w, auth));
+  const signature = typeof w.signature === 'string' ? w.signature.trim() : WEBHOOK_DEFAULTS.signature;
+  // Never echoes the value: it is a secret.
+  if (auth === 'signature' && signature === 'standard-webhooks' && typeof w.secret === 'string' && !blank(w.secret) && !whsecKey(w.secret)) {
+    findings.push({
+      path: [...here, 'secret'],
+      at: 'key',
+      message: 'signature: standard-webhooks needs secret written whsec_<base64 key>, as the sender shows it, and this secret is not: copy it whole, whsec_ included',
     });
   }
   const maxBody = sizeOf(w.maxBody);

@@ -6,7 +6,7 @@ import { PREFIX } from '../runs/keys.js';
 import { acceptedAnswer, resultAnswer, type Answer } from './webhook-answer.js';
 import { deliveryOf } from '../triggers/webhook/delivery.js';
 import { decodeBody, webhookRequest } from '../triggers/webhook/request.js';
-import { verify } from '../triggers/webhook/signature.js';
+import { verify, type SignedIdentity } from '../triggers/webhook/signature.js';
 import type { HttpDeps } from './deps.js';
 import { apiError } from './errors.js';
 
@@ -85,6 +85,12 @@ export const hookRoutes: FastifyPluginAsync<{ deps: HttpDeps }> = async (app, { 
   });
 };
 
+/**
+ * The signed identity preValidation found, handed to the handler of the same request.
+ * Kept rather than re-derived so the identity is exactly what was verified.
+ */
+const signedIds = new WeakMap<FastifyRequest, SignedIdentity>();
+
 function registerHook(app: FastifyInstance, deps: HttpDeps, task: TaskConfig, hook: WebhookConfig): void {
   const limit = hook.rateLimit;
   app.post(
@@ -109,22 +115,27 @@ function registerHook(app: FastifyInstance, deps: HttpDeps, task: TaskConfig, ho
       preValidation: async (req: FastifyRequest) => {
         const verdict = verify(hook, req.headers, bodyOf(req), Date.now());
         if (!verdict.ok) throw apiError('WEBHOOK_UNAUTHORIZED', { why: verdict.why, expected: verdict.expected });
+        if (verdict.signed) signedIds.set(req, verdict.signed);
       },
     },
     async (req, reply) => {
       const body = bodyOf(req);
       const text = decodeBody(body);
       if (!text.ok) throw apiError('BODY_NOT_UTF8', { byteOffset: text.byteOffset });
-      const delivery = deliveryOf(task.name, req.headers, body);
+      const delivery = deliveryOf(task.name, hook, req.headers, body, signedIds.get(req));
       if (!delivery.ok) throw apiError('INVALID_HEADER', { header: delivery.header, detail: delivery.detail });
 
-      // Exactly once per delivery: submit claims the dedupe key `<task>:hook:<delivery id
-      // or body hash>` and writes the run in one Redis script, so of any number of copies
-      // of one delivery (a sender's retries, the same request at two daemons behind a
-      // balancer) exactly one gets created: true and a queue job; the others get that
-      // run's id back. We answer only after submit returned, when the run is durably
-      // recorded: a sender that saw 202 can forget the event; one that saw no answer
-      // retries, and the retry lands on the same key instead of making a second run.
+      // Exactly once per event: submit claims the dedupe key `<task>:hook:<event id>` and
+      // writes the run in one Redis script, so of any number of copies of one event (a
+      // sender's retries, the same request at two daemons behind a balancer, a captured
+      // request replayed) exactly one gets created: true and a queue job; the others get
+      // that run's id back. The event id comes from signed material for every signed
+      // scheme (delivery.ts), so a replay cannot mint a new key by changing an unsigned
+      // header. The key lives 7 days, or dedupeWindow with dedupe: body; a request with
+      // no id under bearer / auth: none gets a fresh key and is its own event. We answer
+      // only after submit returned, when the run is durably recorded: a sender that saw
+      // 202 can forget the event; one that saw no answer retries, and a retry carrying
+      // the event's id lands on the same key instead of making a second run.
       const res = await deps.submit(webhookRequest(task, text.text, req.headers, delivery));
       if (hook.respond === 'accepted') return send(reply, acceptedAnswer(res));
 

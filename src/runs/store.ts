@@ -10,8 +10,8 @@ redis.call('HSET', KEYS[1], 'waitReason', ARGV[1], 'waitReasonAt', ARGV[2], 'wai
 return 1
 `;
 
-/** How long a dedupe key keeps answering with its run: longer than any redelivery window. */
-const DEDUPE_TTL_MS = 7 * 24 * 3600 * 1000;
+/** How long a dedupe key keeps answering with its run unless the request says otherwise: longer than any redelivery window. */
+export const DEDUPE_TTL_MS = 7 * 24 * 3600 * 1000;
 /** The log tail kept per run (bytes), as the runtime keeps it. */
 export const LOG_TAIL_BYTES = 64 * 1024;
 
@@ -86,7 +86,9 @@ export class RunStore {
       ...keyList,
       runId,
       String(now),
-      String(DEDUPE_TTL_MS),
+      // The key's own lifetime (SET PX in the script): the claim expires with it, so the
+      // same event after a request's window is a new run, never before.
+      String(request.dedupeTtlMs ?? DEDUPE_TTL_MS),
       JSON.stringify(transition),
       status,
       request.scheduledAt !== undefined && opts.cronMarker ? String(request.scheduledAt) : '',

@@ -55,10 +55,15 @@ export interface RunRequest {
   /**
    * Derived from the trigger so that the same outside event never makes two runs:
    * cron `<task>:cron:<tickMs>`, manual `<task>:manual:<runId>` (or `<task>:manual:key:<Idempotency-Key>`),
-   * webhook `<task>:hook:<delivery id or body hash>`, queue `<task>:queue:<queue>:<job id>`,
+   * webhook `<task>:hook:<event id>` (triggers/webhook/delivery.ts), queue `<task>:queue:<queue>:<job id>`,
    * mongo `<task>:mongo:<resume token>`, after `<task>:after:<finished run id>`.
    */
   readonly dedupeKey: string;
+  /**
+   * How long the dedupe key keeps answering with its run; the store's default (7 days,
+   * longer than any redelivery window) when unset. A webhook's `dedupe: body` window sets it.
+   */
+  readonly dedupeTtlMs?: number;
   /** For cron: the tick this run stands for (epoch ms). */
   readonly scheduledAt?: number;
   readonly payload?: unknown;

@@ -12,10 +12,13 @@ export const BUILTIN_HEADERS: readonly string[] = [
   'content-type',
   'user-agent',
   'x-runlet-delivery',
+  'idempotency-key',
   'x-github-delivery',
   'x-github-event',
   'x-github-hook-id',
   'x-request-id',
+  'webhook-id',
+  'webhook-timestamp',
 ];
 
 /** The content type a body without one is recorded as. */
@@ -74,13 +77,14 @@ export function webhookRequest(
   task: TaskConfig,
   body: string,
   headers: IncomingHttpHeaders,
-  delivery: { dedupeKey: string; cause: string },
+  delivery: { dedupeKey: string; cause: string; dedupeTtlMs?: number },
 ): RunRequest {
   const contentType = typeof headers['content-type'] === 'string' && headers['content-type'] !== '' ? headers['content-type'] : DEFAULT_CONTENT_TYPE;
   return {
     task: task.name,
     trigger: 'webhook',
     dedupeKey: delivery.dedupeKey,
+    ...(delivery.dedupeTtlMs !== undefined && { dedupeTtlMs: delivery.dedupeTtlMs }),
     payload: body,
     contentType,
     headers: allowedHeaders(task.webhook?.headers ?? [], headers),
