@@ -4,6 +4,7 @@ import type { BackfillResult } from '../dispatch/backfill.js';
 import type { Redis } from 'ioredis';
 import type { Enqueued } from '../dispatch/enqueue.js';
 import type { RunletEvents } from '../lib/events.js';
+import type { HostPolicy } from './hosts.js';
 import type { ChangeFeed } from './live.js';
 import type { EndedRuns } from '../runs/ended.js';
 import type { RunStore } from '../runs/store.js';
@@ -18,6 +19,8 @@ export interface HttpDeps {
   readonly config: RunletConfig;
   readonly store: RunStore;
   readonly token?: string;
+  /** The Host names the daemon answers to (hosts.ts); without it, the loopback names only. */
+  readonly hosts?: HostPolicy;
   /** Prometheus registry served at /metrics. */
   readonly metrics?: Registry;
   /** Trigger events for metrics (webhook refusals by reason). */
