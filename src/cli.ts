@@ -37,7 +37,10 @@ options:
 
 An argument a command does not take is an error (exit 2), never ignored.
 
-environment: REDIS_URL, RUNLET_PORT (8080), RUNLET_HOST (127.0.0.1), RUNLET_TOKEN, RUNLET_DATA (.runlet),
+environment: REDIS_URL, RUNLET_PORT (8080), RUNLET_TOKEN, RUNLET_DATA (.runlet),
+RUNLET_HOST (127.0.0.1; 0.0.0.0 with a token; without RUNLET_TOKEN only a loopback
+address, else start refuses), RUNLET_ALLOWED_HOSTS (more Host names to answer to, e.g. a
+proxy's, comma-separated; requests for other names get 421, cross-origin changes 403),
 RUNLET_NODE (hostname), RUNLET_URL (for run/status/logs), RUNLET_STALLED_MS (30000),
 RUNLET_LABELS (extra container labels, k=v,k=v),
 RUNLET_LOG_LEVEL (info)`;

@@ -14,6 +14,7 @@ import { runJob, type RunContext } from './dispatch/run-job.js';
 import { settleLeftovers } from './dispatch/settle.js';
 import { TaskWorkers } from './dispatch/workers.js';
 import type { HttpDeps } from './http/deps.js';
+import { listenPolicy } from './http/hosts.js';
 import { buildServer } from './http/server.js';
 import { ChangeFeed } from './http/live.js';
 import { startEmbeddedRedis } from './lib/embedded-redis.js';
@@ -50,9 +51,11 @@ export interface DaemonOptions {
   readonly redisUrl?: string;
   /** 0 picks a free port (tests). */
   readonly port: number;
-  /** Defaults to 127.0.0.1 without a token and 0.0.0.0 with one. */
+  /** Defaults to 127.0.0.1 without a token and 0.0.0.0 with one; without a token, only a loopback address. */
   readonly host?: string;
   readonly token?: string;
+  /** More Host names to answer to (RUNLET_ALLOWED_HOSTS); "*" for any, with a token only. */
+  readonly allowedHosts?: readonly string[];
   readonly docker?: Docker;
   readonly runtime?: Runtime;
   /** How long stop() waits for runs in progress before leaving them to the next start. */
@@ -86,6 +89,8 @@ const OUTBOX_EVERY_MS = 15_000;
  */
 export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   const { config, logger } = opts;
+  // First, before anything is started: a daemon that would be open to strangers doesn't start.
+  const listen = listenPolicy(opts);
   const releasers = new Releasers(logger);
   try {
     // --- storage -----------------------------------------------------------------------
@@ -204,6 +209,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       config,
       store,
       token: opts.token,
+      hosts: listen.hosts,
       metrics: metrics.registry,
       events,
       redis,
@@ -245,8 +251,10 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     };
     const app = buildServer(httpDeps, logger);
     releasers.add('http server', () => app.close());
-    const host = opts.host ?? (opts.token ? '0.0.0.0' : '127.0.0.1');
-    if (!opts.token) logger.warn({ host }, 'RUNLET_TOKEN is not set: the ops API is open to anyone who can reach it, so it listens on 127.0.0.1 only');
+    const { host } = listen;
+    // listenPolicy allowed no token on a loopback address only; local users are still in.
+    if (!opts.token) logger.warn({ host }, 'RUNLET_TOKEN is not set: the ops API is open to every user and process on this machine (pages on other sites are refused by the Host and Origin checks)');
+    if (listen.hosts.any) logger.warn('RUNLET_ALLOWED_HOSTS=*: any Host name is accepted; the token is what keeps the API closed');
     await app.listen({ port: opts.port, host });
     const address = app.server.address();
     const port = typeof address === 'object' && address ? address.port : opts.port;

@@ -111,29 +111,29 @@ function makeCase(i: number): Case {
     case 9: // oversize with a signature: 413 before verification
       return { kind: 'fetch', path: `/hooks/${task}`, method: 'POST', headers: { 'x-runlet-signature': `t=${now},v1=${'1'.repeat(64)}` }, body: Buffer.alloc(8193 + int(100_000), 'o') };
     case 10: // raw: lying Content-Length (more than is sent), then the client hangs up
-      return { kind: 'raw', bytes: Buffer.from(`POST /hooks/${task} HTTP/1.1\r\nHost: x\r\nContent-Length: ${100 + int(5000)}\r\n\r\n${text(int(90))}`) };
+      return { kind: 'raw', bytes: Buffer.from(`POST /hooks/${task} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: ${100 + int(5000)}\r\n\r\n${text(int(90))}`) };
     case 11: // raw: Content-Length less than sent, invalid, negative, twice, with Transfer-Encoding
       return {
         kind: 'raw',
         bytes: Buffer.from(
-          `POST /hooks/${task} HTTP/1.1\r\nHost: x\r\n${pick(['Content-Length: 3\r\n', 'Content-Length: -1\r\n', 'Content-Length: abc\r\n', 'Content-Length: 5\r\nContent-Length: 6\r\n', 'Content-Length: 4\r\nTransfer-Encoding: chunked\r\n', 'Content-Length: 1e3\r\n'])}\r\n${text(10 + int(50))}`,
+          `POST /hooks/${task} HTTP/1.1\r\nHost: 127.0.0.1\r\n${pick(['Content-Length: 3\r\n', 'Content-Length: -1\r\n', 'Content-Length: abc\r\n', 'Content-Length: 5\r\nContent-Length: 6\r\n', 'Content-Length: 4\r\nTransfer-Encoding: chunked\r\n', 'Content-Length: 1e3\r\n'])}\r\n${text(10 + int(50))}`,
         ),
       };
     case 12: // raw: truncated or malformed chunked bodies
       return {
         kind: 'raw',
         bytes: Buffer.from(
-          `POST /hooks/${task} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n${pick(['10\r\nshort', 'zz\r\nabc\r\n0\r\n\r\n', '5\r\nabcdefgh\r\n', `${(20_000).toString(16)}\r\n${'c'.repeat(9000)}`, '3\r\nabc\r\n', 'ffffffffffffffffff\r\n'])}`,
+          `POST /hooks/${task} HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n${pick(['10\r\nshort', 'zz\r\nabc\r\n0\r\n\r\n', '5\r\nabcdefgh\r\n', `${(20_000).toString(16)}\r\n${'c'.repeat(9000)}`, '3\r\nabc\r\n', 'ffffffffffffffffff\r\n'])}`,
         ),
       };
     case 13: // raw: huge or binary headers
       {
         const big = rnd() < 0.5;
         const value = big ? 'h'.repeat(17_000 + int(20_000)) : bytes(1 + int(80)).toString('latin1').replace(/[\r\n]/g, '');
-        return { kind: 'raw', bytes: Buffer.concat([Buffer.from(`POST /hooks/${task} HTTP/1.1\r\nHost: x\r\nX-Extra: `), Buffer.from(value, 'latin1'), Buffer.from('\r\nContent-Length: 2\r\n\r\n{}')]) };
+        return { kind: 'raw', bytes: Buffer.concat([Buffer.from(`POST /hooks/${task} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Extra: `), Buffer.from(value, 'latin1'), Buffer.from('\r\nContent-Length: 2\r\n\r\n{}')]) };
       }
     case 14: // raw: garbage request lines and unknown methods
-      return { kind: 'raw', bytes: Buffer.concat([Buffer.from(pick([`PROPFIND /hooks/${task} HTTP/1.1\r\nHost: x\r\n\r\n`, `POST /hooks/${task} HTTP/9.9\r\n\r\n`, 'POST\r\n\r\n', `POST /hooks/${task}\r\n\r\n`, ''])), bytes(int(300))]) };
+      return { kind: 'raw', bytes: Buffer.concat([Buffer.from(pick([`PROPFIND /hooks/${task} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`, `POST /hooks/${task} HTTP/9.9\r\n\r\n`, 'POST\r\n\r\n', `POST /hooks/${task}\r\n\r\n`, ''])), bytes(int(300))]) };
     default: // valid-looking everything, signed with the wrong secret, many headers
       {
         const body = Buffer.from(JSON.stringify({ i, pad: text(int(1000)) }));

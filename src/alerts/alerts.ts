@@ -39,7 +39,7 @@ export interface AlertsDeps {
   readonly identity: Identity;
   readonly events: RunletEvents;
   readonly logger: Logger;
-  /** What is stuck now (runs/stuck.ts StuckFinder). */
+  /** What is stuck now (ops/stuck.ts StuckFinder). */
   findStuck(): Promise<StuckItem[]>;
 }
 

@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { startDaemon } from '../daemon.js';
+import { parseAllowedHosts, UnsafeListenError } from '../http/hosts.js';
 import { createLogger } from '../lib/logger.js';
 import { CliError } from './client.js';
 import { loadOrExit, type CommonArgs } from './common.js';
@@ -14,6 +15,8 @@ export async function startCommand(args: CommonArgs): Promise<number> {
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new CliError(`RUNLET_PORT must be a port number, got "${env.RUNLET_PORT}"`);
   const stalledMs = env.RUNLET_STALLED_MS === undefined ? undefined : Number(env.RUNLET_STALLED_MS);
   if (stalledMs !== undefined && !(Number.isInteger(stalledMs) && stalledMs >= 1000)) throw new CliError(`RUNLET_STALLED_MS must be a whole number of milliseconds, at least 1000, got "${env.RUNLET_STALLED_MS}"`);
+  const allowed = parseAllowedHosts(env.RUNLET_ALLOWED_HOSTS);
+  if (allowed.invalid.length > 0) throw new CliError(`RUNLET_ALLOWED_HOSTS must be host names or addresses separated by commas (or *), got "${allowed.invalid.join('", "')}"`);
   const daemon = await startDaemon({
     stalledMs,
     labels: parseLabels(env.RUNLET_LABELS),
@@ -25,7 +28,9 @@ export async function startCommand(args: CommonArgs): Promise<number> {
     port,
     host: env.RUNLET_HOST || undefined,
     token: env.RUNLET_TOKEN || undefined,
+    allowedHosts: allowed.hosts,
   }).catch((err: NodeJS.ErrnoException) => {
+    if (err instanceof UnsafeListenError) throw new CliError(err.message);
     // Start-up failures are the user's to fix (a busy port, no engine, a failed build):
     // say what and how, without a stack trace.
     if (err.code === 'EADDRINUSE') throw new CliError(`port ${port} is already in use (another runlet?): set RUNLET_PORT to use another`);

@@ -29,7 +29,7 @@ export class TaskWorkers {
   private stopping = false;
   /** Jobs being processed here, from fetch to completion (a run may not be claimed yet). */
   private readonly inFlight = new Set<Promise<void>>();
-  /** Told why this node does not take a task's runs, for "why does this run wait" (runs/waiting.ts). */
+  /** Told why this node does not take a task's runs, for "why does this run wait" (ops/waiting.ts). */
   waits?: WaitListener;
   /** For the admission-refusal counter (runs/metrics.ts). */
   events?: RunletEvents;

@@ -4,6 +4,7 @@ import type { BackfillResult } from '../dispatch/backfill.js';
 import type { Redis } from 'ioredis';
 import type { Enqueued } from '../dispatch/enqueue.js';
 import type { RunletEvents } from '../runs/events.js';
+import type { HostPolicy } from './hosts.js';
 import type { ChangeFeed } from './live.js';
 import type { EndedRuns } from '../runs/ended.js';
 import type { RunReader } from '../runs/store.js';
@@ -19,6 +20,8 @@ export interface HttpDeps {
   readonly config: RunletConfig;
   readonly store: RunReader;
   readonly token?: string;
+  /** The Host names the daemon answers to (hosts.ts); without it, the loopback names only. */
+  readonly hosts?: HostPolicy;
   /** Prometheus registry served at /metrics. */
   readonly metrics?: Registry;
   /** Trigger events for metrics (webhook refusals by reason). */

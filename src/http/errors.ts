@@ -6,6 +6,19 @@ import { formatBytes, formatDuration } from '../lib/format.js';
  * turns it (and fastify's own errors) into `{ error: { code, message } }`.
  */
 export const API_ERRORS = {
+  // Pages on other sites (src/http/origin.ts): the message names the header and the way to allow it.
+  HOST_NOT_ALLOWED: {
+    status: 421,
+    message: (p: { host: string; allowed: string }) =>
+      `refused Host "${p.host}": this daemon answers to ${p.allowed} only, so that a page on another site cannot reach it through DNS rebinding. ` +
+      'To reach runlet under this name (a reverse proxy, a tunnel), add the name to RUNLET_ALLOWED_HOSTS (comma-separated)',
+  },
+  CROSS_ORIGIN: {
+    status: 403,
+    message: (p: { header: string; value: string; method: string; url: string }) =>
+      `refused ${p.method} ${p.url} from another origin (${p.header}: ${p.value}): changes are accepted from the dashboard on this daemon's own origin, ` +
+      'or from clients that send no Origin (the runlet CLI, curl, a server). Behind a reverse proxy, pass the Host header through (nginx: proxy_set_header Host $host) and list that name in RUNLET_ALLOWED_HOSTS',
+  },
   UNAUTHORIZED: { status: 401, message: (_p: Record<string, never>) => 'missing or wrong bearer token (set Authorization: Bearer $RUNLET_TOKEN)' },
   TASK_NOT_FOUND: { status: 404, message: (p: { task: string; hint?: string }) => `no task named "${p.task}"${p.hint ? ` (did you mean "${p.hint}"?)` : ''}` },
   RUN_NOT_FOUND: { status: 404, message: (p: { id: string }) => `no run with id "${p.id}" (it may have been removed by retention)` },

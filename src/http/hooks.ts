@@ -14,10 +14,12 @@ import { apiError } from './errors.js';
 const REJECTIONS: Readonly<Record<number, string>> = {
   400: 'bad_request',
   401: 'bad_signature',
+  403: 'cross_origin', // origin.ts: a browser page on another origin
   404: 'unknown_task',
   405: 'wrong_method',
   413: 'too_large',
   415: 'not_utf8',
+  421: 'wrong_host', // origin.ts: a Host name the daemon does not answer to
   429: 'rate_limited',
 };
 

@@ -5,9 +5,11 @@ import type { HttpDeps } from './deps.js';
 import { ApiError, apiError, API_ERRORS } from './errors.js';
 import { dashboardRoutes } from './dashboard/routes.js';
 import { healthRoutes } from './health.js';
+import { hostPolicy } from './hosts.js';
 import { hookRoutes } from './hooks.js';
 import { liveRoutes } from './live.js';
 import { metricsRoutes } from './metrics.js';
+import { guardOrigin } from './origin.js';
 import { runRoutes } from './runs.js';
 import { statusRoutes } from './status.js';
 import { streamRoutes } from './streams.js';
@@ -21,8 +23,9 @@ export function maxBodyBytes(deps: HttpDeps): number {
 }
 
 /**
- * The ops server: one plugin per area. /healthz is open (for load balancers); everything
- * under /api requires the bearer token when one is configured.
+ * The ops server: one plugin per area. Every route first checks Host and, for changes,
+ * Origin (origin.ts); then /healthz is open (for load balancers), and everything under
+ * /api requires the bearer token when one is configured.
  */
 export function buildServer(deps: HttpDeps, logger: Logger): FastifyInstance {
   const app = Fastify({
@@ -56,6 +59,8 @@ export function buildServer(deps: HttpDeps, logger: Logger): FastifyInstance {
     return reply.code(e.statusCode).send({ error: { code: e.code, message: e.message } });
   });
 
+  // Before any plugin, so every route (and the 404 handler) inherits it.
+  guardOrigin(app, deps.hosts ?? hostPolicy('127.0.0.1'));
   app.register(healthRoutes, { deps });
   // The dashboard's files carry no data, so they need no token; the data under /api does.
   app.register(dashboardRoutes);

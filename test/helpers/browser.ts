@@ -16,9 +16,10 @@ export const ARTIFACTS = join(dirname(fileURLToPath(import.meta.url)), '..', 'ar
  * and would slow the start. Close it with `close()`, which also removes the profile.
  *
  * playwright refuses `--user-data-dir` in `launch()`'s args; `launchPersistentContext`
- * is the same launch with the fresh profile directory as its own parameter.
+ * is the same launch with the fresh profile directory as its own parameter. `args` adds
+ * switches (e.g. --host-resolver-rules to give a test name an address without DNS).
  */
-export async function launchBrowser(): Promise<{ context: BrowserContext; close: () => Promise<void> }> {
+export async function launchBrowser(opts: { args?: readonly string[] } = {}): Promise<{ context: BrowserContext; close: () => Promise<void> }> {
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run scripts/setup.sh (it installs Debian's chromium)`);
   mkdirSync(ARTIFACTS, { recursive: true });
   const profile = mkdtempSync(join(tmpdir(), 'runlet-chromium-'));
@@ -35,6 +36,7 @@ export async function launchBrowser(): Promise<{ context: BrowserContext; close:
       '--disable-quic',
       '--no-first-run',
       '--disable-features=Translate,MediaRouter,OptimizationHints',
+      ...(opts.args ?? []),
     ],
     viewport: { width: 1360, height: 900 },
   });
