@@ -22,7 +22,9 @@ export default defineConfig({
     reporters: ['default'],
     projects: [
       {
-        test: { name: 'pure', include: PURE, pool: 'threads' },
+        // Pure files first (seconds), then the rest: vitest runs projects with different
+        // worker limits in separate groups.
+        test: { name: 'pure', include: PURE, pool: 'threads', sequence: { groupOrder: 0 } },
       },
       {
         test: {
@@ -34,6 +36,7 @@ export default defineConfig({
           testTimeout: 60_000,
           hookTimeout: 60_000,
           globalSetup: ['test/global-setup.ts'],
+          sequence: { groupOrder: 1 },
         },
       },
     ],

@@ -36,3 +36,22 @@ export function parseCancelMessage(message: string): { runId: string; reason?: s
   }
   return { runId: message };
 }
+
+/**
+ * Hands every cancel request on the channel to `onCancel`; the daemon that runs the run's
+ * container stops it, the others find nothing to stop. Subscribed once ready, and again on
+ * every ready: a SUBSCRIBE sent while a fresh connection is still connecting was seen lost
+ * (see http/live.ts); twice is harmless. Returns the release.
+ */
+export async function subscribeToCancels(redis: Redis, onCancel: (runId: string, reason?: string) => void): Promise<() => Promise<void>> {
+  const subscriber = redis.duplicate();
+  subscriber.on('error', () => undefined);
+  subscriber.on('ready', () => void subscriber.subscribe(CANCEL_CHANNEL).catch(() => undefined));
+  if (subscriber.status !== 'ready') await new Promise((resolve) => subscriber.once('ready', resolve));
+  await subscriber.subscribe(CANCEL_CHANNEL);
+  subscriber.on('message', (_channel, message: string) => {
+    const { runId, reason } = parseCancelMessage(message);
+    onCancel(runId, reason);
+  });
+  return async () => void subscriber.disconnect();
+}

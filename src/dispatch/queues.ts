@@ -1,5 +1,7 @@
 import { Queue, type ConnectionOptions } from 'bullmq';
 import { BULL_PREFIX } from '../runs/keys.js';
+import type { TaskConfig } from '../config/types.js';
+import type { QueueCounts } from './policies.js';
 
 /** The job a queue carries: only the run id. The run record in Redis is the truth. */
 export interface RunJobData {
@@ -24,6 +26,23 @@ export class TaskQueues {
   private readonly queues = new Map<string, Queue<RunJobData>>();
 
   constructor(private readonly connection: ConnectionOptions) {}
+
+  /**
+   * The task limit is cluster-wide: BullMQ's global concurrency on the task's queue, set by
+   * every daemon from the same config (idempotent, so daemons starting together agree).
+   */
+  async applyConcurrency(tasks: readonly TaskConfig[]): Promise<void> {
+    for (const task of tasks) {
+      if (task.overlap === 'allow') await this.get(task.name).removeGlobalConcurrency();
+      else await this.get(task.name).setGlobalConcurrency(task.concurrency);
+    }
+  }
+
+  /** Runs taking a slot and runs waiting for one, across the cluster (policies and gauges read it). */
+  async counts(task: string): Promise<QueueCounts> {
+    const c = await this.get(task).getJobCounts('active', 'waiting', 'prioritized', 'delayed', 'paused');
+    return { active: c.active ?? 0, waiting: (c.waiting ?? 0) + (c.prioritized ?? 0) + (c.delayed ?? 0) + (c.paused ?? 0) };
+  }
 
   get(task: string): Queue<RunJobData> {
     let q = this.queues.get(task);

@@ -29,10 +29,6 @@ export class TaskWorkers {
   private stopping = false;
   /** Jobs being processed here, from fetch to completion (a run may not be claimed yet). */
   private readonly inFlight = new Set<Promise<void>>();
-  /** Told why this node does not take a task's runs, for "why does this run wait" (ops/waiting.ts). */
-  waits?: WaitListener;
-  /** For the admission-refusal counter (runs/metrics.ts). */
-  events?: RunletEvents;
   /** The reason each task is paused for here, as last told to `waits`. */
   private readonly blocked = new Map<string, string>();
 
@@ -44,6 +40,11 @@ export class TaskWorkers {
     private readonly logger: Logger,
     /** How long a silent node keeps its runs' jobs before they are delivered again. */
     private readonly stalledMs = 30_000,
+    /**
+     * `waits` is told why this node does not take a task's runs, for "why does this run
+     * wait" (ops/waiting.ts); `events` feeds the admission-refusal counter (runs/metrics.ts).
+     */
+    private readonly observers: { readonly waits?: WaitListener; readonly events?: RunletEvents } = {},
   ) {}
 
   /** Resolves once every worker is connected: a daemon is ready only when it can take jobs. */
@@ -83,8 +84,8 @@ export class TaskWorkers {
       // AdmissionDeferred: another worker of this node took the last room between our fetch
       // and now. The job goes back to the front of its queue for whichever node has room.
       const refused = this.admission.whyNot(task) ?? 'no room on this node';
-      this.waits?.runRefused(runId, task.name, refused);
-      this.events?.emit('admission:refused', { task: task.name, pool: task.pool, reason: refused });
+      this.observers.waits?.runRefused(runId, task.name, refused);
+      this.observers.events?.emit('admission:refused', { task: task.name, pool: task.pool, reason: refused });
       await handBack();
       this.refresh();
       throw new WaitingError();
@@ -132,10 +133,10 @@ export class TaskWorkers {
       const fits = why === undefined;
       if (this.blocked.get(name) !== why) {
         // Counted when the task becomes blocked, not each time the budget's wording changes.
-        if (why !== undefined && !this.blocked.has(name)) this.events?.emit('admission:refused', { task: name, pool: task.pool, reason: why });
+        if (why !== undefined && !this.blocked.has(name)) this.observers.events?.emit('admission:refused', { task: name, pool: task.pool, reason: why });
         if (why === undefined) this.blocked.delete(name);
         else this.blocked.set(name, why);
-        this.waits?.taskBlocked(name, why);
+        this.observers.waits?.taskBlocked(name, why);
       }
       if (fits && worker.isPaused()) worker.resume();
       else if (!fits && !worker.isPaused()) void worker.pause(true).catch(() => undefined);

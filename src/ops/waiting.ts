@@ -5,7 +5,7 @@ import type { WaitListener } from '../dispatch/workers.js';
 import { liveDaemons, type Identity } from '../dispatch/identity.js';
 import { formatDuration } from '../lib/format.js';
 import { PREFIX } from '../runs/keys.js';
-import type { RunStore } from '../runs/store.js';
+import type { RunReader, RunStore } from '../runs/store.js';
 import type { RunRecord } from '../runs/types.js';
 
 /**
@@ -112,7 +112,7 @@ export function whyWaiting(run: RunRecord, facts: WaitFacts): WaitReason {
 /** Reads the facts for `config`'s tasks: active runs, live daemons, and their refusals. */
 export async function loadWaitFacts(
   redis: Redis,
-  store: RunStore,
+  store: RunReader,
   config: RunletConfig,
   now = Date.now(),
   // A caller that already read these (GET /api/status) passes them, so a request scans the runs once.

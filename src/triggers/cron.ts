@@ -2,11 +2,24 @@ import type { Cron } from 'croner';
 import type { Logger } from 'pino';
 import type { TaskConfig } from '../config/types.js';
 import { formatDuration } from '../lib/format.js';
+import { keys } from '../runs/keys.js';
 import type { RunRequest } from '../runs/types.js';
+import type { Trigger, TriggerDeps } from './types.js';
 import { cronOf } from '../config/fire-times.js';
 import { ticksBetween } from '../config/ticks.js';
 
 export type Submit = (request: RunRequest, opts: { cronMarker: boolean; skipReason?: string }) => Promise<{ runId: string; created: boolean }>;
+
+/**
+ * One CronTrigger per scheduled task. The tick each task last claimed (any daemon) is read
+ * in one round trip for all of them: catch-up starts from it.
+ */
+export async function cronTriggers(deps: TriggerDeps): Promise<CronTrigger[]> {
+  const scheduled = Object.values(deps.config.tasks).filter((t) => t.schedule);
+  if (scheduled.length === 0) return [];
+  const last = await deps.redis.mget(scheduled.map((t) => keys.cronLast(t.name)));
+  return scheduled.map((t, i) => new CronTrigger(t, (request, opts) => deps.submit(request, opts), deps.logger, Date.now, last[i] ? Number(last[i]) : undefined));
+}
 
 /** Missed ticks counted at start-up, at most; the record says "more than" beyond it. */
 const MISSED_COUNT_LIMIT = 10_000;
@@ -22,7 +35,7 @@ const RETRY_MAX_MS = 30_000;
  * tick becomes exactly one run however many daemons fire it. The tick time comes from the
  * schedule, never from the clock at firing, so all daemons compute the same key.
  */
-export class CronTrigger {
+export class CronTrigger implements Trigger {
   private readonly cron: Cron;
   private timer?: NodeJS.Timeout;
   /** The last tick handled; the next one is computed from it, not from now. */
@@ -36,6 +49,8 @@ export class CronTrigger {
     private readonly submit: Submit,
     private readonly logger: Logger,
     private readonly now: () => number = Date.now,
+    /** The last tick any daemon claimed (keys.cronLast), for catch-up; none on a first start. */
+    private readonly lastClaimedTick?: number,
   ) {
     this.cron = cronOf(task.schedule as string, task.timezone);
     this.cursor = now();
@@ -48,11 +63,11 @@ export class CronTrigger {
    * through the tick's own dedupe key, so daemons starting together still make one record,
    * and a start-up never makes more than one catch-up run per task.
    */
-  async start(lastClaimedTick?: number): Promise<void> {
+  async start(): Promise<void> {
     this.stopped = false;
     const now = this.now();
     this.cursor = now;
-    if (lastClaimedTick !== undefined) await this.catchUp(lastClaimedTick, now);
+    if (this.lastClaimedTick !== undefined) await this.catchUp(this.lastClaimedTick, now);
     this.arm();
   }
 
@@ -84,6 +99,10 @@ export class CronTrigger {
 
   get taskName(): string {
     return this.task.name;
+  }
+
+  get name(): string {
+    return `cron "${this.task.schedule}" → ${this.task.name}`;
   }
 
   async stop(): Promise<void> {

@@ -9,13 +9,17 @@ import type { RunReader } from '../runs/store.js';
 import type { RunRequest } from '../runs/types.js';
 
 /**
- * What an event trigger gets. A trigger turns outside events into RunRequests and hands
+ * What a trigger gets. A trigger turns outside events into RunRequests and hands
  * them to `submit`; it never talks to Docker, and never writes run records itself.
  */
 export interface TriggerDeps {
   readonly config: RunletConfig;
-  /** The one way in: dedupe claim, policies, durable record, queue job. */
-  submit(request: RunRequest): Promise<Enqueued>;
+  /**
+   * The one way in: dedupe claim, policies, durable record, queue job. `cronMarker` also
+   * advances the task's last-tick marker in the same script; `skipReason` records the run
+   * as skipped (a catch-up outside its window).
+   */
+  submit(request: RunRequest, opts?: { cronMarker?: boolean; skipReason?: string }): Promise<Enqueued>;
   /** Wait for any run to end, whichever daemon runs it. */
   readonly ended: EndedRuns;
   readonly store: RunReader;
