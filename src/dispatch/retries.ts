@@ -42,9 +42,9 @@ export interface RetryDeps {
 /** How one attempt ended. */
 export interface AttemptEnd {
   /**
-   * The attempt that ended, when the caller knows it (a container's `runlet.attempt`
-   * label). Without it, the run's current attempt is meant: right for the process that
-   * ran the attempt, as nothing else moves the run on while it runs.
+   * The attempt that ended, when the caller knows it (a container's attempt label,
+   * LABEL_ATTEMPT). Without it, the run's current attempt is meant: right for the process
+   * that ran the attempt, as nothing else moves the run on while it runs.
    */
   readonly attempt?: number;
   readonly status: RunStatus;

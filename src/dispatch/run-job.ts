@@ -13,6 +13,7 @@ import type { TaskQueues } from './queues.js';
 import { endAttempt } from './retries.js';
 import { LogPublisher } from '../runs/log-stream.js';
 import { addDailyUsage } from '../runs/daily-usage.js';
+import { formatRunLabels, parseRunLabels } from '../runtime/labels.js';
 
 export interface RunContext {
   readonly config: RunletConfig;
@@ -115,7 +116,7 @@ async function execute(ctx: RunContext, run: RunRecord, task: TaskConfig, cancel
  */
 export async function waitAndFinish(ctx: RunContext, prepared: PreparedRun, task: TaskConfig, cancel: AbortSignal, log: Logger, deadline?: number): Promise<void> {
   let writing: Promise<void> = Promise.resolve();
-  const attempt = Number(prepared.spec.labels?.['runlet.attempt'] ?? 1) || 1;
+  const attempt = parseRunLabels(prepared.spec.labels ?? {}).attempt;
   const live = new LogPublisher(ctx.redis, prepared.runId, attempt);
   const result = await ctx.runtime.wait(prepared, {
     cancel,
@@ -240,13 +241,13 @@ export function specFor(ctx: RunContext, run: RunRecord, task: TaskConfig): RunS
     user: task.user,
     readOnly: task.readOnly,
     network: task.network,
-    labels: {
-      'runlet.node': ctx.identity.node,
-      'runlet.cluster': ctx.identity.clusterId,
-      'runlet.daemon': ctx.identity.daemonId,
-      'runlet.deadline': String(Date.now() + task.timeoutMs),
+    labels: formatRunLabels({
+      node: ctx.identity.node,
+      cluster: ctx.identity.clusterId,
+      daemon: ctx.identity.daemonId,
+      deadline: Date.now() + task.timeoutMs,
       // Start-up settling removes, unrecorded, a container of an attempt the run has moved past.
-      'runlet.attempt': String(run.attempt ?? 1),
-    },
+      attempt: run.attempt ?? 1,
+    }),
   };
 }
