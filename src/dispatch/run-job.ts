@@ -13,7 +13,7 @@ import type { TaskQueues } from './queues.js';
 import { endAttempt } from './retries.js';
 import { LogPublisher } from '../runs/log-stream.js';
 import { addDailyUsage } from '../runs/daily-usage.js';
-import { formatRunLabels, parseRunLabels } from '../runtime/labels.js';
+import { formatRunLabels } from '../runtime/labels.js';
 
 export interface RunContext {
   readonly config: RunletConfig;
@@ -102,10 +102,23 @@ async function execute(ctx: RunContext, run: RunRecord, task: TaskConfig, cancel
   ctx.events.emit('run:started', { runId: run.id, task: task.name, containerId: prepared.containerId, startedAt, queuedAt });
   log.info({ containerId: prepared.containerId.slice(0, 12) }, 'run started');
   // waitAndFinish removes the container itself; only a failure inside it leaves that to us.
-  await waitAndFinish(ctx, prepared, task, cancel, log).catch(async (err) => {
+  await waitAndFinish(ctx, prepared, task, { attempt: run.attempt ?? 1, cancel, log }).catch(async (err) => {
     await removeContainer();
     throw err;
   });
+}
+
+export interface WaitOptions {
+  /**
+   * The attempt the container runs, as its label says: its log position and live output are
+   * marked with it. Passed in, not read from the spec, because an adopted container's spec is
+   * rebuilt from the task and carries none of the container's labels.
+   */
+  readonly attempt: number;
+  readonly cancel: AbortSignal;
+  readonly log: Logger;
+  /** An adopted container's original deadline (epoch ms). */
+  readonly deadline?: number;
 }
 
 /**
@@ -114,9 +127,9 @@ async function execute(ctx: RunContext, run: RunRecord, task: TaskConfig, cancel
  * between the two leaves a `running` record without a container, which a redelivered job
  * turns into `lost`: never a container without a record.)
  */
-export async function waitAndFinish(ctx: RunContext, prepared: PreparedRun, task: TaskConfig, cancel: AbortSignal, log: Logger, deadline?: number): Promise<void> {
+export async function waitAndFinish(ctx: RunContext, prepared: PreparedRun, task: TaskConfig, opts: WaitOptions): Promise<void> {
+  const { attempt, cancel, log, deadline } = opts;
   let writing: Promise<void> = Promise.resolve();
-  const attempt = parseRunLabels(prepared.spec.labels ?? {}).attempt;
   const live = new LogPublisher(ctx.redis, prepared.runId, attempt);
   const result = await ctx.runtime.wait(prepared, {
     cancel,

@@ -40,7 +40,7 @@ export async function settleLeftovers(ctx: RunContext): Promise<{ adopted: numbe
     const prepared = runtime.adopt(c, { runId: run.id, task: task.name, image: task.image, env: {}, memoryBytes: task.memoryBytes, cpus: task.cpus, pids: task.pids, timeoutMs: task.timeoutMs, killGraceMs: task.killGraceMs });
     const cancel = new AbortController();
     // waitAndFinish removes the container; only when it failed is removing left to us.
-    const done = waitAndFinish(ctx, prepared, task, cancel.signal, log, deadline)
+    const done = waitAndFinish(ctx, prepared, task, { attempt, cancel: cancel.signal, log, deadline })
       .catch(async (err) => {
         log.error({ err }, 'could not settle a left-over container');
         await runtime.remove(c.containerId).catch(() => undefined);
