@@ -3,7 +3,7 @@ import type { RetryPolicy, TaskConfig } from '../config/types.js';
 import type { RunletEvents } from '../lib/events.js';
 import { formatDuration } from '../lib/format.js';
 import type { RunStore } from '../runs/store.js';
-import type { AttemptRecord, RunStatus, Usage } from '../runs/types.js';
+import { currentAttempt, type AttemptRecord, type RunStatus, type Usage } from '../runs/types.js';
 import { addUsage } from '../runs/usage.js';
 import { jobIdFor, type TaskQueues } from './queues.js';
 
@@ -82,8 +82,8 @@ const ATTEMPT_IN_PROGRESS: readonly RunStatus[] = ['starting', 'running', 'lost'
 export async function endAttempt(deps: RetryDeps, runId: string, task: TaskConfig, end: AttemptEnd, now = Date.now()): Promise<AttemptOutcome> {
   const run = await deps.store.get(runId);
   if (!run) return { kind: 'refused' };
-  const attempt = end.attempt ?? run.attempt ?? 1;
-  if (attempt !== (run.attempt ?? 1)) return { kind: 'refused' };
+  const attempt = end.attempt ?? currentAttempt(run);
+  if (attempt !== currentAttempt(run)) return { kind: 'refused' };
   const maxAttempts = run.maxAttempts ?? task.retries.attempts;
   const entry: AttemptRecord = {
     attempt,

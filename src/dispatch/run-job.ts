@@ -6,7 +6,7 @@ import type { RunFailedToStartLike } from './failure.js';
 import { describeFailure } from './failure.js';
 import type { PreparedRun, RunResult, RunSpec, Runtime } from '../runtime/types.js';
 import type { RunStore } from '../runs/store.js';
-import { isTerminal, type RunRecord, type RunStatus } from '../runs/types.js';
+import { currentAttempt, isTerminal, type RunRecord, type RunStatus } from '../runs/types.js';
 import { NO_USAGE, usageOf } from '../runs/usage.js';
 import { isDaemonAlive, type Identity } from './identity.js';
 import type { TaskQueues } from './queues.js';
@@ -79,7 +79,7 @@ async function execute(ctx: RunContext, run: RunRecord, task: TaskConfig, cancel
     // Never log-and-drop: a run that could not start is recorded as failed with the reason.
     const reason = describeFailure(err as RunFailedToStartLike);
     log.warn({ reason }, 'run could not be created');
-    await finish(ctx, run.id, task, { outcome: 'failed', reason, logTail: '', logBytes: 0 }, run.attempt ?? 1);
+    await finish(ctx, run.id, task, { outcome: 'failed', reason, logTail: '', logBytes: 0 }, currentAttempt(run));
     return;
   }
   const removeContainer = () => ctx.runtime.remove(prepared.containerId).catch((err) => log.error({ err }, 'could not remove container'));
@@ -89,7 +89,7 @@ async function execute(ctx: RunContext, run: RunRecord, task: TaskConfig, cancel
     const reason = describeFailure(err as RunFailedToStartLike);
     log.warn({ reason }, 'run could not be started');
     await removeContainer();
-    await finish(ctx, run.id, task, { outcome: 'failed', reason, logTail: '', logBytes: 0 }, run.attempt ?? 1);
+    await finish(ctx, run.id, task, { outcome: 'failed', reason, logTail: '', logBytes: 0 }, currentAttempt(run));
     return;
   }
   const startedAt = Date.now();
@@ -98,11 +98,11 @@ async function execute(ctx: RunContext, run: RunRecord, task: TaskConfig, cancel
     fields: { containerId: prepared.containerId, startedAt },
   });
   // A retry is due at retryAt, not when the run was first made.
-  const queuedAt = (run.attempt ?? 1) > 1 && run.retryAt !== undefined ? run.retryAt : run.createdAt;
+  const queuedAt = currentAttempt(run) > 1 && run.retryAt !== undefined ? run.retryAt : run.createdAt;
   ctx.events.emit('run:started', { runId: run.id, task: task.name, containerId: prepared.containerId, startedAt, queuedAt });
   log.info({ containerId: prepared.containerId.slice(0, 12) }, 'run started');
   // waitAndFinish removes the container itself; only a failure inside it leaves that to us.
-  await waitAndFinish(ctx, prepared, task, { attempt: run.attempt ?? 1, cancel, log }).catch(async (err) => {
+  await waitAndFinish(ctx, prepared, task, { attempt: currentAttempt(run), cancel, log }).catch(async (err) => {
     await removeContainer();
     throw err;
   });
@@ -198,7 +198,7 @@ async function settleRedelivered(ctx: RunContext, run: RunRecord): Promise<void>
   if (run.status === 'lost') return;
   const where = run.node === ctx.identity.node ? 'this node' : `node "${run.node}"`;
   const reason = `the daemon running it on ${where} stopped while the run was ${run.status}`;
-  await markLost(ctx, run, run.attempt ?? 1, reason);
+  await markLost(ctx, run, currentAttempt(run), reason);
 }
 
 /**
@@ -229,7 +229,7 @@ export function specFor(ctx: RunContext, run: RunRecord, task: TaskConfig): RunS
     RUNLET_TASK: task.name,
     RUNLET_TRIGGER: run.trigger,
     RUNLET_NODE: ctx.identity.node,
-    RUNLET_ATTEMPT: String(run.attempt ?? 1),
+    RUNLET_ATTEMPT: String(currentAttempt(run)),
   };
   if (run.scheduledAt !== undefined) env.RUNLET_SCHEDULED_AT = new Date(run.scheduledAt).toISOString();
   // A body kept as sent (contentType set) is delivered as it came, not JSON-encoded.
@@ -260,7 +260,7 @@ export function specFor(ctx: RunContext, run: RunRecord, task: TaskConfig): RunS
       daemon: ctx.identity.daemonId,
       deadline: Date.now() + task.timeoutMs,
       // Start-up settling removes, unrecorded, a container of an attempt the run has moved past.
-      attempt: run.attempt ?? 1,
+      attempt: currentAttempt(run),
     }),
   };
 }

@@ -3,6 +3,7 @@ import { markLost, waitAndFinish } from './run-job.js';
 import { isDaemonAlive } from './identity.js';
 import type { TaskConfig } from '../config/types.js';
 import { nodeLabels, parseRunLabels } from '../runtime/labels.js';
+import { currentAttempt } from '../runs/types.js';
 
 /**
  * At start-up: containers labelled for this node and cluster that a previous process left
@@ -25,7 +26,7 @@ export async function settleLeftovers(ctx: RunContext): Promise<{ adopted: numbe
     const task: TaskConfig | undefined = run ? ctx.config.tasks[run.task] : undefined;
     // A container of an attempt the run has moved past (that attempt was declared lost and
     // retried meanwhile): its outcome is no longer the run's to record.
-    const stale = run !== undefined && attempt < (run.attempt ?? 1);
+    const stale = run !== undefined && attempt < currentAttempt(run);
     if (!run || !task || c.startedAt === undefined || stale) {
       // No record (trimmed), a task no longer configured, a stale attempt, or a container
       // that never started: nothing to wait for.

@@ -146,6 +146,14 @@ export interface RunRecord {
 }
 
 /**
+ * The attempt a run is on (running, or next to run), 1-based. A record written before retries
+ * existed has no `attempt`: it ran once, so it is on attempt 1 (as the end-attempt script reads it).
+ */
+export function currentAttempt(run: { readonly attempt?: number }): number {
+  return run.attempt ?? 1;
+}
+
+/**
  * A run's output as callers receive it (API, queue job value, `after:` payload): the JSON
  * value when output.json parses, else its text (outputError on the record says why).
  */
