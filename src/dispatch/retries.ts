@@ -3,7 +3,7 @@ import type { RetryPolicy, TaskConfig } from '../config/types.js';
 import type { RunletEvents } from '../lib/events.js';
 import { formatDuration } from '../lib/format.js';
 import type { RunStore } from '../runs/store.js';
-import { currentAttempt, type AttemptRecord, type RunStatus, type Usage } from '../runs/types.js';
+import { currentAttempt, MOVES, type AttemptEndStatus, type AttemptRecord, type RunStatus, type Usage } from '../runs/types.js';
 import { addUsage } from '../runs/usage.js';
 import { jobIdFor, type TaskQueues } from './queues.js';
 
@@ -47,7 +47,8 @@ export interface AttemptEnd {
    * that ran the attempt, as nothing else moves the run on while it runs.
    */
   readonly attempt?: number;
-  readonly status: RunStatus;
+  /** One of MOVES.endAttempt.to. */
+  readonly status: AttemptEndStatus;
   readonly exitCode?: number;
   readonly reason?: string;
   readonly startedAt?: number;
@@ -64,13 +65,6 @@ export type AttemptOutcome =
 
 /** Fields of the record that describe one attempt; cleared when the run waits for the next. */
 const PER_ATTEMPT_FIELDS = ['exitCode', 'startedAt', 'finishedAt', 'containerId'] as const;
-
-/**
- * Where an attempt ends from. Never `queued`: a run queued again is waiting for its *next*
- * attempt, which a late ender of the previous one must not end. `lost` (terminal, but see
- * the transition script) may still get the attempt's real outcome, or be retried.
- */
-const ATTEMPT_IN_PROGRESS: readonly RunStatus[] = ['starting', 'running', 'lost'];
 
 /**
  * Ends the run's current attempt: a retried outcome with attempts left sends the run back
@@ -100,8 +94,8 @@ export async function endAttempt(deps: RetryDeps, runId: string, task: TaskConfi
   if (retried && attempt < maxAttempts) {
     const nextAttempt = attempt + 1;
     const delayMs = retryDelayMs(task.retries, attempt);
-    const claimed = await deps.store.endAttempt(runId, 'queued', {
-      from: ATTEMPT_IN_PROGRESS,
+    const claimed = await deps.store.endAttempt(runId, MOVES.retry.to, {
+      from: MOVES.retry.from,
       attempt,
       entry,
       reason: `attempt ${attempt} of ${maxAttempts} ${describeEnd(end)}; ${delayMs > 0 ? `retrying in ${formatDuration(delayMs)}` : 'retrying now'}`,
@@ -133,7 +127,7 @@ export async function endAttempt(deps: RetryDeps, runId: string, task: TaskConfi
 
   const dead = retried;
   const applied = await deps.store.endAttempt(runId, end.status, {
-    from: ATTEMPT_IN_PROGRESS,
+    from: MOVES.endAttempt.from,
     attempt,
     entry,
     reason: end.reason,

@@ -6,7 +6,7 @@ import type { RunFailedToStartLike } from './failure.js';
 import { describeFailure } from './failure.js';
 import type { PreparedRun, RunResult, RunSpec, Runtime } from '../runtime/types.js';
 import type { RunStore } from '../runs/store.js';
-import { currentAttempt, isTerminal, type RunRecord, type RunStatus } from '../runs/types.js';
+import { currentAttempt, isTerminal, MOVES, type RunRecord, type RunStatus } from '../runs/types.js';
 import { NO_USAGE, usageOf } from '../runs/usage.js';
 import { isDaemonAlive, type Identity } from './identity.js';
 import type { TaskQueues } from './queues.js';
@@ -47,8 +47,8 @@ export async function runJob(ctx: RunContext, runId: string): Promise<void> {
 
   const task = ctx.config.tasks[run.task];
   if (!task) {
-    await ctx.store.transition(runId, 'failed', {
-      from: ['queued'],
+    await ctx.store.transition(runId, MOVES.failUnconfigured.to, {
+      from: MOVES.failUnconfigured.from,
       reason: `task "${run.task}" is not in the configuration this daemon loaded (${ctx.config.file})`,
       fields: { finishedAt: Date.now() },
     });
@@ -57,8 +57,8 @@ export async function runJob(ctx: RunContext, runId: string): Promise<void> {
 
   // The claim: of all workers that may hold this job, only the one whose compare-and-set
   // moves the run out of `queued` goes on to create a container.
-  const claimed = await ctx.store.transition(runId, 'starting', {
-    from: ['queued'],
+  const claimed = await ctx.store.transition(runId, MOVES.start.to, {
+    from: MOVES.start.from,
     fields: { node: ctx.identity.node, daemon: ctx.identity.daemonId, image: task.image, memoryBytes: task.memoryBytes },
   });
   if (!claimed) return;
@@ -93,8 +93,8 @@ async function execute(ctx: RunContext, run: RunRecord, task: TaskConfig, cancel
     return;
   }
   const startedAt = Date.now();
-  await ctx.store.transition(run.id, 'running', {
-    from: ['starting'],
+  await ctx.store.transition(run.id, MOVES.run.to, {
+    from: MOVES.run.from,
     fields: { containerId: prepared.containerId, startedAt },
   });
   // A retry is due at retryAt, not when the run was first made.
@@ -208,7 +208,7 @@ async function settleRedelivered(ctx: RunContext, run: RunRecord): Promise<void>
 export async function markLost(ctx: RunContext, run: RunRecord, attempt: number, reason: string): Promise<void> {
   const task = ctx.config.tasks[run.task];
   if (!task) {
-    await ctx.store.transition(run.id, 'lost', { from: ['starting', 'running'], reason, fields: { finishedAt: Date.now() } });
+    await ctx.store.transition(run.id, MOVES.loseUnconfigured.to, { from: MOVES.loseUnconfigured.from, reason, fields: { finishedAt: Date.now() } });
     return;
   }
   const ended = await endAttempt(ctx, run.id, task, { attempt, status: 'lost', reason, finishedAt: Date.now(), usage: NO_USAGE });
