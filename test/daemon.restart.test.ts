@@ -17,6 +17,7 @@ defaults: { image: runlet/busybox:local, memory: 16m, timeout: 60s }
 tasks:
   quick: { command: [sh, -c, "sleep 1; echo finished while nobody watched"] }
   long:  { command: [sh, -c, "sleep 4; echo finished under the new daemon"] }
+  second: { command: [sh, -c, '[ "$RUNLET_ATTEMPT" -ge 2 ] || exit 1; sleep 4; echo "attempt $RUNLET_ATTEMPT finished under the new daemon"'], retries: { attempts: 2, delay: 300ms } }
 `;
 
 let redis: Awaited<ReturnType<typeof startTestRedis>>;
@@ -61,11 +62,11 @@ async function until(runId: string, pred: (r: RunRecord) => boolean, timeoutMs =
 
 const containersOf = async (runId: string) => docker.listContainers({ all: true, filters: { label: [`runlet.run=${runId}`] } });
 
-async function killedMidRun(task: string, port: number): Promise<string> {
+async function killedMidRun(task: string, port: number, attempt = 1): Promise<string> {
   const a = await startOne(port);
   const res = await fetch(`http://127.0.0.1:${port}/api/tasks/${task}/runs`, { method: 'POST' });
   const { id } = (await res.json()) as { id: string };
-  await until(id, (r) => r.status === 'running');
+  await until(id, (r) => r.status === 'running' && (r.attempt ?? 1) === attempt);
   a.child.kill('SIGKILL');
   await new Promise((r) => a.child.once('exit', r));
   expect(await containersOf(id)).toHaveLength(1);
@@ -101,6 +102,24 @@ describe('a daemon killed mid-run', () => {
     const deadline = Date.now() + 5000;
     while ((await containersOf(id)).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     expect(await containersOf(id)).toHaveLength(0);
+    b.child.kill('SIGTERM');
+    await new Promise((r) => b.child.once('exit', r));
+  });
+
+  it('while a retried run is on its second attempt: the next start records that container as attempt 2, its log position too', async () => {
+    const port = await freePort();
+    const id = await killedMidRun('second', port, 2);
+    const b = await startOne(port);
+    const rec = await until(id, (r) => isTerminal(r.status));
+    expect(rec).toMatchObject({ status: 'succeeded', attempt: 2 });
+    expect(rec.attempts.map((a) => [a.attempt, a.status])).toEqual([
+      [1, 'failed'],
+      [2, 'succeeded'],
+    ]);
+    expect(rec.logTail).toContain('attempt 2 finished under the new daemon');
+    // Where the stored tail stands (attempt and byte offset) is what `runlet logs -f` joins
+    // live output to: marked as attempt 1, a follower would take attempt 2's bytes for attempt 1's.
+    expect((await store.logSnapshot(id))?.attempt).toBe(2);
     b.child.kill('SIGTERM');
     await new Promise((r) => b.child.once('exit', r));
   });

@@ -1,6 +1,6 @@
 import type { AlertEvent, AlertRule } from '../config/types.js';
 import type { StuckItem } from '../ops/stuck.js';
-import type { RunRecord, RunStatus } from '../runs/types.js';
+import { currentAttempt, type RunRecord, type RunStatus } from '../runs/types.js';
 
 /** What an alert POST carries: Slack reads `text`; other receivers the rest. */
 export interface AlertBody {
@@ -81,7 +81,7 @@ export function alertRun(run: RunRecord): AlertRun {
     status: run.status,
     exitCode: run.exitCode ?? null,
     reason: run.reason ?? null,
-    attempts: Math.max(run.attempts.length, run.attempt ?? 1),
+    attempts: Math.max(run.attempts.length, currentAttempt(run)),
     dead: run.dead ?? false,
     startedAt: iso(run.startedAt),
     finishedAt: iso(run.finishedAt),

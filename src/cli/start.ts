@@ -5,6 +5,7 @@ import { parseAllowedHosts, UnsafeListenError } from '../http/hosts.js';
 import { createLogger } from '../lib/logger.js';
 import { CliError } from './client.js';
 import { loadOrExit, type CommonArgs } from './common.js';
+import { LABEL_NAMESPACE, USER_LABEL_PREFIX } from '../runtime/labels.js';
 
 /** `runlet start`: the daemon, until SIGINT or SIGTERM (a second one exits at once). */
 export async function startCommand(args: CommonArgs): Promise<number> {
@@ -70,7 +71,7 @@ export function parseLabels(text: string | undefined): Record<string, string> {
     if (eq <= 0) throw new CliError(`RUNLET_LABELS must be key=value pairs separated by commas, got "${pair}"`);
     const key = pair.slice(0, eq).trim();
     // runlet's own labels say what a container is; an extra label must not claim to be one.
-    if (key.startsWith('runlet.') && !key.startsWith('runlet.x-')) throw new CliError(`RUNLET_LABELS: "${key}" is runlet's own label namespace; use another key (or runlet.x-...)`);
+    if (key.startsWith(LABEL_NAMESPACE) && !key.startsWith(USER_LABEL_PREFIX)) throw new CliError(`RUNLET_LABELS: "${key}" is runlet's own label namespace; use another key (or ${USER_LABEL_PREFIX}...)`);
     labels[key] = pair.slice(eq + 1).trim();
   }
   return labels;

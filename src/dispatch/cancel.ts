@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { RunStore } from '../runs/store.js';
-import { isTerminal } from '../runs/types.js';
+import { isTerminal, MOVES } from '../runs/types.js';
 
 /** Daemons listen here; the one running the run's container stops it. */
 export const CANCEL_CHANNEL = 'runlet:cancel';
@@ -17,7 +17,7 @@ export interface CancelOutcome {
  * that owns the container stops it (SIGTERM, grace, SIGKILL) and records `cancelled`.
  */
 export async function cancelRun(redis: Redis, store: RunStore, runId: string, reason = 'cancelled on request'): Promise<CancelOutcome> {
-  if (await store.transition(runId, 'cancelled', { from: ['queued'], reason: `${reason}, before it started`, fields: { finishedAt: Date.now() } })) {
+  if (await store.transition(runId, MOVES.cancelQueued.to, { from: MOVES.cancelQueued.from, reason: `${reason}, before it started`, fields: { finishedAt: Date.now() } })) {
     return { status: 'cancelled', accepted: true };
   }
   const run = await store.get(runId);

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { RunletConfig } from '../config/types.js';
 import type { RunletEvents } from '../runs/events.js';
 import type { RunStore } from '../runs/store.js';
-import type { RunRequest } from '../runs/types.js';
+import { currentAttempt, type RunRequest } from '../runs/types.js';
 import { firstSkipReason, type Policy } from './policies.js';
 import { jobIdFor, type TaskQueues } from './queues.js';
 
@@ -94,7 +94,7 @@ export async function recoverOutbox(deps: EnqueueDeps, graceMs = 10_000): Promis
     }
     try {
       // A run waiting for a retry gets that attempt's job, with what is left of its delay.
-      const attempt = run.attempt ?? 1;
+      const attempt = currentAttempt(run);
       await addJob(deps, run.task, runId, Math.max(0, (run.retryAt ?? 0) - Date.now()), jobIdFor(runId, attempt));
       recovered++;
       deps.logger.warn({ runId, task: run.task }, 'queued a run whose job was never added (its daemon stopped in between)');

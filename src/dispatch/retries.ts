@@ -3,7 +3,7 @@ import type { RetryPolicy, TaskConfig } from '../config/types.js';
 import type { RunletEvents } from '../runs/events.js';
 import { formatDuration } from '../lib/format.js';
 import type { RunStore } from '../runs/store.js';
-import type { AttemptRecord, RunStatus, Usage } from '../runs/types.js';
+import { currentAttempt, MOVES, type AttemptEndStatus, type AttemptRecord, type RunStatus, type Usage } from '../runs/types.js';
 import { addUsage } from '../runs/usage.js';
 import { jobIdFor, type TaskQueues } from './queues.js';
 
@@ -42,12 +42,13 @@ export interface RetryDeps {
 /** How one attempt ended. */
 export interface AttemptEnd {
   /**
-   * The attempt that ended, when the caller knows it (a container's `runlet.attempt`
-   * label). Without it, the run's current attempt is meant: right for the process that
-   * ran the attempt, as nothing else moves the run on while it runs.
+   * The attempt that ended, when the caller knows it (a container's attempt label,
+   * LABEL_ATTEMPT). Without it, the run's current attempt is meant: right for the process
+   * that ran the attempt, as nothing else moves the run on while it runs.
    */
   readonly attempt?: number;
-  readonly status: RunStatus;
+  /** One of MOVES.endAttempt.to. */
+  readonly status: AttemptEndStatus;
   readonly exitCode?: number;
   readonly reason?: string;
   readonly startedAt?: number;
@@ -66,13 +67,6 @@ export type AttemptOutcome =
 const PER_ATTEMPT_FIELDS = ['exitCode', 'startedAt', 'finishedAt', 'containerId'] as const;
 
 /**
- * Where an attempt ends from. Never `queued`: a run queued again is waiting for its *next*
- * attempt, which a late ender of the previous one must not end. `lost` (terminal, but see
- * the transition script) may still get the attempt's real outcome, or be retried.
- */
-const ATTEMPT_IN_PROGRESS: readonly RunStatus[] = ['starting', 'running', 'lost'];
-
-/**
  * Ends the run's current attempt: a retried outcome with attempts left sends the run back
  * to `queued` for the next one; anything else is the run's outcome, and a retried outcome
  * with no attempt left makes the run dead (`dead: true`: it failed for good and needs a
@@ -82,8 +76,8 @@ const ATTEMPT_IN_PROGRESS: readonly RunStatus[] = ['starting', 'running', 'lost'
 export async function endAttempt(deps: RetryDeps, runId: string, task: TaskConfig, end: AttemptEnd, now = Date.now()): Promise<AttemptOutcome> {
   const run = await deps.store.get(runId);
   if (!run) return { kind: 'refused' };
-  const attempt = end.attempt ?? run.attempt ?? 1;
-  if (attempt !== (run.attempt ?? 1)) return { kind: 'refused' };
+  const attempt = end.attempt ?? currentAttempt(run);
+  if (attempt !== currentAttempt(run)) return { kind: 'refused' };
   const maxAttempts = run.maxAttempts ?? task.retries.attempts;
   const entry: AttemptRecord = {
     attempt,
@@ -100,8 +94,8 @@ export async function endAttempt(deps: RetryDeps, runId: string, task: TaskConfi
   if (retried && attempt < maxAttempts) {
     const nextAttempt = attempt + 1;
     const delayMs = retryDelayMs(task.retries, attempt);
-    const claimed = await deps.store.endAttempt(runId, 'queued', {
-      from: ATTEMPT_IN_PROGRESS,
+    const claimed = await deps.store.endAttempt(runId, MOVES.retry.to, {
+      from: MOVES.retry.from,
       attempt,
       entry,
       reason: `attempt ${attempt} of ${maxAttempts} ${describeEnd(end)}; ${delayMs > 0 ? `retrying in ${formatDuration(delayMs)}` : 'retrying now'}`,
@@ -133,7 +127,7 @@ export async function endAttempt(deps: RetryDeps, runId: string, task: TaskConfi
 
   const dead = retried;
   const applied = await deps.store.endAttempt(runId, end.status, {
-    from: ATTEMPT_IN_PROGRESS,
+    from: MOVES.endAttempt.from,
     attempt,
     entry,
     reason: end.reason,

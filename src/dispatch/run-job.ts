@@ -6,13 +6,14 @@ import type { RunFailedToStartLike } from './failure.js';
 import { describeFailure } from './failure.js';
 import type { PreparedRun, RunResult, RunSpec, Runtime } from '../runtime/types.js';
 import type { RunStore } from '../runs/store.js';
-import { isTerminal, type RunRecord, type RunStatus } from '../runs/types.js';
+import { currentAttempt, isTerminal, MOVES, type RunRecord, type RunStatus } from '../runs/types.js';
 import { NO_USAGE, usageOf } from '../runs/usage.js';
 import { isDaemonAlive, type Identity } from './identity.js';
 import type { TaskQueues } from './queues.js';
 import { endAttempt } from './retries.js';
 import { LogPublisher } from '../runs/log-stream.js';
 import { addDailyUsage } from '../runs/daily-usage.js';
+import { formatRunLabels } from '../runtime/labels.js';
 
 export interface RunContext {
   readonly config: RunletConfig;
@@ -46,8 +47,8 @@ export async function runJob(ctx: RunContext, runId: string): Promise<void> {
 
   const task = ctx.config.tasks[run.task];
   if (!task) {
-    await ctx.store.transition(runId, 'failed', {
-      from: ['queued'],
+    await ctx.store.transition(runId, MOVES.failUnconfigured.to, {
+      from: MOVES.failUnconfigured.from,
       reason: `task "${run.task}" is not in the configuration this daemon loaded (${ctx.config.file})`,
       fields: { finishedAt: Date.now() },
     });
@@ -56,8 +57,8 @@ export async function runJob(ctx: RunContext, runId: string): Promise<void> {
 
   // The claim: of all workers that may hold this job, only the one whose compare-and-set
   // moves the run out of `queued` goes on to create a container.
-  const claimed = await ctx.store.transition(runId, 'starting', {
-    from: ['queued'],
+  const claimed = await ctx.store.transition(runId, MOVES.start.to, {
+    from: MOVES.start.from,
     fields: { node: ctx.identity.node, daemon: ctx.identity.daemonId, image: task.image, memoryBytes: task.memoryBytes },
   });
   if (!claimed) return;
@@ -78,7 +79,7 @@ async function execute(ctx: RunContext, run: RunRecord, task: TaskConfig, cancel
     // Never log-and-drop: a run that could not start is recorded as failed with the reason.
     const reason = describeFailure(err as RunFailedToStartLike);
     log.warn({ reason }, 'run could not be created');
-    await finish(ctx, run.id, task, { outcome: 'failed', reason, logTail: '', logBytes: 0 }, run.attempt ?? 1);
+    await finish(ctx, run.id, task, { outcome: 'failed', reason, logTail: '', logBytes: 0 }, currentAttempt(run));
     return;
   }
   const removeContainer = () => ctx.runtime.remove(prepared.containerId).catch((err) => log.error({ err }, 'could not remove container'));
@@ -88,23 +89,36 @@ async function execute(ctx: RunContext, run: RunRecord, task: TaskConfig, cancel
     const reason = describeFailure(err as RunFailedToStartLike);
     log.warn({ reason }, 'run could not be started');
     await removeContainer();
-    await finish(ctx, run.id, task, { outcome: 'failed', reason, logTail: '', logBytes: 0 }, run.attempt ?? 1);
+    await finish(ctx, run.id, task, { outcome: 'failed', reason, logTail: '', logBytes: 0 }, currentAttempt(run));
     return;
   }
   const startedAt = Date.now();
-  await ctx.store.transition(run.id, 'running', {
-    from: ['starting'],
+  await ctx.store.transition(run.id, MOVES.run.to, {
+    from: MOVES.run.from,
     fields: { containerId: prepared.containerId, startedAt },
   });
   // A retry is due at retryAt, not when the run was first made.
-  const queuedAt = (run.attempt ?? 1) > 1 && run.retryAt !== undefined ? run.retryAt : run.createdAt;
+  const queuedAt = currentAttempt(run) > 1 && run.retryAt !== undefined ? run.retryAt : run.createdAt;
   ctx.events.emit('run:started', { runId: run.id, task: task.name, containerId: prepared.containerId, startedAt, queuedAt });
   log.info({ containerId: prepared.containerId.slice(0, 12) }, 'run started');
   // waitAndFinish removes the container itself; only a failure inside it leaves that to us.
-  await waitAndFinish(ctx, prepared, task, cancel, log).catch(async (err) => {
+  await waitAndFinish(ctx, prepared, task, { attempt: currentAttempt(run), cancel, log }).catch(async (err) => {
     await removeContainer();
     throw err;
   });
+}
+
+export interface WaitOptions {
+  /**
+   * The attempt the container runs, as its label says: its log position and live output are
+   * marked with it. Passed in, not read from the spec, because an adopted container's spec is
+   * rebuilt from the task and carries none of the container's labels.
+   */
+  readonly attempt: number;
+  readonly cancel: AbortSignal;
+  readonly log: Logger;
+  /** An adopted container's original deadline (epoch ms). */
+  readonly deadline?: number;
 }
 
 /**
@@ -113,9 +127,9 @@ async function execute(ctx: RunContext, run: RunRecord, task: TaskConfig, cancel
  * between the two leaves a `running` record without a container, which a redelivered job
  * turns into `lost`: never a container without a record.)
  */
-export async function waitAndFinish(ctx: RunContext, prepared: PreparedRun, task: TaskConfig, cancel: AbortSignal, log: Logger, deadline?: number): Promise<void> {
+export async function waitAndFinish(ctx: RunContext, prepared: PreparedRun, task: TaskConfig, opts: WaitOptions): Promise<void> {
+  const { attempt, cancel, log, deadline } = opts;
   let writing: Promise<void> = Promise.resolve();
-  const attempt = Number(prepared.spec.labels?.['runlet.attempt'] ?? 1) || 1;
   const live = new LogPublisher(ctx.redis, prepared.runId, attempt);
   const result = await ctx.runtime.wait(prepared, {
     cancel,
@@ -184,7 +198,7 @@ async function settleRedelivered(ctx: RunContext, run: RunRecord): Promise<void>
   if (run.status === 'lost') return;
   const where = run.node === ctx.identity.node ? 'this node' : `node "${run.node}"`;
   const reason = `the daemon running it on ${where} stopped while the run was ${run.status}`;
-  await markLost(ctx, run, run.attempt ?? 1, reason);
+  await markLost(ctx, run, currentAttempt(run), reason);
 }
 
 /**
@@ -194,7 +208,7 @@ async function settleRedelivered(ctx: RunContext, run: RunRecord): Promise<void>
 export async function markLost(ctx: RunContext, run: RunRecord, attempt: number, reason: string): Promise<void> {
   const task = ctx.config.tasks[run.task];
   if (!task) {
-    await ctx.store.transition(run.id, 'lost', { from: ['starting', 'running'], reason, fields: { finishedAt: Date.now() } });
+    await ctx.store.transition(run.id, MOVES.loseUnconfigured.to, { from: MOVES.loseUnconfigured.from, reason, fields: { finishedAt: Date.now() } });
     return;
   }
   const ended = await endAttempt(ctx, run.id, task, { attempt, status: 'lost', reason, finishedAt: Date.now(), usage: NO_USAGE });
@@ -215,7 +229,7 @@ export function specFor(ctx: RunContext, run: RunRecord, task: TaskConfig): RunS
     RUNLET_TASK: task.name,
     RUNLET_TRIGGER: run.trigger,
     RUNLET_NODE: ctx.identity.node,
-    RUNLET_ATTEMPT: String(run.attempt ?? 1),
+    RUNLET_ATTEMPT: String(currentAttempt(run)),
   };
   if (run.scheduledAt !== undefined) env.RUNLET_SCHEDULED_AT = new Date(run.scheduledAt).toISOString();
   // A body kept as sent (contentType set) is delivered as it came, not JSON-encoded.
@@ -240,13 +254,13 @@ export function specFor(ctx: RunContext, run: RunRecord, task: TaskConfig): RunS
     user: task.user,
     readOnly: task.readOnly,
     network: task.network,
-    labels: {
-      'runlet.node': ctx.identity.node,
-      'runlet.cluster': ctx.identity.clusterId,
-      'runlet.daemon': ctx.identity.daemonId,
-      'runlet.deadline': String(Date.now() + task.timeoutMs),
+    labels: formatRunLabels({
+      node: ctx.identity.node,
+      cluster: ctx.identity.clusterId,
+      daemon: ctx.identity.daemonId,
+      deadline: Date.now() + task.timeoutMs,
       // Start-up settling removes, unrecorded, a container of an attempt the run has moved past.
-      'runlet.attempt': String(run.attempt ?? 1),
-    },
+      attempt: currentAttempt(run),
+    }),
   };
 }

@@ -2,6 +2,8 @@ import type { RunContext } from './run-job.js';
 import { markLost, waitAndFinish } from './run-job.js';
 import { isDaemonAlive } from './identity.js';
 import type { TaskConfig } from '../config/types.js';
+import { nodeLabels, parseRunLabels } from '../runtime/labels.js';
+import { currentAttempt } from '../runs/types.js';
 
 /**
  * At start-up: containers labelled for this node and cluster that a previous process left
@@ -12,24 +14,19 @@ import type { TaskConfig } from '../config/types.js';
  */
 export async function settleLeftovers(ctx: RunContext): Promise<{ adopted: number; settled: number; removed: number }> {
   const { identity, runtime, store, logger } = ctx;
-  const containers = await runtime.list({
-    'runlet.managed': 'true',
-    'runlet.cluster': identity.clusterId,
-    'runlet.node': identity.node,
-  });
+  const containers = await runtime.list(nodeLabels(identity.clusterId, identity.node));
   let adopted = 0;
   let settled = 0;
   let removed = 0;
   for (const c of containers) {
-    const owner = c.labels['runlet.daemon'];
+    const { daemon: owner, attempt, deadline } = parseRunLabels(c.labels);
     if (owner && owner !== identity.daemonId && (await isDaemonAlive(ctx.redis, owner))) continue;
     if (ctx.active.has(c.runId)) continue;
     const run = await store.get(c.runId);
     const task: TaskConfig | undefined = run ? ctx.config.tasks[run.task] : undefined;
     // A container of an attempt the run has moved past (that attempt was declared lost and
     // retried meanwhile): its outcome is no longer the run's to record.
-    const attempt = Number(c.labels['runlet.attempt'] ?? 1);
-    const stale = run !== undefined && attempt < (run.attempt ?? 1);
+    const stale = run !== undefined && attempt < currentAttempt(run);
     if (!run || !task || c.startedAt === undefined || stale) {
       // No record (trimmed), a task no longer configured, a stale attempt, or a container
       // that never started: nothing to wait for.
@@ -42,10 +39,9 @@ export async function settleLeftovers(ctx: RunContext): Promise<{ adopted: numbe
     const log = logger.child({ runId: run.id, task: run.task, trigger: run.trigger });
     log.info({ containerId: c.containerId.slice(0, 12), running: c.running }, c.running ? 'adopting a running container left by a previous process' : 'settling a finished container left by a previous process');
     const prepared = runtime.adopt(c, { runId: run.id, task: task.name, image: task.image, env: {}, memoryBytes: task.memoryBytes, cpus: task.cpus, pids: task.pids, timeoutMs: task.timeoutMs, killGraceMs: task.killGraceMs });
-    const deadline = Number(c.labels['runlet.deadline']) || undefined;
     const cancel = new AbortController();
     // waitAndFinish removes the container; only when it failed is removing left to us.
-    const done = waitAndFinish(ctx, prepared, task, cancel.signal, log, deadline)
+    const done = waitAndFinish(ctx, prepared, task, { attempt, cancel: cancel.signal, log, deadline })
       .catch(async (err) => {
         log.error({ err }, 'could not settle a left-over container');
         await runtime.remove(c.containerId).catch(() => undefined);

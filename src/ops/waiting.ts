@@ -6,7 +6,7 @@ import { liveDaemons, type Identity } from '../dispatch/identity.js';
 import { formatDuration } from '../lib/format.js';
 import { PREFIX } from '../runs/keys.js';
 import type { RunReader, RunStore } from '../runs/store.js';
-import type { RunRecord } from '../runs/types.js';
+import { currentAttempt, type RunRecord } from '../runs/types.js';
 
 /**
  * Why a queued run waits, for people ("Now" on the dashboard, /api/status, stuck runs).
@@ -75,7 +75,7 @@ export function dueAt(run: RunRecord, task: TaskConfig | undefined): number {
 }
 
 function jittered(run: RunRecord, task: TaskConfig | undefined): boolean {
-  return run.trigger === 'cron' && !run.backfill && (task?.jitterMs ?? 0) > 0 && (run.attempt ?? 1) === 1;
+  return run.trigger === 'cron' && !run.backfill && (task?.jitterMs ?? 0) > 0 && currentAttempt(run) === 1;
 }
 
 /** admission.ts says "this node"; a reader of the cluster wants the node's name. */

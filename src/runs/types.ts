@@ -1,8 +1,10 @@
 /**
  * A run's single status value. Transitions only move forward:
  *   queued → starting → running → succeeded | failed | timed_out | oom_killed | cancelled | lost
- * and `skipped` straight from `queued` (or instead of it). Terminal statuses never change.
- * A retried attempt goes back: starting | running → queued (the next attempt's wait).
+ * and `skipped` straight from `queued` (or instead of it). Terminal statuses never change,
+ * except `lost`, which may still get its attempt's real outcome or be retried.
+ * A retried attempt goes back: starting | running | lost → queued (the next attempt's wait).
+ * MOVES below is the same as a table, the one callers use.
  */
 export type RunStatus =
   | 'queued'
@@ -29,6 +31,46 @@ export const TERMINAL_STATUSES: readonly RunStatus[] = [
 export function isTerminal(status: RunStatus): boolean {
   return TERMINAL_STATUSES.includes(status);
 }
+
+/**
+ * Where an attempt ends from. Never `queued`: a run queued again is waiting for its *next*
+ * attempt, which a late ender of the previous one must not end. `lost` (terminal, but see
+ * the transition script) may still get the attempt's real outcome, or be retried.
+ */
+const ATTEMPT_IN_PROGRESS = ['starting', 'running', 'lost'] as const;
+
+/** The statuses an attempt ends in: the runtime's outcomes, and `lost` when its container is out of reach. */
+export const ATTEMPT_END_STATUSES = ['succeeded', 'failed', 'timed_out', 'oom_killed', 'cancelled', 'lost'] as const;
+export type AttemptEndStatus = (typeof ATTEMPT_END_STATUSES)[number];
+
+/** One kind of status change: the statuses it may leave, and where it goes. */
+export interface StatusMove {
+  readonly from: readonly RunStatus[];
+  readonly to: RunStatus | readonly RunStatus[];
+}
+
+/**
+ * Every status change a run makes after it is created (`queued`, or `skipped` instead: no
+ * move leads to `skipped`). Callers hand `from` to the store's compare-and-set, so the status
+ * guard in Redis enforces exactly this table; test/run-status.test.ts checks it against the
+ * rules above.
+ */
+export const MOVES = {
+  /** The claim: only the worker that moves the run out of `queued` creates a container. */
+  start: { from: ['queued'], to: 'starting' },
+  /** Its container started. */
+  run: { from: ['starting'], to: 'running' },
+  /** Its task is no longer configured, so it can never start. */
+  failUnconfigured: { from: ['queued'], to: 'failed' },
+  /** Cancelled before it started; past `queued`, stopping its container ends the attempt `cancelled`. */
+  cancelQueued: { from: ['queued'], to: 'cancelled' },
+  /** Out of reach with its task no longer configured: no retry policy left to apply. */
+  loseUnconfigured: { from: ['starting', 'running'], to: 'lost' },
+  /** An attempt ended with attempts left: the run waits for its next one. */
+  retry: { from: ATTEMPT_IN_PROGRESS, to: 'queued' },
+  /** An attempt ended and its outcome is the run's. */
+  endAttempt: { from: ATTEMPT_IN_PROGRESS, to: ATTEMPT_END_STATUSES },
+} as const satisfies Record<string, StatusMove>;
 
 export type TriggerKind = 'cron' | 'manual' | 'webhook' | 'queue' | 'mongo' | 'after';
 
@@ -148,6 +190,14 @@ export interface RunRecord {
   readonly output?: string;
   /** Why output.json was not stored, or is not valid JSON. */
   readonly outputError?: string;
+}
+
+/**
+ * The attempt a run is on (running, or next to run), 1-based. A record written before retries
+ * existed has no `attempt`: it ran once, so it is on attempt 1 (as the end-attempt script reads it).
+ */
+export function currentAttempt(run: { readonly attempt?: number }): number {
+  return run.attempt ?? 1;
 }
 
 /**

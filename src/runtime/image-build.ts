@@ -3,6 +3,7 @@ import { readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import type { Logger } from 'pino';
 import type { RunletConfig } from '../config/types.js';
+import { LABEL_IMAGE } from './labels.js';
 
 /**
  * Builds the images of `build:` tasks at start-up, from local build contexts only (the
@@ -23,7 +24,7 @@ export async function buildTaskImages(docker: Docker, config: RunletConfig, logg
 }
 
 export async function buildImage(docker: Docker, contextDir: string, tag: string): Promise<void> {
-  const stream = await docker.buildImage({ context: contextDir, src: filesUnder(contextDir) }, { t: tag, labels: { 'runlet.image': 'build' }, forcerm: true });
+  const stream = await docker.buildImage({ context: contextDir, src: filesUnder(contextDir) }, { t: tag, labels: { [LABEL_IMAGE]: 'build' }, forcerm: true });
   const output: string[] = [];
   await new Promise<void>((resolve, reject) => {
     docker.modem.followProgress(
