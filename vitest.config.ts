@@ -12,6 +12,7 @@ const PURE = [
   'test/config.*.test.ts',
   'test/cli.labels.test.ts',
   'test/webhook.signature.test.ts',
+  'test/webhook.identity.test.ts',
   'test/log-cursor.test.ts',
   'test/log-stream.abort.test.ts',
   'test/run-status.test.ts',

@@ -1,7 +1,6 @@
 import { spawnSync } from 'node:child_process';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { configFrom, removeClusterContainers, startTestDaemon, type TestDaemon } from './helpers/daemon.js';
-import { startTestRedis } from './helpers/redis.js';
+import { describe, expect, it } from 'vitest';
+import { useDaemon } from './helpers/daemon.js';
 
 /**
  * The live /metrics page as Prometheus' own linter reads it: `promtool check metrics` (Debian's
@@ -25,20 +24,10 @@ function promtoolCheck(text: string): { status: number | null; output: string } 
 }
 
 describe('GET /metrics passes promtool check metrics', () => {
-  let redis: Awaited<ReturnType<typeof startTestRedis>>;
-  let d: TestDaemon;
-
-  beforeAll(async () => {
-    redis = await startTestRedis();
-    d = await startTestDaemon({ config: configFrom(YAML), redisUrl: redis.url });
-  });
-  afterAll(async () => {
-    await d?.stop();
-    if (d) await removeClusterContainers(d.identity.clusterId);
-    await redis?.stopAndClean();
-  });
+  const ctx = useDaemon(YAML);
 
   it('has no finding about a runlet metric, after a run, so its counters and histograms have samples', async () => {
+    const d = ctx.daemon;
     const ended = d.events.once('run:finished', (e) => e.task === 'ok');
     await d.submit({ task: 'ok', trigger: 'manual', dedupeKey: 'ok:manual:1' });
     await ended;

@@ -5,25 +5,14 @@ import type { WebhookConfig } from '../src/config/types.js';
 import { deliveryOf, type Delivery } from '../src/triggers/webhook/delivery.js';
 import { signHmac, verify } from '../src/triggers/webhook/signature.js';
 import type { IncomingHttpHeaders } from 'node:http';
+import { webhookConfig } from './helpers/config.js';
 
 // What makes a request one event, per scheme: from signed material only for signed
 // schemes (a replay cannot change it), from a delivery header for unsigned ones. The
 // standard-webhooks requests are made by the `standardwebhooks` library, as a sender would.
 const SECRET = 'identity-secret';
 const WHSEC = `whsec_${Buffer.from('a 24-byte key for tests!').toString('base64')}`;
-const hook = (over: Partial<WebhookConfig> = {}): WebhookConfig => ({
-  auth: 'signature',
-  secret: SECRET,
-  signature: 'hmac-sha256',
-  toleranceMs: 5 * 60_000,
-  dedupe: 'id',
-  dedupeWindowMs: 600_000,
-  respond: 'accepted',
-  resultTimeoutMs: 30_000,
-  maxBodyBytes: 256 * 1024,
-  headers: [],
-  ...over,
-});
+const hook = (over: Partial<WebhookConfig> = {}): WebhookConfig => webhookConfig(SECRET, over);
 const NOW = Date.now();
 const T = Math.floor(NOW / 1000);
 const body = Buffer.from('{"deploy":"main"}');

@@ -6,21 +6,10 @@ import { acceptedAnswer, resultAnswer } from '../src/http/webhook-answer.js';
 import { deliveryOf } from '../src/triggers/webhook/delivery.js';
 import { allowedHeaders, decodeBody, webhookRequest } from '../src/triggers/webhook/request.js';
 import { signHmac, verify } from '../src/triggers/webhook/signature.js';
+import { webhookConfig } from './helpers/config.js';
 
 const SECRET = 'whsec_test_0123456789';
-const hook = (over: Partial<WebhookConfig> = {}): WebhookConfig => ({
-  auth: 'signature',
-  secret: SECRET,
-  signature: 'hmac-sha256',
-  toleranceMs: 5 * 60_000,
-  dedupe: 'id',
-  dedupeWindowMs: 600_000,
-  respond: 'accepted',
-  resultTimeoutMs: 30_000,
-  maxBodyBytes: 256 * 1024,
-  headers: [],
-  ...over,
-});
+const hook = (over: Partial<WebhookConfig> = {}): WebhookConfig => webhookConfig(SECRET, over);
 const NOW = 1_800_000_000_000;
 const T = NOW / 1000;
 const body = Buffer.from('{"bid":42,"who":"Zoë"}');
