@@ -79,6 +79,20 @@ describe('DockerRuntime: runs that cannot start or cannot be found', () => {
     }
   });
 
+  it("the next attempt of a run gets a container of its own while the last attempt's is still there", async () => {
+    // An attempt that ended while its engine restarted could not remove its container; the
+    // retry must not clash with its name.
+    const first = busyboxSpec(FILE);
+    const left = await runtime.prepare(first);
+    try {
+      const retry = await runtime.prepare({ ...first, attempt: 2 });
+      await runtime.remove(retry.containerId);
+      expect(retry.containerId).not.toBe(left.containerId);
+    } finally {
+      await runtime.remove(left.containerId);
+    }
+  });
+
   it('preparing the same run twice is refused with a reason', async () => {
     const spec = busyboxSpec(FILE);
     const prepared = await runtime.prepare(spec);

@@ -17,6 +17,15 @@ export interface Identity {
 export const HEARTBEAT_TTL_MS = 15_000;
 const HEARTBEAT_EVERY_MS = 5_000;
 
+/**
+ * Random per process start, in every heartbeat this process writes. A pid does not tell two
+ * processes apart over time: in the shipped image node is PID 1 and `restart: unless-stopped`
+ * keeps the hostname, so a restarted daemon sees its predecessor's heartbeat with its own
+ * host and pid. The boot id does. Per process, not per daemon: several daemons may run in
+ * one process (tests, an embedding), and those are all alive while this process is.
+ */
+const PROCESS_BOOT = randomUUID();
+
 export async function clusterIdOf(redis: Redis): Promise<string> {
   // SET NX: the first daemon on a fresh Redis names the cluster; everyone after reads it.
   await redis.set(keys.clusterId(), randomUUID().slice(0, 8), 'NX');
@@ -30,7 +39,7 @@ export function newDaemonId(node: string): string {
 /** Keeps `runlet:daemon:<id>` alive while this process lives; it expires soon after a crash. */
 export function startHeartbeat(redis: Redis, identity: Identity, info: Record<string, unknown>): { stop: () => Promise<void> } {
   const key = keys.daemon(identity.daemonId);
-  const value = JSON.stringify({ ...info, node: identity.node, host: hostname(), pid: process.pid, startedAt: Date.now() });
+  const value = JSON.stringify({ ...info, node: identity.node, host: hostname(), pid: process.pid, boot: PROCESS_BOOT, startedAt: Date.now() });
   const beat = () => redis.set(key, value, 'PX', HEARTBEAT_TTL_MS).catch(() => undefined);
   void beat();
   const timer = setInterval(beat, HEARTBEAT_EVERY_MS);
@@ -46,15 +55,24 @@ export function startHeartbeat(redis: Redis, identity: Identity, info: Record<st
 /**
  * A daemon is alive while its heartbeat has not expired. On this host we need not wait out
  * the expiry: a heartbeat whose process is gone belongs to a daemon that was killed, which
- * lets a restarted daemon settle its predecessor's containers at once.
+ * lets a restarted daemon settle its predecessor's containers at once (start-up settling
+ * looks once, so a predecessor taken for alive would keep its containers for good).
+ *
+ * With our own pid, the boot id decides: ours is a daemon of this very process; any other
+ * (or none: a heartbeat older than boot ids) is a predecessor that had this pid before us,
+ * and is dead, as two live processes on one host never share a pid. With another pid, that
+ * process must still exist. (An unrelated process that took a dead daemon's pid makes it look
+ * alive until its heartbeat expires, past start-up settling: left, as inside the image the
+ * daemon is PID 1 and its own pid is the one that comes back.)
  */
 export async function isDaemonAlive(redis: Redis, daemonId: string | undefined): Promise<boolean> {
   if (!daemonId) return false;
   const raw = await redis.get(keys.daemon(daemonId));
   if (!raw) return false;
-  const beat = JSON.parse(raw) as { host?: string; pid?: number };
-  if (beat.host === hostname() && beat.pid !== undefined && beat.pid !== process.pid) return pidAlive(beat.pid);
-  return true;
+  const beat = JSON.parse(raw) as { host?: string; pid?: number; boot?: string };
+  if (beat.host !== hostname() || beat.pid === undefined) return true;
+  if (beat.pid === process.pid) return beat.boot === PROCESS_BOOT;
+  return pidAlive(beat.pid);
 }
 
 function pidAlive(pid: number): boolean {

@@ -13,7 +13,7 @@ import type { TaskQueues } from './queues.js';
 import { endAttempt } from './retries.js';
 import { LogPublisher } from '../runs/log-stream.js';
 import { addDailyUsage } from '../runs/daily-usage.js';
-import { formatRunLabels } from '../runtime/labels.js';
+import { formatRunLabels, LABEL_RUN, nodeLabels, parseRunLabels } from '../runtime/labels.js';
 
 export interface RunContext {
   readonly config: RunletConfig;
@@ -82,6 +82,9 @@ async function execute(ctx: RunContext, run: RunRecord, task: TaskConfig, cancel
     await finish(ctx, run.id, task, { outcome: 'failed', reason, logTail: '', logBytes: 0 }, currentAttempt(run));
     return;
   }
+  // After prepare, not before: prepare waits for an engine that is coming back, so the
+  // engine answers now and the leftovers can be found.
+  await removeEarlierAttempts(ctx, run.id, spec.attempt, log);
   const removeContainer = () => ctx.runtime.remove(prepared.containerId).catch((err) => log.error({ err }, 'could not remove container'));
   try {
     await ctx.runtime.start(prepared);
@@ -106,6 +109,30 @@ async function execute(ctx: RunContext, run: RunRecord, task: TaskConfig, cancel
     await removeContainer();
     throw err;
   });
+}
+
+/**
+ * Removes, by label, this run's containers of earlier attempts on this node: an attempt that
+ * ended while its engine was restarting could not remove its container, and nothing else
+ * would until the next start-up. Safe to remove whoever made them: the run has moved past
+ * those attempts (only the claim of this one got here), so their outcomes are no longer the
+ * run's to record, as in start-up settling.
+ */
+async function removeEarlierAttempts(ctx: RunContext, runId: string, attempt: number, log: Logger): Promise<void> {
+  if (attempt <= 1) return;
+  const { clusterId, node } = ctx.identity;
+  try {
+    for (const c of await ctx.runtime.list({ ...nodeLabels(clusterId, node), [LABEL_RUN]: runId })) {
+      const left = parseRunLabels(c.labels).attempt;
+      if (left >= attempt) continue;
+      log.info({ containerId: c.containerId.slice(0, 12), attempt: left }, 'removing the container an earlier attempt of this run left');
+      await ctx.runtime.remove(c.containerId);
+    }
+  } catch (err) {
+    // The attempt's own container has its own name, so a leftover does not stop it; start-up
+    // settling removes what is still there.
+    log.warn({ err }, "could not remove an earlier attempt's container");
+  }
 }
 
 export interface WaitOptions {
@@ -242,6 +269,7 @@ export function specFor(ctx: RunContext, run: RunRecord, task: TaskConfig): RunS
   return {
     runId: run.id,
     task: task.name,
+    attempt: currentAttempt(run),
     image: task.image,
     command: task.command,
     env,

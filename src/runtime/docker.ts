@@ -17,6 +17,11 @@ import type { OwnedContainer, PreparedRun, RunResult, RunSpec, Runtime, WaitOpti
 const LOG_DRAIN_MS = 2_000;
 /** setTimeout's largest delay; a longer one would fire at once. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
+/**
+ * How long prepare waits for an engine it cannot connect to (restarting, say) before the
+ * attempt fails: a retry after an engine restart comes sooner than the engine does.
+ */
+const ENGINE_BACK_MS = 30_000;
 
 export interface DockerRuntimeOptions {
   readonly docker?: Docker;
@@ -53,12 +58,12 @@ export class DockerRuntime implements Runtime {
   }
 
   async prepare(spec: RunSpec): Promise<PreparedRun> {
-    const name = containerName(spec.task, spec.runId);
+    const name = containerName(spec.task, spec.runId, spec.attempt);
     const hasPayload = spec.payload !== undefined;
     const hostConfig = await this.hostConfig(spec);
     let container: Docker.Container;
     try {
-      container = await this.docker.createContainer({
+      container = await this.whenEngineAnswers(spec, () => this.docker.createContainer({
         name,
         Image: spec.image,
         Cmd: spec.command ? [...spec.command] : undefined,
@@ -78,7 +83,7 @@ export class DockerRuntime implements Runtime {
         AttachStderr: false,
         ...(usesRunDirVolume(spec) ? { Volumes: { [RUN_DIR]: {} } } : {}),
         HostConfig: hostConfig,
-      });
+      }));
     } catch (err) {
       throw createFailure(spec, name, err);
     }
@@ -223,6 +228,24 @@ export class DockerRuntime implements Runtime {
     return { runId: container.runId, containerId: container.containerId, spec };
   }
 
+  /**
+   * `request`, asked again every second while the engine cannot be connected to, for up to
+   * ENGINE_BACK_MS. Only a failed connect is retried: that request never reached the engine,
+   * so nothing was created and asking again cannot make a second container.
+   */
+  private async whenEngineAnswers<T>(spec: RunSpec, request: () => Promise<T>): Promise<T> {
+    const giveUpAt = Date.now() + ENGINE_BACK_MS;
+    for (let logged = false; ; logged = true) {
+      try {
+        return await request();
+      } catch (err) {
+        if (!notConnected(err) || Date.now() >= giveUpAt) throw err;
+        if (!logged) this.logger.warn({ runId: spec.runId, attempt: spec.attempt, err }, 'the Docker engine does not answer; waiting for it before creating the container');
+        await delay(1_000);
+      }
+    }
+  }
+
   private async hostConfig(spec: RunSpec): Promise<Docker.HostConfig> {
     return {
       Memory: spec.memoryBytes,
@@ -318,9 +341,19 @@ export class DockerRuntime implements Runtime {
   }
 }
 
-/** `runlet-<task>-<runId>`, reduced to the characters Docker accepts in a name. */
-export function containerName(task: string, runId: string): string {
-  return `runlet-${task}-${runId}`.toLowerCase().replace(/[^a-z0-9_.-]/g, '-');
+/**
+ * `runlet-<task>-<runId>-a<attempt>`, reduced to the characters Docker accepts in a name.
+ * One name per attempt: an attempt's container left on the engine (see RunSpec.attempt)
+ * does not block the next one.
+ */
+export function containerName(task: string, runId: string, attempt: number): string {
+  return `runlet-${task}-${runId}-a${attempt}`.toLowerCase().replace(/[^a-z0-9_.-]/g, '-');
+}
+
+/** The engine's socket is missing or refuses: nothing was sent. */
+function notConnected(err: unknown): boolean {
+  const { code, syscall } = (err ?? {}) as NodeJS.ErrnoException;
+  return syscall === 'connect' && (code === 'ENOENT' || code === 'ECONNREFUSED');
 }
 
 function createFailure(spec: RunSpec, name: string, err: unknown): RunFailedToStart {
@@ -329,7 +362,8 @@ function createFailure(spec: RunSpec, name: string, err: unknown): RunFailedToSt
   if (status === 404 && /no such image/i.test(message)) {
     return new RunFailedToStart(`image "${spec.image}" not found locally (runlet never pulls: build or load it first)`, { cause: err });
   }
-  if (status === 409) return new RunFailedToStart(`a container named "${name}" already exists (run ${spec.runId} was prepared twice)`, { cause: err });
+  if (status === 409) return new RunFailedToStart(`a container named "${name}" already exists (attempt ${spec.attempt} of run ${spec.runId} was prepared twice)`, { cause: err });
+  if (notConnected(err)) return new RunFailedToStart(`the Docker engine did not answer for ${ENGINE_BACK_MS / 1000} s: ${message}`, { cause: err });
   return new RunFailedToStart(`the engine could not create the container: ${startFailureReason(message)}`, { cause: err });
 }
 

@@ -6,6 +6,12 @@
 export interface RunSpec {
   readonly runId: string;
   readonly task: string;
+  /**
+   * The run's attempt (1-based), part of the container's name: a retry never meets the name
+   * of an earlier attempt's container that could not be removed when it ended (its engine
+   * was restarting), which would refuse the create with 409 on every retry.
+   */
+  readonly attempt: number;
   readonly image: string;
   readonly command?: readonly string[];
   /** Passed only to the create call; never logged. */

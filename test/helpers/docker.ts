@@ -43,6 +43,7 @@ export function busyboxSpec(file: string, overrides: Partial<RunSpec> = {}): Run
   return {
     runId: uniqueRunId(),
     task: 'test',
+    attempt: 1,
     image: BUSYBOX,
     command: ['sh', '-c', 'true'],
     env: {},
