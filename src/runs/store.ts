@@ -278,7 +278,7 @@ function runParts(): [runPrefix: string, partSuffixes: string] {
 }
 
 /**
- * The arguments both guarded scripts (transition, end-attempt) start with — new status, time,
+ * The arguments both guarded scripts (transition, endAttempt) start with — new status, time,
  * transition JSON, allowed current statuses, terminal statuses, the ended stream's length and
  * the changes channel — and the hash fields to set.
  */

@@ -25,10 +25,8 @@
      0  refused: the status is not allowed, or another attempt is current
     -1  no such run
 ]]
---- @include "member"
 --- @include "guardStatus"
---- @include "recordEnded"
---- @include "publishChange"
+--- @include "writeStatus"
 
 local runKey = KEYS[1]
 local transitionsKey = KEYS[2]
@@ -36,22 +34,12 @@ local attemptsKey = KEYS[3]
 local outboxKey = KEYS[4]
 local endedKey = KEYS[5]
 
-local newStatus = ARGV[1]
-local now = ARGV[2]
-local terminals = ARGV[5]
-
-local code = guardStatus(runKey, newStatus, ARGV[4], terminals)
+local change = statusChange(ARGV)
+local code = guardStatus(runKey, change.status, change.allowed, change.terminals)
 if code ~= 1 then return code end
 if (redis.call('HGET', runKey, 'attempt') or '1') ~= ARGV[8] then return 0 end
 for field in string.gmatch(ARGV[10], '([^,]+)') do redis.call('HDEL', runKey, field) end
-local fields = {}
-for i = 11, #ARGV do fields[#fields + 1] = ARGV[i] end
-redis.call('HSET', runKey, 'status', newStatus, 'updatedAt', now, unpack(fields))
-redis.call('RPUSH', transitionsKey, ARGV[3])
 redis.call('RPUSH', attemptsKey, ARGV[9])
-local runId = redis.call('HGET', runKey, 'id')
-local task = redis.call('HGET', runKey, 'task')
-if newStatus == 'queued' then redis.call('ZADD', outboxKey, now, runId) end
-if member(terminals, newStatus) then recordEnded(endedKey, ARGV[6], runId, task, newStatus) end
-publishChange(ARGV[7], runId, newStatus, task)
+local runId = writeStatus(runKey, transitionsKey, endedKey, change, { unpack(ARGV, 11) })
+if change.status == 'queued' then redis.call('ZADD', outboxKey, change.now, runId) end
 return 1

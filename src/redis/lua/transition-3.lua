@@ -20,26 +20,15 @@
      0  refused: the current status is not allowed (see guardStatus)
     -1  no such run
 ]]
---- @include "member"
 --- @include "guardStatus"
---- @include "recordEnded"
---- @include "publishChange"
+--- @include "writeStatus"
 
 local runKey = KEYS[1]
 local transitionsKey = KEYS[2]
 local endedKey = KEYS[3]
 
-local newStatus = ARGV[1]
-local terminals = ARGV[5]
-
-local code = guardStatus(runKey, newStatus, ARGV[4], terminals)
+local change = statusChange(ARGV)
+local code = guardStatus(runKey, change.status, change.allowed, change.terminals)
 if code ~= 1 then return code end
-local fields = {}
-for i = 8, #ARGV do fields[#fields + 1] = ARGV[i] end
-redis.call('HSET', runKey, 'status', newStatus, 'updatedAt', ARGV[2], unpack(fields))
-redis.call('RPUSH', transitionsKey, ARGV[3])
-local runId = redis.call('HGET', runKey, 'id')
-local task = redis.call('HGET', runKey, 'task')
-if member(terminals, newStatus) then recordEnded(endedKey, ARGV[6], runId, task, newStatus) end
-publishChange(ARGV[7], runId, newStatus, task)
+writeStatus(runKey, transitionsKey, endedKey, change, { unpack(ARGV, 8) })
 return 1
