@@ -16,6 +16,7 @@ const PURE = [
   'test/log-cursor.test.ts',
   'test/log-stream.abort.test.ts',
   'test/run-status.test.ts',
+  'test/redis.scripts.test.ts',
 ];
 
 export default defineConfig({

@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
  * the run store from knowing who reads it.
  */
 const LAYERS: readonly (readonly string[])[] = [
-  ['lib'],
+  ['lib', 'redis'],
   ['config'],
   ['runtime', 'runs'],
   ['dispatch'],

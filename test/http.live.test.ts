@@ -4,7 +4,7 @@ import { Redis } from 'ioredis';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ChangeFeed, liveRoutes } from '../src/http/live.js';
-import { CHANGES_CHANNEL } from '../src/runs/scripts.js';
+import { CHANGES_CHANNEL } from '../src/runs/keys.js';
 import { configFrom, startTestDaemon, useDaemon, type TestDaemon } from './helpers/daemon.js';
 import { until } from './helpers/until.js';
 

@@ -2,7 +2,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { ServerResponse } from 'node:http';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { CHANGES_CHANNEL } from '../runs/scripts.js';
+import { CHANGES_CHANNEL } from '../runs/keys.js';
 
 /** One message of `runlet:changes`: a run was created or changed status, on any daemon. */
 export interface RunChange {

@@ -1,18 +1,31 @@
 /** Every Redis key runlet writes, in one place, so a reader can see the whole layout. */
 export const PREFIX = 'runlet';
 
+const RUN = `${PREFIX}:run:`;
+/** A run's other keys are its own key plus one of these; deleting a run deletes them all. */
+const RUN_PARTS = { transitions: ':transitions', logs: ':logs', output: ':output', attempts: ':attempts' } as const;
+const TASK_RUNS: readonly [string, string] = [`${PREFIX}:task:`, ':runs'];
+
 export const keys = {
-  run: (id: string) => `${PREFIX}:run:${id}`,
-  transitions: (id: string) => `${PREFIX}:run:${id}:transitions`,
-  logs: (id: string) => `${PREFIX}:run:${id}:logs`,
+  run: (id: string) => `${RUN}${id}`,
+  transitions: (id: string) => `${RUN}${id}${RUN_PARTS.transitions}`,
+  logs: (id: string) => `${RUN}${id}${RUN_PARTS.logs}`,
   /** hash { text, error }: what the task wrote to /runlet/output.json. */
-  output: (id: string) => `${PREFIX}:run:${id}:output`,
+  output: (id: string) => `${RUN}${id}${RUN_PARTS.output}`,
   /** list of JSON AttemptRecords, one per ended attempt, oldest first. */
-  attempts: (id: string) => `${PREFIX}:run:${id}:attempts`,
+  attempts: (id: string) => `${RUN}${id}${RUN_PARTS.attempts}`,
   /** zset runId → createdAt, all runs. */
   allRuns: () => `${PREFIX}:runs`,
   /** zset runId → createdAt, one task's runs (retention trims this). */
-  taskRuns: (task: string) => `${PREFIX}:task:${task}:runs`,
+  taskRuns: (task: string) => `${TASK_RUNS[0]}${task}${TASK_RUNS[1]}`,
+  /**
+   * The parts of the keys above, for the retention scripts: they learn run ids (and tasks)
+   * inside Redis, from an index, so they join these parts themselves. Passed as arguments
+   * rather than spelled in Lua, so this file stays the one place the layout is written.
+   */
+  runPrefix: () => RUN,
+  runPartSuffixes: (): readonly string[] => Object.values(RUN_PARTS),
+  taskRunsAffixes: () => TASK_RUNS,
   /** string → runId; the same dedupe key never makes two runs. */
   dedupe: (dedupeKey: string) => `${PREFIX}:dedupe:${dedupeKey}`,
   /**
@@ -41,6 +54,14 @@ export const keys = {
   /** hash task → the first UTC day a daemon ran with it configured (for the always-on comparison). */
   usageSince: () => `${PREFIX}:usage:since`,
 } as const;
+
+/**
+ * pub/sub channel that tells live views (the dashboard's server-sent events, on any daemon)
+ * that a run changed: "<run id> <status> <task>", published by the record scripts.
+ * Fire-and-forget by design: a view that misses a message reloads from the records, which
+ * stay the truth.
+ */
+export const CHANGES_CHANNEL = `${PREFIX}:changes`;
 
 /** BullMQ's own keys live under this prefix; one queue per task, named after it. */
 export const BULL_PREFIX = `${PREFIX}:bull`;

@@ -1,19 +1,18 @@
 import type { Redis } from 'ioredis';
 import { monotonicFactory } from 'ulid';
-import { keys, PREFIX } from './keys.js';
-import { CREATE_RUN, END_ATTEMPT, TRANSITION, TRIM_AGED_RUNS, TRIM_TASK_RUNS } from './scripts.js';
+import { registerScripts, ScriptCode } from '../redis/scripts.js';
+import { CHANGES_CHANNEL, keys } from './keys.js';
 import { TERMINAL_STATUSES, type AttemptRecord, type RunRecord, type RunRequest, type RunStatus, type Transition, type TriggerKind, type Usage } from './types.js';
-
-const SET_WAIT_REASON = `
-if redis.call('HGET', KEYS[1], 'status') ~= 'queued' then return 0 end
-redis.call('HSET', KEYS[1], 'waitReason', ARGV[1], 'waitReasonAt', ARGV[2], 'waitReasonNode', ARGV[3])
-return 1
-`;
 
 /** How long a dedupe key keeps answering with its run unless the request says otherwise: longer than any redelivery window. */
 export const DEDUPE_TTL_MS = 7 * 24 * 3600 * 1000;
 /** The log tail kept per run (bytes), as the runtime keeps it. */
 export const LOG_TAIL_BYTES = 64 * 1024;
+/**
+ * The ended-runs stream keeps about this many entries (XADD MAXLEN ~, in the scripts that
+ * write a terminal status): its readers are expected to keep up within ~10k ended runs.
+ */
+export const ENDED_STREAM_MAXLEN = 10000;
 
 type Fields = Partial<
   Pick<RunRecord, 'startedAt' | 'finishedAt' | 'node' | 'daemon' | 'containerId' | 'image' | 'exitCode' | 'reason' | 'usage' | 'memoryBytes' | 'attempt' | 'retryAt' | 'dead'>
@@ -31,15 +30,11 @@ export type RunReader = Pick<RunStore, 'get' | 'getMany' | 'list' | 'last' | 'lo
 /**
  * Run records in Redis. A record is a hash (scalar fields), a list of transitions, and a
  * log tail, indexed by two sorted sets (all runs, runs per task). Writes that must not
- * race go through the Lua scripts in scripts.ts.
+ * race go through the Lua scripts in src/redis/lua/.
  */
 export class RunStore {
   constructor(private readonly redis: Redis) {
-    redis.defineCommand('runletCreateRun', { lua: CREATE_RUN });
-    redis.defineCommand('runletTransition', { lua: TRANSITION, numberOfKeys: 3 });
-    redis.defineCommand('runletTrim', { lua: TRIM_TASK_RUNS, numberOfKeys: 2 });
-    redis.defineCommand('runletTrimAged', { lua: TRIM_AGED_RUNS, numberOfKeys: 1 });
-    redis.defineCommand('runletEndAttempt', { lua: END_ATTEMPT, numberOfKeys: 5 });
+    registerScripts(redis);
   }
 
   /**
@@ -71,7 +66,7 @@ export class RunStore {
       ...(status === 'skipped' ? { finishedAt: now } : {}),
       ...(status === 'queued' && opts.maxAttempts !== undefined ? { attempt: 1, maxAttempts: opts.maxAttempts } : {}),
     });
-    const keyList = [
+    const [id, code] = await this.redis.runletCreateRun(
       keys.dedupe(request.dedupeKey),
       keys.run(runId),
       keys.transitions(runId),
@@ -79,11 +74,8 @@ export class RunStore {
       keys.taskRuns(request.task),
       keys.outbox(),
       keys.ended(),
-    ];
-    if (opts.cronMarker) keyList.push(keys.cronLast(request.task));
-    const [id, created] = (await (this.redis as any).runletCreateRun(
-      keyList.length,
-      ...keyList,
+      // Always passed; the script moves it only when the tick below is given.
+      keys.cronLast(request.task),
       runId,
       String(now),
       // The key's own lifetime (SET PX in the script): the claim expires with it, so the
@@ -93,9 +85,11 @@ export class RunStore {
       status,
       request.scheduledAt !== undefined && opts.cronMarker ? String(request.scheduledAt) : '',
       request.task,
+      String(ENDED_STREAM_MAXLEN),
+      CHANGES_CHANNEL,
       ...fields,
-    )) as [string, number];
-    return { runId: id, created: created === 1 };
+    );
+    return { runId: id, created: code === ScriptCode.Applied };
   }
 
   /**
@@ -105,8 +99,7 @@ export class RunStore {
    */
   async transition(runId: string, status: RunStatus, opts: { from: readonly RunStatus[] | '*'; reason?: string; fields?: Fields; now?: number }): Promise<boolean> {
     const [head, fields] = guardedChange(status, opts);
-    const res = (await (this.redis as any).runletTransition(keys.run(runId), keys.transitions(runId), keys.ended(), ...head, ...fields)) as number;
-    return res === 1;
+    return (await this.redis.runletTransition(keys.run(runId), keys.transitions(runId), keys.ended(), ...head, ...fields)) === ScriptCode.Applied;
   }
 
   /**
@@ -121,7 +114,7 @@ export class RunStore {
     opts: { from: readonly RunStatus[] | '*'; attempt: number; entry: AttemptRecord; reason?: string; fields?: Fields; clear?: readonly (keyof Fields)[]; now?: number },
   ): Promise<boolean> {
     const [head, fields] = guardedChange(status, opts);
-    const res = (await (this.redis as any).runletEndAttempt(
+    const code = await this.redis.runletEndAttempt(
       keys.run(runId),
       keys.transitions(runId),
       keys.attempts(runId),
@@ -132,17 +125,17 @@ export class RunStore {
       JSON.stringify(opts.entry),
       (opts.clear ?? []).join(','),
       ...fields,
-    )) as number;
-    return res === 1;
+    );
+    return code === ScriptCode.Applied;
   }
 
   /**
-   * Records why a node refused to take the run, for "why does it wait". KEYS[1] the run's
-   * hash; ARGV reason, at (ms), node. Written only while the run is queued (a script, so a
-   * run that has started meanwhile is not marked, and a deleted one is not re-created).
+   * Records why a node refused to take the run, for "why does it wait". Written only while
+   * the run is queued (setWaitReason-1.lua, so a run that has started meanwhile is not
+   * marked, and a deleted one is not re-created).
    */
   async setWaitReason(runId: string, reason: string, node: string, at = Date.now()): Promise<void> {
-    await this.redis.eval(SET_WAIT_REASON, 1, keys.run(runId), reason, String(at), node);
+    await this.redis.runletSetWaitReason(keys.run(runId), reason, String(at), node);
   }
 
   /**
@@ -257,7 +250,7 @@ export class RunStore {
    */
   async trim(task: string, keep: number, maxAgeMs?: number, now = Date.now()): Promise<number> {
     const cutoff = maxAgeMs === undefined ? '' : String(now - maxAgeMs);
-    return (await (this.redis as any).runletTrim(keys.taskRuns(task), keys.allRuns(), String(keep), PREFIX, TERMINAL_STATUSES.join(','), cutoff)) as number;
+    return this.redis.runletTrimTaskRuns(keys.taskRuns(task), keys.allRuns(), String(keep), ...runParts(), TERMINAL_STATUSES.join(','), cutoff);
   }
 
   /**
@@ -267,7 +260,7 @@ export class RunStore {
   async trimAged(maxAgeMs: number, now = Date.now(), batch = 500): Promise<number> {
     let total = 0;
     for (;;) {
-      const [deleted, looked] = (await (this.redis as any).runletTrimAged(keys.allRuns(), String(now - maxAgeMs), PREFIX, TERMINAL_STATUSES.join(','), String(batch))) as [number, number];
+      const [deleted, looked] = await this.redis.runletTrimAgedRuns(keys.allRuns(), String(now - maxAgeMs), ...runParts(), ...keys.taskRunsAffixes(), TERMINAL_STATUSES.join(','), String(batch));
       total += deleted;
       // A batch that deleted nothing is all in-progress runs: the rest are newer than those.
       if (looked < batch || deleted === 0) return total;
@@ -279,14 +272,20 @@ export class RunStore {
   }
 }
 
+/** The retention scripts join a run's keys from ids they read in Redis: these are the parts (keys.ts). */
+function runParts(): [runPrefix: string, partSuffixes: string] {
+  return [keys.runPrefix(), keys.runPartSuffixes().join(',')];
+}
+
 /**
- * The arguments both guarded scripts (transition, end-attempt) start with — new status, time,
- * transition JSON, allowed current statuses, terminal statuses — and the hash fields to set.
+ * The arguments both guarded scripts (transition, endAttempt) start with — new status, time,
+ * transition JSON, allowed current statuses, terminal statuses, the ended stream's length and
+ * the changes channel — and the hash fields to set.
  */
 function guardedChange(status: RunStatus, opts: { from: readonly RunStatus[] | '*'; reason?: string; fields?: Fields; now?: number }): [string[], string[]] {
   const now = opts.now ?? Date.now();
   const t: Transition = { status, at: now, ...(opts.reason ? { reason: opts.reason } : {}) };
-  const head = [status, String(now), JSON.stringify(t), opts.from === '*' ? '*' : opts.from.join(','), TERMINAL_STATUSES.join(',')];
+  const head = [status, String(now), JSON.stringify(t), opts.from === '*' ? '*' : opts.from.join(','), TERMINAL_STATUSES.join(','), String(ENDED_STREAM_MAXLEN), CHANGES_CHANNEL];
   return [head, flatten({ ...opts.fields, ...(opts.reason !== undefined ? { reason: opts.reason } : {}) })];
 }
 

@@ -1,46 +1,16 @@
 import type { Redis } from 'ioredis';
+import { registerScripts, ScriptCode } from '../../redis/scripts.js';
 import { streamKeys } from './keys.js';
 
 export const DEFAULT_LEASE_MS = 15_000;
-
-/**
- * Acquire: KEYS[1] lease, KEYS[2] fence; ARGV[1] holder id, ARGV[2] lease ms.
- * Returns { 1, fence } when acquired (the fence INCR'd, the lease set to "holder|fence"
- * with SET NX PX), or { 0, pttl } when someone holds it (its remaining ms).
- * One script so that no two holders can ever get the same fence.
- */
-const ACQUIRE = `
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl ~= -2 then return {0, ttl} end
-local fence = redis.call('INCR', KEYS[2])
-redis.call('SET', KEYS[1], ARGV[1] .. '|' .. fence, 'NX', 'PX', ARGV[2])
-return {1, fence}
-`;
-
-/** Renew: KEYS[1] lease; ARGV[1] "holder|fence", ARGV[2] lease ms. Returns 1 renewed, 0 not ours. */
-const RENEW = `
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return 1
-`;
-
-/**
- * Release: KEYS[1] lease, KEYS[2] state hash; ARGV[1] "holder|fence".
- * Returns 1 released, 0 not ours. A stream left "watching" is marked waiting; an error stays.
- */
-const RELEASE = `
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('DEL', KEYS[1])
-if redis.call('HGET', KEYS[2], 'state') == 'watching' then redis.call('HSET', KEYS[2], 'state', 'waiting', 'holder', '') end
-return 1
-`;
 
 export type Acquired = { fence: number } | { retryInMs: number };
 
 /**
  * The right to consume one task's change stream: at most one holder at a time, each with a
  * fence larger than every earlier holder's. The lease only limits duplicate work; safety
- * comes from the fence, which the cursor checks on every write (cursor.ts).
+ * comes from the fence, which the cursor checks on every write (cursor.ts). Acquiring is
+ * one script (acquireLease-2.lua) so that no two holders can ever get the same fence.
  */
 export class StreamLease {
   constructor(
@@ -48,11 +18,13 @@ export class StreamLease {
     private readonly task: string,
     private readonly holder: string,
     readonly leaseMs = DEFAULT_LEASE_MS,
-  ) {}
+  ) {
+    registerScripts(redis);
+  }
 
   async tryAcquire(): Promise<Acquired> {
-    const [got, n] = (await this.redis.eval(ACQUIRE, 2, streamKeys.lease(this.task), streamKeys.fence(this.task), this.holder, this.leaseMs)) as [number, number];
-    if (got === 1) return { fence: n };
+    const [got, n] = await this.redis.runletAcquireLease(streamKeys.lease(this.task), streamKeys.fence(this.task), this.holder, this.leaseMs);
+    if (got === ScriptCode.Applied) return { fence: n };
     // -1: a lease without expiry (set by hand); look again after a renew interval.
     return { retryInMs: n > 0 ? n : this.leaseMs / 3 };
   }
@@ -102,7 +74,7 @@ export class HeldLease {
   /** Stops renewing and deletes the lease if it is still ours, so another daemon takes over at once. */
   async release(): Promise<void> {
     this.halt();
-    await this.redis.eval(RELEASE, 2, streamKeys.lease(this.task), streamKeys.state(this.task), this.value).catch(() => undefined);
+    await this.redis.runletReleaseLease(streamKeys.lease(this.task), streamKeys.state(this.task), this.value).catch(() => undefined);
     if (!this.lost.signal.aborted) this.lost.abort('released');
   }
 
@@ -113,8 +85,8 @@ export class HeldLease {
   }
 
   private async renew(): Promise<void> {
-    const ok = await this.redis.eval(RENEW, 1, streamKeys.lease(this.task), this.value, this.leaseMs).then(
-      (r) => r === 1,
+    const ok = await this.redis.runletRenewLease(streamKeys.lease(this.task), this.value, this.leaseMs).then(
+      (r) => r === ScriptCode.Applied,
       () => undefined,
     );
     if (this.stopped) return;

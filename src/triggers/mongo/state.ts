@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { registerScripts, ScriptCode } from '../../redis/scripts.js';
 import { streamKeys } from './keys.js';
 
 export type StreamStateName = 'unconfigured' | 'waiting' | 'watching' | 'error';
@@ -26,28 +27,23 @@ export interface StreamStateRecord {
 
 export type StateFields = Partial<Record<keyof StreamStateRecord, string | number>>;
 
-/**
- * Fenced write: KEYS[1] state hash, KEYS[2] fence; ARGV[1] the writer's fence, ARGV[2..]
- * field/value pairs. Returns 1 written, 0 when the fence moved (a newer holder owns the state).
- */
-const WRITE = `
-if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 2))
-return 1
-`;
-
 const NUMBERS = new Set(['fence', 'errorAt', 'retryAt', 'lastEventAt', 'lastTokenAt', 'lastClusterTimeMs', 'eventsTotal', 'resetAt']);
 
 export class StreamState {
   constructor(
     private readonly redis: Redis,
     private readonly task: string,
-  ) {}
+  ) {
+    registerScripts(redis);
+  }
 
-  /** Only the fence's holder writes the state, so a deposed holder cannot overwrite its successor's. */
+  /**
+   * Only the fence's holder writes the state (writeStreamState-2.lua checks the fence in the
+   * same script), so a deposed holder cannot overwrite its successor's.
+   */
   async write(fence: number, fields: StateFields): Promise<boolean> {
     const args = Object.entries(fields).flatMap(([f, v]) => [f, String(v ?? '')]);
-    return (await this.redis.eval(WRITE, 2, streamKeys.state(this.task), streamKeys.fence(this.task), String(fence), ...args)) === 1;
+    return (await this.redis.runletWriteStreamState(streamKeys.state(this.task), streamKeys.fence(this.task), String(fence), ...args)) === ScriptCode.Applied;
   }
 
   /** For the states no lease guards (unconfigured: every daemon writes the same thing). */
