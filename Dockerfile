@@ -65,8 +65,9 @@ ENV NODE_ENV=production
 COPY --from=prune /src/package.json ./
 COPY --from=prune /src/node_modules node_modules
 COPY --from=prune /src/dist dist
-# The dashboard's static files are read from the source tree at run time.
+# The dashboard's static files and the Lua scripts are read from the source tree at run time.
 COPY src/http/dashboard src/http/dashboard
+COPY src/redis/lua src/redis/lua
 COPY config config
 # Runs as root only to open the Docker socket mounted from the host (see docker-compose.yml);
 # the containers it starts run with every capability dropped, never with the socket.
