@@ -8,7 +8,7 @@ import { createLogger } from '../src/lib/logger.js';
 import type { RunRequest } from '../src/runs/types.js';
 import { resetStream, StreamCursor, tokenFromText, tokenKey } from '../src/triggers/mongo/cursor.js';
 import { changeRequest } from '../src/triggers/mongo/payload.js';
-import { streamKeys } from '../src/triggers/mongo/keys.js';
+import { streamKeys } from '../src/runs/keys.js';
 import { StreamLease } from '../src/triggers/mongo/lease.js';
 import { HistoryLost, type ChangeEvent, type ChangeFeed, type ChangeSource, type FeedItem } from '../src/triggers/mongo/source.js';
 import { readState, StreamState } from '../src/triggers/mongo/state.js';

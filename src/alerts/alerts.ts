@@ -6,7 +6,7 @@ import type { Identity } from '../dispatch/identity.js';
 import type { RunletEvents } from '../runs/events.js';
 import type { EndedEntry } from '../runs/ended.js';
 import { EndedConsumer, type Handled } from '../runs/ended-consumer.js';
-import { PREFIX } from '../runs/keys.js';
+import { alertKeys } from '../runs/keys.js';
 import type { RunReader } from '../runs/store.js';
 import type { StuckItem } from '../ops/stuck.js';
 import { eventsFor, mayConcern, runAlert, stuckAlert } from './message.js';
@@ -20,12 +20,6 @@ const STUCK_MARKER_TTL_MS = 24 * 3600 * 1000;
 const STUCK_SCAN_MS = 30_000;
 const TOUCH_EVERY_MS = 10_000;
 
-export const alertKeys = {
-  /** string sending:<daemon> | sent | failed: one alert of one rule (see AlertSender.claim). */
-  marker: (rule: string, what: string) => `${PREFIX}:alert:${rule}:${what}`,
-  /** string <daemon> with a PX expiry: the daemon scanning for stuck runs this period. */
-  stuckScan: () => `${PREFIX}:alerts:stuck-scan`,
-} as const;
 
 /** A rule's identity in marker keys: its settings, so an edited rule is a new one. */
 function ruleId(rule: AlertRule, index: number): string {

@@ -1,9 +1,8 @@
 import type { Redis } from 'ioredis';
+import { CANCEL_CHANNEL } from '../runs/keys.js';
 import type { RunStore } from '../runs/store.js';
 import { isTerminal, MOVES } from '../runs/types.js';
 
-/** Daemons listen here; the one running the run's container stops it. */
-export const CANCEL_CHANNEL = 'runlet:cancel';
 
 export interface CancelOutcome {
   status: string;

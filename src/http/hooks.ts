@@ -2,7 +2,7 @@ import rateLimit from '@fastify/rate-limit';
 import type { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { TaskConfig, WebhookConfig } from '../config/types.js';
 import { closest as didYouMean } from '../config/did-you-mean.js';
-import { PREFIX } from '../runs/keys.js';
+import { HOOK_RATE_PREFIX } from '../runs/keys.js';
 import { acceptedAnswer, resultAnswer, type Answer } from './webhook-answer.js';
 import { deliveryOf } from '../triggers/webhook/delivery.js';
 import { decodeBody, webhookRequest } from '../triggers/webhook/request.js';
@@ -51,7 +51,7 @@ export const hookRoutes: FastifyPluginAsync<{ deps: HttpDeps }> = async (app, { 
   // @fastify/rate-limit fits as is: a per-route limit, its Redis store (a fixed window,
   // INCR + PEXPIRE in one script, so the count is cluster-wide) and the preHandler hook,
   // which runs after verification. Key: runlet:hook-rate:POST/hooks/<task>-<task>.
-  await app.register(rateLimit, { global: false, redis: deps.redis, nameSpace: `${PREFIX}:hook-rate:`, hook: 'preHandler' });
+  await app.register(rateLimit, { global: false, redis: deps.redis, nameSpace: HOOK_RATE_PREFIX, hook: 'preHandler' });
 
   // Every refusal is counted by reason (runlet_trigger_rejections_total): a sender with a
   // wrong secret shows up on a dashboard, not only in its own logs.

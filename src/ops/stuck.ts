@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { RunletConfig } from '../config/types.js';
 import { formatDuration } from '../lib/format.js';
-import { streamKeys } from '../triggers/mongo/keys.js';
+import { streamKeys } from '../runs/keys.js';
 import { DEFAULT_LEASE_MS } from '../triggers/mongo/lease.js';
 import type { RunRecord } from '../runs/types.js';
 import { dueAt, whyWaiting, type WaitFacts, type WaitReason } from './waiting.js';

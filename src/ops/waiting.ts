@@ -4,7 +4,7 @@ import type { RunletConfig, TaskConfig } from '../config/types.js';
 import type { WaitListener } from '../dispatch/workers.js';
 import { liveDaemons, type Identity } from '../dispatch/identity.js';
 import { formatDuration } from '../lib/format.js';
-import { PREFIX } from '../runs/keys.js';
+import { waitingKeys } from '../runs/keys.js';
 import type { RunReader, RunStore } from '../runs/store.js';
 import { currentAttempt, type RunRecord } from '../runs/types.js';
 
@@ -20,10 +20,6 @@ import { currentAttempt, type RunRecord } from '../runs/types.js';
  * task's cluster-wide concurrency.
  */
 
-export const waitingKeys = {
-  /** hash daemonId → JSON Block: why that daemon does not fetch the task's runs now. */
-  blocked: (task: string) => `${PREFIX}:task:${task}:blocked`,
-} as const;
 
 /** A run's own recorded refusal counts this long; after that the per-task reasons speak. */
 const RUN_REASON_FRESH_MS = 60_000;

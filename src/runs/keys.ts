@@ -65,3 +65,40 @@ export const CHANGES_CHANNEL = `${PREFIX}:changes`;
 
 /** BullMQ's own keys live under this prefix; one queue per task, named after it. */
 export const BULL_PREFIX = `${PREFIX}:bull`;
+
+/** Daemons listen here; the one running the run's container stops it (dispatch/cancel.ts). */
+export const CANCEL_CHANNEL = `${PREFIX}:cancel`;
+
+/** The cluster-wide webhook rate limits (@fastify/rate-limit's Redis store) live under this prefix. */
+export const HOOK_RATE_PREFIX = `${PREFIX}:hook-rate:`;
+
+export const waitingKeys = {
+  /** hash daemonId → JSON Block: why that daemon does not fetch the task's runs now (ops/waiting.ts). */
+  blocked: (task: string) => `${PREFIX}:task:${task}:blocked`,
+} as const;
+
+export const alertKeys = {
+  /** string sending:<daemon> | sent | failed: one alert of one rule (see AlertSender.claim). */
+  marker: (rule: string, what: string) => `${PREFIX}:alert:${rule}:${what}`,
+  /** string <daemon> with a PX expiry: the daemon scanning for stuck runs this period. */
+  stuckScan: () => `${PREFIX}:alerts:stuck-scan`,
+} as const;
+
+/**
+ * The MongoDB change-stream trigger's keys, one set per task: lease and fence (who may
+ * consume), the resume token, and the state the ops API shows.
+ */
+export const streamKeys = {
+  /** string `<holder daemon id>|<fence>` with a PX expiry: who may consume the stream now. */
+  lease: (task: string) => `${PREFIX}:stream:${task}:lease`,
+  /** integer, INCR'd on every acquisition and reset: the fencing token of the latest holder. */
+  fence: (task: string) => `${PREFIX}:stream:${task}:fence`,
+  /** string: the resume token (canonical EJSON) of the last change whose run is recorded. */
+  token: (task: string) => `${PREFIX}:stream:${task}:token`,
+  /**
+   * hash: state (unconfigured|waiting|watching|error), holder, fence, error, errorKind,
+   * errorAt, retryAt, lastEventAt, lastTokenAt, lastClusterTimeMs, eventsTotal, resetAt.
+   * Times are epoch ms; '' means unset.
+   */
+  state: (task: string) => `${PREFIX}:stream:${task}:state`,
+} as const;

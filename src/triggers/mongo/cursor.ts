@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { BSON } from 'mongodb';
 import { registerScripts, ScriptCode } from '../../redis/scripts.js';
-import { streamKeys } from './keys.js';
+import { streamKeys } from '../../runs/keys.js';
 
 /** Canonical EJSON keeps every BSON type of a token (a v0 token's BinData), so it resumes as it was. */
 export function tokenToText(token: unknown): string {

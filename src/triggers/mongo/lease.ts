@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { registerScripts, ScriptCode } from '../../redis/scripts.js';
-import { streamKeys } from './keys.js';
+import { streamKeys } from '../../runs/keys.js';
 
 export const DEFAULT_LEASE_MS = 15_000;
 

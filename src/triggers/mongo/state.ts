@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { registerScripts, ScriptCode } from '../../redis/scripts.js';
-import { streamKeys } from './keys.js';
+import { streamKeys } from '../../runs/keys.js';
 
 export type StreamStateName = 'unconfigured' | 'waiting' | 'watching' | 'error';
 export type StreamErrorKind = 'historyLost' | 'invalidated' | 'transient';

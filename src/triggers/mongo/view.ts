@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { TaskConfig } from '../../config/types.js';
-import { streamKeys } from './keys.js';
+import { streamKeys } from '../../runs/keys.js';
 import { readLease } from './lease.js';
 import { tokenFromText, tokenKey } from './cursor.js';
 import { readState, type StreamErrorKind, type StreamStateName } from './state.js';
