@@ -40,7 +40,15 @@ async function coldStart(docker: Docker, s: Subject): Promise<number> {
     Cmd: s.cmd,
     Labels: LABELS,
     // The limits and hardening runlet gives a run (256m is its default memory).
-    HostConfig: { Memory: 256 * MiB, MemorySwap: 256 * MiB, NanoCpus: 5e8, PidsLimit: 256, CapDrop: ['ALL'], SecurityOpt: ['no-new-privileges'], Init: true },
+    HostConfig: {
+      Memory: 256 * MiB,
+      MemorySwap: 256 * MiB,
+      NanoCpus: 5e8,
+      PidsLimit: 256,
+      CapDrop: ['ALL'],
+      SecurityOpt: ['no-new-privileges'],
+      Init: true,
+    },
   });
   try {
     const stream = (await c.attach({ stream: true, stdout: true, stderr: true })) as NodeJS.ReadableStream;
@@ -69,7 +77,14 @@ async function coldStart(docker: Docker, s: Subject): Promise<number> {
 /** Containers of this bench left by an earlier, interrupted run. */
 async function removeLeftovers(docker: Docker): Promise<void> {
   const left = await docker.listContainers({ all: true, filters: { label: ['runlet.bench=task-cold-start'] } });
-  await Promise.all(left.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
+  await Promise.all(
+    left.map((c) =>
+      docker
+        .getContainer(c.Id)
+        .remove({ force: true })
+        .catch(() => undefined),
+    ),
+  );
 }
 
 function median(xs: number[]): number {

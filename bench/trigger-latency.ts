@@ -26,7 +26,15 @@ async function rawDocker(docker: Docker): Promise<number> {
     Image: IMAGE,
     Cmd: ['true'],
     Labels: LABEL,
-    HostConfig: { Memory: 16 * 2 ** 20, MemorySwap: 16 * 2 ** 20, NanoCpus: 5e8, PidsLimit: 256, CapDrop: ['ALL'], SecurityOpt: ['no-new-privileges'], Init: true },
+    HostConfig: {
+      Memory: 16 * 2 ** 20,
+      MemorySwap: 16 * 2 ** 20,
+      NanoCpus: 5e8,
+      PidsLimit: 256,
+      CapDrop: ['ALL'],
+      SecurityOpt: ['no-new-privileges'],
+      Init: true,
+    },
   });
   await c.start();
   await c.wait();
@@ -48,7 +56,14 @@ async function main() {
   const yaml = `tasks:\n  trivial: { image: ${IMAGE}, command: ["true"], memory: 16m, cpus: 0.5 }\n`;
   writeFileSync(file, yaml);
   const redis = await startEmbeddedRedis(join(dir, 'data'));
-  const daemon = await startDaemon({ config: parseConfig(yaml, file, {}), logger: createLogger({ level: 'warn' }), dataDir: join(dir, 'data'), node: 'bench', redisUrl: `unix://${redis.path}`, port: 0 });
+  const daemon = await startDaemon({
+    config: parseConfig(yaml, file, {}),
+    logger: createLogger({ level: 'warn' }),
+    dataDir: join(dir, 'data'),
+    node: 'bench',
+    redisUrl: `unix://${redis.path}`,
+    port: 0,
+  });
 
   const runlet: number[] = [];
   const raw: number[] = [];
@@ -73,9 +88,15 @@ async function main() {
   const d = stats(raw);
   const fmt = (x: number) => `${x.toFixed(0)} ms`;
   console.log(`trivial run, ${RUNS} runs each, ${new Date().toISOString()}`);
-  console.log(`  raw Docker API (create+start+wait+inspect+rm)  median ${fmt(d.median)}  p95 ${fmt(d.p95)}  min ${fmt(d.min)}  max ${fmt(d.max)}`);
-  console.log(`  runlet trigger → succeeded (record written)  median ${fmt(r.median)}  p95 ${fmt(r.p95)}  min ${fmt(r.min)}  max ${fmt(r.max)}`);
-  console.log(`  ratio runlet / floor (median)                ${(r.median / d.median).toFixed(2)}x  (overhead ${fmt(r.median - d.median)})`);
+  console.log(
+    `  raw Docker API (create+start+wait+inspect+rm)  median ${fmt(d.median)}  p95 ${fmt(d.p95)}  min ${fmt(d.min)}  max ${fmt(d.max)}`,
+  );
+  console.log(
+    `  runlet trigger → succeeded (record written)  median ${fmt(r.median)}  p95 ${fmt(r.p95)}  min ${fmt(r.min)}  max ${fmt(r.max)}`,
+  );
+  console.log(
+    `  ratio runlet / floor (median)                ${(r.median / d.median).toFixed(2)}x  (overhead ${fmt(r.median - d.median)})`,
+  );
   process.exit(0);
 }
 

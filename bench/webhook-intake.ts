@@ -37,7 +37,10 @@ let seq = 0;
 function nextRequest(): { body: string; headers: Record<string, string> } {
   const n = seq++;
   const body = JSON.stringify({ bid: n, auction: 'a-17', amount: 1234.5, bidder: 'bench', at: new Date().toISOString() });
-  return { body, headers: { 'content-type': 'application/json', 'x-runlet-delivery': `bench-${n}`, 'x-runlet-signature': signHmac(SECRET, body) } };
+  return {
+    body,
+    headers: { 'content-type': 'application/json', 'x-runlet-delivery': `bench-${n}`, 'x-runlet-signature': signHmac(SECRET, body) },
+  };
 }
 
 // node:http with keep-alive rather than fetch: fetch costs the client several times more
@@ -46,11 +49,15 @@ const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY });
 
 function post(url: URL, body: string, headers: Record<string, string>): Promise<number> {
   return new Promise((resolve, reject) => {
-    const req = request(url, { method: 'POST', agent, headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) } }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-      res.on('error', reject);
-    });
+    const req = request(
+      url,
+      { method: 'POST', agent, headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) } },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });
@@ -82,7 +89,14 @@ async function main() {
   const yaml = `tasks:\n  ${TASK}:\n    image: runlet/busybox:local\n    command: ["true"]\n    maxQueued: 1000000\n    webhook: { secret: ${SECRET}, signature: hmac-sha256 }\n`;
   writeFileSync(file, yaml);
   const redis = await startEmbeddedRedis(join(dir, 'data'));
-  const daemon = await startDaemon({ config: parseConfig(yaml, file, {}), logger: createLogger({ level: 'warn' }), dataDir: join(dir, 'data'), node: 'bench', redisUrl: `unix://${redis.path}`, port: 0 });
+  const daemon = await startDaemon({
+    config: parseConfig(yaml, file, {}),
+    logger: createLogger({ level: 'warn' }),
+    dataDir: join(dir, 'data'),
+    node: 'bench',
+    redisUrl: `unix://${redis.path}`,
+    port: 0,
+  });
   const queue = new Queue(TASK, { connection: redisOptions(daemon.redisTarget), prefix: BULL_PREFIX });
   await queue.pause();
 
@@ -106,7 +120,8 @@ async function main() {
     const recorded = await daemon.redis.zcard(keys.taskRuns(TASK));
     const c = await queue.getJobCounts('waiting', 'paused');
     const jobs = (c.waiting ?? 0) + (c.paused ?? 0);
-    if (recorded !== want || jobs !== want) throw new Error(`expected ${want} recorded runs and queued jobs, found ${recorded} and ${jobs}`);
+    if (recorded !== want || jobs !== want)
+      throw new Error(`expected ${want} recorded runs and queued jobs, found ${recorded} and ${jobs}`);
   } finally {
     await queue.obliterate({ force: true }).catch((err) => console.error('could not obliterate the queue:', err));
     await queue.close();
@@ -115,7 +130,14 @@ async function main() {
     await daemon.stop();
     const docker = new Docker();
     const left = await docker.listContainers({ all: true, filters: { label: [`runlet.cluster=${daemon.identity.clusterId}`] } });
-    await Promise.all(left.map((c) => docker.getContainer(c.Id).remove({ force: true, v: true }).catch(() => undefined)));
+    await Promise.all(
+      left.map((c) =>
+        docker
+          .getContainer(c.Id)
+          .remove({ force: true, v: true })
+          .catch(() => undefined),
+      ),
+    );
     await redis.stop();
     rmSync(dir, { recursive: true, force: true });
   }

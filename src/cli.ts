@@ -93,7 +93,10 @@ function checkArgs(command: string, rest: readonly string[], given: readonly Opt
   const required = spec.args.filter((a) => !a.endsWith('?')).length;
   if (rest.length < required) throw new CliError(`${usage}: ${spec.args[rest.length]} is missing`, 2);
   if (rest.length > spec.args.length) {
-    const extra = rest.slice(spec.args.length).map((a) => `"${a}"`).join(', ');
+    const extra = rest
+      .slice(spec.args.length)
+      .map((a) => `"${a}"`)
+      .join(', ');
     throw new CliError(`${usage}: unexpected argument${rest.length - spec.args.length > 1 ? 's' : ''} ${extra}`, 2);
   }
   const foreign = given.filter((o) => o !== 'config' && o !== 'help' && !spec.options.includes(o));
@@ -126,7 +129,13 @@ async function main(argv: string[]): Promise<number> {
     case 'validate':
       return validateCommand(common);
     case 'run':
-      return runCommand({ ...common, task: arg!, payloadFile: values.payload, wait: values.wait, idempotencyKey: values['idempotency-key'] });
+      return runCommand({
+        ...common,
+        task: arg!,
+        payloadFile: values.payload,
+        wait: values.wait,
+        idempotencyKey: values['idempotency-key'],
+      });
     case 'status':
       return statusCommand(common);
     case 'logs':

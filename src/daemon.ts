@@ -103,9 +103,27 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     const triggers = await startTriggers(opts, storage, dispatch, releasers);
 
     const { identity, redis, redisTarget, store } = storage;
-    opts.logger.info({ url, node: identity.node, redis: describeTarget(redisTarget), tasks: Object.keys(opts.config.tasks).length, triggers: triggers.map((t) => t.name) }, 'runlet is running');
+    opts.logger.info(
+      {
+        url,
+        node: identity.node,
+        redis: describeTarget(redisTarget),
+        tasks: Object.keys(opts.config.tasks).length,
+        triggers: triggers.map((t) => t.name),
+      },
+      'runlet is running',
+    );
     dispatch.events.emit('daemon:ready', { url });
-    return { url, identity, events: dispatch.events, store, redis, redisTarget, submit: (request) => dispatch.submit(request), stop: () => releasers.releaseAll() };
+    return {
+      url,
+      identity,
+      events: dispatch.events,
+      store,
+      redis,
+      redisTarget,
+      submit: (request) => dispatch.submit(request),
+      stop: () => releasers.releaseAll(),
+    };
   } catch (err) {
     await releasers.releaseAll();
     throw err;
@@ -181,15 +199,26 @@ async function startDispatch(opts: DaemonOptions, storage: Storage, engine: { ru
   };
   // Gauges of queue state are read from the queues at scrape time: cluster-wide.
   const metrics = new RunletMetrics(events, { config, queueState: counts });
-  const enqueueDeps: EnqueueDeps = { config, policies: [suspendedPolicy(pauses), overlapPolicy(counts, replaceOldest)], store, queues, events, logger };
+  const enqueueDeps: EnqueueDeps = {
+    config,
+    policies: [suspendedPolicy(pauses), overlapPolicy(counts, replaceOldest)],
+    store,
+    queues,
+    events,
+    logger,
+  };
   const ctx: RunContext = { config, store, runtime: engine.runtime, redis, identity, events, logger, queues, active: new Map() };
 
   await noteTasks(redis, Object.values(config.tasks)).catch((err) => logger.warn({ err }, 'could not note the tasks for the usage report'));
-  if (config.retention.maxAgeMs !== undefined) releasers.add('retention sweep', startRetentionSweep(store, config.retention.maxAgeMs, logger, opts.retentionSweepMs));
+  if (config.retention.maxAgeMs !== undefined)
+    releasers.add('retention sweep', startRetentionSweep(store, config.retention.maxAgeMs, logger, opts.retentionSweepMs));
   const settled = await settleLeftovers(ctx);
   if (settled.adopted + settled.settled + settled.removed > 0) logger.info(settled, 'settled containers left by a previous process');
   await recoverOutbox(enqueueDeps);
-  const outboxTimer = setInterval(() => void recoverOutbox(enqueueDeps).catch((err) => logger.error({ err }, 'outbox recovery failed')), OUTBOX_EVERY_MS);
+  const outboxTimer = setInterval(
+    () => void recoverOutbox(enqueueDeps).catch((err) => logger.error({ err }, 'outbox recovery failed')),
+    OUTBOX_EVERY_MS,
+  );
   outboxTimer.unref();
   releasers.add('outbox timer', async () => clearInterval(outboxTimer));
   // Cancel requests reach whichever daemon runs the container.
@@ -197,11 +226,18 @@ async function startDispatch(opts: DaemonOptions, storage: Storage, engine: { ru
 
   const waits = new WaitRecorder(redis, store, identity, logger);
   releasers.add('wait reasons', () => waits.clear());
-  const workers = new TaskWorkers(connection, config, new NodeAdmission(config), (runId) => runJob(ctx, runId), logger, opts.stalledMs, { events, waits });
+  const workers = new TaskWorkers(connection, config, new NodeAdmission(config), (runId) => runJob(ctx, runId), logger, opts.stalledMs, {
+    events,
+    waits,
+  });
   releasers.add('workers', async () => {
     await workers.stopTaking();
     const grace = opts.shutdownGraceMs ?? 10_000;
-    if (ctx.active.size > 0) logger.info({ running: ctx.active.size, graceMs: grace }, 'waiting for runs in progress; any still running after the grace are adopted by the next start');
+    if (ctx.active.size > 0)
+      logger.info(
+        { running: ctx.active.size, graceMs: grace },
+        'waiting for runs in progress; any still running after the grace are adopted by the next start',
+      );
     const left = await workers.drain(grace);
     if (left > 0) logger.warn({ left }, 'runs still in progress are left to the next start');
     await workers.close(true);
@@ -223,20 +259,42 @@ async function startDispatch(opts: DaemonOptions, storage: Storage, engine: { ru
 async function startAlerts(opts: DaemonOptions, storage: Storage, dispatch: Dispatch, releasers: Releasers): Promise<void> {
   if (!Alerts.wanted(opts.config)) return;
   const { config, logger } = opts;
-  const alerts = new Alerts({ config, redis: storage.redis, store: storage.store, identity: storage.identity, events: dispatch.events, logger, findStuck: () => dispatch.stuck.find() }, opts.alerts);
+  const alerts = new Alerts(
+    {
+      config,
+      redis: storage.redis,
+      store: storage.store,
+      identity: storage.identity,
+      events: dispatch.events,
+      logger,
+      findStuck: () => dispatch.stuck.find(),
+    },
+    opts.alerts,
+  );
   await alerts.start();
   releasers.add('alerts', () => alerts.stop());
 }
 
 /** The ops API, hooks, live views and dashboard; returns the URL it answers on. */
-async function startHttp(opts: DaemonOptions, listen: ReturnType<typeof listenPolicy>, storage: Storage, dispatch: Dispatch, docker: Docker, releasers: Releasers): Promise<string> {
+async function startHttp(
+  opts: DaemonOptions,
+  listen: ReturnType<typeof listenPolicy>,
+  storage: Storage,
+  dispatch: Dispatch,
+  docker: Docker,
+  releasers: Releasers,
+): Promise<string> {
   const { config, logger } = opts;
   const { redis, store, identity } = storage;
   const { submit, pauses } = dispatch;
   // One subscriber connection for all of this daemon's live views (released after the server).
   const changes = new ChangeFeed(redis.duplicate(), logger.child({ component: 'live' }));
   releasers.add('change feed', () => changes.stop());
-  const ping = (p: Promise<unknown>) => p.then(() => ({ ok: true }), (e) => ({ ok: false, detail: String(e.message ?? e) }));
+  const ping = (p: Promise<unknown>) =>
+    p.then(
+      () => ({ ok: true }),
+      (e) => ({ ok: false, detail: String(e.message ?? e) }),
+    );
   const httpDeps: HttpDeps = {
     config,
     store,
@@ -265,7 +323,11 @@ async function startHttp(opts: DaemonOptions, listen: ReturnType<typeof listenPo
   releasers.add('http server', () => app.close());
   const { host } = listen;
   // listenPolicy allowed no token on a loopback address only; local users are still in.
-  if (!opts.token) logger.warn({ host }, 'RUNLET_TOKEN is not set: the ops API is open to every user and process on this machine (pages on other sites are refused by the Host and Origin checks)');
+  if (!opts.token)
+    logger.warn(
+      { host },
+      'RUNLET_TOKEN is not set: the ops API is open to every user and process on this machine (pages on other sites are refused by the Host and Origin checks)',
+    );
   if (listen.hosts.any) logger.warn('RUNLET_ALLOWED_HOSTS=*: any Host name is accepted; the token is what keeps the API closed');
   await app.listen({ port: opts.port, host });
   const address = app.server.address();
@@ -281,7 +343,17 @@ async function startHttp(opts: DaemonOptions, listen: ReturnType<typeof listenPo
 async function startTriggers(opts: DaemonOptions, storage: Storage, dispatch: Dispatch, releasers: Releasers) {
   const { config, logger } = opts;
   const { redis, store, identity, redisTarget } = storage;
-  const deps: TriggerDeps = { config, submit: dispatch.submit, ended: dispatch.ended, store, redis, redisTarget, identity, logger, stalledMs: opts.stalledMs };
+  const deps: TriggerDeps = {
+    config,
+    submit: dispatch.submit,
+    ended: dispatch.ended,
+    store,
+    redis,
+    redisTarget,
+    identity,
+    logger,
+    stalledMs: opts.stalledMs,
+  };
   const triggers = await allTriggers(deps);
   releasers.add('triggers', async () => void (await Promise.allSettled(triggers.map((t) => t.stop()))));
   for (const t of triggers) await t.start().catch((err) => logger.error({ err, trigger: t.name }, 'trigger failed to start'));

@@ -8,7 +8,13 @@ import { until } from './helpers/until.js';
 interface Received {
   readonly path: string;
   readonly at: number;
-  readonly body: { text: string; event: string; events: string[]; task: string; run?: { id: string; status: string; exitCode: number | null; dead: boolean } };
+  readonly body: {
+    text: string;
+    event: string;
+    events: string[];
+    task: string;
+    run?: { id: string; status: string; exitCode: number | null; dead: boolean };
+  };
 }
 
 /** A real HTTP receiver: records every POST; /flaky answers 500 twice then 200, /slow answers after 10 s. */
@@ -89,7 +95,8 @@ describe('alerts from a running daemon to a real HTTP receiver', () => {
     await redis?.stopAndClean();
   });
 
-  const run = async (task: string, key: string) => (await daemon.submit({ task, trigger: 'manual', dedupeKey: `${task}:manual:${key}` })).runId;
+  const run = async (task: string, key: string) =>
+    (await daemon.submit({ task, trigger: 'manual', dedupeKey: `${task}:manual:${key}` })).runId;
 
   it('a failed run gives exactly one alert per matching rule; a succeeded one none (unless on: [succeeded]); the task filter holds', async () => {
     const failed = await run('broken', 'f1');
@@ -99,7 +106,12 @@ describe('alerts from a running daemon to a real HTTP receiver', () => {
 
     const main = await until('the failed run alert', () => receiver.got.find((r) => r.path === '/main'));
     // Dead (no attempt left) and failed are both in the default on:, one alert stands for both.
-    expect(main.body).toMatchObject({ event: 'dead', events: ['failed', 'dead'], task: 'broken', run: { id: failed, status: 'failed', exitCode: 3, dead: true } });
+    expect(main.body).toMatchObject({
+      event: 'dead',
+      events: ['failed', 'dead'],
+      task: 'broken',
+      run: { id: failed, status: 'failed', exitCode: 3, dead: true },
+    });
     expect(main.body.text).toContain(`broken run ${failed} failed (exit 3)`);
     expect(main.body.text).toMatch(/^:skull: runlet: /);
     const success = await until('the succeeded-run alert', () => receiver.got.find((r) => r.path === '/success'));
@@ -173,7 +185,8 @@ alerts:
 
   it('still one alert per failed run, whichever daemon runs it or reads its end', async () => {
     const ids: string[] = [];
-    for (let i = 0; i < 6; i++) ids.push((await daemons[i % 2]!.submit({ task: 'broken', trigger: 'manual', dedupeKey: `broken:manual:two-${i}` })).runId);
+    for (let i = 0; i < 6; i++)
+      ids.push((await daemons[i % 2]!.submit({ task: 'broken', trigger: 'manual', dedupeKey: `broken:manual:two-${i}` })).runId);
     for (const id of ids) await daemons[0]!.waitForEnd(id);
     await until('six alerts', () => receiver.got.length >= 6 || undefined);
     await pause(2_000);

@@ -45,7 +45,11 @@ function sourceFiles(dir: string): string[] {
 
 /** Every relative module a file imports or re-exports, static or dynamic, type-only included. */
 export function importsOf(file: string, text: string): string[] {
-  const specifiers = [...text.matchAll(/(?:^|\n)\s*(?:import|export)\b[^'";]*?\bfrom\s+['"]([^'"]+)['"]/g), ...text.matchAll(/\bimport\(\s*['"]([^'"]+)['"]\s*\)/g), ...text.matchAll(/(?:^|\n)\s*import\s+['"]([^'"]+)['"]/g)].map((m) => m[1]!);
+  const specifiers = [
+    ...text.matchAll(/(?:^|\n)\s*(?:import|export)\b[^'";]*?\bfrom\s+['"]([^'"]+)['"]/g),
+    ...text.matchAll(/\bimport\(\s*['"]([^'"]+)['"]\s*\)/g),
+    ...text.matchAll(/(?:^|\n)\s*import\s+['"]([^'"]+)['"]/g),
+  ].map((m) => m[1]!);
   return specifiers.filter((s) => s.startsWith('.')).map((s) => resolve(dirname(file), s).replace(/\.js$/, '.ts'));
 }
 
@@ -119,10 +123,22 @@ describe('the shape of src/: imports point down the layers, and nothing imports 
 
   it('would catch a backward import and a cycle (checked on a made-up graph)', () => {
     const f = (p: string) => join(SRC, p);
-    expect(backwardEdges([{ from: f('runs/store.ts'), to: f('dispatch/enqueue.ts') }])).toEqual(['runs/store.ts → dispatch/enqueue.ts (runs may not import dispatch)']);
+    expect(backwardEdges([{ from: f('runs/store.ts'), to: f('dispatch/enqueue.ts') }])).toEqual([
+      'runs/store.ts → dispatch/enqueue.ts (runs may not import dispatch)',
+    ]);
     expect(backwardEdges([{ from: f('runs/store.ts'), to: f('runtime/labels.ts') }])).toHaveLength(1);
     expect(backwardEdges([{ from: f('dispatch/enqueue.ts'), to: f('runs/store.ts') }])).toEqual([]);
-    expect(cycles([{ from: f('config/a.ts'), to: f('config/b.ts') }, { from: f('config/b.ts'), to: f('config/a.ts') }])).toEqual(['config/a.ts ↔ config/b.ts']);
-    expect(importsOf(f('x/y.ts'), "import type { A } from '../runs/types.js';\nexport { b } from './b.js';\nconst m = await import('../lib/c.js');")).toEqual([f('runs/types.ts'), f('x/b.ts'), f('lib/c.ts')]);
+    expect(
+      cycles([
+        { from: f('config/a.ts'), to: f('config/b.ts') },
+        { from: f('config/b.ts'), to: f('config/a.ts') },
+      ]),
+    ).toEqual(['config/a.ts ↔ config/b.ts']);
+    expect(
+      importsOf(
+        f('x/y.ts'),
+        "import type { A } from '../runs/types.js';\nexport { b } from './b.js';\nconst m = await import('../lib/c.js');",
+      ),
+    ).toEqual([f('runs/types.ts'), f('x/b.ts'), f('lib/c.ts')]);
   });
 });

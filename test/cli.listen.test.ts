@@ -35,13 +35,16 @@ function start(env: Record<string, string>): Promise<{ code: number | null; stde
 }
 
 describe('runlet start refuses to listen open to strangers', () => {
-  it.each(['0.0.0.0', '192.0.2.10', 'runlet.example.com'])('RUNLET_HOST=%s without RUNLET_TOKEN: exits 1 and says how to fix it', async (host) => {
-    const { code, stderr } = await start({ RUNLET_HOST: host });
-    expect(code).toBe(1);
-    expect(stderr).toContain(`runlet: RUNLET_HOST=${host} is not a loopback address, and RUNLET_TOKEN is not set`);
-    expect(stderr).toContain('Set RUNLET_TOKEN');
-    expect(stderr).not.toContain('    at '); // a message, not a stack trace
-  });
+  it.each(['0.0.0.0', '192.0.2.10', 'runlet.example.com'])(
+    'RUNLET_HOST=%s without RUNLET_TOKEN: exits 1 and says how to fix it',
+    async (host) => {
+      const { code, stderr } = await start({ RUNLET_HOST: host });
+      expect(code).toBe(1);
+      expect(stderr).toContain(`runlet: RUNLET_HOST=${host} is not a loopback address, and RUNLET_TOKEN is not set`);
+      expect(stderr).toContain('Set RUNLET_TOKEN');
+      expect(stderr).not.toContain('    at '); // a message, not a stack trace
+    },
+  );
 
   it('RUNLET_ALLOWED_HOSTS=* without RUNLET_TOKEN: exits 1', async () => {
     const { code, stderr } = await start({ RUNLET_ALLOWED_HOSTS: '*' });
@@ -60,12 +63,22 @@ describe('with a token on all interfaces', () => {
   it('starts, answers on 127.0.0.1 and an allowed name, and refuses another Host', async () => {
     const redis = await startTestRedis();
     const port = await freePort('0.0.0.0');
-    const daemon = spawnDaemon(CONFIG, { REDIS_URL: redis.url, RUNLET_PORT: String(port), RUNLET_HOST: '0.0.0.0', RUNLET_TOKEN: 'listen-token', RUNLET_ALLOWED_HOSTS: 'runlet.example.com', RUNLET_NODE: 'listen-node' });
+    const daemon = spawnDaemon(CONFIG, {
+      REDIS_URL: redis.url,
+      RUNLET_PORT: String(port),
+      RUNLET_HOST: '0.0.0.0',
+      RUNLET_TOKEN: 'listen-token',
+      RUNLET_ALLOWED_HOSTS: 'runlet.example.com',
+      RUNLET_NODE: 'listen-node',
+    });
     try {
       await daemon.ready;
       const status = (host: string) =>
         new Promise<number>((resolve, reject) => {
-          const req = request({ host: '127.0.0.1', port, path: '/healthz', headers: { host } }, (res) => (res.resume(), resolve(res.statusCode ?? 0)));
+          const req = request(
+            { host: '127.0.0.1', port, path: '/healthz', headers: { host } },
+            (res) => (res.resume(), resolve(res.statusCode ?? 0)),
+          );
           req.on('error', reject);
           req.end();
         });

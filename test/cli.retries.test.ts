@@ -24,7 +24,11 @@ const cli = (...args: string[]) => runCli([...args, '-c', CONFIG], ctx.env, dir)
 
 async function waitForEnd(id: string): Promise<{ status: string; logTail: string; retryOf: string | null }> {
   for (let i = 0; i < 200; i++) {
-    const run = (await (await fetch(`http://127.0.0.1:${ctx.env.RUNLET_PORT}/api/runs/${id}`)).json()) as { status: string; logTail: string; retryOf: string | null };
+    const run = (await (await fetch(`http://127.0.0.1:${ctx.env.RUNLET_PORT}/api/runs/${id}`)).json()) as {
+      status: string;
+      logTail: string;
+      retryOf: string | null;
+    };
     if (!['queued', 'starting', 'running'].includes(run.status)) return run;
     await new Promise((r) => setTimeout(r, 150));
   }
@@ -50,9 +54,13 @@ describe('runlet runs --dead and runlet retry', () => {
     expect(res.code).toBe(0);
     const lines = res.stdout.trim().split('\n');
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatch(new RegExp(`^${deadId}\\s+doomed\\s+failed \\(dead\\)\\s+attempt 2/2\\s+\\d{4}-\\d\\d-\\d\\dT\\S+\\s+exit code 3$`));
+    expect(lines[0]).toMatch(
+      new RegExp(`^${deadId}\\s+doomed\\s+failed \\(dead\\)\\s+attempt 2/2\\s+\\d{4}-\\d\\d-\\d\\dT\\S+\\s+exit code 3$`),
+    );
     const fine = await cli('runs', '--task', 'fine', '--status', 'succeeded');
-    expect(fine.stdout.trim().split('\n')).toEqual([expect.stringMatching(new RegExp(`^${fineId}\\s+fine\\s+succeeded\\s+attempt 1/1\\s`))]);
+    expect(fine.stdout.trim().split('\n')).toEqual([
+      expect.stringMatching(new RegExp(`^${fineId}\\s+fine\\s+succeeded\\s+attempt 1/1\\s`)),
+    ]);
     const none = await cli('runs', '--task', 'fine', '--dead');
     expect(none).toMatchObject({ code: 0, stdout: '' });
     expect(none.stderr).toContain('no runs match');
@@ -68,10 +76,15 @@ describe('runlet runs --dead and runlet retry', () => {
     expect(run).toMatchObject({ status: 'failed', retryOf: deadId });
     expect(run.logTail).toContain('payload={"batch":12}');
     const dead = await cli('runs', '--dead');
-    expect(dead.stdout.trim().split('\n').map((l) => l.split(/\s+/)[0])).toEqual([newId, deadId]);
+    expect(
+      dead.stdout
+        .trim()
+        .split('\n')
+        .map((l) => l.split(/\s+/)[0]),
+    ).toEqual([newId, deadId]);
   });
 
-  it('retry of a run that does not exist fails with the API\'s reason', async () => {
+  it("retry of a run that does not exist fails with the API's reason", async () => {
     const res = await cli('retry', 'NOSUCHRUN');
     expect(res.code).toBe(1);
     expect(res.stderr).toContain('no run with id "NOSUCHRUN"');

@@ -103,7 +103,7 @@ describe('arguments: a file after the command, and nothing dropped silently', ()
 describe('runlet run / status / logs against a running daemon', () => {
   const ctx = useDaemonProcess(GOOD, 'cli-node');
 
-  it('run --wait prints the output and exits with the run\'s exit code', async () => {
+  it("run --wait prints the output and exits with the run's exit code", async () => {
     const ok = await runCli(['run', 'fine', '--wait', '-c', GOOD], ctx.env, dir);
     expect(ok.stdout).toContain('all good');
     expect(ok.stderr).toMatch(/succeeded in \d+\.\d+s, exit code 0/);
@@ -140,17 +140,22 @@ describe('runlet run / status / logs against a running daemon', () => {
 });
 
 describe('runlet cancel', () => {
-  const LONG = write('long.yaml', 'defaults: { image: runlet/busybox:local, memory: 16m, timeout: 60s, killGrace: 1s }\ntasks:\n  long: { command: [sleep, "30"] }\n');
+  const LONG = write(
+    'long.yaml',
+    'defaults: { image: runlet/busybox:local, memory: 16m, timeout: 60s, killGrace: 1s }\ntasks:\n  long: { command: [sleep, "30"] }\n',
+  );
   const ctx = useDaemonProcess(LONG, 'cancel-node');
 
   it('stops a running run, which ends cancelled; a second cancel says it already ended', async () => {
     const id = (await runCli(['run', 'long', '-c', LONG], ctx.env, dir)).stdout.trim();
     const r = new Redis({ path: ctx.redis.path });
-    for (let i = 0; i < 100 && (await r.hget(`runlet:run:${id}`, 'status')) !== 'running'; i++) await new Promise((res) => setTimeout(res, 100));
+    for (let i = 0; i < 100 && (await r.hget(`runlet:run:${id}`, 'status')) !== 'running'; i++)
+      await new Promise((res) => setTimeout(res, 100));
     const first = await runCli(['cancel', id], ctx.env, dir);
     expect(first.stdout.trim()).toBe(`${id} cancelling`);
     expect(first.code).toBe(0);
-    for (let i = 0; i < 100 && (await r.hget(`runlet:run:${id}`, 'status')) === 'running'; i++) await new Promise((res) => setTimeout(res, 100));
+    for (let i = 0; i < 100 && (await r.hget(`runlet:run:${id}`, 'status')) === 'running'; i++)
+      await new Promise((res) => setTimeout(res, 100));
     expect(await r.hget(`runlet:run:${id}`, 'status')).toBe('cancelled');
     r.disconnect();
     const again = await runCli(['cancel', id], ctx.env, dir);

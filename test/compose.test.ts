@@ -11,7 +11,12 @@ import { runCli } from './helpers/process.js';
  * the runlet service. Nothing is started or pulled: no registry is reachable here.
  */
 
-const SECRETS = { RUNLET_TOKEN: 'test-token', BID_WEBHOOK_SECRET: 'test-secret', ARCHIVE_SALT: 'test-salt', MINIO_ROOT_PASSWORD: 'test-password' };
+const SECRETS = {
+  RUNLET_TOKEN: 'test-token',
+  BID_WEBHOOK_SECRET: 'test-secret',
+  ARCHIVE_SALT: 'test-salt',
+  MINIO_ROOT_PASSWORD: 'test-password',
+};
 
 /** `docker compose` (v2 plugin) where it exists, else Debian's docker-compose 1.x; none: say why. */
 function composeCommand(): string[] {
@@ -23,7 +28,7 @@ function composeCommand(): string[] {
     'neither `docker compose` (the v2 plugin) nor `docker-compose` can validate docker-compose.yml: ' +
       `docker compose: ${(v2.stderr || v2.error?.message || '').trim() || `exit ${v2.status}`}; ` +
       `docker-compose: ${(v1.stderr || v1.error?.message || '').trim() || `exit ${v1.status}`}. ` +
-      'scripts/setup.sh installs Debian\'s docker-compose (npm test runs it).',
+      "scripts/setup.sh installs Debian's docker-compose (npm test runs it).",
   );
 }
 
@@ -32,7 +37,10 @@ function composeConfig(env: Record<string, string>): { status: number | null; st
   // Only what compose needs from the outside: no stray RUNLET_* or COMPOSE_* of the developer's.
   const base = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root' };
   // --profile build: the v2 plugin leaves services of inactive profiles out of `config`.
-  const r = spawnSync(cmd, [...pre, '-f', 'docker-compose.yml', '--profile', 'build', 'config'], { encoding: 'utf8', env: { ...base, ...env } });
+  const r = spawnSync(cmd, [...pre, '-f', 'docker-compose.yml', '--profile', 'build', 'config'], {
+    encoding: 'utf8',
+    env: { ...base, ...env },
+  });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -88,7 +96,11 @@ describe('docker-compose.yml', () => {
   it('runs the daemon with its Redis, the token and the host Docker socket', () => {
     const runlet = compose.services.runlet;
     expect(runlet.build).toMatchObject({ target: 'runlet' });
-    expect(runlet.environment).toMatchObject({ REDIS_URL: 'redis://redis:6379', RUNLET_TOKEN: 'test-token', SMTP_HOST: 'mail.example.com' });
+    expect(runlet.environment).toMatchObject({
+      REDIS_URL: 'redis://redis:6379',
+      RUNLET_TOKEN: 'test-token',
+      SMTP_HOST: 'mail.example.com',
+    });
     expect(runlet.volumes?.map((v) => [source(v), target(v)])).toContainEqual(['/var/run/docker.sock', '/var/run/docker.sock']);
     expect(networksOf(runlet).sort()).toEqual(['control', 'tasks']);
   });
@@ -121,7 +133,11 @@ describe('docker-compose.yml', () => {
   });
 
   it('builds every image config/runlet.yaml names, and one per tasks/<name>/main.ts, build-only', () => {
-    const built = new Map(Object.values(compose.services).filter((s) => s.build && s.image).map((s) => [s.image!, s]));
+    const built = new Map(
+      Object.values(compose.services)
+        .filter((s) => s.build && s.image)
+        .map((s) => [s.image!, s]),
+    );
     const tasks = loadConfig('config/runlet.yaml', runletEnv(compose)).tasks;
     for (const task of Object.values(tasks)) expect([...built.keys()], `image of task ${task.name}`).toContain(task.image);
     const taskDirs = readdirSync('tasks').filter((d) => existsSync(`tasks/${d}/main.ts`));
@@ -149,7 +165,10 @@ describe('docker-compose.yml', () => {
       expect(tasks['bid-placed'].webhook?.secret).toBe('test-secret');
       expect(tasks['bid-placed'].queue?.redisUrl).toBe('redis://app-redis:6379/0');
       expect(tasks['score-weekly-tests'].env.SMTP_HOST).toBe('mail.example.com');
-      expect(tasks['archive-app-starts'].env).toMatchObject({ MONGO_URL: 'mongodb://mongo:27017/?replicaSet=rs0', ARCHIVE_SALT: 'test-salt' });
+      expect(tasks['archive-app-starts'].env).toMatchObject({
+        MONGO_URL: 'mongodb://mongo:27017/?replicaSet=rs0',
+        ARCHIVE_SALT: 'test-salt',
+      });
     });
   });
 });

@@ -44,15 +44,15 @@ describe('one mistake, one exact message at its line:col', () => {
     );
   });
 
-  it('a memory limit over its pool\'s budget could never start', () => {
+  it("a memory limit over its pool's budget could never start", () => {
     expect(errorFor([...IMAGE, 'pools: { heavy: { memory: 512m } }', 'tasks:', '  sync:', '    pool: heavy', '    memory: 1g'])).toBe(
       'runlet.yaml:7:13 tasks.sync.memory: memory limit 1g is more than pool "heavy"\'s budget of 512m: the task could never start',
     );
   });
 
-  it('a memory limit over the node\'s budget could never start (also when it comes from defaults)', () => {
+  it("a memory limit over the node's budget could never start (also when it comes from defaults)", () => {
     expect(errorFor([...IMAGE, '  memory: 2g', 'node: { memory: 1g }', 'tasks:', '  sync: {}'])).toBe(
-      'runlet.yaml:6:3 tasks.sync: memory limit 2g is more than the node\'s budget of 1g (node.memory): the task could never start',
+      "runlet.yaml:6:3 tasks.sync: memory limit 2g is more than the node's budget of 1g (node.memory): the task could never start",
     );
   });
 
@@ -92,7 +92,7 @@ describe('one mistake, one exact message at its line:col', () => {
     );
   });
 
-  it('bad cron expression, with croner\'s reason', () => {
+  it("bad cron expression, with croner's reason", () => {
     expect(errorFor([...IMAGE, 'tasks:', '  nightly:', '    schedule: "61 3 * * *"'])).toBe(
       'runlet.yaml:5:15 tasks.nightly.schedule: invalid cron expression "61 3 * * *": Invalid value for minute: 61',
     );
@@ -198,7 +198,9 @@ describe('retries', () => {
   const task = (line: string) => [...IMAGE, 'tasks:', '  sync:', `    retries: ${line}`];
 
   it('an unknown key, with a did-you-mean', () => {
-    expect(errorFor(task('{ attempts: 3, maxDelai: 5m }'))).toBe('runlet.yaml:5:29 tasks.sync.retries.maxDelai: unknown key "maxDelai" (did you mean "maxDelay"?)');
+    expect(errorFor(task('{ attempts: 3, maxDelai: 5m }'))).toBe(
+      'runlet.yaml:5:29 tasks.sync.retries.maxDelai: unknown key "maxDelai" (did you mean "maxDelay"?)',
+    );
   });
 
   it('an unknown key in defaults.retries without a close match lists the allowed keys', () => {
@@ -216,14 +218,18 @@ describe('retries', () => {
 
   it('attempts below 1, or not a whole number', () => {
     expect(errorFor(task('{ attempts: 0 }'))).toBe('runlet.yaml:5:26 tasks.sync.retries.attempts: must be at least 1, got 0');
-    expect(errorFor(task('{ attempts: 2.5 }'))).toBe('runlet.yaml:5:26 tasks.sync.retries.attempts: expected a whole number of attempts like 3, got 2.5');
+    expect(errorFor(task('{ attempts: 2.5 }'))).toBe(
+      'runlet.yaml:5:26 tasks.sync.retries.attempts: expected a whole number of attempts like 3, got 2.5',
+    );
   });
 
   it('an unknown backoff, with a did-you-mean', () => {
     expect(errorFor(task('{ backoff: exponental }'))).toBe(
       'runlet.yaml:5:25 tasks.sync.retries.backoff: expected "exponential" or "fixed", got "exponental" (did you mean "exponential"?)',
     );
-    expect(errorFor(task('{ backoff: linear }'))).toBe('runlet.yaml:5:25 tasks.sync.retries.backoff: expected "exponential" or "fixed", got "linear"');
+    expect(errorFor(task('{ backoff: linear }'))).toBe(
+      'runlet.yaml:5:25 tasks.sync.retries.backoff: expected "exponential" or "fixed", got "linear"',
+    );
   });
 
   it('a delay without a unit', () => {

@@ -36,7 +36,10 @@ describe('interpolate', () => {
 
   it('refuses malformed references', () => {
     expect(interpolate('${1X}', env)).toMatchObject({ ok: false, errors: [{ index: 0, token: '${1X}' }] });
-    expect(interpolate('a ${HOST', env)).toMatchObject({ ok: false, errors: [{ index: 2, message: 'unclosed "${" (write $${ for a literal "${")' }] });
+    expect(interpolate('a ${HOST', env)).toMatchObject({
+      ok: false,
+      errors: [{ index: 2, message: 'unclosed "${" (write $${ for a literal "${")' }],
+    });
   });
 });
 

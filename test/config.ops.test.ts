@@ -14,16 +14,37 @@ describe('stuck: and alerts: defaults', () => {
   });
 
   it('a rule with only a url gets the default events, 5 s timeout and 5 attempts', () => {
-    const config = load([...BASE, 'stuck: { queued: 90s }', 'alerts:', '  - url: ${SLACK_WEBHOOK_URL}'], { SLACK_WEBHOOK_URL: 'https://hooks.example.com/T0/B0/x' });
+    const config = load([...BASE, 'stuck: { queued: 90s }', 'alerts:', '  - url: ${SLACK_WEBHOOK_URL}'], {
+      SLACK_WEBHOOK_URL: 'https://hooks.example.com/T0/B0/x',
+    });
     expect(config.stuck.queuedMs).toBe(90_000);
     expect(config.alerts).toEqual([
-      { url: 'https://hooks.example.com/T0/B0/x', on: ['failed', 'timed_out', 'oom_killed', 'dead', 'stuck'], timeoutMs: 5_000, retries: 5 },
+      {
+        url: 'https://hooks.example.com/T0/B0/x',
+        on: ['failed', 'timed_out', 'oom_killed', 'dead', 'stuck'],
+        timeoutMs: 5_000,
+        retries: 5,
+      },
     ]);
   });
 
   it('every key set, and on: written as one comma-separated string (as ${VAR} gives it)', () => {
-    const config = load([...BASE, 'alerts:', '  - url: http://127.0.0.1:9/hook', '    on: "succeeded, lost"', '    tasks: [sync]', '    timeout: 250ms', '    retries: 2']);
-    expect(config.alerts[0]).toEqual({ url: 'http://127.0.0.1:9/hook', on: ['succeeded', 'lost'], tasks: ['sync'], timeoutMs: 250, retries: 2 });
+    const config = load([
+      ...BASE,
+      'alerts:',
+      '  - url: http://127.0.0.1:9/hook',
+      '    on: "succeeded, lost"',
+      '    tasks: [sync]',
+      '    timeout: 250ms',
+      '    retries: 2',
+    ]);
+    expect(config.alerts[0]).toEqual({
+      url: 'http://127.0.0.1:9/hook',
+      on: ['succeeded', 'lost'],
+      tasks: ['sync'],
+      timeoutMs: 250,
+      retries: 2,
+    });
   });
 });
 
@@ -37,7 +58,9 @@ describe('stuck: and alerts: mistakes, each at its line:col', () => {
   });
 
   it('an unknown key in a rule, with a did-you-mean', () => {
-    expect(errorFor([...BASE, 'alerts:', '  - url: https://x.example/h', '    retrys: 3'])).toBe('runlet.yaml:8:5 alerts[0].retrys: unknown key "retrys" (did you mean "retries"?)');
+    expect(errorFor([...BASE, 'alerts:', '  - url: https://x.example/h', '    retrys: 3'])).toBe(
+      'runlet.yaml:8:5 alerts[0].retrys: unknown key "retrys" (did you mean "retries"?)',
+    );
   });
 
   it('a rule without url, and a url that is not http(s) (without echoing it: it may be a secret)', () => {
@@ -59,7 +82,9 @@ describe('stuck: and alerts: mistakes, each at its line:col', () => {
     expect(errorFor([...BASE, 'alerts:', '  - url: https://x.example/h', '    on: [failed, timedout]'])).toBe(
       'runlet.yaml:8:18 alerts[0].on[1]: expected an alert event (failed, timed_out, oom_killed, lost, dead, stuck, cancelled, succeeded), got "timedout" (did you mean "timed_out"?)',
     );
-    expect(errorFor([...BASE, 'alerts:', '  - url: https://x.example/h', '    on: [dead, dead]'])).toBe('runlet.yaml:8:16 alerts[0].on[1]: "dead" is listed twice');
+    expect(errorFor([...BASE, 'alerts:', '  - url: https://x.example/h', '    on: [dead, dead]'])).toBe(
+      'runlet.yaml:8:16 alerts[0].on[1]: "dead" is listed twice',
+    );
   });
 
   it('a task filter naming a task that does not exist, with a did-you-mean', () => {
@@ -78,6 +103,8 @@ describe('stuck: and alerts: mistakes, each at its line:col', () => {
   });
 
   it('alerts: as a map rather than a list', () => {
-    expect(errorFor([...BASE, 'alerts:', '  url: https://x.example/h'])).toMatch(/^runlet\.yaml:7:3 alerts: expected a list of alert rules like \[\{ url: \$\{SLACK_WEBHOOK_URL\} \}\], got/);
+    expect(errorFor([...BASE, 'alerts:', '  url: https://x.example/h'])).toMatch(
+      /^runlet\.yaml:7:3 alerts: expected a list of alert rules like \[\{ url: \$\{SLACK_WEBHOOK_URL\} \}\], got/,
+    );
   });
 });

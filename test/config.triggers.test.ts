@@ -78,9 +78,27 @@ describe('the triggers of the issue example', () => {
 });
 
 describe('trigger defaults and spellings', () => {
-  it('a webhook with only a secret gets every default, maxBody from the task\'s maxPayload', () => {
-    const config = load(['  maxPayload: 64k', 'tasks:', '  a:', '    webhook: { secret: x }', '  b:', '    maxPayload: 2m', '    webhook: { secret: x }']);
-    const defaults = { auth: 'signature', secret: 'x', signature: 'hmac-sha256', toleranceMs: 300_000, dedupe: 'id', dedupeWindowMs: 600_000, respond: 'accepted', resultTimeoutMs: 30_000, headers: [] };
+  it("a webhook with only a secret gets every default, maxBody from the task's maxPayload", () => {
+    const config = load([
+      '  maxPayload: 64k',
+      'tasks:',
+      '  a:',
+      '    webhook: { secret: x }',
+      '  b:',
+      '    maxPayload: 2m',
+      '    webhook: { secret: x }',
+    ]);
+    const defaults = {
+      auth: 'signature',
+      secret: 'x',
+      signature: 'hmac-sha256',
+      toleranceMs: 300_000,
+      dedupe: 'id',
+      dedupeWindowMs: 600_000,
+      respond: 'accepted',
+      resultTimeoutMs: 30_000,
+      headers: [],
+    };
     expect(config.tasks.a.webhook).toEqual({ ...defaults, maxBodyBytes: 64 * 1024 });
     expect(config.tasks.b.webhook).toEqual({ ...defaults, maxBodyBytes: 2 * 1024 ** 2 });
   });
@@ -136,7 +154,9 @@ describe('trigger defaults and spellings', () => {
   });
 
   it('a queue with its own Redis, prefix and concurrency (numbers from ${VAR} too)', () => {
-    const config = load(['tasks:', '  a:', '    queue: { name: " bids ", redis: "${R}", prefix: "{shop}", concurrency: "${C:-10}" }'], { R: 'rediss://q:6380/2' });
+    const config = load(['tasks:', '  a:', '    queue: { name: " bids ", redis: "${R}", prefix: "{shop}", concurrency: "${C:-10}" }'], {
+      R: 'rediss://q:6380/2',
+    });
     expect(config.tasks.a.queue).toEqual({ name: 'bids', redisUrl: 'rediss://q:6380/2', prefix: '{shop}', concurrency: 10 });
   });
 
@@ -207,12 +227,19 @@ describe('trigger defaults and spellings', () => {
       '    after: { task: up }',
     ]);
     const a = config.tasks.a;
-    expect([a.schedule, a.webhook?.auth, a.queue?.name, a.mongo?.db, a.after?.[0].task]).toEqual(['@hourly', 'signature', 'bids', 's', 'up']);
+    expect([a.schedule, a.webhook?.auth, a.queue?.name, a.mongo?.db, a.after?.[0].task]).toEqual([
+      '@hourly',
+      'signature',
+      'bids',
+      's',
+      'up',
+    ]);
   });
 });
 
 describe('webhook mistakes', () => {
-  const SECRET_FIX = "so the webhook would accept anyone's requests: set secret (e.g. secret: ${HOOK_SECRET}), or write auth: none to accept unsigned requests on purpose";
+  const SECRET_FIX =
+    "so the webhook would accept anyone's requests: set secret (e.g. secret: ${HOOK_SECRET}), or write auth: none to accept unsigned requests on purpose";
 
   it.each([
     ['webhook:', 'empty'],
@@ -257,7 +284,9 @@ describe('webhook mistakes', () => {
     ['0/m', 'the count must be at least 1 (to refuse every request, remove webhook:), got "0/m"'],
     ['10/500ms', 'the period must be at least 1s, got "10/500ms"'],
   ])('rateLimit: %s', (rate, message) => {
-    expect(errorFor(['tasks:', '  a:', '    webhook:', '      secret: x', `      rateLimit: ${rate}`])).toBe(`runlet.yaml:7:18 tasks.a.webhook.rateLimit: ${message}`);
+    expect(errorFor(['tasks:', '  a:', '    webhook:', '      secret: x', `      rateLimit: ${rate}`])).toBe(
+      `runlet.yaml:7:18 tasks.a.webhook.rateLimit: ${message}`,
+    );
   });
 
   it('a choice, a duration and a header name that are wrong, each at its own place', () => {
@@ -286,10 +315,13 @@ describe('webhook mistakes', () => {
   });
 
   it('standard-webhooks: a secret that is not whsec_<base64> is refused, without echoing it', () => {
-    const line = (secret: string) => errorFor(['tasks:', '  a:', '    webhook:', `      secret: "${secret}"`, '      signature: standard-webhooks']);
+    const line = (secret: string) =>
+      errorFor(['tasks:', '  a:', '    webhook:', `      secret: "${secret}"`, '      signature: standard-webhooks']);
     for (const secret of ['MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', 'whsec_', 'whsec_not base64!']) {
       const message = line(secret);
-      expect(message).toBe('runlet.yaml:6:7 tasks.a.webhook.secret: signature: standard-webhooks needs secret written whsec_<base64 key>, as the sender shows it, and this secret is not: copy it whole, whsec_ included');
+      expect(message).toBe(
+        'runlet.yaml:6:7 tasks.a.webhook.secret: signature: standard-webhooks needs secret written whsec_<base64 key>, as the sender shows it, and this secret is not: copy it whole, whsec_ included',
+      );
     }
     const ok = load(['tasks:', '  a:', '    webhook: { secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", signature: standard-webhooks }']);
     expect(ok.tasks.a.webhook?.signature).toBe('standard-webhooks');
@@ -302,14 +334,29 @@ describe('webhook mistakes', () => {
     expect(errorFor(['tasks:', '  a:', '    webhook:', '      secret: x', '      signature: bearer', '      dedupeWindow: 1m'])).toBe(
       'runlet.yaml:8:7 tasks.a.webhook.dedupeWindow: dedupeWindow applies only with dedupe: body, so it would never be used: add dedupe: body or remove dedupeWindow',
     );
-    expect(errorFor(['tasks:', '  a:', '    webhook:', '      secret: x', '      signature: bearer', '      dedupe: body', '      dedupeWindow: 2d'])).toBe(
+    expect(
+      errorFor([
+        'tasks:',
+        '  a:',
+        '    webhook:',
+        '      secret: x',
+        '      signature: bearer',
+        '      dedupe: body',
+        '      dedupeWindow: 2d',
+      ]),
+    ).toBe(
       'runlet.yaml:9:21 tasks.a.webhook.dedupeWindow: dedupeWindow 2d is more than 24h, the longest runlet remembers a body for: lower it (identical bodies a day apart are rarely one event)',
     );
-    expect(load(['tasks:', '  a:', '    webhook: { auth: none, dedupe: body }']).tasks.a.webhook).toMatchObject({ dedupe: 'body', dedupeWindowMs: 600_000 });
+    expect(load(['tasks:', '  a:', '    webhook: { auth: none, dedupe: body }']).tasks.a.webhook).toMatchObject({
+      dedupe: 'body',
+      dedupeWindowMs: 600_000,
+    });
   });
 
   it('a secret of the wrong type is not echoed', () => {
-    expect(errorFor(['tasks:', '  a:', '    webhook:', '      secret: 123456'])).toBe('runlet.yaml:6:15 tasks.a.webhook.secret: expected a string (quote it), got a number');
+    expect(errorFor(['tasks:', '  a:', '    webhook:', '      secret: 123456'])).toBe(
+      'runlet.yaml:6:15 tasks.a.webhook.secret: expected a string (quote it), got a number',
+    );
   });
 
   it('an unknown key, with a did-you-mean', () => {
@@ -319,7 +366,9 @@ describe('webhook mistakes', () => {
   });
 
   it('not a map', () => {
-    expect(errorFor(['tasks:', '  a:', '    webhook: yes'])).toBe('runlet.yaml:5:14 tasks.a.webhook: expected a map like { secret: ${HOOK_SECRET} }, got "yes"');
+    expect(errorFor(['tasks:', '  a:', '    webhook: yes'])).toBe(
+      'runlet.yaml:5:14 tasks.a.webhook: expected a map like { secret: ${HOOK_SECRET} }, got "yes"',
+    );
   });
 });
 
@@ -342,18 +391,34 @@ describe('queue mistakes', () => {
     );
   });
 
-  it('two tasks on the same queue would steal each other\'s jobs', () => {
+  it("two tasks on the same queue would steal each other's jobs", () => {
     expect(errorFor(['tasks:', '  a:', '    queue: { name: bids }', '  b:', '    queue: { name: bids, redis: "${R:-}" }'])).toBe(
       'runlet.yaml:7:20 tasks.b.queue.name: queue "bids" in runlet\'s own Redis is already the trigger of task "a": ' +
         "the two tasks would take each other's jobs, so each job would run only one of them; give each task its own queue, or chain this one with after: { task: a }",
     );
-    expect(errorFor(['tasks:', '  a:', '    queue: { name: bids, redis: "redis://q" }', '  b:', '    queue: { name: bids, redis: "redis://q" }'])).toMatch(
-      /^runlet\.yaml:7:20 tasks\.b\.queue\.name: queue "bids" in the same Redis is already the trigger of task "a": /,
-    );
+    expect(
+      errorFor([
+        'tasks:',
+        '  a:',
+        '    queue: { name: bids, redis: "redis://q" }',
+        '  b:',
+        '    queue: { name: bids, redis: "redis://q" }',
+      ]),
+    ).toMatch(/^runlet\.yaml:7:20 tasks\.b\.queue\.name: queue "bids" in the same Redis is already the trigger of task "a": /);
   });
 
   it('an unknown key, a bad concurrency, not a map', () => {
-    expect(errorFor(['tasks:', '  a:', '    queue: { name: q, concurency: 5 }', '  b:', '    queue: { name: r, concurrency: 0 }', '  c:', '    queue: bids'])).toBe(
+    expect(
+      errorFor([
+        'tasks:',
+        '  a:',
+        '    queue: { name: q, concurency: 5 }',
+        '  b:',
+        '    queue: { name: r, concurrency: 0 }',
+        '  c:',
+        '    queue: bids',
+      ]),
+    ).toBe(
       [
         'runlet.yaml:5:23 tasks.a.queue.concurency: unknown key "concurency" (did you mean "concurrency"?)',
         'runlet.yaml:7:36 tasks.b.queue.concurrency: must be at least 1, got 0',
@@ -455,20 +520,41 @@ describe('chaining loops', () => {
   });
 
   it('two tasks after each other, reported once at the first', () => {
-    expect(errorFor(['tasks:', '  a:', '    after: { task: b, status: failed }', '  b:', '    after: { task: a }'])).toBe(loop('runlet.yaml:5:5', 'a → b → a'));
+    expect(errorFor(['tasks:', '  a:', '    after: { task: b, status: failed }', '  b:', '    after: { task: a }'])).toBe(
+      loop('runlet.yaml:5:5', 'a → b → a'),
+    );
   });
 
   it('three tasks, named in the order runs trigger each other', () => {
     // a runs after c, b after a, c after b: a → b → c → a.
-    expect(errorFor(['tasks:', '  a:', '    after: { task: c }', '  b:', '    after: { task: a }', '  c:', '    after: { task: b }', '  d:', '    after: { task: c }'])).toBe(
-      loop('runlet.yaml:5:5', 'a → b → c → a'),
-    );
+    expect(
+      errorFor([
+        'tasks:',
+        '  a:',
+        '    after: { task: c }',
+        '  b:',
+        '    after: { task: a }',
+        '  c:',
+        '    after: { task: b }',
+        '  d:',
+        '    after: { task: c }',
+      ]),
+    ).toBe(loop('runlet.yaml:5:5', 'a → b → c → a'));
   });
 
   it('each distinct loop once, starting at its first task in the file', () => {
-    expect(errorFor(['tasks:', '  x: {}', '  a:', '    after: { task: c }', '  b:', '    after: { task: a }', '  c:', '    after: [{ task: b }, { task: a }]'])).toBe(
-      [loop('runlet.yaml:6:5', 'a → b → c → a'), loop('runlet.yaml:6:5', 'a → c → a')].join('\n'),
-    );
+    expect(
+      errorFor([
+        'tasks:',
+        '  x: {}',
+        '  a:',
+        '    after: { task: c }',
+        '  b:',
+        '    after: { task: a }',
+        '  c:',
+        '    after: [{ task: b }, { task: a }]',
+      ]),
+    ).toBe([loop('runlet.yaml:6:5', 'a → b → c → a'), loop('runlet.yaml:6:5', 'a → c → a')].join('\n'));
   });
 
   it('a chain that ends is fine', () => {

@@ -130,7 +130,14 @@ describe('a valid config', () => {
 
   it('uses the built-in defaults when there is no defaults: section', () => {
     const c = parseConfig('tasks:\n  a:\n    image: x\n', 'runlet.yaml', {});
-    expect(c.tasks.a).toMatchObject({ memoryBytes: 256 * MiB, cpus: 0.5, timeoutMs: 15 * 60_000, killGraceMs: 10_000, pids: 256, timezone: 'UTC' });
+    expect(c.tasks.a).toMatchObject({
+      memoryBytes: 256 * MiB,
+      cpus: 0.5,
+      timeoutMs: 15 * 60_000,
+      killGraceMs: 10_000,
+      pids: 256,
+      timezone: 'UTC',
+    });
     // One attempt, no retry, unless asked for.
     expect(c.tasks.a.retries).toEqual({ attempts: 1, backoff: 'exponential', delayMs: 30_000, maxDelayMs: 10 * 60_000 });
     expect(c.retention.runsPerTask).toBe(100);
@@ -193,8 +200,21 @@ describe('build:', () => {
 describe('loadConfig', () => {
   it('loads the example config/runlet.yaml with no environment variables set', () => {
     const c = loadConfig('config/runlet.yaml', {});
-    expect(Object.keys(c.tasks)).toEqual(['heartbeat', 'hello-node', 'archive-app-starts', 'rollup-analytics', 'sync-subscriptions', 'score-weekly-tests', 'bid-placed']);
-    expect(c.tasks.heartbeat).toMatchObject({ image: 'runlet/busybox:local', schedule: '*/30 * * * * *', memoryBytes: 16 * MiB, timeoutMs: 10_000 });
+    expect(Object.keys(c.tasks)).toEqual([
+      'heartbeat',
+      'hello-node',
+      'archive-app-starts',
+      'rollup-analytics',
+      'sync-subscriptions',
+      'score-weekly-tests',
+      'bid-placed',
+    ]);
+    expect(c.tasks.heartbeat).toMatchObject({
+      image: 'runlet/busybox:local',
+      schedule: '*/30 * * * * *',
+      memoryBytes: 16 * MiB,
+      timeoutMs: 10_000,
+    });
     expect(c.tasks['hello-node']).toMatchObject({ image: 'runlet/tasks:local', command: ['node', 'hello.js'], memoryBytes: 64 * MiB });
     // Task containers on Docker's default bridge unless RUNLET_TASK_NETWORK names another.
     for (const task of Object.values(c.tasks)) expect(task.network, task.name).toBe('bridge');
@@ -213,7 +233,14 @@ describe('loadConfig', () => {
     });
 
     it('archive-app-starts: nightly at 02:00 Vienna, alone in the heavy pool, 1 GiB for up to 45 minutes', () => {
-      expect(task('archive-app-starts')).toMatchObject({ schedule: '0 2 * * *', timezone: 'Europe/Vienna', pool: 'heavy', memoryBytes: 1024 * MiB, timeoutMs: 45 * 60_000, overlap: 'skip' });
+      expect(task('archive-app-starts')).toMatchObject({
+        schedule: '0 2 * * *',
+        timezone: 'Europe/Vienna',
+        pool: 'heavy',
+        memoryBytes: 1024 * MiB,
+        timeoutMs: 45 * 60_000,
+        overlap: 'skip',
+      });
       expect(task('archive-app-starts').retries).toMatchObject({ attempts: 3 });
       expect(c.pools.heavy.memoryBytes).toBeGreaterThanOrEqual(task('archive-app-starts').memoryBytes);
     });
@@ -225,13 +252,22 @@ describe('loadConfig', () => {
     });
 
     it('score-weekly-tests: Mondays at 23:00 Vienna, with the week computed in the same zone', () => {
-      expect(task('score-weekly-tests')).toMatchObject({ schedule: '0 23 * * MON', timezone: 'Europe/Vienna', env: { TIMEZONE: 'Europe/Vienna' } });
+      expect(task('score-weekly-tests')).toMatchObject({
+        schedule: '0 23 * * MON',
+        timezone: 'Europe/Vienna',
+        env: { TIMEZONE: 'Europe/Vienna' },
+      });
     });
 
-    it('bid-placed: a signed webhook that answers with the result, and the BullMQ queue bids on runlet\'s Redis', () => {
+    it("bid-placed: a signed webhook that answers with the result, and the BullMQ queue bids on runlet's Redis", () => {
       const bid = task('bid-placed');
       expect(bid.schedule).toBeUndefined();
-      expect(bid.webhook).toMatchObject({ auth: 'signature', signature: 'hmac-sha256', respond: 'result', secret: 'local-only-example-secret' });
+      expect(bid.webhook).toMatchObject({
+        auth: 'signature',
+        signature: 'hmac-sha256',
+        respond: 'result',
+        secret: 'local-only-example-secret',
+      });
       expect(bid.queue).toMatchObject({ name: 'bids' });
       expect(bid.queue?.redisUrl).toBeUndefined();
       expect(loadConfig('config/runlet.yaml', { BID_WEBHOOK_SECRET: 's3cret' }).tasks['bid-placed'].webhook?.secret).toBe('s3cret');
@@ -246,7 +282,10 @@ describe('loadConfig', () => {
     });
 
     it('points the services at the host through the default bridge, and at the compose services when told to', () => {
-      expect(task('archive-app-starts').env).toMatchObject({ S3_ENDPOINT: 'http://host.docker.internal:9000', S3_FORCE_PATH_STYLE: 'true' });
+      expect(task('archive-app-starts').env).toMatchObject({
+        S3_ENDPOINT: 'http://host.docker.internal:9000',
+        S3_FORCE_PATH_STYLE: 'true',
+      });
       expect(task('bid-placed').env.AUCTION_REDIS_URL).toBe('redis://host.docker.internal:6379/0');
       const compose = loadConfig('config/runlet.yaml', { RUNLET_TASK_NETWORK: 'runlet-tasks', S3_ENDPOINT: 'http://minio:9000' });
       expect(compose.tasks['score-weekly-tests']).toMatchObject({ network: 'runlet-tasks', env: { S3_ENDPOINT: 'http://minio:9000' } });

@@ -14,7 +14,11 @@ const HOUR = 3_600_000;
 const ctx = useDaemon(CONFIG);
 
 const backfill = (task: string, body: unknown) =>
-  fetch(`${ctx.daemon.url}/api/tasks/${task}/backfill`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  fetch(`${ctx.daemon.url}/api/tasks/${task}/backfill`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
 
 describe('backfill', () => {
   it('runs 5 past ticks once each, with their scheduled times; repeated, it runs none', async () => {
@@ -41,16 +45,25 @@ describe('backfill', () => {
       const r = await backfill(task, body);
       return [r.status, ((await r.json()) as { error: { message: string } }).error.message];
     };
-    expect(await errorOf('hourly', { from: 'yesterday', to: new Date(now).toISOString() })).toEqual([400, 'from must be a time like "2026-11-20T03:00:00Z" (or epoch milliseconds), got "yesterday"']);
+    expect(await errorOf('hourly', { from: 'yesterday', to: new Date(now).toISOString() })).toEqual([
+      400,
+      'from must be a time like "2026-11-20T03:00:00Z" (or epoch milliseconds), got "yesterday"',
+    ]);
     expect((await errorOf('hourly', { from: now - HOUR, to: now + 2 * HOUR }))[1]).toMatch(/is in the future/);
     expect((await errorOf('hourly', { from: now - 2000 * HOUR, to: now }))[1]).toMatch(/more than 1000 ticks/);
-    expect(await errorOf('adhoc', { from: now - HOUR, to: now })).toEqual([400, 'task "adhoc" has no schedule, so it has no ticks to backfill']);
+    expect(await errorOf('adhoc', { from: now - HOUR, to: now })).toEqual([
+      400,
+      'task "adhoc" has no schedule, so it has no ticks to backfill',
+    ]);
   });
 
   it('works from the CLI too', async () => {
     const lastHour = Math.floor(Date.now() / HOUR) * HOUR;
     const port = new URL(ctx.daemon.url).port;
-    const out = await runCli(['backfill', 'hourly', '--from', new Date(lastHour - 6 * HOUR).toISOString(), '--to', new Date(lastHour - 5 * HOUR).toISOString()], { RUNLET_PORT: port });
+    const out = await runCli(
+      ['backfill', 'hourly', '--from', new Date(lastHour - 6 * HOUR).toISOString(), '--to', new Date(lastHour - 5 * HOUR).toISOString()],
+      { RUNLET_PORT: port },
+    );
     expect(out.stderr).toBe('');
     expect(out.stdout).toMatch(/^2 tick\(s\) in range: 2 queued, 0 already had a run/);
     expect(out.code).toBe(0);

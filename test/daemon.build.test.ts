@@ -28,7 +28,10 @@ beforeAll(async () => {
 afterAll(async () => {
   await daemon?.stop();
   if (daemon) await removeClusterContainers(daemon.identity.clusterId);
-  await docker.getImage(tag).remove({ force: true }).catch(() => undefined);
+  await docker
+    .getImage(tag)
+    .remove({ force: true })
+    .catch(() => undefined);
   await redis?.stopAndClean();
 });
 
@@ -49,6 +52,8 @@ describe('build: tasks', () => {
     const file = join(dir, 'broken.yaml');
     const text = `tasks:\n  broken:\n    build: ./broken\n    image: runlet-build/broken-${process.pid}:latest\n`;
     writeFileSync(file, text);
-    await expect(startTestDaemon({ config: parseConfig(text, file, {}), redisUrl: redis.url, node: 'broken-node' })).rejects.toThrow(/building runlet-build\/broken-\d+:latest from .*broken failed: .*42/s);
+    await expect(startTestDaemon({ config: parseConfig(text, file, {}), redisUrl: redis.url, node: 'broken-node' })).rejects.toThrow(
+      /building runlet-build\/broken-\d+:latest from .*broken failed: .*42/s,
+    );
   });
 });

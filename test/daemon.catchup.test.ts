@@ -57,6 +57,8 @@ describe('catch-up after downtime', () => {
 
     const strict = after.find((r) => r.task === 'strict')!;
     expect(strict.status).toBe('skipped');
-    expect(strict.reason).toMatch(/^catch-up window passed: \d+ tick\(s\) missed while no daemon ran, the latest at .*; catchup is off \(0s\)$/);
+    expect(strict.reason).toMatch(
+      /^catch-up window passed: \d+ tick\(s\) missed while no daemon ran, the latest at .*; catchup is off \(0s\)$/,
+    );
   });
 });

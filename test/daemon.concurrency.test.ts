@@ -52,7 +52,9 @@ describe('cluster-wide task concurrency', () => {
     let sampling = true;
     const sampler = (async () => {
       while (sampling) {
-        const running = await docker.listContainers({ filters: { label: [`runlet.cluster=${clusterId}`, 'runlet.task=pair'], status: ['running'] } });
+        const running = await docker.listContainers({
+          filters: { label: [`runlet.cluster=${clusterId}`, 'runlet.task=pair'], status: ['running'] },
+        });
         maxRunning = Math.max(maxRunning, running.length);
         await new Promise((r) => setTimeout(r, 50));
       }

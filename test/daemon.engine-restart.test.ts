@@ -38,8 +38,17 @@ afterAll(async () => {
   for (const { name, engine, redis, daemon } of used) {
     await daemon?.stop();
     if (daemon) {
-      const left = await engine.listContainers({ all: true, filters: { label: [`runlet.cluster=${daemon.identity.clusterId}`] } }).catch(() => []);
-      await Promise.all(left.map((c) => engine.getContainer(c.Id).remove({ force: true, v: true }).catch(() => undefined)));
+      const left = await engine
+        .listContainers({ all: true, filters: { label: [`runlet.cluster=${daemon.identity.clusterId}`] } })
+        .catch(() => []);
+      await Promise.all(
+        left.map((c) =>
+          engine
+            .getContainer(c.Id)
+            .remove({ force: true, v: true })
+            .catch(() => undefined),
+        ),
+      );
     }
     await redis?.stopAndClean();
     await engineHost('down', name);
@@ -68,7 +77,10 @@ async function runningOn(name: string): Promise<{ engine: Docker; daemon: TestDa
 
 async function expectRetriedAndClean(engine: Docker, daemon: TestDaemon, runId: string): Promise<string> {
   const rec = await daemon.waitForEnd(runId, 60_000);
-  expect(rec.attempts.map((a) => [a.attempt, a.status]), JSON.stringify(rec.attempts.map((a) => a.reason))).toEqual([
+  expect(
+    rec.attempts.map((a) => [a.attempt, a.status]),
+    JSON.stringify(rec.attempts.map((a) => a.reason)),
+  ).toEqual([
     [1, 'failed'],
     [2, 'succeeded'],
   ]);

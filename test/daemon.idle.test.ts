@@ -49,9 +49,11 @@ afterAll(async () => {
 
 describe('an idle daemon with waiting runs', () => {
   it('uses almost no CPU while 100 runs wait for room', async () => {
-    const post = (task: string) => fetch(`http://127.0.0.1:${port}/api/tasks/${task}/runs`, { method: 'POST' }).then((r) => r.json() as Promise<{ id: string }>);
+    const post = (task: string) =>
+      fetch(`http://127.0.0.1:${port}/api/tasks/${task}/runs`, { method: 'POST' }).then((r) => r.json() as Promise<{ id: string }>);
     const hold = await post('hold');
-    for (let i = 0; i < 50 && (await client.hget(`runlet:run:${hold.id}`, 'status')) !== 'running'; i++) await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 50 && (await client.hget(`runlet:run:${hold.id}`, 'status')) !== 'running'; i++)
+      await new Promise((r) => setTimeout(r, 100));
     for (let i = 0; i < 100; i++) await post('queued');
     await new Promise((r) => setTimeout(r, 1000)); // let the posts settle
 
@@ -63,7 +65,9 @@ describe('an idle daemon with waiting runs', () => {
 
     const queued = await client.zcard('runlet:task:queued:runs');
     expect(queued).toBe(100);
-    const statuses = await Promise.all((await client.zrange('runlet:task:queued:runs', 0, -1)).map((id) => client.hget(`runlet:run:${id}`, 'status')));
+    const statuses = await Promise.all(
+      (await client.zrange('runlet:task:queued:runs', 0, -1)).map((id) => client.hget(`runlet:run:${id}`, 'status')),
+    );
     expect(statuses.every((s) => s === 'queued')).toBe(true);
     // A polling loop would show here; the heartbeat and lock renewals are a few ms a second.
     console.log(`idle daemon CPU with 100 waiting runs: ${(share * 100).toFixed(2)}% of one core`);

@@ -34,7 +34,8 @@ afterAll(async () => {
   await redis?.stopAndClean();
 });
 
-const delays = (task: string) => runs.filter((r) => r.task === task).map((r) => r.transitions.find((t) => t.status === 'starting')!.at - r.scheduledAt!);
+const delays = (task: string) =>
+  runs.filter((r) => r.task === task).map((r) => r.transitions.find((t) => t.status === 'starting')!.at - r.scheduledAt!);
 
 describe('jitter', () => {
   it('spreads the start of each tick over the jitter window; without it runs start at once', () => {

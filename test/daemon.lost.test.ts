@@ -39,7 +39,12 @@ afterAll(async () => {
 });
 
 async function startNodeA(port: number): Promise<DaemonProcess> {
-  const p = spawnDaemon(file, { REDIS_URL: redis.url, RUNLET_PORT: String(port), RUNLET_NODE: 'node-a', RUNLET_STALLED_MS: String(STALLED_MS) });
+  const p = spawnDaemon(file, {
+    REDIS_URL: redis.url,
+    RUNLET_PORT: String(port),
+    RUNLET_NODE: 'node-a',
+    RUNLET_STALLED_MS: String(STALLED_MS),
+  });
   procs.push(p);
   await p.ready;
   return p;
@@ -53,7 +58,8 @@ describe('a node that dies mid-run', () => {
 
     // Node B joins only once node A runs the job.
     const peek = new Redis({ path: redis.path });
-    for (let i = 0; i < 100 && (await peek.hget(`runlet:run:${id}`, 'status')) !== 'running'; i++) await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 100 && (await peek.hget(`runlet:run:${id}`, 'status')) !== 'running'; i++)
+      await new Promise((r) => setTimeout(r, 100));
     expect(await peek.hget(`runlet:run:${id}`, 'node')).toBe('node-a');
     peek.disconnect();
     nodeB = await startTestDaemon({ config: parseConfig(CONFIG, file, {}), redisUrl: redis.url, node: 'node-b', stalledMs: STALLED_MS });

@@ -28,7 +28,10 @@ afterAll(async () => {
 });
 
 const post = (d: TestDaemon, path: string, body?: unknown) =>
-  fetch(`${d.url}${path}`, { method: 'POST', ...(body !== undefined ? { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) } : {}) });
+  fetch(`${d.url}${path}`, {
+    method: 'POST',
+    ...(body !== undefined ? { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) } : {}),
+  });
 
 /** The next n ticks of `task` that end (ran or skipped), as seen by either daemon. */
 function nextEnds(task: string, n: number): Promise<RunRecord[]> {
@@ -57,7 +60,10 @@ describe('pause, resume and suspend', () => {
     }
     // ...and counted: a skip is never silent, in the history or in the metrics.
     const metrics = (await Promise.all(daemons.map(async (d) => (await fetch(`${d.url}/metrics`)).text()))).join('\n');
-    const counted = [...metrics.matchAll(/^runlet_runs_skipped_total\{task="frozen",reason="suspended"\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
+    const counted = [...metrics.matchAll(/^runlet_runs_skipped_total\{task="frozen",reason="suspended"\} (\d+)$/gm)].reduce(
+      (n, m) => n + Number(m[1]),
+      0,
+    );
     expect(counted).toBeGreaterThanOrEqual(2);
   });
 
@@ -69,7 +75,9 @@ describe('pause, resume and suspend', () => {
     const paused = (await nextEnds('ticking', 5)).filter((r) => r.scheduledAt! > pausedAt);
     expect(paused.length).toBeGreaterThanOrEqual(3);
     expect(paused.every((r) => r.status === 'skipped' && r.reason === 'task is paused (runlet resume ticking to resume)')).toBe(true);
-    const tasks = (await (await fetch(`${a.url}/api/tasks`)).json()) as { tasks: Array<{ name: string; paused: boolean; suspended: boolean }> };
+    const tasks = (await (await fetch(`${a.url}/api/tasks`)).json()) as {
+      tasks: Array<{ name: string; paused: boolean; suspended: boolean }>;
+    };
     expect(tasks.tasks.find((t) => t.name === 'ticking')).toMatchObject({ paused: true, suspended: false });
 
     const manual = (await (await post(a, '/api/tasks/ticking/runs')).json()) as { id: string };

@@ -43,7 +43,12 @@ async function runWith(task: string, payload?: unknown) {
   expect(res.status).toBe(202);
   const { id } = (await res.json()) as { id: string };
   await ctx.daemon.waitForEnd(id);
-  return (await (await fetch(`${ctx.daemon.url}/api/runs/${id}`)).json()) as { status: string; logTail: string; output: unknown; outputError: string | null };
+  return (await (await fetch(`${ctx.daemon.url}/api/runs/${id}`)).json()) as {
+    status: string;
+    logTail: string;
+    output: unknown;
+    outputError: string | null;
+  };
 }
 
 describe('payload and output', () => {
@@ -70,11 +75,17 @@ describe('payload and output', () => {
     expect(r.logTail).toContain(`stdin-bytes=${bytes}`);
   });
 
-  it('a payload over the task\'s maxPayload is refused with 413 and nothing is queued', async () => {
+  it("a payload over the task's maxPayload is refused with 413 and nothing is queued", async () => {
     const before = (await ctx.daemon.store.list({ task: 'small-only' })).length;
-    const res = await fetch(`${ctx.daemon.url}/api/tasks/small-only/runs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ blob: 'x'.repeat(5000) }) });
+    const res = await fetch(`${ctx.daemon.url}/api/tasks/small-only/runs`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ blob: 'x'.repeat(5000) }),
+    });
     expect(res.status).toBe(413);
-    expect(((await res.json()) as { error: { message: string } }).error.message).toBe('the payload is larger than task "small-only" accepts (maxPayload: 4 KiB); nothing was queued');
+    expect(((await res.json()) as { error: { message: string } }).error.message).toBe(
+      'the payload is larger than task "small-only" accepts (maxPayload: 4 KiB); nothing was queued',
+    );
     expect((await ctx.daemon.store.list({ task: 'small-only' })).length).toBe(before);
   });
 

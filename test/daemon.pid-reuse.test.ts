@@ -72,7 +72,9 @@ describe('a daemon restarted with its predecessor’s pid (PID 1 in the image)',
 
     const restartedAt = Date.now();
     successor = await startTestDaemon({ config: parseConfig(CONFIG, file, {}), redisUrl: redis.url, node: NODE });
-    expect(successor.logs.lines.some((l) => l.msg === 'adopting a running container left by a previous process' && l.runId === id)).toBe(true);
+    expect(successor.logs.lines.some((l) => l.msg === 'adopting a running container left by a previous process' && l.runId === id)).toBe(
+      true,
+    );
     const rec = await successor.waitForEnd(id, HEARTBEAT_TTL_MS);
     expect(rec.status).toBe('succeeded');
     expect(rec.logTail).toContain('finished under the daemon that took the pid');

@@ -44,7 +44,13 @@ afterAll(async () => {
 });
 
 async function startOne(port: number): Promise<DaemonProcess> {
-  const p = spawnDaemon(configFile, { REDIS_URL: redis.url, RUNLET_PORT: String(port), RUNLET_NODE: 'restart-node', RUNLET_DATA: redis.dir, RUNLET_LOG_LEVEL: 'debug' });
+  const p = spawnDaemon(configFile, {
+    REDIS_URL: redis.url,
+    RUNLET_PORT: String(port),
+    RUNLET_NODE: 'restart-node',
+    RUNLET_DATA: redis.dir,
+    RUNLET_LOG_LEVEL: 'debug',
+  });
   procs.push(p);
   await p.ready;
   return p;

@@ -41,7 +41,18 @@ describe('a run that fails, then succeeds on a later attempt', () => {
     // Each attempt ran in its own container, and all of them are gone.
     expect(new Set(r.attempts.map((a) => a.containerId)).size).toBe(3);
     expect(await containersOfRun(id)).toBe(0);
-    expect(statuses(r)).toEqual(['queued', 'starting', 'running', 'queued', 'starting', 'running', 'queued', 'starting', 'running', 'succeeded']);
+    expect(statuses(r)).toEqual([
+      'queued',
+      'starting',
+      'running',
+      'queued',
+      'starting',
+      'running',
+      'queued',
+      'starting',
+      'running',
+      'succeeded',
+    ]);
     expect(r.transitions[3].reason).toMatch(/^attempt 1 of 3 failed \(exit code 1\); retrying in \d/);
     expect(r.transitions[6].reason).toMatch(/^attempt 2 of 3 failed \(exit code 1\); retrying in \d/);
 
@@ -85,7 +96,11 @@ describe('a run that fails on every attempt', () => {
     expect(alive.runs.map((r) => r.id)).not.toContain(deadId);
     expect((await api('/api/runs?dead=maybe')).status).toBe(400);
 
-    const view = (await (await api(`/api/runs/${deadId}`)).json()) as { attempts: Array<Record<string, unknown>>; dead: boolean; maxAttempts: number };
+    const view = (await (await api(`/api/runs/${deadId}`)).json()) as {
+      attempts: Array<Record<string, unknown>>;
+      dead: boolean;
+      maxAttempts: number;
+    };
     expect(view).toMatchObject({ dead: true, maxAttempts: 2 });
     expect(view.attempts).toHaveLength(2);
     expect(view.attempts[0]).toMatchObject({ attempt: 1, status: 'failed', exitCode: 4, reason: 'exit code 4' });

@@ -28,7 +28,8 @@ const api = async <T = Record<string, unknown>>(path: string, init: RequestInit 
   const text = await res.text();
   return { status: res.status, body: (text && res.headers.get('content-type')?.includes('json') ? JSON.parse(text) : text) as T };
 };
-const startRun = async (task: string): Promise<string> => (await api<{ id: string }>(`/api/tasks/${task}/runs`, { method: 'POST' })).body.id;
+const startRun = async (task: string): Promise<string> =>
+  (await api<{ id: string }>(`/api/tasks/${task}/runs`, { method: 'POST' })).body.id;
 const shot = (name: string) => page.screenshot({ path: screenshotPath(name), fullPage: true });
 const goto = async (hash: string) => {
   await page.evaluate((h) => (location.hash = h), hash);
@@ -116,7 +117,7 @@ describe('dashboard in a browser', () => {
     await shot('dashboard-run');
   });
 
-  it("cancels a running run from its page", async () => {
+  it('cancels a running run from its page', async () => {
     const id = await startRun('linger');
     await goto(`#/runs/${id}`);
     await page.waitForSelector('#run-status [data-status="running"]', { timeout: 20_000 });
@@ -144,7 +145,10 @@ describe('dashboard in a browser', () => {
       const status = await api<{ queued: Array<{ id: string; waitReason?: string | { text: string } }> }>('/api/status');
       const reason = status.body.queued.find((q) => q.id === second)?.waitReason;
       const reasonText = typeof reason === 'string' ? reason : reason?.text;
-      if (reasonText) await page.waitForSelector(`#queued tr[data-run-id="${second}"] td.why:has-text(${JSON.stringify(reasonText.slice(0, 24))})`, { timeout: 10_000 });
+      if (reasonText)
+        await page.waitForSelector(`#queued tr[data-run-id="${second}"] td.why:has-text(${JSON.stringify(reasonText.slice(0, 24))})`, {
+          timeout: 10_000,
+        });
 
       const stuck = await api('/api/stuck');
       if (stuck.status === 404) {
@@ -164,7 +168,9 @@ describe('dashboard in a browser', () => {
   it('History filters by task and status', async () => {
     await goto('#/history?task=hello&status=succeeded');
     await page.waitForSelector('#history tbody tr[data-run-id]');
-    const rows = await page.$$eval('#history tbody tr[data-run-id]', (trs) => trs.map((tr) => [tr.children[1].textContent, (tr as HTMLElement).dataset.status]));
+    const rows = await page.$$eval('#history tbody tr[data-run-id]', (trs) =>
+      trs.map((tr) => [tr.children[1].textContent, (tr as HTMLElement).dataset.status]),
+    );
     expect(rows).toHaveLength(2);
     for (const [task, status] of rows) expect([task, status]).toEqual(['hello', 'succeeded']);
     // The filter form shows what is applied.

@@ -26,7 +26,14 @@ export async function teardown(): Promise<void> {
   const docker = new Docker();
   const all = await docker.listContainers({ all: true, filters: { label: ['runlet.managed'] } });
   const left = all.filter((c) => c.Created >= suiteStartedAt && (c.Labels[SUITE_LABEL] ?? SUITE) === SUITE);
-  await Promise.all(left.map((c) => docker.getContainer(c.Id).remove({ force: true, v: true }).catch(() => undefined)));
+  await Promise.all(
+    left.map((c) =>
+      docker
+        .getContainer(c.Id)
+        .remove({ force: true, v: true })
+        .catch(() => undefined),
+    ),
+  );
   if (left.length > 0) {
     // vitest reports a teardown error but keeps its exit code: set ours so CI goes red.
     process.exitCode = 1;

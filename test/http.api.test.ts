@@ -24,17 +24,30 @@ afterAll(async () => {
   await redis?.stopAndClean();
 });
 
-const api = (path: string, init: RequestInit = {}) => fetch(`${daemon.url}${path}`, { ...init, headers: { ...auth, ...(init.headers ?? {}) } });
+const api = (path: string, init: RequestInit = {}) =>
+  fetch(`${daemon.url}${path}`, { ...init, headers: { ...auth, ...(init.headers ?? {}) } });
 
 describe('ops API over a real socket', () => {
   it('a manual run over HTTP: 202 with an id, then the record shows it succeeded with its output', async () => {
-    const res = await api('/api/tasks/greet/runs', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'ops' }) });
+    const res = await api('/api/tasks/greet/runs', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'ops' }),
+    });
     expect(res.status).toBe(202);
     const { id } = (await res.json()) as { id: string };
     expect(id).toMatch(/^[0-9A-HJKMNP-TV-Z]{26}$/);
     await daemon.waitForEnd(id);
     const rec = (await (await api(`/api/runs/${id}`)).json()) as Record<string, unknown>;
-    expect(rec).toMatchObject({ id, task: 'greet', trigger: 'manual', status: 'succeeded', exitCode: 0, reason: null, payload: { name: 'ops' } });
+    expect(rec).toMatchObject({
+      id,
+      task: 'greet',
+      trigger: 'manual',
+      status: 'succeeded',
+      exitCode: 0,
+      reason: null,
+      payload: { name: 'ops' },
+    });
     for (const key of ['transitions', 'usage', 'logTail']) expect(rec).toHaveProperty(key);
     expect(rec.logTail).toContain('hello {"name":"ops"}');
     const logs = await api(`/api/runs/${id}/logs`);
@@ -46,7 +59,11 @@ describe('ops API over a real socket', () => {
 
   it('an Idempotency-Key makes one run however often the request is repeated', async () => {
     const send = () =>
-      api('/api/tasks/greet/runs', { method: 'POST', headers: { 'content-type': 'application/json', 'idempotency-key': 'order-7731' }, body: JSON.stringify({ n: 1 }) });
+      api('/api/tasks/greet/runs', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'idempotency-key': 'order-7731' },
+        body: JSON.stringify({ n: 1 }),
+      });
     const first = await send();
     expect(first.status).toBe(202);
     const { id } = (await first.json()) as { id: string };
@@ -94,9 +111,17 @@ describe('ops API over a real socket', () => {
     const unknown = await api('/api/tasks/gret/runs', { method: 'POST' });
     expect(unknown.status).toBe(404);
     expect(((await unknown.json()) as { error: { message: string } }).error.message).toBe('no task named "gret" (did you mean "greet"?)');
-    const badJson = await api('/api/tasks/greet/runs', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"oops"' });
+    const badJson = await api('/api/tasks/greet/runs', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"oops"',
+    });
     expect(badJson.status).toBe(400);
-    const tooBig = await api('/api/tasks/greet/runs', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ blob: 'x'.repeat(2 * 1024 * 1024) }) });
+    const tooBig = await api('/api/tasks/greet/runs', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ blob: 'x'.repeat(2 * 1024 * 1024) }),
+    });
     expect(tooBig.status).toBe(413);
     expect((await api('/api/runs?status=exploded')).status).toBe(400);
     expect((await api('/api/runs/01NOTARUN000000000000000000')).status).toBe(404);

@@ -74,7 +74,11 @@ function openEvents(url: string, token = TOKEN) {
       waiters.add(check);
       check();
     });
-  const runEvents = (id: string) => events.filter((e) => e.event === 'run').map((e) => JSON.parse(e.data)).filter((e) => e.id === id);
+  const runEvents = (id: string) =>
+    events
+      .filter((e) => e.event === 'run')
+      .map((e) => JSON.parse(e.data))
+      .filter((e) => e.id === id);
   return { events, comments, done, waitFor, runEvents, ready: () => waitFor((e) => e.event === 'ready'), close: () => abort.abort() };
 }
 
@@ -110,7 +114,13 @@ describe('GET /api/events', () => {
   });
 
   it('delivers runs created through another daemon on the same Redis', async () => {
-    const other: TestDaemon = await startTestDaemon({ config: configFrom(CONFIG), redisUrl: ctx.redis.url, node: 'other-node', token: TOKEN, host: '127.0.0.1' });
+    const other: TestDaemon = await startTestDaemon({
+      config: configFrom(CONFIG),
+      redisUrl: ctx.redis.url,
+      node: 'other-node',
+      token: TOKEN,
+      host: '127.0.0.1',
+    });
     const sse = openEvents(`${ctx.daemon.url}/api/events`);
     try {
       await sse.ready();

@@ -37,7 +37,8 @@ const ATTACK_PAGE = `<!doctype html><title>another site</title>
 
 const daemonPort = () => Number(new URL(ctx.daemon.url).port);
 const runsOf = async (task: string) => (await ctx.daemon.store.list({ task })).length;
-const isPaused = async (task: string) => ((await (await fetch(`${ctx.daemon.url}/api/tasks/${task}`)).json()) as { paused: boolean }).paused;
+const isPaused = async (task: string) =>
+  ((await (await fetch(`${ctx.daemon.url}/api/tasks/${task}`)).json()) as { paused: boolean }).paused;
 
 beforeAll(async () => {
   foreign = createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end(ATTACK_PAGE));
@@ -60,7 +61,10 @@ describe('a page on another origin, in chromium, against a daemon without a toke
     ['localhost', () => `http://localhost:${foreignPort}/`],
   ])('from %s: no-cors POSTs start no run, pause nothing and trigger no webhook', async (_name, url) => {
     await page.goto(url());
-    const sent = await page.evaluate((daemon) => (window as unknown as { attack: (d: string) => Promise<string[]> }).attack(daemon), ctx.daemon.url);
+    const sent = await page.evaluate(
+      (daemon) => (window as unknown as { attack: (d: string) => Promise<string[]> }).attack(daemon),
+      ctx.daemon.url,
+    );
     // The browser did send them (a refused request still resolves as an opaque response).
     expect(sent).toEqual(['sent', 'sent', 'sent']);
     expect(await runsOf('target')).toBe(0);
@@ -91,11 +95,14 @@ describe('a page on another origin, in chromium, against a daemon without a toke
   it('DNS rebinding, without a browser: a request with Host evil.example is refused with 421 and runs nothing', async () => {
     const send = (method: string, path: string) =>
       new Promise<{ status: number; body: string }>((resolve, reject) => {
-        const req = request({ host: '127.0.0.1', port: daemonPort(), method, path, headers: { host: `${REBOUND}:${daemonPort()}` } }, (res) => {
-          let body = '';
-          res.on('data', (c: Buffer) => (body += c.toString()));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-        });
+        const req = request(
+          { host: '127.0.0.1', port: daemonPort(), method, path, headers: { host: `${REBOUND}:${daemonPort()}` } },
+          (res) => {
+            let body = '';
+            res.on('data', (c: Buffer) => (body += c.toString()));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+          },
+        );
         req.on('error', reject);
         req.end();
       });
@@ -108,7 +115,11 @@ describe('a page on another origin, in chromium, against a daemon without a toke
     expect(await runsOf('target')).toBe(0);
     expect(await isPaused('target')).toBe(false);
     // Refused, logged, and the daemon goes on answering.
-    expect(ctx.daemon.logs.lines.some((l) => l.msg === 'refused a request for a host name this daemon does not answer to' && l.host === `${REBOUND}:${daemonPort()}`)).toBe(true);
+    expect(
+      ctx.daemon.logs.lines.some(
+        (l) => l.msg === 'refused a request for a host name this daemon does not answer to' && l.host === `${REBOUND}:${daemonPort()}`,
+      ),
+    ).toBe(true);
     expect((await fetch(`${ctx.daemon.url}/healthz`)).status).toBe(200);
   });
 });

@@ -53,17 +53,23 @@ afterAll(async () => {
 const post = (app: FastifyInstance, url: string, headers: Record<string, string>) => app.inject({ method: 'POST', url, headers });
 
 describe('Host', () => {
-  it.each(['localhost', 'localhost:8080', '127.0.0.1:9', '[::1]:8080', 'LOCALHOST.:1', '10.1.2.3:8080', '[fe80::1]'])('%s is answered', async (host) => {
-    expect((await local.inject({ url: '/healthz', headers: { host } })).statusCode).toBe(200);
-  });
+  it.each(['localhost', 'localhost:8080', '127.0.0.1:9', '[::1]:8080', 'LOCALHOST.:1', '10.1.2.3:8080', '[fe80::1]'])(
+    '%s is answered',
+    async (host) => {
+      expect((await local.inject({ url: '/healthz', headers: { host } })).statusCode).toBe(200);
+    },
+  );
 
-  it.each(['/api/tasks', '/healthz', '/metrics', '/', '/hooks/hook', '/no-such-route'])('a foreign name is refused with 421 on %s, saying how to allow it', async (url) => {
-    const res = await local.inject({ url, headers: { host: 'evil.example:8080' } });
-    expect(res.statusCode).toBe(421);
-    expect(res.json().error.code).toBe('HOST_NOT_ALLOWED');
-    expect(res.json().error.message).toContain('refused Host "evil.example:8080"');
-    expect(res.json().error.message).toContain('RUNLET_ALLOWED_HOSTS');
-  });
+  it.each(['/api/tasks', '/healthz', '/metrics', '/', '/hooks/hook', '/no-such-route'])(
+    'a foreign name is refused with 421 on %s, saying how to allow it',
+    async (url) => {
+      const res = await local.inject({ url, headers: { host: 'evil.example:8080' } });
+      expect(res.statusCode).toBe(421);
+      expect(res.json().error.code).toBe('HOST_NOT_ALLOWED');
+      expect(res.json().error.message).toContain('refused Host "evil.example:8080"');
+      expect(res.json().error.message).toContain('RUNLET_ALLOWED_HOSTS');
+    },
+  );
 
   it('a name that is no host (userinfo, path) is refused', async () => {
     expect((await local.inject({ url: '/healthz', headers: { host: 'evil.example@127.0.0.1' } })).statusCode).toBe(421);
@@ -71,7 +77,8 @@ describe('Host', () => {
 
   it('answers to its RUNLET_HOST name and to RUNLET_ALLOWED_HOSTS, and to any name with "*"', async () => {
     const named = server({ listenHost: 'runlet.internal', allowed: ['runlet.example.com', 'ci.example'], token: 't' });
-    for (const host of ['runlet.internal:8080', 'RUNLET.example.com', 'ci.example:443']) expect((await named.inject({ url: '/healthz', headers: { host } })).statusCode).toBe(200);
+    for (const host of ['runlet.internal:8080', 'RUNLET.example.com', 'ci.example:443'])
+      expect((await named.inject({ url: '/healthz', headers: { host } })).statusCode).toBe(200);
     expect((await named.inject({ url: '/healthz', headers: { host: 'other.example' } })).statusCode).toBe(421);
     const any = server({ listenHost: '0.0.0.0', allowed: ['*'], token: 't' });
     expect((await any.inject({ url: '/healthz', headers: { host: 'other.example' } })).statusCode).toBe(200);
@@ -98,7 +105,10 @@ describe('Origin, for state changes', () => {
   });
 
   it('its own origin, and clients that send no Origin, get through', async () => {
-    expect((await post(local, '/api/tasks/x/runs', { host: '127.0.0.1:8080', origin: 'http://127.0.0.1:8080', 'sec-fetch-site': 'same-origin' })).statusCode).toBe(202);
+    expect(
+      (await post(local, '/api/tasks/x/runs', { host: '127.0.0.1:8080', origin: 'http://127.0.0.1:8080', 'sec-fetch-site': 'same-origin' }))
+        .statusCode,
+    ).toBe(202);
     // The default port is the same origin written either way.
     expect((await post(local, '/api/tasks/x/pause', { host: 'localhost:80', origin: 'http://localhost' })).statusCode).toBe(200);
     // Typed into the address bar, or the runlet CLI, curl and webhook senders.
@@ -108,12 +118,27 @@ describe('Origin, for state changes', () => {
 
   it('behind a TLS proxy that passes Host through, the https page is its own origin', async () => {
     const proxied = server({ allowed: ['runlet.example.com'] });
-    expect((await post(proxied, '/api/tasks/x/pause', { host: 'runlet.example.com', origin: 'https://runlet.example.com', 'sec-fetch-site': 'same-origin' })).statusCode).toBe(200);
+    expect(
+      (
+        await post(proxied, '/api/tasks/x/pause', {
+          host: 'runlet.example.com',
+          origin: 'https://runlet.example.com',
+          'sec-fetch-site': 'same-origin',
+        })
+      ).statusCode,
+    ).toBe(200);
     await proxied.close();
   });
 
   it('reads are not refused for their Origin (the browser keeps the answer from the page)', async () => {
-    expect((await local.inject({ url: '/api/tasks', headers: { host: '127.0.0.1:8080', origin: 'http://evil.example', 'sec-fetch-site': 'cross-site' } })).statusCode).toBe(200);
+    expect(
+      (
+        await local.inject({
+          url: '/api/tasks',
+          headers: { host: '127.0.0.1:8080', origin: 'http://evil.example', 'sec-fetch-site': 'cross-site' },
+        })
+      ).statusCode,
+    ).toBe(200);
   });
 
   it('with a token too, and before it: the refusal says why, not "wrong token"', async () => {

@@ -147,7 +147,7 @@ describe('LogCursor: the stored tail', () => {
     expect(c.sent).toBe(6);
   });
 
-  it('writes nothing from an earlier attempt\'s tail', () => {
+  it("writes nothing from an earlier attempt's tail", () => {
     const c = new LogCursor();
     c.toAttempt(2);
     expect(c.fromTail({ text: 'old output\n', attempt: 1, end: 11 })).toEqual([]);

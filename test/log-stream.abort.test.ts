@@ -24,7 +24,11 @@ describe('followLogs waiting for a long run', () => {
     };
     const subscriptions = { subscribe: async () => async () => undefined };
     const following = followLogs(
-      { store: store as unknown as RunStore, ended: ended as unknown as EndedRuns, subscriptions: subscriptions as unknown as LogSubscriptions },
+      {
+        store: store as unknown as RunStore,
+        ended: ended as unknown as EndedRuns,
+        subscriptions: subscriptions as unknown as LogSubscriptions,
+      },
       'run-1',
       () => undefined,
       abort.signal,

@@ -24,7 +24,11 @@ tasks:
 type Arrival = { at: number; text: string };
 
 /** Reads a follow stream to its end, noting when each piece arrived. */
-async function follow(base: string, runId: string, signal?: AbortSignal): Promise<{ arrivals: Arrival[]; text: string; endedAt: number; contentType: string | null }> {
+async function follow(
+  base: string,
+  runId: string,
+  signal?: AbortSignal,
+): Promise<{ arrivals: Arrival[]; text: string; endedAt: number; contentType: string | null }> {
   const res = await fetch(`${base}/api/runs/${runId}/logs?follow=1`, { signal });
   expect(res.status).toBe(200);
   const arrivals: Arrival[] = [];
@@ -127,7 +131,7 @@ describe('GET /api/runs/:id/logs?follow=1 and runlet logs -f', () => {
     expect(res.status).toBe(404);
   });
 
-  it('runlet logs -f (built CLI) prints the lines as the run goes and exits with the run\'s outcome', async () => {
+  it("runlet logs -f (built CLI) prints the lines as the run goes and exits with the run's outcome", async () => {
     const ok = await a.submit({ task: 'ticker', trigger: 'manual', dedupeKey: 'ticker:manual:cli' });
     const res = await runCli(['logs', '-f', ok.runId], { RUNLET_URL: b.url });
     expect(res.stdout).toBe(expected);

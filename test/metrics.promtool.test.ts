@@ -18,7 +18,9 @@ tasks:
 function promtoolCheck(text: string): { status: number | null; output: string } {
   const r = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
   if (r.error) {
-    throw new Error(`promtool could not run (${r.error.message}): scripts/setup.sh installs it (Debian's prometheus package; npm test runs set-up)`);
+    throw new Error(
+      `promtool could not run (${r.error.message}): scripts/setup.sh installs it (Debian's prometheus package; npm test runs set-up)`,
+    );
   }
   return { status: r.status, output: `${r.stdout}${r.stderr}` };
 }

@@ -108,7 +108,8 @@ describe('GET /metrics moves as runs happen', () => {
     expect(again).toMatchObject({ runId: first.runId, created: false });
     const after = await scrape(d);
     const moved = (outcome: string) =>
-      value(after, 'runlet_trigger_events_total', { task: 'ok', trigger: 'manual', outcome }) - value(before, 'runlet_trigger_events_total', { task: 'ok', trigger: 'manual', outcome });
+      value(after, 'runlet_trigger_events_total', { task: 'ok', trigger: 'manual', outcome }) -
+      value(before, 'runlet_trigger_events_total', { task: 'ok', trigger: 'manual', outcome });
     expect(moved('accepted')).toBe(1);
     expect(moved('duplicate')).toBe(1);
     await d.waitForEnd(first.runId);
@@ -136,11 +137,14 @@ describe('GET /metrics moves as runs happen', () => {
     expect(value(during, 'runlet_runs_running', { task: 'hold', pool: 'solo' })).toBe(1);
     expect(value(during, 'runlet_runs_queued', { task: 'hold2', pool: 'solo' })).toBe(1);
     expect(value(during, 'runlet_runs_running', { task: 'hold2', pool: 'solo' })).toBe(0);
-    expect(value(during, 'runlet_admission_waits_total', { task: 'hold2', pool: 'solo', reason: 'pool_concurrency' })).toBeGreaterThan(waitsBefore);
+    expect(value(during, 'runlet_admission_waits_total', { task: 'hold2', pool: 'solo', reason: 'pool_concurrency' })).toBeGreaterThan(
+      waitsBefore,
+    );
 
     await d.waitForEnd(hold2.runId);
     // The job completes just after the record ends.
-    for (let i = 0; i < 40 && value(await scrape(d), 'runlet_runs_running', { task: 'hold2', pool: 'solo' }) > 0; i++) await new Promise((r) => setTimeout(r, 50));
+    for (let i = 0; i < 40 && value(await scrape(d), 'runlet_runs_running', { task: 'hold2', pool: 'solo' }) > 0; i++)
+      await new Promise((r) => setTimeout(r, 50));
     const after = await scrape(d);
     expect(value(after, 'runlet_runs_running', { task: 'hold', pool: 'solo' })).toBe(0);
     expect(value(after, 'runlet_runs_queued', { task: 'hold2', pool: 'solo' })).toBe(0);

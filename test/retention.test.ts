@@ -33,7 +33,7 @@ describe('retention.maxAge', () => {
     expect(() => configFrom(YAML.replace('maxAge: 1h', 'maxAge: 10s'))).toThrow(/retention\.maxAge.*at least 1m/s);
   });
 
-  it('when a run ends, its task\'s ended runs older than maxAge go, in-progress ones stay', async () => {
+  it("when a run ends, its task's ended runs older than maxAge go, in-progress ones stay", async () => {
     const old = Date.now() - 2 * HOUR;
     const ended = await d.store.create(request('busy'), { status: 'skipped', reason: 'seeded', now: old });
     const going = await d.store.create(request('busy'), { now: old });
@@ -62,7 +62,8 @@ describe('retention.maxAge', () => {
     // A second daemon sweeping every 200 ms (the first sweeps every 10 min).
     const sweeper = await startTestDaemon({ config: configFrom(YAML), redisUrl: redis.url, node: 'sweeper', retentionSweepMs: 200 });
     try {
-      for (let i = 0; i < 50 && ((await d.store.get(idle.runId)) || (await d.store.get(gone.runId))); i++) await new Promise((r) => setTimeout(r, 100));
+      for (let i = 0; i < 50 && ((await d.store.get(idle.runId)) || (await d.store.get(gone.runId))); i++)
+        await new Promise((r) => setTimeout(r, 100));
       expect(await d.store.get(idle.runId)).toBeUndefined();
       expect(await d.store.get(gone.runId)).toBeUndefined();
       expect(await d.redis.zscore('runlet:task:idle:runs', idle.runId)).toBeNull();

@@ -50,10 +50,21 @@ afterAll(async () => {
   await server.stopAndClean();
 });
 
-const failed = (): AttemptEnd => ({ attempt: 1, status: 'failed', exitCode: 1, reason: 'exit code 1', startedAt: Date.now() - 500, finishedAt: Date.now(), usage: { containerSeconds: 0.5, gbSeconds: 0.1 } });
+const failed = (): AttemptEnd => ({
+  attempt: 1,
+  status: 'failed',
+  exitCode: 1,
+  reason: 'exit code 1',
+  startedAt: Date.now() - 500,
+  finishedAt: Date.now(),
+  usage: { containerSeconds: 0.5, gbSeconds: 0.1 },
+});
 
 async function runningRun(): Promise<string> {
-  const { runId } = await deps.store.create({ task: 'job', trigger: 'manual', dedupeKey: `job:manual:${Math.random()}` }, { maxAttempts: 2 });
+  const { runId } = await deps.store.create(
+    { task: 'job', trigger: 'manual', dedupeKey: `job:manual:${Math.random()}` },
+    { maxAttempts: 2 },
+  );
   await deps.store.confirmQueued(runId);
   await deps.store.transition(runId, 'starting', { from: ['queued'] });
   await deps.store.transition(runId, 'running', { from: ['starting'], fields: { containerId: 'c1', startedAt: Date.now() } });
@@ -97,10 +108,22 @@ describe('ending an attempt', () => {
     await endAttempt(deps, runId, task, failed());
     await deps.store.transition(runId, 'starting', { from: ['queued'] });
     await deps.store.transition(runId, 'running', { from: ['starting'], fields: { containerId: 'c2', startedAt: Date.now() } });
-    const last = await endAttempt(deps, runId, task, { ...failed(), attempt: 2, status: 'timed_out', exitCode: undefined, reason: 'ran past its timeout' });
+    const last = await endAttempt(deps, runId, task, {
+      ...failed(),
+      attempt: 2,
+      status: 'timed_out',
+      exitCode: undefined,
+      reason: 'ran past its timeout',
+    });
     expect(last).toEqual({ kind: 'ended', status: 'timed_out', dead: true });
     const run = (await deps.store.get(runId))!;
-    expect(run).toMatchObject({ status: 'timed_out', dead: true, attempt: 2, reason: 'ran past its timeout', usage: { containerSeconds: 1, gbSeconds: 0.2 } });
+    expect(run).toMatchObject({
+      status: 'timed_out',
+      dead: true,
+      attempt: 2,
+      reason: 'ran past its timeout',
+      usage: { containerSeconds: 1, gbSeconds: 0.2 },
+    });
     expect(run.retryAt).toBeUndefined();
     expect(run.attempts.map((a) => [a.attempt, a.status, a.containerId])).toEqual([
       [1, 'failed', 'c1'],
@@ -111,7 +134,12 @@ describe('ending an attempt', () => {
 
   it('a lost attempt is retried like a failed one', async () => {
     const runId = await runningRun();
-    const res = await endAttempt(deps, runId, task, { status: 'lost', reason: 'its node went away', finishedAt: Date.now(), usage: { containerSeconds: 0, gbSeconds: 0 } });
+    const res = await endAttempt(deps, runId, task, {
+      status: 'lost',
+      reason: 'its node went away',
+      finishedAt: Date.now(),
+      usage: { containerSeconds: 0, gbSeconds: 0 },
+    });
     expect(res.kind).toBe('retrying');
     expect((await deps.store.get(runId))!.reason).toMatch(/^attempt 1 of 2 was lost \(its node went away\); retrying in/);
   });
@@ -124,7 +152,7 @@ describe('ending an attempt', () => {
     }
   });
 
-  it('a daemon that died between the claim and adding the job: outbox recovery adds that attempt\'s job, with the rest of its delay', async () => {
+  it("a daemon that died between the claim and adding the job: outbox recovery adds that attempt's job, with the rest of its delay", async () => {
     const runId = await runningRun();
     // The claim alone, as endAttempt makes it, with no job added after it.
     const claimed = await deps.store.endAttempt(runId, 'queued', {
@@ -135,7 +163,10 @@ describe('ending an attempt', () => {
     });
     expect(claimed).toBe(true);
     expect(await deps.store.unconfirmed(0)).toContain(runId);
-    const recovered = await recoverOutbox({ config: { tasks: {} } as never, policies: [], store: deps.store, queues, events: deps.events, logger: deps.logger }, 0);
+    const recovered = await recoverOutbox(
+      { config: { tasks: {} } as never, policies: [], store: deps.store, queues, events: deps.events, logger: deps.logger },
+      0,
+    );
     expect(recovered).toBeGreaterThanOrEqual(1);
     const job = await queues.get('job').getJob(`${runId}-a2`);
     expect(await job?.getState()).toBe('delayed');
@@ -144,7 +175,7 @@ describe('ending an attempt', () => {
     expect(await deps.store.unconfirmed(0)).not.toContain(runId);
   });
 
-  it('retention deletes a run\'s attempts with it', async () => {
+  it("retention deletes a run's attempts with it", async () => {
     const ids: string[] = [];
     for (let i = 0; i < 2; i++) {
       const runId = await runningRun();

@@ -4,7 +4,11 @@ import { ATTEMPT_END_STATUSES, isTerminal, MOVES, TERMINAL_STATUSES, type RunSta
 // The status table (MOVES) against the rules written on RunStatus, with no Redis: the store's
 // guard only enforces what callers pass, and they pass this table.
 
-const moves = Object.entries(MOVES as Record<string, StatusMove>).map(([name, m]) => ({ name, from: [...m.from], to: [m.to].flat() as RunStatus[] }));
+const moves = Object.entries(MOVES as Record<string, StatusMove>).map(([name, m]) => ({
+  name,
+  from: [...m.from],
+  to: [m.to].flat() as RunStatus[],
+}));
 const ALL: readonly RunStatus[] = ['queued', 'starting', 'running', ...TERMINAL_STATUSES];
 /** How far along a run is; a move may only go further, but for a retry and for `lost` getting its real outcome. */
 const RANK = (s: RunStatus) => (isTerminal(s) ? 3 : ['queued', 'starting', 'running'].indexOf(s));

@@ -63,7 +63,9 @@ describe('DockerRuntime: containers that end on their own', () => {
     // Output every 50 ms for 3 s, then 2 s of silence.
     const script = 'i=0; while [ $i -lt 60 ]; do echo line $i; sleep 0.05; i=$((i+1)); done; sleep 2';
     const started = Date.now();
-    const { result } = await runToEnd(runtime, busyboxSpec(FILE, { command: sh(script) }), { onOutput: () => calls.push(Date.now() - started) });
+    const { result } = await runToEnd(runtime, busyboxSpec(FILE, { command: sh(script) }), {
+      onOutput: () => calls.push(Date.now() - started),
+    });
     expect(result.outcome).toBe('succeeded');
     expect(calls.length).toBeGreaterThanOrEqual(3);
     const gaps = calls.slice(1).map((at, i) => at - calls[i]!);
@@ -76,7 +78,10 @@ describe('DockerRuntime: containers that end on their own', () => {
     const lines: string[] = [];
     const sink = new Writable({ write: (chunk, _enc, done) => (lines.push(String(chunk)), done()) });
     const logged = new DockerRuntime({ docker, logger: pino({ level: 'trace' }, sink) });
-    const { result } = await runToEnd(logged, busyboxSpec(FILE, { env: { SECRET_TOKEN: 's3cr3t-value' }, command: sh('echo "got $SECRET_TOKEN"') }));
+    const { result } = await runToEnd(
+      logged,
+      busyboxSpec(FILE, { env: { SECRET_TOKEN: 's3cr3t-value' }, command: sh('echo "got $SECRET_TOKEN"') }),
+    );
     expect(result.logTail).toContain('got s3cr3t-value');
     expect(lines.length).toBeGreaterThan(0);
     expect(lines.join('')).not.toContain('s3cr3t-value');
@@ -89,10 +94,14 @@ describe('DockerRuntime: containers that end on their own', () => {
     flaky.getContainer = (id: string) => {
       const container = getContainer(id);
       const logs = container.logs.bind(container) as (opts: Docker.ContainerLogsOptions) => Promise<unknown>;
-      container.logs = ((opts: Docker.ContainerLogsOptions) => (opts.follow ? Promise.reject(new Error('log stream broke')) : logs(opts))) as typeof container.logs;
+      container.logs = ((opts: Docker.ContainerLogsOptions) =>
+        opts.follow ? Promise.reject(new Error('log stream broke')) : logs(opts)) as typeof container.logs;
       return container;
     };
-    const { result } = await runToEnd(new DockerRuntime({ docker: flaky }), busyboxSpec(FILE, { command: sh('echo first; echo second >&2') }));
+    const { result } = await runToEnd(
+      new DockerRuntime({ docker: flaky }),
+      busyboxSpec(FILE, { command: sh('echo first; echo second >&2') }),
+    );
     expect(result.outcome).toBe('succeeded');
     // The engine's two copiers (stdout, stderr) don't keep order between the streams.
     expect(result.logTail.split('\n').sort()).toEqual(['', 'first', 'second']);
@@ -102,9 +111,15 @@ describe('DockerRuntime: containers that end on their own', () => {
     // Every timer armed with the (10-minute) timeout or grace must be cleared by the time wait resolves.
     const spy = vi.spyOn(globalThis, 'setTimeout');
     try {
-      const { result } = await runToEnd(runtime, busyboxSpec(FILE, { command: sh('echo quick'), timeoutMs: 600_000, killGraceMs: 600_000 }), { onOutput: () => undefined });
+      const { result } = await runToEnd(
+        runtime,
+        busyboxSpec(FILE, { command: sh('echo quick'), timeoutMs: 600_000, killGraceMs: 600_000 }),
+        { onOutput: () => undefined },
+      );
       expect(result.outcome).toBe('succeeded');
-      const long = spy.mock.calls.flatMap((call, i) => ((call[1] ?? 0) >= 60_000 ? [spy.mock.results[i]!.value as NodeJS.Timeout & { _destroyed: boolean }] : []));
+      const long = spy.mock.calls.flatMap((call, i) =>
+        (call[1] ?? 0) >= 60_000 ? [spy.mock.results[i]!.value as NodeJS.Timeout & { _destroyed: boolean }] : [],
+      );
       expect(long.length).toBeGreaterThanOrEqual(1);
       expect(long.map((t) => t._destroyed)).toEqual(long.map(() => true));
     } finally {

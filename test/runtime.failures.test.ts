@@ -14,7 +14,9 @@ describe('DockerRuntime: runs that cannot start or cannot be found', () => {
     const spec = busyboxSpec(FILE, { image: 'runlet/not-built:local' });
     const err = await runtime.prepare(spec).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(RunFailedToStart);
-    expect((err as RunFailedToStart).reason).toBe('image "runlet/not-built:local" not found locally (runlet never pulls: build or load it first)');
+    expect((err as RunFailedToStart).reason).toBe(
+      'image "runlet/not-built:local" not found locally (runlet never pulls: build or load it first)',
+    );
     expect(await runtime.list({ 'runlet.run': spec.runId })).toEqual([]);
     await expect(docker.getImage('runlet/not-built:local').inspect()).rejects.toMatchObject({ statusCode: 404 });
   });
@@ -39,7 +41,12 @@ describe('DockerRuntime: runs that cannot start or cannot be found', () => {
     // running: the engine refuses the start (a real start failure that needs no broken image).
     const spec = busyboxSpec(FILE, { command: ['true'] });
     const prepared = await runtime.prepare(spec);
-    const other = await docker.createContainer({ Image: BUSYBOX, Cmd: ['true'], Labels: { 'runlet.managed': 'true', 'runlet.test': FILE }, HostConfig: { NetworkMode: `container:${prepared.containerId}` } });
+    const other = await docker.createContainer({
+      Image: BUSYBOX,
+      Cmd: ['true'],
+      Labels: { 'runlet.managed': 'true', 'runlet.test': FILE },
+      HostConfig: { NetworkMode: `container:${prepared.containerId}` },
+    });
     try {
       await runtime.remove(prepared.containerId); // now `other` points at a namespace that is gone
       const orphan = runtime.adopt({ containerId: other.id, runId: spec.runId, task: spec.task, labels: {}, running: false }, spec);

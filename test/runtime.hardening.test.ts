@@ -11,13 +11,26 @@ describe('DockerRuntime: isolation and limits applied to every container', () =>
   afterAll(() => removeTestContainers(FILE));
 
   it('creates the container with the limits, hardening, labels and name of the spec', async () => {
-    const spec = busyboxSpec(FILE, { task: 'Weekly_Report', runId: '01HXAMPLERUNID', memoryBytes: 48 * MiB, cpus: 0.25, pids: 32, labels: { 'runlet.node': 'n1' } });
+    const spec = busyboxSpec(FILE, {
+      task: 'Weekly_Report',
+      runId: '01HXAMPLERUNID',
+      memoryBytes: 48 * MiB,
+      cpus: 0.25,
+      pids: 32,
+      labels: { 'runlet.node': 'n1' },
+    });
     const prepared = await runtime.prepare(spec);
     try {
       const info = await docker.getContainer(prepared.containerId).inspect();
       const host = info.HostConfig;
       expect(info.Name).toBe('/runlet-weekly_report-01hxamplerunid');
-      expect(info.Config.Labels).toMatchObject({ 'runlet.managed': 'true', 'runlet.run': '01HXAMPLERUNID', 'runlet.task': 'Weekly_Report', 'runlet.node': 'n1', 'runlet.test': FILE });
+      expect(info.Config.Labels).toMatchObject({
+        'runlet.managed': 'true',
+        'runlet.run': '01HXAMPLERUNID',
+        'runlet.task': 'Weekly_Report',
+        'runlet.node': 'n1',
+        'runlet.test': FILE,
+      });
       expect(host.Memory).toBe(48 * MiB);
       expect(host.MemorySwap).toBe(host.Memory);
       expect(host.NanoCpus).toBe(250_000_000);
@@ -50,7 +63,8 @@ describe('DockerRuntime: isolation and limits applied to every container', () =>
 
   it('the pids limit stops a process explosion', async () => {
     // 40 background sleeps against a limit of 16 processes: some forks must fail.
-    const script = 'cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max; i=0; while [ $i -lt 40 ]; do sleep 1 & i=$((i+1)); done; wait';
+    const script =
+      'cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max; i=0; while [ $i -lt 40 ]; do sleep 1 & i=$((i+1)); done; wait';
     const { result } = await runToEnd(runtime, busyboxSpec(FILE, { command: ['sh', '-c', script], pids: 16 }));
     // stdout and stderr are interleaved in the engine's order, so find the line anywhere.
     expect(result.logTail.split('\n')).toContain('16');
@@ -58,7 +72,17 @@ describe('DockerRuntime: isolation and limits applied to every container', () =>
   });
 
   it('memory is a hard limit without swap', async () => {
-    const { result } = await runToEnd(runtime, busyboxSpec(FILE, { command: ['sh', '-c', 'cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/memory/memory.memsw.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/memory.swap.max'], memoryBytes: 40 * MiB }));
+    const { result } = await runToEnd(
+      runtime,
+      busyboxSpec(FILE, {
+        command: [
+          'sh',
+          '-c',
+          'cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/memory/memory.memsw.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/memory.swap.max',
+        ],
+        memoryBytes: 40 * MiB,
+      }),
+    );
     const [memory, swap] = result.logTail.trim().split('\n');
     expect(Number(memory)).toBe(40 * MiB);
     // cgroup v1 reports memory+swap (equal to memory: no swap); v2 reports swap alone (0).

@@ -47,7 +47,10 @@ describe('the address at which a task container reaches the host', () => {
   });
 
   it('a restarted engine names its gateway, and that wins', () => {
-    expect(addressFromBridge({ IPAM: { Config: [{ Subnet: '172.17.0.0/16', Gateway: '172.17.0.1' }] } })).toEqual({ address: '172.17.0.1', source: 'bridge-gateway' });
+    expect(addressFromBridge({ IPAM: { Config: [{ Subnet: '172.17.0.0/16', Gateway: '172.17.0.1' }] } })).toEqual({
+      address: '172.17.0.1',
+      source: 'bridge-gateway',
+    });
   });
 
   it('a run reaches a server on the host as host.docker.internal, without knowing any address', async () => {
@@ -59,7 +62,10 @@ describe('the address at which a task container reaches the host', () => {
 
   it('a run without a network gets no host entry (and cannot reach the host)', async () => {
     const runtime = new DockerRuntime({ docker, labels: testLabels(FILE) });
-    const { result } = await runToEnd(runtime, busyboxSpec(FILE, { network: 'none', command: ['sh', '-c', 'grep -c host.docker.internal /etc/hosts || echo no-entry'] }));
+    const { result } = await runToEnd(
+      runtime,
+      busyboxSpec(FILE, { network: 'none', command: ['sh', '-c', 'grep -c host.docker.internal /etc/hosts || echo no-entry'] }),
+    );
     expect(result.logTail).toContain('no-entry');
   });
 });

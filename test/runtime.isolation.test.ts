@@ -34,7 +34,8 @@ describe('DockerRuntime: the isolation a task chooses (user, read-only rootfs, n
   });
 
   it('readOnly: writing to / fails, /tmp and /runlet/output.json work, the payload is there', async () => {
-    const script = 'touch /x || echo "rootfs-refused"; echo in-tmp > /tmp/t && cat /tmp/t; cat "$RUNLET_PAYLOAD_FILE" > /runlet/output.json';
+    const script =
+      'touch /x || echo "rootfs-refused"; echo in-tmp > /tmp/t && cat /tmp/t; cat "$RUNLET_PAYLOAD_FILE" > /runlet/output.json';
     const { result } = await runToEnd(runtime, busyboxSpec(FILE, { command: sh(script), readOnly: true, payload: PAYLOAD }));
     expect(result.outcome).toBe('succeeded');
     expect(result.logTail).toContain('Read-only file system');
@@ -44,8 +45,12 @@ describe('DockerRuntime: the isolation a task chooses (user, read-only rootfs, n
   });
 
   it('readOnly as a non-root user, on an image without /runlet: /tmp and /runlet are still writable', async () => {
-    const program = "const fs = require('fs'); fs.writeFileSync('/tmp/t', 'x'); fs.writeFileSync('/runlet/output.json', JSON.stringify({ uid: process.getuid(), payload: fs.readFileSync(process.env.RUNLET_PAYLOAD_FILE, 'utf8') }));";
-    const { result } = await runToEnd(runtime, busyboxSpec(FILE, { image: NODE, command: ['node', '-e', program], readOnly: true, user: '65534:65534', payload: PAYLOAD }));
+    const program =
+      "const fs = require('fs'); fs.writeFileSync('/tmp/t', 'x'); fs.writeFileSync('/runlet/output.json', JSON.stringify({ uid: process.getuid(), payload: fs.readFileSync(process.env.RUNLET_PAYLOAD_FILE, 'utf8') }));";
+    const { result } = await runToEnd(
+      runtime,
+      busyboxSpec(FILE, { image: NODE, command: ['node', '-e', program], readOnly: true, user: '65534:65534', payload: PAYLOAD }),
+    );
     expect(result.outcome).toBe('succeeded');
     expect(JSON.parse(result.output ?? 'null')).toEqual({ uid: 65534, payload: PAYLOAD });
   });
@@ -80,7 +85,10 @@ describe('DockerRuntime: the isolation a task chooses (user, read-only rootfs, n
     const name = `runlet-test-net-${uniqueRunId().toLowerCase()}`;
     const network = await docker.createNetwork({ Name: name, Labels: { 'runlet.test': FILE } });
     try {
-      for (const spec of [busyboxSpec(FILE, { command: sh('cat /proc/net/dev') }), busyboxSpec(FILE, { command: sh('cat /proc/net/dev'), network: name })]) {
+      for (const spec of [
+        busyboxSpec(FILE, { command: sh('cat /proc/net/dev') }),
+        busyboxSpec(FILE, { command: sh('cat /proc/net/dev'), network: name }),
+      ]) {
         const { result } = await runToEnd(runtime, spec);
         expect(result.logTail).toMatch(/^\s*eth0:/m);
       }

@@ -20,7 +20,8 @@ describe('DockerRuntime: the payload goes in on stdin and in /runlet/payload.jso
   });
 
   it('is in the file $RUNLET_PAYLOAD_FILE names (/runlet/payload.json) byte for byte, 0644 in a 1777 /runlet', async () => {
-    const script = '[ "$RUNLET_PAYLOAD_FILE" = /runlet/payload.json ] || exit 7; [ "$(stat -c %a /runlet)" = 1777 ] || exit 8; [ "$(stat -c %a "$RUNLET_PAYLOAD_FILE")" = 644 ] || exit 9; cat "$RUNLET_PAYLOAD_FILE"';
+    const script =
+      '[ "$RUNLET_PAYLOAD_FILE" = /runlet/payload.json ] || exit 7; [ "$(stat -c %a /runlet)" = 1777 ] || exit 8; [ "$(stat -c %a "$RUNLET_PAYLOAD_FILE")" = 644 ] || exit 9; cat "$RUNLET_PAYLOAD_FILE"';
     const { result } = await runToEnd(runtime, busyboxSpec(FILE, { command: sh(script), payload: PAYLOAD }));
     expect(result).toMatchObject({ outcome: 'succeeded', exitCode: 0 });
     expect(result.logTail).toBe(PAYLOAD);
@@ -51,7 +52,8 @@ describe('DockerRuntime: the payload goes in on stdin and in /runlet/payload.jso
   });
 
   it('an image without /runlet (FROM scratch, node only) gets it: payload in, output out', async () => {
-    const program = "const fs = require('fs'); const p = JSON.parse(fs.readFileSync(process.env.RUNLET_PAYLOAD_FILE, 'utf8')); fs.writeFileSync('/runlet/output.json', JSON.stringify({ got: p.greeting }));";
+    const program =
+      "const fs = require('fs'); const p = JSON.parse(fs.readFileSync(process.env.RUNLET_PAYLOAD_FILE, 'utf8')); fs.writeFileSync('/runlet/output.json', JSON.stringify({ got: p.greeting }));";
     const { result } = await runToEnd(runtime, busyboxSpec(FILE, { image: NODE, command: ['node', '-e', program], payload: PAYLOAD }));
     expect(result.outcome).toBe('succeeded');
     expect(result.output).toBe(JSON.stringify({ got: 'héllo wörld ✓ 🚀' }));
@@ -67,13 +69,19 @@ describe('DockerRuntime: /runlet/output.json comes back in the result', () => {
   const jsonOfSize = (bytes: number) => `{ printf '"'; head -c ${bytes - 2} /dev/zero | tr '\\0' x; printf '"'; } > /runlet/output.json`;
 
   it('the text the program wrote, as it wrote it', async () => {
-    const { result } = await runToEnd(runtime, busyboxSpec(FILE, { command: sh(`printf '%s' '{"total": 42, "name": "ünïcode"}' > /runlet/output.json`) }));
+    const { result } = await runToEnd(
+      runtime,
+      busyboxSpec(FILE, { command: sh(`printf '%s' '{"total": 42, "name": "ünïcode"}' > /runlet/output.json`) }),
+    );
     expect(result).toMatchObject({ outcome: 'succeeded', output: '{"total": 42, "name": "ünïcode"}' });
     expect(result.outputError).toBeUndefined();
   });
 
   it('is kept from a run that failed too', async () => {
-    const { result } = await runToEnd(runtime, busyboxSpec(FILE, { command: sh(`echo '{"error":"bad input"}' > /runlet/output.json; exit 3`) }));
+    const { result } = await runToEnd(
+      runtime,
+      busyboxSpec(FILE, { command: sh(`echo '{"error":"bad input"}' > /runlet/output.json; exit 3`) }),
+    );
     expect(result).toMatchObject({ outcome: 'failed', exitCode: 3, output: '{"error":"bad input"}\n' });
   });
 

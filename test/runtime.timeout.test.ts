@@ -26,13 +26,21 @@ describe('DockerRuntime: timeouts and cancellation', () => {
   it('a program that ignores SIGTERM is killed with SIGKILL after the grace period', async () => {
     const spec = busyboxSpec(FILE, { command: sh('trap "" TERM; while true; do sleep 1; done'), timeoutMs: 2_000, killGraceMs: 1_000 });
     const { result, elapsedMs } = await runToEnd(runtime, spec);
-    expect(result).toMatchObject({ outcome: 'timed_out', reason: 'exceeded timeout of 2s; killed with SIGKILL after 1s grace', exitCode: 137 });
+    expect(result).toMatchObject({
+      outcome: 'timed_out',
+      reason: 'exceeded timeout of 2s; killed with SIGKILL after 1s grace',
+      exitCode: 137,
+    });
     expect(elapsedMs).toBeGreaterThanOrEqual(spec.timeoutMs + spec.killGraceMs);
     expect(elapsedMs).toBeLessThan(spec.timeoutMs + spec.killGraceMs + SLACK_MS);
   });
 
   it('a program that exits 0 from its SIGTERM handler is still timed_out, not succeeded', async () => {
-    const spec = busyboxSpec(FILE, { command: sh('trap "echo bye; exit 0" TERM; while true; do sleep 0.2; done'), timeoutMs: 1_500, killGraceMs: 5_000 });
+    const spec = busyboxSpec(FILE, {
+      command: sh('trap "echo bye; exit 0" TERM; while true; do sleep 0.2; done'),
+      timeoutMs: 1_500,
+      killGraceMs: 5_000,
+    });
     const { result } = await runToEnd(runtime, spec);
     expect(result).toMatchObject({ outcome: 'timed_out', exitCode: 0, reason: 'exceeded timeout of 1.5s; stopped with SIGTERM' });
     expect(result.logTail).toContain('bye');

@@ -19,7 +19,15 @@ tasks:
 const T0 = Date.parse('2026-01-01T00:00:00Z');
 
 function record(over: Partial<RunRecord> & Pick<RunRecord, 'id' | 'task' | 'status'>): RunRecord {
-  return { trigger: 'manual', dedupeKey: over.id, createdAt: T0, updatedAt: T0, transitions: [{ status: 'queued', at: T0 }], attempts: [], ...over };
+  return {
+    trigger: 'manual',
+    dedupeKey: over.id,
+    createdAt: T0,
+    updatedAt: T0,
+    transitions: [{ status: 'queued', at: T0 }],
+    attempts: [],
+    ...over,
+  };
 }
 
 function facts(now: number, over: Partial<WaitFacts> = {}): WaitFacts {
@@ -40,7 +48,14 @@ describe('findStuck and whyWaiting (unit)', () => {
   it('a queued run waiting for its retry or its jitter is never stuck; a due one past the threshold is, with why', () => {
     const now = T0 + 10 * 60_000;
     const retrying = record({ id: 'r', task: 'sync', status: 'queued', attempt: 2, maxAttempts: 3, retryAt: now + 60_000 });
-    const jittered = record({ id: 'j', task: 'ticker', trigger: 'cron', status: 'queued', createdAt: now - 10_000, transitions: [{ status: 'queued', at: now - 10_000 }] });
+    const jittered = record({
+      id: 'j',
+      task: 'ticker',
+      trigger: 'cron',
+      status: 'queued',
+      createdAt: now - 10_000,
+      transitions: [{ status: 'queued', at: now - 10_000 }],
+    });
     const waiting = record({ id: 'w', task: 'sync', status: 'queued' });
     const f = facts(now, { active: new Map([['sync', 2]]) });
     expect(whyWaiting(retrying, f)).toMatchObject({ code: 'retry_backoff', text: 'retry backoff: attempt 2 of 3 is due in 1m' });
@@ -54,7 +69,12 @@ describe('findStuck and whyWaiting (unit)', () => {
 
   it('admission reasons of every live daemon explain the wait, named by node', () => {
     const run = record({ id: 'w', task: 'sync', status: 'queued' });
-    const block = { daemon: 'd1', node: 'node-a', at: T0, reason: 'the node has 0 B of its 512 MiB memory budget free; the run needs 256 MiB' };
+    const block = {
+      daemon: 'd1',
+      node: 'node-a',
+      at: T0,
+      reason: 'the node has 0 B of its 512 MiB memory budget free; the run needs 256 MiB',
+    };
     expect(whyWaiting(run, facts(T0, { blocks: new Map([['sync', [block]]]) }))).toEqual({
       code: 'admission',
       text: 'memory budget: node node-a has 0 B of its 512 MiB memory budget free; the run needs 256 MiB',
@@ -71,7 +91,13 @@ describe('findStuck and whyWaiting (unit)', () => {
     const memory = new Map<string, number>();
     const first = findStuck({ config: UNIT, now: T0 + 1_000, runs: [], facts: facts(T0), streams, unheldSince: memory });
     expect(first).toEqual([
-      { id: `stream_stalled:sync:error:${T0}`, kind: 'stream_stalled', task: 'sync', since: T0, detail: 'change stream failed: resume token no longer in the oplog' },
+      {
+        id: `stream_stalled:sync:error:${T0}`,
+        kind: 'stream_stalled',
+        task: 'sync',
+        since: T0,
+        detail: 'change stream failed: resume token no longer in the oplog',
+      },
     ]);
     const later = findStuck({ config: UNIT, now: T0 + 62_000, runs: [], facts: facts(T0), streams, unheldSince: memory });
     expect(later.map((s) => [s.kind, s.task])).toEqual([
@@ -79,7 +105,14 @@ describe('findStuck and whyWaiting (unit)', () => {
       ['stream_stalled', 'ticker'],
     ]);
     // Held again: forgotten, so a later gap counts from its own start.
-    findStuck({ config: UNIT, now: T0 + 63_000, runs: [], facts: facts(T0), streams: [{ task: 'ticker', state: 'watching', holder: 'd1' }], unheldSince: memory });
+    findStuck({
+      config: UNIT,
+      now: T0 + 63_000,
+      runs: [],
+      facts: facts(T0),
+      streams: [{ task: 'ticker', state: 'watching', holder: 'd1' }],
+      unheldSince: memory,
+    });
     expect(memory.size).toBe(0);
   });
 });
@@ -128,14 +161,20 @@ alerts:
     const second = (await daemon.submit({ task: 'hog', trigger: 'manual', dedupeKey: 'hog:manual:2' })).runId;
 
     const item = await until('the second run to be stuck', async () => {
-      const body = (await (await fetch(`${daemon.url}/api/stuck`)).json()) as { stuck: Array<{ kind: string; runId: string | null; detail: string; waiting: { code: string } | null }> };
+      const body = (await (await fetch(`${daemon.url}/api/stuck`)).json()) as {
+        stuck: Array<{ kind: string; runId: string | null; detail: string; waiting: { code: string } | null }>;
+      };
       return body.stuck.find((s) => s.runId === second);
     });
     expect(item.kind).toBe('queued_too_long');
     expect(item.waiting?.code).toBe('admission');
-    expect(item.detail).toMatch(/memory budget: pool "big" has 16 MiB of its 64 MiB memory budget free on test-node; the run needs 48 MiB$/);
+    expect(item.detail).toMatch(
+      /memory budget: pool "big" has 16 MiB of its 64 MiB memory budget free on test-node; the run needs 48 MiB$/,
+    );
 
-    const status = (await (await fetch(`${daemon.url}/api/status`)).json()) as { queued: Array<{ id: string; waitingMs: number; waitReason: string; waitCode: string }> };
+    const status = (await (await fetch(`${daemon.url}/api/status`)).json()) as {
+      queued: Array<{ id: string; waitingMs: number; waitReason: string; waitCode: string }>;
+    };
     const queued = status.queued.find((q) => q.id === second);
     expect(queued?.waitCode).toBe('admission');
     expect(queued?.waitReason).toContain('memory budget');

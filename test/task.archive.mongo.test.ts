@@ -22,7 +22,9 @@ import { startTestRedis } from './helpers/redis.js';
 const MONGO_URL = process.env.MONGO_URL;
 const MONGO_URL_FOR_CONTAINERS = process.env.MONGO_URL_FOR_CONTAINERS || MONGO_URL;
 if (!MONGO_URL) {
-  console.warn('\n*** MongoDB tests SKIPPED (task.archive.mongo): MONGO_URL is not set. Run: mongod --replSet rs0 --port 27017 --bind_ip_all --dbpath /tmp/rs0 & mongosh --eval "rs.initiate()"; MONGO_URL=mongodb://127.0.0.1:27017/?replicaSet=rs0 MONGO_URL_FOR_CONTAINERS=mongodb://172.17.0.1:27017/?directConnection=true npx vitest run test/task.archive.mongo ***\n');
+  console.warn(
+    '\n*** MongoDB tests SKIPPED (task.archive.mongo): MONGO_URL is not set. Run: mongod --replSet rs0 --port 27017 --bind_ip_all --dbpath /tmp/rs0 & mongosh --eval "rs.initiate()"; MONGO_URL=mongodb://127.0.0.1:27017/?replicaSet=rs0 MONGO_URL_FOR_CONTAINERS=mongodb://172.17.0.1:27017/?directConnection=true npx vitest run test/task.archive.mongo ***\n',
+  );
 }
 
 const BUCKET = 'archive';
@@ -42,7 +44,13 @@ describe.skipIf(!MONGO_URL)('archive-app-starts against a real MongoDB', () => {
     client = await new MongoClient(MONGO_URL!).connect();
     db = client.db(dbName);
     s3 = await startS3([BUCKET]);
-    store = new S3PartStore({ bucket: BUCKET, region: 'us-east-1', endpoint: s3.endpointForHost, forcePathStyle: true, credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } });
+    store = new S3PartStore({
+      bucket: BUCKET,
+      region: 'us-east-1',
+      endpoint: s3.endpointForHost,
+      forcePathStyle: true,
+      credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+    });
     const task = (name: string, collection: string, timeout: string) => `
   ${name}:
     image: runlet/task-archive-app-starts:local
@@ -60,7 +68,10 @@ describe.skipIf(!MONGO_URL)('archive-app-starts against a real MongoDB', () => {
       AWS_ACCESS_KEY_ID: S3RVER
       AWS_SECRET_ACCESS_KEY: S3RVER`;
     redis = await startTestRedis();
-    daemon = await startTestDaemon({ config: configFrom(`tasks:${task('archive', 'viaImage', '60s')}${task('archive-short', 'viaImage', '1s')}`), redisUrl: redis.url });
+    daemon = await startTestDaemon({
+      config: configFrom(`tasks:${task('archive', 'viaImage', '60s')}${task('archive-short', 'viaImage', '1s')}`),
+      redisUrl: redis.url,
+    });
   });
 
   afterAll(async () => {

@@ -84,7 +84,9 @@ class CrashingStore implements PartStore {
     if (this.puts >= this.crashAfterPuts && this.mode === 'mid-upload') {
       // A process killed between pieces leaves an unfinished multipart upload, which is not an object.
       const { UploadId } = await this.real.client.send(new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: key }));
-      await this.real.client.send(new UploadPartCommand({ Bucket: BUCKET, Key: key, UploadId, PartNumber: 1, Body: body.subarray(0, 100) }));
+      await this.real.client.send(
+        new UploadPartCommand({ Bucket: BUCKET, Key: key, UploadId, PartNumber: 1, Body: body.subarray(0, 100) }),
+      );
       throw new Crash(`crashed uploading ${key}`);
     }
     await this.real.put(key, body, manifest);
@@ -124,7 +126,13 @@ let s3: Awaited<ReturnType<typeof startS3>>;
 let s3store: S3PartStore;
 beforeAll(async () => {
   s3 = await startS3([BUCKET]);
-  s3store = new S3PartStore({ bucket: BUCKET, region: 'us-east-1', endpoint: s3.endpointForHost, forcePathStyle: true, credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } });
+  s3store = new S3PartStore({
+    bucket: BUCKET,
+    region: 'us-east-1',
+    endpoint: s3.endpointForHost,
+    forcePathStyle: true,
+    credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+  });
 });
 afterAll(async () => {
   s3store?.client.destroy();
@@ -139,7 +147,10 @@ async function readBucket(prefix: string): Promise<{ keys: string[]; lines: Reco
   }
   let text = '';
   for (const key of keys) text += gunzipSync((await s3store.get(key)).body).toString('utf8');
-  const lines = text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+  const lines = text
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
   return { keys, lines, text };
 }
 
@@ -260,14 +271,23 @@ describe('archive against s3rver', () => {
       }
     }
     expect(text).not.toContain('@example.com');
-    expect(lines[0]).toMatchObject({ _id: docs[0]!.doc._id, userId: hashValue(docs[0]!.doc.userId, SALT), platform: docs[0]!.doc.platform });
+    expect(lines[0]).toMatchObject({
+      _id: docs[0]!.doc._id,
+      userId: hashValue(docs[0]!.doc.userId, SALT),
+      platform: docs[0]!.doc.platform,
+    });
     expect(lines[0]!.ip).toMatch(/^10\.\d+\.\d+\.0$/);
   });
 
   it('parts follow the UTC day of createdAt, and documents not yet old enough stay', async () => {
     const prefix = `days${++prefixSeq}`;
     const young = appStart('2026-02-03T10:00:00Z');
-    const source = new MemorySource([appStart('2026-01-31T23:59:59.999Z'), appStart('2026-01-01T00:00:00Z'), appStart('2026-01-01T23:00:00Z'), young]);
+    const source = new MemorySource([
+      appStart('2026-01-31T23:59:59.999Z'),
+      appStart('2026-01-01T00:00:00Z'),
+      appStart('2026-01-01T23:00:00Z'),
+      young,
+    ]);
     const result = await run(source, new CrashingStore(s3store), prefix);
     expect(result.parts).toEqual([partKey(prefix, '2026-01-01', 1), partKey(prefix, '2026-01-31', 1)]);
     expect([...source.docs.values()]).toEqual([young]);
@@ -378,6 +398,8 @@ tasks:
     const r = await ctx.daemon.waitForEnd(runId);
     expect(r.status, `${r.reason ?? ''} ${r.logTail ?? ''}`).toBe('failed');
     expect(r.exitCode).toBe(2);
-    expect(r.logTail?.trim()).toBe("MONGO_URL is not set: archive-app-starts has nothing to read from; set it in the task's env (see README)");
+    expect(r.logTail?.trim()).toBe(
+      "MONGO_URL is not set: archive-app-starts has nothing to read from; set it in the task's env (see README)",
+    );
   });
 });

@@ -44,8 +44,21 @@ afterAll(async () => {
   await Promise.all([runletRedis?.stopAndClean(), auctions?.stop()]);
 });
 
-interface Accepted { accepted: true; auctionId: string; highestBid: number; endsAt: string; extended: boolean }
-interface Refused { accepted: false; auctionId: string; reason: string; highestBid?: number; minimumBid?: number; endsAt?: string }
+interface Accepted {
+  accepted: true;
+  auctionId: string;
+  highestBid: number;
+  endsAt: string;
+  extended: boolean;
+}
+interface Refused {
+  accepted: false;
+  auctionId: string;
+  reason: string;
+  highestBid?: number;
+  minimumBid?: number;
+  endsAt?: string;
+}
 type Answer = Accepted | Refused;
 
 let deliveries = 0;
@@ -67,7 +80,10 @@ async function seedAuction(id: string, endsInMs: number, fields: Record<string, 
   return endsAt;
 }
 const auction = (id: string) => auctions.client.hgetall(`auction:{${id}}`);
-const history = async (id: string) => (await auctions.client.lrange(`auction:{${id}}:bids`, 0, -1)).map((r) => JSON.parse(r) as { bidder: string; amount: string; endsAt: string; extended: boolean });
+const history = async (id: string) =>
+  (await auctions.client.lrange(`auction:{${id}}:bids`, 0, -1)).map(
+    (r) => JSON.parse(r) as { bidder: string; amount: string; endsAt: string; extended: boolean },
+  );
 
 describe('bid-placed over a webhook with respond: result', () => {
   it('a bid in the last minute: 200 with the new end time, extended to now + window, and Redis shows it', async () => {
@@ -86,7 +102,13 @@ describe('bid-placed over a webhook with respond: result', () => {
   it('a bid earlier than the last minute leaves the end time alone', async () => {
     const endsAt = await seedAuction('a-early', 10 * 60_000);
     const answer = await bid('a-early', 120);
-    expect(answer).toEqual({ accepted: true, auctionId: 'a-early', highestBid: 120, endsAt: new Date(endsAt).toISOString(), extended: false });
+    expect(answer).toEqual({
+      accepted: true,
+      auctionId: 'a-early',
+      highestBid: 120,
+      endsAt: new Date(endsAt).toISOString(),
+      extended: false,
+    });
     expect(await auction('a-early')).toMatchObject({ highestBid: '120', endsAt: String(endsAt) });
   });
 
@@ -102,7 +124,14 @@ describe('bid-placed over a webhook with respond: result', () => {
       bid('a-closed', 500),
       bid('a-nowhere', 500),
     ]);
-    expect(tooLow).toEqual({ accepted: false, auctionId: 'a-refuse', reason: 'bid_too_low', highestBid: 200, minimumBid: 200 + MIN_INCREMENT, endsAt: new Date(endsAt).toISOString() });
+    expect(tooLow).toEqual({
+      accepted: false,
+      auctionId: 'a-refuse',
+      reason: 'bid_too_low',
+      highestBid: 200,
+      minimumBid: 200 + MIN_INCREMENT,
+      endsAt: new Date(endsAt).toISOString(),
+    });
     // No bid yet: the starting price is the minimum.
     expect(belowStart).toMatchObject({ accepted: false, reason: 'bid_too_low', minimumBid: 100 });
     expect(belowStart).not.toHaveProperty('highestBid');
@@ -125,7 +154,9 @@ describe('bid-placed over a webhook with respond: result', () => {
     expect(run.logTail).toContain('invalid bid: amount must be a positive whole number in minor units (cents), got "999"');
     const notJson = await hook('bid-placed', '{"auctionId": "a-malformed", amount: 1}');
     expect(notJson.status).toBe(502);
-    expect((await daemon.waitForEnd(((await notJson.json()) as { id: string }).id)).logTail).toContain('invalid bid: the payload is not JSON');
+    expect((await daemon.waitForEnd(((await notJson.json()) as { id: string }).id)).logTail).toContain(
+      'invalid bid: the payload is not JSON',
+    );
     expect(await auction('a-malformed')).not.toHaveProperty('highestBid');
   });
 
@@ -151,24 +182,42 @@ describe('bid-placed over a webhook with respond: result', () => {
     expect(Math.max(...accepted.map((a) => Date.parse(a.endsAt)))).toBe(Number(state.endsAt));
     expect(accepted.find((a) => a.highestBid === 160)?.endsAt).toBe(new Date(Number(state.endsAt)).toISOString());
     // The runs did overlap: the script, not runlet's queue, is what kept the bids in order.
-    const runs = (await daemon.store.list({ task: 'bid-placed', limit: 500 })).filter((r) => typeof r.payload === 'string' && r.payload.includes('"a-race"'));
+    const runs = (await daemon.store.list({ task: 'bid-placed', limit: 500 })).filter(
+      (r) => typeof r.payload === 'string' && r.payload.includes('"a-race"'),
+    );
     expect(runs).toHaveLength(amounts.length);
     const overlapping = runs.filter((r) => runs.some((o) => o !== r && o.startedAt! < r.finishedAt! && r.startedAt! < o.finishedAt!));
     expect(overlapping.length).toBeGreaterThanOrEqual(2);
   });
 });
 
-interface ProducerLine { event: string; id: string; returnvalue?: { runId: string; status: string; output?: unknown }; failedReason?: string }
+interface ProducerLine {
+  event: string;
+  id: string;
+  returnvalue?: { runId: string; status: string; output?: unknown };
+  failedReason?: string;
+}
 
 /** test/fixtures/queue-producer.mjs: a plain BullMQ producer in a process of its own. */
 function produce(spec: object): Promise<ProducerLine[]> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(import.meta.dirname, 'fixtures', 'queue-producer.mjs'), JSON.stringify(spec)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [join(import.meta.dirname, 'fixtures', 'queue-producer.mjs'), JSON.stringify(spec)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     let err = '';
     child.stdout.on('data', (b: Buffer) => (out += b.toString()));
     child.stderr.on('data', (b: Buffer) => (err += b.toString()));
-    child.on('exit', (code) => (code === 0 ? resolve(out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as ProducerLine)) : reject(new Error(`producer exited with ${code}: ${err}`))));
+    child.on('exit', (code) =>
+      code === 0
+        ? resolve(
+            out
+              .split('\n')
+              .filter(Boolean)
+              .map((l) => JSON.parse(l) as ProducerLine),
+          )
+        : reject(new Error(`producer exited with ${code}: ${err}`)),
+    );
   });
 }
 
@@ -186,7 +235,10 @@ describe('bid-placed from a BullMQ queue', () => {
     const done = new Map(lines.filter((l) => l.event === 'completed' || l.event === 'failed').map((l) => [l.id, l]));
     const ok = done.get('bid-q-1');
     expect(ok?.event).toBe('completed');
-    expect(ok?.returnvalue).toMatchObject({ status: 'succeeded', output: { accepted: true, auctionId: 'a-queued', highestBid: 300, extended: true } });
+    expect(ok?.returnvalue).toMatchObject({
+      status: 'succeeded',
+      output: { accepted: true, auctionId: 'a-queued', highestBid: 300, extended: true },
+    });
     const { endsAt } = ok!.returnvalue!.output as Accepted;
     expect(await auction('a-queued')).toMatchObject({ highestBid: '300', highestBidder: 'carol', endsAt: String(Date.parse(endsAt)) });
     expect(done.get('bid-q-bad')).toMatchObject({ event: 'failed', failedReason: expect.stringMatching(/ended failed: exit code 2/) });

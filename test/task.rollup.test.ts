@@ -10,7 +10,9 @@ import { useDaemon } from './helpers/daemon.js';
 
 const MONGO_URL = process.env.MONGO_URL;
 if (!MONGO_URL) {
-  console.warn('\n*** MongoDB tests SKIPPED (task.rollup: real aggregation and re-run): MONGO_URL is not set. Run: mongod --replSet rs0 --port 27017 --dbpath /tmp/rs0 & mongosh --eval "rs.initiate()"; MONGO_URL=mongodb://127.0.0.1:27017/?replicaSet=rs0 npx vitest run test/task.rollup ***\n');
+  console.warn(
+    '\n*** MongoDB tests SKIPPED (task.rollup: real aggregation and re-run): MONGO_URL is not set. Run: mongod --replSet rs0 --port 27017 --dbpath /tmp/rs0 & mongosh --eval "rs.initiate()"; MONGO_URL=mongodb://127.0.0.1:27017/?replicaSet=rs0 npx vitest run test/task.rollup ***\n',
+  );
 }
 
 const from = new Date('2026-03-01T10:00:00Z');
@@ -24,8 +26,16 @@ describe('rollup pipeline (no server)', () => {
     expect(p[1]!.$group._id.platform).toEqual({ $ifNull: ['$platform', UNKNOWN] });
     expect(p[1]!.$group.p).toEqual({ $percentile: { input: '$startMs', p: [0.5, 0.95], method: 'approximate' } });
     expect(p[1]!.$group.count).toEqual({ $sum: 1 });
-    expect(p.at(-1)).toEqual({ $merge: { into: 'appStartsHourly', on: ['hour', 'platform', 'appVersion'], whenMatched: 'replace', whenNotMatched: 'insert' } });
-    expect(p.at(-2)!.$project).toMatchObject({ _id: 0, hour: '$_id.hour', count: 1, percentileMethod: { $literal: 'approximate' }, computedAt: { $literal: computedAt } });
+    expect(p.at(-1)).toEqual({
+      $merge: { into: 'appStartsHourly', on: ['hour', 'platform', 'appVersion'], whenMatched: 'replace', whenNotMatched: 'insert' },
+    });
+    expect(p.at(-2)!.$project).toMatchObject({
+      _id: 0,
+      hour: '$_id.hour',
+      count: 1,
+      percentileMethod: { $literal: 'approximate' },
+      computedAt: { $literal: computedAt },
+    });
     expect(JSON.stringify(p)).not.toContain('$dateTrunc'); // 5.0+ only
   });
 
@@ -56,7 +66,8 @@ describe.skipIf(!MONGO_URL)('rollup against a real MongoDB', () => {
     db = client.db(dbName);
     const docs = [];
     // Hour 10: ios 1.0 with startMs 1..100; android without appVersion; hour 11: ios 1.0, 3 starts, one without startMs.
-    for (let i = 1; i <= 100; i++) docs.push({ createdAt: new Date(Date.parse('2026-03-01T10:00:00Z') + i * 1000), platform: 'ios', appVersion: '1.0', startMs: i });
+    for (let i = 1; i <= 100; i++)
+      docs.push({ createdAt: new Date(Date.parse('2026-03-01T10:00:00Z') + i * 1000), platform: 'ios', appVersion: '1.0', startMs: i });
     docs.push({ createdAt: new Date('2026-03-01T10:30:00Z'), platform: 'android', startMs: 500 });
     docs.push({ createdAt: new Date('2026-03-01T11:00:00Z'), platform: 'ios', appVersion: '1.0', startMs: 10 });
     docs.push({ createdAt: new Date('2026-03-01T11:59:59Z'), platform: 'ios', appVersion: '1.0', startMs: 30 });
@@ -69,7 +80,12 @@ describe.skipIf(!MONGO_URL)('rollup against a real MongoDB', () => {
     await client?.close();
   });
 
-  const rows = () => db.collection('appStartsHourly').find({}, { projection: { _id: 0, computedAt: 0 } }).sort({ hour: 1, platform: 1 }).toArray();
+  const rows = () =>
+    db
+      .collection('appStartsHourly')
+      .find({}, { projection: { _id: 0, computedAt: 0 } })
+      .sort({ hour: 1, platform: 1 })
+      .toArray();
 
   for (const method of ['sorted', 'approximate'] as const) {
     it(`${method}: counts and percentiles per hour, platform and version; a re-run replaces the same rows`, async (t) => {
@@ -92,7 +108,9 @@ describe.skipIf(!MONGO_URL)('rollup against a real MongoDB', () => {
         expect(r[1]!.startMs.p95).toBeLessThanOrEqual(96);
       }
 
-      await db.collection('appStarts').insertOne({ createdAt: new Date('2026-03-01T11:10:00Z'), platform: 'ios', appVersion: '1.0', startMs: 20 });
+      await db
+        .collection('appStarts')
+        .insertOne({ createdAt: new Date('2026-03-01T11:10:00Z'), platform: 'ios', appVersion: '1.0', startMs: 20 });
       const again = await rollup(db, { source: 'appStarts', into: 'appStartsHourly', from, to, method });
       expect(again.groups).toBe(3);
       expect(await db.collection('appStartsHourly').countDocuments()).toBe(3);
@@ -113,6 +131,8 @@ tasks:
     const r = await ctx.daemon.waitForEnd(runId);
     expect(r.status, `${r.reason ?? ''} ${r.logTail ?? ''}`).toBe('failed');
     expect(r.exitCode).toBe(2);
-    expect(r.logTail?.trim()).toBe("MONGO_URL is not set: rollup-analytics has nothing to read from; set it in the task's env (see README)");
+    expect(r.logTail?.trim()).toBe(
+      "MONGO_URL is not set: rollup-analytics has nothing to read from; set it in the task's env (see README)",
+    );
   });
 });

@@ -1,7 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { nextFireTimes } from '../src/config/fire-times.js';
 import { buildReports, summaryCsv } from '../tasks/score-weekly-tests/report.js';
-import { gradeFor, matches, parseAnswerKey, parseSubmission, scoreSubmission, type AnswerKey, type Question } from '../tasks/score-weekly-tests/score.js';
+import {
+  gradeFor,
+  matches,
+  parseAnswerKey,
+  parseSubmission,
+  scoreSubmission,
+  type AnswerKey,
+  type Question,
+} from '../tasks/score-weekly-tests/score.js';
 import { formatWeek, isoWeekOfDate, parseWeek, weekDates, weekToScore } from '../tasks/score-weekly-tests/week.js';
 import { configFrom } from './helpers/daemon.js';
 
@@ -44,12 +52,27 @@ describe('scoring', () => {
         { id: 'c', answer: 'third', points: 3 },
       ],
     };
-    const sub = parseSubmission({ studentId: 's1', email: 'a@example.org', name: 'A', testId: 'quiz-1', answers: { a: 'Half', b: '0,75', c: '', extra: 'x' } }, { studentId: 's1', testId: 'quiz-1' });
+    const sub = parseSubmission(
+      { studentId: 's1', email: 'a@example.org', name: 'A', testId: 'quiz-1', answers: { a: 'Half', b: '0,75', c: '', extra: 'x' } },
+      { studentId: 's1', testId: 'quiz-1' },
+    );
     if (!sub.ok) throw new Error(sub.reason);
     const r = scoreSubmission(key, sub.value);
     expect(r).toMatchObject({ points: 3.5, maxPoints: 6.5, percent: 53.8, grade: 'F' });
-    expect(r.questions.map((x) => [x.id, x.correct, x.answered])).toEqual([['a', true, true], ['b', true, true], ['c', false, false]]);
-    expect([gradeFor(100), gradeFor(90), gradeFor(89.9), gradeFor(80), gradeFor(70), gradeFor(60), gradeFor(59.9)]).toEqual(['A', 'A', 'B', 'B', 'C', 'D', 'F']);
+    expect(r.questions.map((x) => [x.id, x.correct, x.answered])).toEqual([
+      ['a', true, true],
+      ['b', true, true],
+      ['c', false, false],
+    ]);
+    expect([gradeFor(100), gradeFor(90), gradeFor(89.9), gradeFor(80), gradeFor(70), gradeFor(60), gradeFor(59.9)]).toEqual([
+      'A',
+      'A',
+      'B',
+      'B',
+      'C',
+      'D',
+      'F',
+    ]);
   });
 
   it('reports malformed answer keys and submissions with a reason instead of throwing', () => {
@@ -57,7 +80,10 @@ describe('scoring', () => {
     expect(parseAnswerKey(good, 't').ok).toBe(true);
     expect(parseAnswerKey({ ...good, testId: 'other' }, 't')).toMatchObject({ ok: false, reason: expect.stringContaining('file name') });
     expect(parseAnswerKey({ ...good, questions: [] }, 't')).toMatchObject({ ok: false });
-    expect(parseAnswerKey({ ...good, questions: [{ id: 'a', answer: 1, points: 0 }] }, 't')).toMatchObject({ ok: false, reason: expect.stringContaining('points') });
+    expect(parseAnswerKey({ ...good, questions: [{ id: 'a', answer: 1, points: 0 }] }, 't')).toMatchObject({
+      ok: false,
+      reason: expect.stringContaining('points'),
+    });
     expect(parseAnswerKey({ ...good, questions: [{ id: 'a', answer: 'x', points: 1, tolerance: 1 }] }, 't')).toMatchObject({ ok: false });
     expect(parseAnswerKey([], 't')).toMatchObject({ ok: false });
 
@@ -65,7 +91,10 @@ describe('scoring', () => {
     const sub = { studentId: 's1', email: 'a@example.org', name: 'A', testId: 't', submittedAt: '2026-11-20T10:00:00Z', answers: {} };
     expect(parseSubmission(sub, where).ok).toBe(true);
     expect(parseSubmission({ ...sub, studentId: 's2' }, where)).toMatchObject({ ok: false, reason: expect.stringContaining('path') });
-    expect(parseSubmission({ ...sub, email: 'not an address' }, where)).toMatchObject({ ok: false, reason: expect.stringContaining('email') });
+    expect(parseSubmission({ ...sub, email: 'not an address' }, where)).toMatchObject({
+      ok: false,
+      reason: expect.stringContaining('email'),
+    });
     expect(parseSubmission({ ...sub, answers: ['a'] }, where)).toMatchObject({ ok: false, reason: expect.stringContaining('answers') });
     expect(parseSubmission({ ...sub, submittedAt: 'yesterday' }, where)).toMatchObject({ ok: false });
     expect(parseSubmission(null, where)).toMatchObject({ ok: false });
@@ -73,13 +102,27 @@ describe('scoring', () => {
 
   it('builds sorted reports without timestamps, and a CSV that spreadsheets will not run as formulas', () => {
     const key: AnswerKey = { testId: 't', title: 'T', questions: [{ id: 'a', answer: 'x', points: 1 }] };
-    const sub = parseSubmission({ studentId: 'b', email: 'b@example.org', name: '=HYPERLINK("x")', testId: 't', answers: { a: 'x' } }, { studentId: 'b', testId: 't' });
+    const sub = parseSubmission(
+      { studentId: 'b', email: 'b@example.org', name: '=HYPERLINK("x")', testId: 't', answers: { a: 'x' } },
+      { studentId: 'b', testId: 't' },
+    );
     if (!sub.ok) throw new Error(sub.reason);
     const scored = [{ key: 'submissions/2026-W47/b/t.json', submission: sub.value, result: scoreSubmission(key, sub.value) }];
     const invalid = [{ key: 'submissions/2026-W47/a/t.json', studentId: 'a', testId: 't', reason: 'not valid JSON' }];
     const { students, summary } = buildReports({ year: 2026, week: 47 }, scored, invalid, ['submissions/2026-W47/notes.txt']);
-    expect(students.map((s) => [s.studentId, s.total?.percent ?? null])).toEqual([['a', null], ['b', 100]]);
-    expect(summary).toMatchObject({ week: '2026-W47', from: '2026-11-16', to: '2026-11-22', students: 2, submissions: 2, scored: 1, invalid: 1 });
+    expect(students.map((s) => [s.studentId, s.total?.percent ?? null])).toEqual([
+      ['a', null],
+      ['b', 100],
+    ]);
+    expect(summary).toMatchObject({
+      week: '2026-W47',
+      from: '2026-11-16',
+      to: '2026-11-22',
+      students: 2,
+      submissions: 2,
+      scored: 1,
+      invalid: 1,
+    });
     expect(JSON.stringify(summary)).not.toMatch(/\d{2}:\d{2}/);
     const csv = summaryCsv(students);
     expect(csv).toContain(`2026-W47,b,"'=HYPERLINK(""x"")",b@example.org,t,T,scored,1,1,100,A,\r\n`);
@@ -126,6 +169,8 @@ tasks:
     expect(autumn.map(week)).toEqual(['2026-W42', '2026-W43', '2026-W44']);
     const spring = nextFireTimes(task, 2, new Date('2026-03-24T00:00:00Z')).map((t) => new Date(t).toISOString());
     expect(spring).toEqual(['2026-03-30T21:00:00.000Z', '2026-04-06T21:00:00.000Z']);
-    expect(nextFireTimes(task, 1, new Date('2026-11-20T00:00:00Z')).map((t) => new Date(t).toISOString())).toEqual(['2026-11-23T22:00:00.000Z']);
+    expect(nextFireTimes(task, 1, new Date('2026-11-20T00:00:00Z')).map((t) => new Date(t).toISOString())).toEqual([
+      '2026-11-23T22:00:00.000Z',
+    ]);
   });
 });

@@ -21,8 +21,10 @@ let client: S3Client;
 const put = (key: string, body: unknown) =>
   client.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: typeof body === 'string' ? body : JSON.stringify(body) }));
 const get = async (key: string) => (await client.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }))).Body!.transformToString();
-const keys = async (prefix: string) => ((await client.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: prefix }))).Contents ?? []).map((o) => o.Key!).sort();
-const snapshot = async (prefix: string) => Object.fromEntries(await Promise.all((await keys(prefix)).map(async (k) => [k, await get(k)] as const)));
+const keys = async (prefix: string) =>
+  ((await client.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: prefix }))).Contents ?? []).map((o) => o.Key!).sort();
+const snapshot = async (prefix: string) =>
+  Object.fromEntries(await Promise.all((await keys(prefix)).map(async (k) => [k, await get(k)] as const)));
 
 const sub = (studentId: string, name: string, testId: string, answers: Record<string, unknown>) => ({
   studentId,
@@ -65,7 +67,12 @@ async function seed(): Promise<void> {
 
 beforeAll(async () => {
   [s3, smtp, redis] = await Promise.all([startS3([BUCKET]), startSmtp(), startTestRedis()]);
-  client = new S3Client({ endpoint: s3.endpointForHost, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } });
+  client = new S3Client({
+    endpoint: s3.endpointForHost,
+    region: 'us-east-1',
+    forcePathStyle: true,
+    credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+  });
   await seed();
   const config = configFrom(`
 tasks:
@@ -94,7 +101,11 @@ afterAll(async () => {
 });
 
 async function manualRun(body: unknown): Promise<RunRecord> {
-  const res = await fetch(`${daemon.url}/api/tasks/${TASK}/runs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const res = await fetch(`${daemon.url}/api/tasks/${TASK}/runs`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
   expect(res.status).toBe(202);
   const { id } = (await res.json()) as { id: string };
   return daemon.waitForEnd(id);
@@ -108,26 +119,63 @@ function outputOf(rec: RunRecord): Record<string, unknown> {
 /** The message as text: quoted-printable soft breaks joined and =XX bytes decoded as UTF-8. */
 function decoded(raw: string): string {
   const joined = raw.replace(/=\r?\n/g, '');
-  return Buffer.from(joined.replace(/=([0-9A-F]{2})/g, (_m, hex: string) => String.fromCharCode(parseInt(hex, 16))), 'latin1').toString('utf8');
+  return Buffer.from(
+    joined.replace(/=([0-9A-F]{2})/g, (_m, hex: string) => String.fromCharCode(parseInt(hex, 16))),
+    'latin1',
+  ).toString('utf8');
 }
 const subject = (raw: string) => /^Subject: (.*)$/m.exec(raw)?.[1];
 
 describe('score-weekly-tests', () => {
   it('a manual run for a week scores it, writes reports and a summary, and emails each scored student and the trainer', async () => {
     const out = outputOf(await manualRun({ week: '2026-W47' }));
-    expect(out).toEqual({ week: '2026-W47', students: 3, submissions: 5, scored: 3, invalid: 2, emailed: 2, alreadyEmailed: 0, trainerEmailed: true, emailFailed: 0 });
+    expect(out).toEqual({
+      week: '2026-W47',
+      students: 3,
+      submissions: 5,
+      scored: 3,
+      invalid: 2,
+      emailed: 2,
+      alreadyEmailed: 0,
+      trainerEmailed: true,
+      emailFailed: 0,
+    });
 
     const ana = JSON.parse(await get('reports/2026-W47/students/ana.json'));
-    expect(ana).toMatchObject({ week: '2026-W47', studentId: 'ana', name: 'Ana Müller', email: 'ana@example.org', invalid: [], total: { points: 15, maxPoints: 20, percent: 75, grade: 'C' } });
-    expect(ana.tests.map((t: { testId: string; points: number; grade: string }) => [t.testId, t.points, t.grade])).toEqual([['quiz-1', 10, 'A'], ['quiz-2', 5, 'F']]);
+    expect(ana).toMatchObject({
+      week: '2026-W47',
+      studentId: 'ana',
+      name: 'Ana Müller',
+      email: 'ana@example.org',
+      invalid: [],
+      total: { points: 15, maxPoints: 20, percent: 75, grade: 'C' },
+    });
+    expect(ana.tests.map((t: { testId: string; points: number; grade: string }) => [t.testId, t.points, t.grade])).toEqual([
+      ['quiz-1', 10, 'A'],
+      ['quiz-2', 5, 'F'],
+    ]);
     const ben = JSON.parse(await get('reports/2026-W47/students/ben.json'));
     expect(ben.total).toEqual({ points: 4, maxPoints: 10, percent: 40, grade: 'F' });
     expect(ben.invalid).toEqual([{ testId: 'quiz-9', reason: 'unknown test id (no answer-keys/quiz-9.json)' }]);
     const cleo = JSON.parse(await get('reports/2026-W47/students/cleo.json'));
-    expect(cleo).toMatchObject({ studentId: 'cleo', tests: [], total: null, invalid: [{ testId: 'quiz-1', reason: expect.stringContaining('not valid JSON') }] });
+    expect(cleo).toMatchObject({
+      studentId: 'cleo',
+      tests: [],
+      total: null,
+      invalid: [{ testId: 'quiz-1', reason: expect.stringContaining('not valid JSON') }],
+    });
 
     const summary = JSON.parse(await get('reports/2026-W47/summary.json'));
-    expect(summary).toMatchObject({ week: '2026-W47', from: '2026-11-16', to: '2026-11-22', students: 3, submissions: 5, scored: 3, invalid: 2, ignoredKeys: ['submissions/2026-W47/notes.txt'] });
+    expect(summary).toMatchObject({
+      week: '2026-W47',
+      from: '2026-11-16',
+      to: '2026-11-22',
+      students: 3,
+      submissions: 5,
+      scored: 3,
+      invalid: 2,
+      ignoredKeys: ['submissions/2026-W47/notes.txt'],
+    });
     expect(summary.perTest).toEqual([
       { testId: 'quiz-1', title: 'Fractions', submissions: 2, averagePercent: 70 },
       { testId: 'quiz-2', title: 'Geometry', submissions: 1, averagePercent: 50 },
@@ -184,12 +232,26 @@ describe('score-weekly-tests', () => {
     const { runId } = await daemon.submit({ task: TASK, trigger: 'cron', dedupeKey: `${TASK}:cron:${tick}`, scheduledAt: tick });
     const sent = smtp.messages.length;
     const out = outputOf(await daemon.waitForEnd(runId));
-    expect(out).toEqual({ week: '2026-W48', students: 1, submissions: 1, scored: 1, invalid: 0, emailed: 1, alreadyEmailed: 0, trainerEmailed: true, emailFailed: 0 });
+    expect(out).toEqual({
+      week: '2026-W48',
+      students: 1,
+      submissions: 1,
+      scored: 1,
+      invalid: 0,
+      emailed: 1,
+      alreadyEmailed: 0,
+      trainerEmailed: true,
+      emailFailed: 0,
+    });
     expect(smtp.messages.slice(sent).map((m) => [m.to, subject(m.raw)])).toEqual([
       [['dave@example.org'], 'Your test results for week 2026-W48: 100% (A)'],
       [['trainer@example.org'], 'Weekly test summary 2026-W48: 1 students, 1 scored, 0 invalid'],
     ]);
-    expect(await keys('reports/2026-W48/')).toEqual(['reports/2026-W48/students/dave.json', 'reports/2026-W48/summary.csv', 'reports/2026-W48/summary.json']);
+    expect(await keys('reports/2026-W48/')).toEqual([
+      'reports/2026-W48/students/dave.json',
+      'reports/2026-W48/summary.csv',
+      'reports/2026-W48/summary.json',
+    ]);
   });
 
   it('a payload week that is not an ISO week fails the run with exit code 2 and a one-line reason', async () => {

@@ -30,7 +30,9 @@ const ENV = {
   BACKOFF_MAX_MS: 400,
 };
 const env = (extra: Record<string, number>) =>
-  `{ ${Object.entries({ ...ENV, ...extra }).map(([k, v]) => `${k}: ${v}`).join(', ')} }`;
+  `{ ${Object.entries({ ...ENV, ...extra })
+    .map(([k, v]) => `${k}: ${v}`)
+    .join(', ')} }`;
 const YAML = `
 defaults: { memory: 128m, timeout: 60s }
 tasks:
@@ -44,7 +46,13 @@ tasks:
 
 /** What the fake store says about one transaction or token: each request takes the next answer, the last one repeats. */
 type Answer = { status: number; retryAfter?: string } | { ok: { appstore?: number; play?: string; expiresAt: number } };
-interface Request { provider: 'appstore' | 'play'; key: string; at: number; status: number; auth?: string }
+interface Request {
+  provider: 'appstore' | 'play';
+  key: string;
+  at: number;
+  status: number;
+  auth?: string;
+}
 
 const script = new Map<string, Answer[]>();
 const seen: Request[] = [];
@@ -69,9 +77,22 @@ function startFakeStores(): Promise<Server> {
       // The real signedTransactionInfo is a JWS; the task also takes plain JSON, which this fake sends.
       const info = JSON.stringify({ originalTransactionId: key, productId: 'pro.monthly', expiresDate: answer.ok.expiresAt });
       const other = { originalTransactionId: 'someone-else', status: 2, signedTransactionInfo: '{}' };
-      return send(200, { environment: 'Sandbox', bundleId: PKG, data: [{ subscriptionGroupIdentifier: 'g1', lastTransactions: [other, { originalTransactionId: key, status: answer.ok.appstore, signedTransactionInfo: info }] }] });
+      return send(200, {
+        environment: 'Sandbox',
+        bundleId: PKG,
+        data: [
+          {
+            subscriptionGroupIdentifier: 'g1',
+            lastTransactions: [other, { originalTransactionId: key, status: answer.ok.appstore, signedTransactionInfo: info }],
+          },
+        ],
+      });
     }
-    send(200, { kind: 'androidpublisher#subscriptionPurchaseV2', subscriptionState: answer.ok.play, lineItems: [{ productId: 'pro', expiryTime: new Date(answer.ok.expiresAt).toISOString() }] });
+    send(200, {
+      kind: 'androidpublisher#subscriptionPurchaseV2',
+      subscriptionState: answer.ok.play,
+      lineItems: [{ productId: 'pro', expiryTime: new Date(answer.ok.expiresAt).toISOString() }],
+    });
   });
   return new Promise((resolve) => server.listen(0, '0.0.0.0', () => resolve(server)));
 }
@@ -97,13 +118,27 @@ const now = Date.now();
 const iso = (ms: number) => new Date(ms).toISOString();
 
 /** One subscription: what Redis holds before the run and what the store will answer. */
-interface Seed { id: string; provider: 'appstore' | 'play'; status: string; expiresAt: number; answers: Answer[]; dueAt?: number }
+interface Seed {
+  id: string;
+  provider: 'appstore' | 'play';
+  status: string;
+  expiresAt: number;
+  answers: Answer[];
+  dueAt?: number;
+}
 
 async function seed(list: Seed[]): Promise<void> {
   const m = subs.client.multi();
   for (const s of list) {
     const ref = s.provider === 'appstore' ? { originalTransactionId: `tx-${s.id}` } : { purchaseToken: `tok-${s.id}` };
-    m.hset(`sub:${s.id}`, { userId: `user-${s.id}`, provider: s.provider, productId: 'pro.monthly', ...ref, status: s.status, expiresAt: iso(s.expiresAt) });
+    m.hset(`sub:${s.id}`, {
+      userId: `user-${s.id}`,
+      provider: s.provider,
+      productId: 'pro.monthly',
+      ...ref,
+      status: s.status,
+      expiresAt: iso(s.expiresAt),
+    });
     m.zadd('subs:due', s.dueAt ?? now - 60_000, s.id);
     script.set(s.provider === 'appstore' ? `tx-${s.id}` : `tok-${s.id}`, [...s.answers]);
   }
@@ -134,22 +169,67 @@ function busiestWindow(times: number[], windowMs: number): number {
 describe('sync-subscriptions, one manual run', () => {
   const H = 3600_000;
   const active = (id: string, provider: 'appstore' | 'play', expiresAt = now + 2 * H): Seed => ({
-    id, provider, status: 'active', expiresAt,
+    id,
+    provider,
+    status: 'active',
+    expiresAt,
     answers: [{ ok: provider === 'appstore' ? { appstore: 1, expiresAt } : { play: 'SUBSCRIPTION_STATE_ACTIVE', expiresAt } }],
   });
   const seeds: Seed[] = [
     ...['as-1', 'as-8', 'as-9', 'as-10', 'as-11', 'as-12'].map((id) => active(id, 'appstore')),
     { id: 'as-2', provider: 'appstore', status: 'active', expiresAt: now - DAY, answers: [{ ok: { appstore: 2, expiresAt: now - DAY } }] },
-    { id: 'as-3', provider: 'appstore', status: 'active', expiresAt: now - H, answers: [{ ok: { appstore: 1, expiresAt: now + 30 * DAY } }] },
-    { id: 'as-4', provider: 'appstore', status: 'active', expiresAt: now - H, answers: [{ status: 429, retryAfter: '1' }, { ok: { appstore: 4, expiresAt: now + 3 * H } }] },
-    { id: 'as-5', provider: 'appstore', status: 'billing_retry', expiresAt: now - H, answers: [{ status: 503 }, { ok: { appstore: 1, expiresAt: now + 5 * H } }] },
+    {
+      id: 'as-3',
+      provider: 'appstore',
+      status: 'active',
+      expiresAt: now - H,
+      answers: [{ ok: { appstore: 1, expiresAt: now + 30 * DAY } }],
+    },
+    {
+      id: 'as-4',
+      provider: 'appstore',
+      status: 'active',
+      expiresAt: now - H,
+      answers: [{ status: 429, retryAfter: '1' }, { ok: { appstore: 4, expiresAt: now + 3 * H } }],
+    },
+    {
+      id: 'as-5',
+      provider: 'appstore',
+      status: 'billing_retry',
+      expiresAt: now - H,
+      answers: [{ status: 503 }, { ok: { appstore: 1, expiresAt: now + 5 * H } }],
+    },
     { id: 'as-6', provider: 'appstore', status: 'active', expiresAt: now + H, answers: [{ status: 503 }] },
     { id: 'as-7', provider: 'appstore', status: 'active', expiresAt: now + H, answers: [] },
     ...['pl-5', 'pl-6', 'pl-7', 'pl-8', 'pl-9', 'pl-10'].map((id) => active(id, 'play')),
-    { id: 'pl-1', provider: 'play', status: 'active', expiresAt: now + 3 * DAY, answers: [{ ok: { play: 'SUBSCRIPTION_STATE_CANCELED', expiresAt: now + 3 * DAY } }] },
-    { id: 'pl-2', provider: 'play', status: 'active', expiresAt: now + 2 * H, answers: [{ status: 429, retryAfter: '1' }, { ok: { play: 'SUBSCRIPTION_STATE_ACTIVE', expiresAt: now + 2 * H } }] },
-    { id: 'pl-3', provider: 'play', status: 'active', expiresAt: now + 2 * H, answers: [{ status: 503 }, { status: 502 }, { ok: { play: 'SUBSCRIPTION_STATE_ACTIVE', expiresAt: now + 2 * H } }] },
-    { id: 'pl-4', provider: 'play', status: 'active', expiresAt: now - H, answers: [{ ok: { play: 'SUBSCRIPTION_STATE_EXPIRED', expiresAt: now - H } }] },
+    {
+      id: 'pl-1',
+      provider: 'play',
+      status: 'active',
+      expiresAt: now + 3 * DAY,
+      answers: [{ ok: { play: 'SUBSCRIPTION_STATE_CANCELED', expiresAt: now + 3 * DAY } }],
+    },
+    {
+      id: 'pl-2',
+      provider: 'play',
+      status: 'active',
+      expiresAt: now + 2 * H,
+      answers: [{ status: 429, retryAfter: '1' }, { ok: { play: 'SUBSCRIPTION_STATE_ACTIVE', expiresAt: now + 2 * H } }],
+    },
+    {
+      id: 'pl-3',
+      provider: 'play',
+      status: 'active',
+      expiresAt: now + 2 * H,
+      answers: [{ status: 503 }, { status: 502 }, { ok: { play: 'SUBSCRIPTION_STATE_ACTIVE', expiresAt: now + 2 * H } }],
+    },
+    {
+      id: 'pl-4',
+      provider: 'play',
+      status: 'active',
+      expiresAt: now - H,
+      answers: [{ ok: { play: 'SUBSCRIPTION_STATE_EXPIRED', expiresAt: now - H } }],
+    },
     // Not due for an hour: this run leaves it alone.
     { ...active('as-later', 'appstore'), dueAt: now + H },
   ];
@@ -188,7 +268,8 @@ describe('sync-subscriptions, one manual run', () => {
     const as1 = await checked('as-1');
     expect(as1.h).toMatchObject({ status: 'active', expiresAt: iso(now + 2 * 3600_000) });
     expect(as1.checkedAt).toBeGreaterThan(now);
-    for (const s of seeds.filter((x) => x.id !== 'as-later' && x.id !== 'as-6' && x.id !== 'as-7')) expect(await score(s.id), s.id).toBeGreaterThan(Date.now());
+    for (const s of seeds.filter((x) => x.id !== 'as-later' && x.id !== 'as-6' && x.id !== 'as-7'))
+      expect(await score(s.id), s.id).toBeGreaterThan(Date.now());
   });
 
   it('a lookup that keeps failing keeps the old data, notes why, and is tried again later', async () => {
@@ -213,7 +294,10 @@ describe('sync-subscriptions, one manual run', () => {
     // A 429 is about the account: the whole provider waited, not just the one lookup. The
     // server may still see requests that were on their way when it answered 429 (up to the
     // other RPS - 1 slots), but nothing sent after.
-    for (const [provider, key, rps] of [['appstore', 'tx-as-4', APPSTORE_RPS], ['play', 'tok-pl-2', PLAY_RPS]] as const) {
+    for (const [provider, key, rps] of [
+      ['appstore', 'tx-as-4', APPSTORE_RPS],
+      ['play', 'tok-pl-2', PLAY_RPS],
+    ] as const) {
       const throttledAt = requestsFor(key)[0]!.at;
       const during = seen.filter((r) => r.provider === provider && r.at > throttledAt && r.at < throttledAt + 1000);
       expect(during.length, JSON.stringify(during)).toBeLessThanOrEqual(rps - 1);
@@ -228,13 +312,18 @@ describe('sync-subscriptions, one manual run', () => {
   });
 
   it('the rate limit held per provider, retries included, as measured on the server', () => {
-    for (const [provider, rps] of [['appstore', APPSTORE_RPS], ['play', PLAY_RPS]] as const) {
+    for (const [provider, rps] of [
+      ['appstore', APPSTORE_RPS],
+      ['play', PLAY_RPS],
+    ] as const) {
       const times = seen.filter((r) => r.provider === provider).map((r) => r.at);
       // Strict: the task frees a slot a full second after the answer, which the server sent
       // after noting the request, so however the network delays requests this holds.
       const most = busiestWindow(times, 1000);
       const span = (Math.max(...times) - Math.min(...times)) / 1000;
-      console.log(`[sync-subscriptions] ${provider}: ${times.length} requests over ${span.toFixed(2)} s, at most ${most} in any second (limit ${rps}/s)`);
+      console.log(
+        `[sync-subscriptions] ${provider}: ${times.length} requests over ${span.toFixed(2)} s, at most ${most} in any second (limit ${rps}/s)`,
+      );
       expect(times.length).toBeGreaterThan(2 * rps);
       const gaps = [...times].sort((a, b) => a - b).map((t, i, all) => Math.round(t - (all[i - 1] ?? t)));
       expect(most, `gaps between requests (ms): ${gaps.join(' ')}`).toBeLessThanOrEqual(rps);
@@ -250,7 +339,9 @@ describe('sync-subscriptions with MAX_PAGES', () => {
   it('stops after MAX_PAGES × BATCH_SIZE and leaves the rest due for the next run', async () => {
     const expiresAt = now + 2 * 3600_000;
     const answers: Answer[] = [{ ok: { play: 'SUBSCRIPTION_STATE_ACTIVE', expiresAt } }];
-    await seed(['pg-1', 'pg-2', 'pg-3'].map((id, i) => ({ id, provider: 'play', status: 'active', expiresAt, answers, dueAt: now - 10_000 + i })));
+    await seed(
+      ['pg-1', 'pg-2', 'pg-3'].map((id, i) => ({ id, provider: 'play', status: 'active', expiresAt, answers, dueAt: now - 10_000 + i })),
+    );
     const run = await manualRun('sync-subscriptions-one-page');
     expect(JSON.parse(run.output!)).toEqual({ checked: 2, updated: 0, unchanged: 2, failed: 0, throttled: 0 });
     expect(run.logTail).toContain('more subscriptions are due than MAX_PAGES');

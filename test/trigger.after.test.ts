@@ -92,7 +92,8 @@ describe('after: two daemons on one Redis', () => {
 
   it('start each follower once, whichever daemon reads the end', async () => {
     const ids: string[] = [];
-    for (let i = 0; i < 4; i++) ids.push((await daemons[i % 2]!.submit({ task: 'archive', trigger: 'manual', dedupeKey: `archive:manual:two-${i}` })).runId);
+    for (let i = 0; i < 4; i++)
+      ids.push((await daemons[i % 2]!.submit({ task: 'archive', trigger: 'manual', dedupeKey: `archive:manual:two-${i}` })).runId);
     const rollups = await endedRunsOf(daemons[0]!, 'rollup', 4);
     await new Promise((r) => setTimeout(r, 1000));
     const again = await runsOf(daemons[0]!, 'rollup');

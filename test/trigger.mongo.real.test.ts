@@ -27,128 +27,162 @@ tasks:
   app-starts: { command: ["true"], overlap: allow }
 `;
 
-describe.skipIf(!MONGO_URL)(`mongo change streams against a real replica set (${MONGO_URL ? MONGO_URL.replace(/\/\/[^@]*@/, '//***@') : SKIPPED})`, () => {
-  const ctx = useDaemon(YAML);
-  const base = configFrom(YAML);
-  // A database of this run's own, so runs of the suite never see each other's changes.
-  const dbName = `runlet_test_${process.pid}_${Date.now().toString(36)}`;
-  const mongo: MongoTriggerConfig = { url: MONGO_URL!, db: dbName, collection: 'appStarts', operations: ['insert', 'update'], fullDocument: 'updateLookup' };
-  const task: TaskConfig = { ...base.tasks['app-starts']!, mongo };
-  let client: MongoClient;
-  let coll: Collection;
-  const watchers: StreamWatcher[] = [];
-
-  const watcher = (daemonId: string) => {
-    const deps: WatcherDeps = {
-      redis: ctx.daemon.redis,
-      identity: { node: 'test-node', clusterId: ctx.daemon.identity.clusterId, daemonId },
-      logger: createLogger({ level: 'debug', destination: new LogLines() }),
-      submit: (r) => ctx.daemon.submit(r),
+describe.skipIf(!MONGO_URL)(
+  `mongo change streams against a real replica set (${MONGO_URL ? MONGO_URL.replace(/\/\/[^@]*@/, '//***@') : SKIPPED})`,
+  () => {
+    const ctx = useDaemon(YAML);
+    const base = configFrom(YAML);
+    // A database of this run's own, so runs of the suite never see each other's changes.
+    const dbName = `runlet_test_${process.pid}_${Date.now().toString(36)}`;
+    const mongo: MongoTriggerConfig = {
+      url: MONGO_URL!,
+      db: dbName,
+      collection: 'appStarts',
+      operations: ['insert', 'update'],
+      fullDocument: 'updateLookup',
     };
-    const w = new StreamWatcher(deps, task, new MongoSource({ ...mongo, url: MONGO_URL! }), { leaseMs: LEASE_MS, backoffMinMs: 200, backoffMaxMs: 1_000 });
-    watchers.push(w);
-    return w;
-  };
-  const state = () => readState(ctx.daemon.redis, 'app-starts');
-  const runs = (): Promise<RunRecord[]> => ctx.daemon.store.list({ task: 'app-starts', limit: 1000 });
+    const task: TaskConfig = { ...base.tasks['app-starts']!, mongo };
+    let client: MongoClient;
+    let coll: Collection;
+    const watchers: StreamWatcher[] = [];
 
-  beforeAll(async () => {
-    client = await new MongoClient(MONGO_URL!).connect();
-    coll = client.db(dbName).collection('appStarts');
-    await coll.insertOne({ seed: true }); // the collection exists before anyone watches it
-  });
+    const watcher = (daemonId: string) => {
+      const deps: WatcherDeps = {
+        redis: ctx.daemon.redis,
+        identity: { node: 'test-node', clusterId: ctx.daemon.identity.clusterId, daemonId },
+        logger: createLogger({ level: 'debug', destination: new LogLines() }),
+        submit: (r) => ctx.daemon.submit(r),
+      };
+      const w = new StreamWatcher(deps, task, new MongoSource({ ...mongo, url: MONGO_URL! }), {
+        leaseMs: LEASE_MS,
+        backoffMinMs: 200,
+        backoffMaxMs: 1_000,
+      });
+      watchers.push(w);
+      return w;
+    };
+    const state = () => readState(ctx.daemon.redis, 'app-starts');
+    const runs = (): Promise<RunRecord[]> => ctx.daemon.store.list({ task: 'app-starts', limit: 1000 });
 
-  afterAll(async () => {
-    await Promise.all(watchers.map((w) => w.stop()));
-    await client?.db(dbName).dropDatabase().catch(() => undefined);
-    await client?.close();
-  });
+    beforeAll(async () => {
+      client = await new MongoClient(MONGO_URL!).connect();
+      coll = client.db(dbName).collection('appStarts');
+      await coll.insertOne({ seed: true }); // the collection exists before anyone watches it
+    });
 
-  it('inserts and updates make runs with the change event as payload', async () => {
-    const w = watcher('daemon-A');
-    await w.start();
-    // Watching, and the fresh stream's start position stored (so nothing after it is missed).
-    await until('watching from a stored position', async () => {
+    afterAll(async () => {
+      await Promise.all(watchers.map((w) => w.stop()));
+      await client
+        ?.db(dbName)
+        .dropDatabase()
+        .catch(() => undefined);
+      await client?.close();
+    });
+
+    it('inserts and updates make runs with the change event as payload', async () => {
+      const w = watcher('daemon-A');
+      await w.start();
+      // Watching, and the fresh stream's start position stored (so nothing after it is missed).
+      await until('watching from a stored position', async () => {
+        const s = await state();
+        return s.state === 'watching' && (await ctx.daemon.redis.exists('runlet:stream:app-starts:token')) === 1;
+      });
+
+      const { insertedId } = await coll.insertOne({ platform: 'ios', at: new Date('2026-01-02T03:04:05Z') });
+      await coll.updateOne({ _id: insertedId }, { $set: { platform: 'android' } });
+      // Deleted only once both runs exist: updateLookup reads the document when the update is read.
+      await until('2 runs', async () => (await runs()).length === 2);
+      await coll.deleteOne({ _id: insertedId }); // not in operations: no run
+      const [update, insert] = await runs(); // newest first
+      expect(insert!.trigger).toBe('mongo');
+      expect(insert!.cause).toBe(`insert on ${dbName}.appStarts`);
+      expect(insert!.dedupeKey).toMatch(/^app-starts:mongo:[0-9A-F]+$/i);
+      expect(insert!.payload).toMatchObject({
+        operationType: 'insert',
+        ns: { db: dbName, coll: 'appStarts' },
+        documentKey: { _id: { $oid: insertedId.toHexString() } },
+        fullDocument: { _id: { $oid: insertedId.toHexString() }, platform: 'ios', at: { $date: '2026-01-02T03:04:05Z' } },
+        clusterTime: expect.stringMatching(/^\d{4}-/),
+      });
+      expect(update!.payload).toMatchObject({
+        operationType: 'update',
+        updateDescription: { updatedFields: { platform: 'android' }, removedFields: [] },
+        fullDocument: { platform: 'android' },
+      });
+      await new Promise((r) => setTimeout(r, 1_000));
+      expect(await runs()).toHaveLength(2);
+    });
+
+    it('a watcher killed while changes keep coming: the next resumes from the stored token, no change lost or run twice', async () => {
+      const before = (await runs()).length;
+      const [a] = watchers;
+      const b = watcher('daemon-B');
+      await b.start();
+
+      const docs = Array.from({ length: 30 }, (_, i) => ({ n: i }));
+      const writing = (async () => {
+        for (const d of docs) {
+          await coll.insertOne(d);
+          await new Promise((r) => setTimeout(r, 30));
+        }
+      })();
+      await until('some handled by A', async () => ((await state()).eventsTotal ?? 0) >= before + 5);
+      await a!.halt(); // killed: its lease runs out by itself
+      await writing;
+
+      await until('all 30 runs', async () => (await runs()).length === before + 30, 30_000);
+      expect((await state()).holder).toBe('daemon-B');
+      const all = await runs();
+      expect(new Set(all.map((r) => r.dedupeKey)).size).toBe(all.length);
+      const ns = all.flatMap((r) => {
+        const n = (r.payload as { fullDocument?: { n?: number } }).fullDocument?.n;
+        return n === undefined ? [] : [n];
+      });
+      expect(ns.sort((x, y) => x - y)).toEqual(docs.map((d) => d.n));
+    });
+
+    it('dropping the collection is reported as invalidated, not a crash loop', async () => {
+      await coll.drop();
+      await until('invalidated', async () => (await state()).errorKind === 'invalidated');
       const s = await state();
-      return s.state === 'watching' && (await ctx.daemon.redis.exists('runlet:stream:app-starts:token')) === 1;
+      expect(s.state).toBe('error');
+      expect(s.error).toMatch(/invalidate/);
     });
-
-    const { insertedId } = await coll.insertOne({ platform: 'ios', at: new Date('2026-01-02T03:04:05Z') });
-    await coll.updateOne({ _id: insertedId }, { $set: { platform: 'android' } });
-    // Deleted only once both runs exist: updateLookup reads the document when the update is read.
-    await until('2 runs', async () => (await runs()).length === 2);
-    await coll.deleteOne({ _id: insertedId }); // not in operations: no run
-    const [update, insert] = await runs(); // newest first
-    expect(insert!.trigger).toBe('mongo');
-    expect(insert!.cause).toBe(`insert on ${dbName}.appStarts`);
-    expect(insert!.dedupeKey).toMatch(/^app-starts:mongo:[0-9A-F]+$/i);
-    expect(insert!.payload).toMatchObject({
-      operationType: 'insert',
-      ns: { db: dbName, coll: 'appStarts' },
-      documentKey: { _id: { $oid: insertedId.toHexString() } },
-      fullDocument: { _id: { $oid: insertedId.toHexString() }, platform: 'ios', at: { $date: '2026-01-02T03:04:05Z' } },
-      clusterTime: expect.stringMatching(/^\d{4}-/),
-    });
-    expect(update!.payload).toMatchObject({
-      operationType: 'update',
-      updateDescription: { updatedFields: { platform: 'android' }, removedFields: [] },
-      fullDocument: { platform: 'android' },
-    });
-    await new Promise((r) => setTimeout(r, 1_000));
-    expect(await runs()).toHaveLength(2);
-  });
-
-  it('a watcher killed while changes keep coming: the next resumes from the stored token, no change lost or run twice', async () => {
-    const before = (await runs()).length;
-    const [a] = watchers;
-    const b = watcher('daemon-B');
-    await b.start();
-
-    const docs = Array.from({ length: 30 }, (_, i) => ({ n: i }));
-    const writing = (async () => {
-      for (const d of docs) {
-        await coll.insertOne(d);
-        await new Promise((r) => setTimeout(r, 30));
-      }
-    })();
-    await until('some handled by A', async () => ((await state()).eventsTotal ?? 0) >= before + 5);
-    await a!.halt(); // killed: its lease runs out by itself
-    await writing;
-
-    await until('all 30 runs', async () => (await runs()).length === before + 30, 30_000);
-    expect((await state()).holder).toBe('daemon-B');
-    const all = await runs();
-    expect(new Set(all.map((r) => r.dedupeKey)).size).toBe(all.length);
-    const ns = all.flatMap((r) => {
-      const n = (r.payload as { fullDocument?: { n?: number } }).fullDocument?.n;
-      return n === undefined ? [] : [n];
-    });
-    expect(ns.sort((x, y) => x - y)).toEqual(docs.map((d) => d.n));
-  });
-
-  it('dropping the collection is reported as invalidated, not a crash loop', async () => {
-    await coll.drop();
-    await until('invalidated', async () => (await state()).errorKind === 'invalidated');
-    const s = await state();
-    expect(s.state).toBe('error');
-    expect(s.error).toMatch(/invalidate/);
-  });
-});
+  },
+);
 
 // What needs no server: the pipeline and the error mapping (always run).
 describe('MongoSource without a server', () => {
   it("the pipeline keeps the task's operations and match, and never filters out invalidate", () => {
-    const m: MongoTriggerConfig = { url: 'mongodb://x', db: 'd', collection: 'c', operations: ['insert', 'update'], match: { 'fullDocument.platform': 'ios' }, fullDocument: 'default' };
+    const m: MongoTriggerConfig = {
+      url: 'mongodb://x',
+      db: 'd',
+      collection: 'c',
+      operations: ['insert', 'update'],
+      match: { 'fullDocument.platform': 'ios' },
+      fullDocument: 'default',
+    };
     expect(pipelineOf(m)).toEqual([
-      { $match: { $or: [{ operationType: 'invalidate' }, { $and: [{ operationType: { $in: ['insert', 'update'] } }, { 'fullDocument.platform': 'ios' }] }] } },
+      {
+        $match: {
+          $or: [
+            { operationType: 'invalidate' },
+            { $and: [{ operationType: { $in: ['insert', 'update'] } }, { 'fullDocument.platform': 'ios' }] },
+          ],
+        },
+      },
     ]);
-    expect(pipelineOf({ ...m, match: undefined })).toEqual([{ $match: { $or: [{ operationType: 'invalidate' }, { operationType: { $in: ['insert', 'update'] } }] } }]);
+    expect(pipelineOf({ ...m, match: undefined })).toEqual([
+      { $match: { $or: [{ operationType: 'invalidate' }, { operationType: { $in: ['insert', 'update'] } }] } },
+    ]);
   });
 
   it('maps ChangeStreamHistoryLost (286) and ChangeStreamFatalError (280) to HistoryLost, 260 to Invalidated, the rest stays transient', () => {
     const server = (code: number, codeName: string) => new MongoServerError({ code, codeName, errmsg: `${codeName} happened` });
     expect(classify(server(286, 'ChangeStreamHistoryLost'))).toBeInstanceOf(HistoryLost);
-    expect((classify(server(286, 'ChangeStreamHistoryLost')) as HistoryLost).reason).toBe('ChangeStreamHistoryLost: ChangeStreamHistoryLost happened');
+    expect((classify(server(286, 'ChangeStreamHistoryLost')) as HistoryLost).reason).toBe(
+      'ChangeStreamHistoryLost: ChangeStreamHistoryLost happened',
+    );
     expect(classify(server(280, 'ChangeStreamFatalError'))).toBeInstanceOf(HistoryLost);
     expect(classify(server(260, 'ChangeStreamInvalidated'))).toBeInstanceOf(Invalidated);
     const net = new MongoNetworkError('connection reset');

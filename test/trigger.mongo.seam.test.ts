@@ -186,7 +186,15 @@ describe('mongo change-stream watcher: lease, cursor and dedupe on Redis (in-tes
         quiet: taskWith('quiet', { url: undefined }),
       },
     };
-    app = buildServer({ config, redis: ctx.daemon.redis, store: ctx.daemon.store, resetStream: (task: string) => resetStream(ctx.daemon.redis, task) } as unknown as HttpDeps, createLogger({ level: 'warn', destination: httpLogs }));
+    app = buildServer(
+      {
+        config,
+        redis: ctx.daemon.redis,
+        store: ctx.daemon.store,
+        resetStream: (task: string) => resetStream(ctx.daemon.redis, task),
+      } as unknown as HttpDeps,
+      createLogger({ level: 'warn', destination: httpLogs }),
+    );
     await app.ready();
   });
 
@@ -277,7 +285,10 @@ describe('mongo change-stream watcher: lease, cursor and dedupe on Redis (in-tes
     await until('C watching', async () => (await state('crashy')).state === 'watching');
     await d.start();
     const events = history.insert(5);
-    await until('5 changes handled by D', async () => (await state('crashy')).eventsTotal === 5 && (await state('crashy')).holder === 'daemon-D');
+    await until(
+      '5 changes handled by D',
+      async () => (await state('crashy')).eventsTotal === 5 && (await state('crashy')).holder === 'daemon-D',
+    );
 
     expect(srcD.opens.map(posOf)).toEqual([2]); // the token of change 2: change 3's was never stored
     const third = `crashy:mongo:${(events[2]!.token as { _data: string })._data}`;
@@ -438,7 +449,15 @@ tasks:
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({
       streams: [
-        expect.objectContaining({ task: 'app-starts', db: 'studo', collection: 'appStarts', operations: ['insert'], state: 'unconfigured', reason: UNCONFIGURED_REASON, holder: null }),
+        expect.objectContaining({
+          task: 'app-starts',
+          db: 'studo',
+          collection: 'appStarts',
+          operations: ['insert'],
+          state: 'unconfigured',
+          reason: UNCONFIGURED_REASON,
+          holder: null,
+        }),
       ],
     });
     const warned = ctx.daemon.logs.lines.filter((l) => l.trigger === 'mongo');
@@ -461,7 +480,12 @@ describe('mongo: one change → one run request (no Redis)', () => {
   it('dedupe key from the token, cause, and the change as payload', () => {
     const { request, omitted } = changeRequest(task, change);
     expect(omitted).toBeUndefined();
-    expect(request).toMatchObject({ task: 'takeover', trigger: 'mongo', dedupeKey: 'takeover:mongo:8265A1B2C3', cause: 'update on studo.appStarts' });
+    expect(request).toMatchObject({
+      task: 'takeover',
+      trigger: 'mongo',
+      dedupeKey: 'takeover:mongo:8265A1B2C3',
+      cause: 'update on studo.appStarts',
+    });
     expect(request.payload).toEqual({
       operationType: 'update',
       ns: { db: 'studo', coll: 'appStarts' },
@@ -478,6 +502,12 @@ describe('mongo: one change → one run request (no Redis)', () => {
   it('a change larger than maxPayload still makes its run, without the document, and says why', () => {
     const { request, omitted } = changeRequest({ ...task, maxPayloadBytes: 1_000 }, change);
     expect(omitted).toMatch(/more than maxPayload \(1000 bytes\)/);
-    expect(request.payload).toEqual({ operationType: 'update', ns: change.ns, documentKey: change.documentKey, clusterTime: '2026-01-02T03:04:05.000Z', omitted });
+    expect(request.payload).toEqual({
+      operationType: 'update',
+      ns: change.ns,
+      documentKey: change.documentKey,
+      clusterTime: '2026-01-02T03:04:05.000Z',
+      omitted,
+    });
   });
 });

@@ -52,7 +52,14 @@ afterAll(async () => {
 });
 
 function spawnOne(port: number): DaemonProcess {
-  const p = spawnDaemon(configFile, { REDIS_URL: redis.url, RUNLET_PORT: String(port), RUNLET_NODE: 'queue-crash', RUNLET_DATA: redis.dir, RUNLET_STALLED_MS: '1500', RUNLET_LOG_LEVEL: 'debug' });
+  const p = spawnDaemon(configFile, {
+    REDIS_URL: redis.url,
+    RUNLET_PORT: String(port),
+    RUNLET_NODE: 'queue-crash',
+    RUNLET_DATA: redis.dir,
+    RUNLET_STALLED_MS: '1500',
+    RUNLET_LOG_LEVEL: 'debug',
+  });
   procs.push(p);
   return p;
 }
@@ -67,7 +74,11 @@ interface Line {
 describe('a daemon killed in the middle of intake', () => {
   it('loses no job and duplicates no run: the next daemon takes every held job over', async () => {
     const jobs = Array.from({ length: JOBS }, (_, i) => ({ id: `c-${i}`, data: { n: i } }));
-    const producer = spawn(process.execPath, [PRODUCER, JSON.stringify({ connection: { path: redis.path }, queue: 'intake', jobs, timeoutMs: 40_000 })], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const producer = spawn(
+      process.execPath,
+      [PRODUCER, JSON.stringify({ connection: { path: redis.path }, queue: 'intake', jobs, timeoutMs: 40_000 })],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
     let out = '';
     producers.push(producer);
     producer.stdout.on('data', (b: Buffer) => (out += b.toString()));
@@ -98,17 +109,27 @@ describe('a daemon killed in the middle of intake', () => {
     const recorded = await Promise.all(active.map((id) => client.exists(keys.dedupe(`intake:queue:intake:${id}`))));
     const heldWithRun = recorded.filter((n) => n === 1).length;
     const heldWithoutRun = recorded.length - heldWithRun;
-    console.info(`at the kill: ${await client.zcard(keys.taskRuns('intake'))} runs, ${await client.llen('bull:intake:wait')} waiting, ${heldWithRun} source jobs held with their run recorded, ${heldWithoutRun} received but not recorded`);
+    console.info(
+      `at the kill: ${await client.zcard(keys.taskRuns('intake'))} runs, ${await client.llen('bull:intake:wait')} waiting, ${heldWithRun} source jobs held with their run recorded, ${heldWithoutRun} received but not recorded`,
+    );
     expect(active.length).toBeGreaterThan(0);
 
     const b = spawnOne(await freePort());
     await b.ready;
     await producerDone;
-    const lines = out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Line);
+    const lines = out
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Line);
     const ends = new Map(lines.filter((l) => ['completed', 'failed', 'timeout'].includes(l.event)).map((l) => [l.id, l]));
 
     const listed = await store.list({ task: 'intake', limit: 500 });
-    const runs = (await store.getMany(listed.map((r) => r.id), { withLogs: true })).filter((r) => r !== undefined);
+    const runs = (
+      await store.getMany(
+        listed.map((r) => r.id),
+        { withLogs: true },
+      )
+    ).filter((r) => r !== undefined);
     expect(runs).toHaveLength(JOBS);
     for (const job of jobs) {
       const mine = runs.filter((r) => r.dedupeKey === `intake:queue:intake:${job.id}`);
@@ -118,7 +139,11 @@ describe('a daemon killed in the middle of intake', () => {
       // comparison only if the record has none: suites running alongside on one engine
       // remove each other's containers, and that is runlet's business, not the trigger's).
       const run = mine[0]!;
-      expect(ends.get(job.id), job.id).toEqual({ event: 'completed', id: job.id, returnvalue: { runId: run.id, status: 'succeeded', ...(run.output !== undefined && { output: JSON.parse(run.output) }) } });
+      expect(ends.get(job.id), job.id).toEqual({
+        event: 'completed',
+        id: job.id,
+        returnvalue: { runId: run.id, status: 'succeeded', ...(run.output !== undefined && { output: JSON.parse(run.output) }) },
+      });
     }
 
     // The held jobs were delivered again (stalled, not failed), and found their runs.

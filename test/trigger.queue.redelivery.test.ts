@@ -65,7 +65,10 @@ describe('a source job interrupted between receipt and completion', () => {
     const q = new Queue(queue, { connection });
     const events = new QueueEvents(queue, { connection });
     await events.waitUntilReady();
-    closers.push(() => q.close(), () => events.close());
+    closers.push(
+      () => q.close(),
+      () => events.close(),
+    );
     return { add: (id, data) => q.add('job', data, { jobId: id }), queue: q, events };
   }
 
@@ -147,4 +150,3 @@ describe('a source job interrupted between receipt and completion', () => {
     expect(done?.attemptsStarted).toBe(1);
   });
 });
-

@@ -18,7 +18,13 @@ interface ProducerLine {
 }
 
 /** A plain BullMQ producer in a process of its own; resolves with every line it printed once it exits. */
-function produce(spec: { connection: object; queue: string; prefix?: string; jobs: { id: string; data: unknown }[]; timeoutMs?: number }): Promise<ProducerLine[]> {
+function produce(spec: {
+  connection: object;
+  queue: string;
+  prefix?: string;
+  jobs: { id: string; data: unknown }[];
+  timeoutMs?: number;
+}): Promise<ProducerLine[]> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [PRODUCER, JSON.stringify(spec)], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -27,12 +33,18 @@ function produce(spec: { connection: object; queue: string; prefix?: string; job
     child.stderr.on('data', (b: Buffer) => (err += b.toString()));
     child.on('exit', (code) => {
       if (code !== 0) return reject(new Error(`producer exited with ${code}: ${err}`));
-      resolve(out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as ProducerLine));
+      resolve(
+        out
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(l) as ProducerLine),
+      );
     });
   });
 }
 
-const finished = (lines: ProducerLine[]) => new Map(lines.filter((l) => ['completed', 'failed', 'timeout'].includes(l.event)).map((l) => [l.id, l]));
+const finished = (lines: ProducerLine[]) =>
+  new Map(lines.filter((l) => ['completed', 'failed', 'timeout'].includes(l.event)).map((l) => [l.id, l]));
 
 async function runsOf(daemon: TestDaemon, task: string): Promise<RunRecord[]> {
   return daemon.store.list({ task, limit: 500 });
@@ -65,7 +77,9 @@ describe('jobs a BullMQ producer adds in another process', () => {
     for (const job of jobs) {
       const line = results.get(job.id);
       expect(line?.event, JSON.stringify(line)).toBe('completed');
-      const run = (await ctx.daemon.store.get(runs.find((r) => r.dedupeKey === `bid-placed:queue:bids:${job.id}`)!.id, { withLogs: true }))!;
+      const run = (await ctx.daemon.store.get(runs.find((r) => r.dedupeKey === `bid-placed:queue:bids:${job.id}`)!.id, {
+        withLogs: true,
+      }))!;
       // The producer sees what the run recorded. (A record without output is tolerated only
       // because suites sharing one Docker engine remove each other's containers at teardown.)
       expect(line!.returnvalue).toEqual({ runId: run.id, status: 'succeeded', ...(run.output !== undefined && { output: job.data }) });
@@ -113,7 +127,7 @@ describe('jobs a BullMQ producer adds in another process', () => {
   });
 });
 
-describe("queues in another Redis, and one that refuses connections", () => {
+describe('queues in another Redis, and one that refuses connections', () => {
   let runletRedis: Awaited<ReturnType<typeof startTestRedis>>;
   let queueRedis: Awaited<ReturnType<typeof startTestRedis>>;
   let daemon: TestDaemon;
@@ -140,7 +154,12 @@ tasks:
   });
 
   it('a queue with redis: and prefix: of its own makes runs recorded in runlet’s Redis', async () => {
-    const lines = await produce({ connection: { path: queueRedis.path }, queue: 'orders', prefix: 'shop', jobs: [{ id: 'o-1', data: { order: 1 } }] });
+    const lines = await produce({
+      connection: { path: queueRedis.path },
+      queue: 'orders',
+      prefix: 'shop',
+      jobs: [{ id: 'o-1', data: { order: 1 } }],
+    });
     const [run] = await runsOf(daemon, 'elsewhere');
     expect(finished(lines).get('o-1')?.returnvalue).toEqual({ runId: run!.id, status: 'succeeded', output: { order: 1 } });
   });

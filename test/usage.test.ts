@@ -9,8 +9,16 @@ tasks:
 `);
 
 const DAY = 86_400_000;
-interface TaskUsage { runs: number; containerSeconds: number; gbSeconds: number; alwaysOnGbSeconds: number }
-interface Report { days: { day: string; tasks: Record<string, TaskUsage> }[]; totals: { all: TaskUsage; tasks: Record<string, TaskUsage> } }
+interface TaskUsage {
+  runs: number;
+  containerSeconds: number;
+  gbSeconds: number;
+  alwaysOnGbSeconds: number;
+}
+interface Report {
+  days: { day: string; tasks: Record<string, TaskUsage> }[];
+  totals: { all: TaskUsage; tasks: Record<string, TaskUsage> };
+}
 
 async function usage(days?: number): Promise<Report> {
   const res = await fetch(`${ctx.daemon.url}/api/usage${days === undefined ? '' : `?days=${days}`}`);
@@ -53,10 +61,23 @@ describe('GET /api/usage', () => {
   it('sums past days into the totals; a full past day of always-on is limit × 86400', async () => {
     const yesterday = utcDay(Date.now() - DAY);
     await ctx.daemon.redis.hset('runlet:usage:since', 'half', utcDay(Date.now() - 5 * DAY));
-    await ctx.daemon.redis.hset(`runlet:usage:${yesterday}`, 'half:cs', '120', 'half:gbs', '60', 'half:runs', '3', 'half:mem', String(512 * 2 ** 20));
+    await ctx.daemon.redis.hset(
+      `runlet:usage:${yesterday}`,
+      'half:cs',
+      '120',
+      'half:gbs',
+      '60',
+      'half:runs',
+      '3',
+      'half:mem',
+      String(512 * 2 ** 20),
+    );
     const r = await usage(2);
     expect(r.days).toHaveLength(2);
-    expect(r.days[0]).toEqual({ day: yesterday, tasks: { half: { runs: 3, containerSeconds: 120, gbSeconds: 60, alwaysOnGbSeconds: 43200 } } });
+    expect(r.days[0]).toEqual({
+      day: yesterday,
+      tasks: { half: { runs: 3, containerSeconds: 120, gbSeconds: 60, alwaysOnGbSeconds: 43200 } },
+    });
     const today = r.days[1]!.tasks.half!;
     expect(r.totals.tasks.half).toEqual({
       runs: 3 + today.runs,

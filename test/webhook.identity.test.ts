@@ -29,12 +29,16 @@ describe('signed schemes: identity from signed material, never a delivery header
   it('hmac-sha256: one signed request replayed with other delivery headers is one event; another t is another', () => {
     const h = hook();
     const sig = signHmac(SECRET, body, T);
-    const keys = ['evt-1', 'evt-2', undefined].map((d) => keyOf(identify(h, { 'x-runlet-signature': sig, ...(d && { 'x-runlet-delivery': d }) })));
+    const keys = ['evt-1', 'evt-2', undefined].map((d) =>
+      keyOf(identify(h, { 'x-runlet-signature': sig, ...(d && { 'x-runlet-delivery': d }) })),
+    );
     expect(new Set(keys).size).toBe(1);
     expect(keys[0]).toMatch(/^t:hook:hmac:[0-9a-f]{64}$/);
     expect(keyOf(identify(h, { 'x-runlet-signature': signHmac(SECRET, body, T - 1) }))).not.toBe(keys[0]);
     // The delivery header is still named in the cause, for tracing.
-    expect(identify(h, { 'x-runlet-signature': sig, 'x-runlet-delivery': 'evt-1' })).toMatchObject({ cause: `delivery evt-1, signed t=${T} and body` });
+    expect(identify(h, { 'x-runlet-signature': sig, 'x-runlet-delivery': 'evt-1' })).toMatchObject({
+      cause: `delivery evt-1, signed t=${T} and body`,
+    });
   });
 
   it('github: the body hash, whatever X-GitHub-Delivery says; the delivery stays in the cause', async () => {
@@ -60,14 +64,22 @@ describe('standard-webhooks, signed by the standardwebhooks library', () => {
 
   it('accepts it; the identity is the signed webhook-id', () => {
     const d = identify(h, signed('msg_2KWPBgLlAfxdpx2AI54pPJ85f4W'));
-    expect(d).toMatchObject({ ok: true, dedupeKey: 't:hook:msg_2KWPBgLlAfxdpx2AI54pPJ85f4W', cause: 'webhook-id msg_2KWPBgLlAfxdpx2AI54pPJ85f4W' });
+    expect(d).toMatchObject({
+      ok: true,
+      dedupeKey: 't:hook:msg_2KWPBgLlAfxdpx2AI54pPJ85f4W',
+      cause: 'webhook-id msg_2KWPBgLlAfxdpx2AI54pPJ85f4W',
+    });
     // A redelivery is re-signed with a new timestamp; same id, same event.
     expect(keyOf(identify(h, signed('msg_2KWPBgLlAfxdpx2AI54pPJ85f4W', body, new Date(NOW - 60_000))))).toBe(keyOf(d));
   });
 
   it('any of several space-separated signatures may match (a sender rolling its secret)', () => {
     const headers = signed('msg_roll');
-    const other = new Webhook(`whsec_${Buffer.from('another key, 24 bytes!!!').toString('base64')}`).sign('msg_roll', new Date(NOW), body.toString());
+    const other = new Webhook(`whsec_${Buffer.from('another key, 24 bytes!!!').toString('base64')}`).sign(
+      'msg_roll',
+      new Date(NOW),
+      body.toString(),
+    );
     expect(verify(h, { ...headers, 'webhook-signature': `${other} ${headers['webhook-signature']}` }, body, NOW).ok).toBe(true);
     expect(verify(h, { ...headers, 'webhook-signature': other }, body, NOW).ok).toBe(false);
   });

@@ -96,7 +96,9 @@ describe('webhook intake', () => {
     const first = await hmacPostSigned('bid-placed', body, signature, { 'x-runlet-delivery': 'evt-replay-0' });
     expect(first.status).toBe(202);
     const { id } = (await first.json()) as { id: string };
-    const replays = await Promise.all([1, 2, 3].map((i) => hmacPostSigned('bid-placed', body, signature, { 'x-runlet-delivery': `evt-replay-${i}` })));
+    const replays = await Promise.all(
+      [1, 2, 3].map((i) => hmacPostSigned('bid-placed', body, signature, { 'x-runlet-delivery': `evt-replay-${i}` })),
+    );
     for (const res of replays) {
       expect(res.status).toBe(200);
       expect(await res.json()).toEqual({ id, created: false });
@@ -131,14 +133,23 @@ describe('webhook intake', () => {
     expect((await runsOf('bid-placed')).length).toBe(before);
     // Each refusal is counted by reason, so a sender with a wrong secret shows on a dashboard.
     const metrics = await (await fetch(`${ctx.daemon.url}/metrics`)).text();
-    const line = metrics.split('\n').find((l) => l.startsWith('runlet_trigger_rejections_total{') && l.includes('task="bid-placed"') && l.includes('reason="bad_signature"'));
+    const line = metrics
+      .split('\n')
+      .find(
+        (l) => l.startsWith('runlet_trigger_rejections_total{') && l.includes('task="bid-placed"') && l.includes('reason="bad_signature"'),
+      );
     expect(Number(line?.split(' ').at(-1))).toBeGreaterThanOrEqual(5);
   });
 
   it('github style: X-Hub-Signature-256 over the body; a replay under a new X-GitHub-Delivery is the first run', async () => {
     const body = JSON.stringify({ ref: 'refs/heads/main', commits: [] });
     const signature = await signGithub('gh-secret-2', body);
-    const headers = { 'content-type': 'application/json', 'x-github-event': 'push', 'x-github-delivery': '72d3162e-cc78-11e3-81ab-4c9367dc0958', 'x-hub-signature-256': signature };
+    const headers = {
+      'content-type': 'application/json',
+      'x-github-event': 'push',
+      'x-github-delivery': '72d3162e-cc78-11e3-81ab-4c9367dc0958',
+      'x-hub-signature-256': signature,
+    };
     const res = await fetch(url('gh-push'), { method: 'POST', body, headers });
     expect(res.status).toBe(202);
     const { id } = (await res.json()) as { id: string };
@@ -169,7 +180,12 @@ describe('webhook intake', () => {
       fetch(url('sw-hook'), {
         method: 'POST',
         body: text,
-        headers: { 'content-type': 'application/json', 'webhook-id': id, 'webhook-timestamp': String(Math.floor(at.getTime() / 1000)), 'webhook-signature': sender.sign(id, at, signedBody) },
+        headers: {
+          'content-type': 'application/json',
+          'webhook-id': id,
+          'webhook-timestamp': String(Math.floor(at.getTime() / 1000)),
+          'webhook-signature': sender.sign(id, at, signedBody),
+        },
       });
     const first = await send('msg_2KWPBgLlAfxdpx2AI54pPJ85f4W', new Date());
     expect(first.status).toBe(202);
@@ -179,14 +195,20 @@ describe('webhook intake', () => {
     expect(again.status).toBe(200);
     expect(await again.json()).toEqual({ id, created: false });
     const rec = await ctx.daemon.waitForEnd(id);
-    expect(rec).toMatchObject({ status: 'succeeded', dedupeKey: 'sw-hook:hook:msg_2KWPBgLlAfxdpx2AI54pPJ85f4W', cause: 'webhook-id msg_2KWPBgLlAfxdpx2AI54pPJ85f4W' });
+    expect(rec).toMatchObject({
+      status: 'succeeded',
+      dedupeKey: 'sw-hook:hook:msg_2KWPBgLlAfxdpx2AI54pPJ85f4W',
+      cause: 'webhook-id msg_2KWPBgLlAfxdpx2AI54pPJ85f4W',
+    });
     expect(rec.headers).toMatchObject({ 'webhook-id': 'msg_2KWPBgLlAfxdpx2AI54pPJ85f4W' });
     expect(rec.headers).toHaveProperty('webhook-timestamp');
     expect(rec.headers).not.toHaveProperty('webhook-signature');
 
     const tampered = await send('msg_tampered', new Date(), body.replace('in_1', 'in_2'), body);
     expect(tampered.status).toBe(401);
-    expect(((await tampered.json()) as { error: { message: string } }).error.message).toContain('webhook-signature: v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<body>"');
+    expect(((await tampered.json()) as { error: { message: string } }).error.message).toContain(
+      'webhook-signature: v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<body>"',
+    );
     const stale = await send('msg_stale', new Date(Date.now() - 6 * 60_000));
     expect(stale.status).toBe(401);
     expect(((await stale.json()) as { error: { message: string } }).error.message).toMatch(/more than the tolerance of 5m/);
@@ -204,13 +226,22 @@ describe('webhook intake', () => {
     expect((await ctx.daemon.waitForEnd(a.id)).status).toBe('succeeded');
     expect((await ctx.daemon.waitForEnd(b.id)).status).toBe('succeeded');
     // With a delivery id the sender says they are one event.
-    const keyed = await Promise.all([1, 2].map(() => fetch(url('bearer-hook'), { method: 'POST', body: '', headers: { authorization: 'Bearer bearer-secret-3', 'idempotency-key': 'deploy-42' } })));
+    const keyed = await Promise.all(
+      [1, 2].map(() =>
+        fetch(url('bearer-hook'), {
+          method: 'POST',
+          body: '',
+          headers: { authorization: 'Bearer bearer-secret-3', 'idempotency-key': 'deploy-42' },
+        }),
+      ),
+    );
     expect(keyed.map((r) => r.status).sort()).toEqual([200, 202]);
     await ctx.daemon.waitForEnd(((await keyed[0]!.json()) as { id: string }).id);
   });
 
   it('dedupe: body collapses identical bodies within dedupeWindow, and not after it', async () => {
-    const post = () => fetch(url('bearer-body'), { method: 'POST', body: '{"deploy":"main"}', headers: { authorization: 'Bearer bearer-secret-6' } });
+    const post = () =>
+      fetch(url('bearer-body'), { method: 'POST', body: '{"deploy":"main"}', headers: { authorization: 'Bearer bearer-secret-6' } });
     const startedAt = Date.now();
     const first = await post();
     expect(first.status).toBe(202);
@@ -230,11 +261,20 @@ describe('webhook intake', () => {
   });
 
   it('bearer: Authorization: Bearer <secret>; the header never reaches the run', async () => {
-    const ok = await fetch(url('bearer-hook'), { method: 'POST', body: 'ping', headers: { authorization: 'Bearer bearer-secret-3', 'content-type': 'text/plain' } });
+    const ok = await fetch(url('bearer-hook'), {
+      method: 'POST',
+      body: 'ping',
+      headers: { authorization: 'Bearer bearer-secret-3', 'content-type': 'text/plain' },
+    });
     expect(ok.status).toBe(202);
     const { id } = (await ok.json()) as { id: string };
     const rec = await ctx.daemon.waitForEnd(id);
-    expect(rec).toMatchObject({ status: 'succeeded', payload: 'ping', contentType: 'text/plain', headers: { 'content-type': 'text/plain' } });
+    expect(rec).toMatchObject({
+      status: 'succeeded',
+      payload: 'ping',
+      contentType: 'text/plain',
+      headers: { 'content-type': 'text/plain' },
+    });
     expect(rec.headers).not.toHaveProperty('authorization');
     for (const authorization of ['Bearer bearer-secret-', 'Bearer bearer-secret-33', 'Basic YmVhcmVyLXNlY3JldC0z', '']) {
       const res = await fetch(url('bearer-hook'), { method: 'POST', body: 'ping2', headers: { authorization } });
@@ -261,7 +301,9 @@ describe('webhook intake', () => {
   it('404 for an unknown task or a task without webhook:, 405 with Allow: POST for other methods', async () => {
     const unknown = await fetch(url('bid-place'), { method: 'POST', body: 'x' });
     expect(unknown.status).toBe(404);
-    expect(((await unknown.json()) as { error: { message: string } }).error.message).toBe('no task named "bid-place" (did you mean "bid-placed"?)');
+    expect(((await unknown.json()) as { error: { message: string } }).error.message).toBe(
+      'no task named "bid-place" (did you mean "bid-placed"?)',
+    );
     const noHook = await fetch(url('no-hook'), { method: 'POST', body: 'x' });
     expect(noHook.status).toBe(404);
     expect(((await noHook.json()) as { error: { message: string } }).error.message).toMatch(/has no webhook/);
@@ -278,14 +320,18 @@ describe('webhook intake', () => {
     const big = 'x'.repeat(4097);
     const res = await hmacPost('bid-placed', 'hmac-secret-1', big);
     expect(res.status).toBe(413);
-    expect(((await res.json()) as { error: { message: string } }).error.message).toBe('the payload is larger than task "bid-placed" accepts (webhook.maxBody: 4 KiB); nothing was queued');
+    expect(((await res.json()) as { error: { message: string } }).error.message).toBe(
+      'the payload is larger than task "bid-placed" accepts (webhook.maxBody: 4 KiB); nothing was queued',
+    );
 
     // Announces 1 GiB and sends nothing: the answer comes anyway.
     const announced = await rawExchange(`POST /hooks/bid-placed HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: ${2 ** 30}\r\n\r\n`);
     expect(announced).toMatch(/^HTTP\/1\.1 413 /);
     // A chunked body that never ends: answered once 4 KiB have come.
     const chunk = `400\r\n${'y'.repeat(0x400)}\r\n`;
-    const chunked = await rawExchange(`POST /hooks/bid-placed HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n${chunk.repeat(5)}`);
+    const chunked = await rawExchange(
+      `POST /hooks/bid-placed HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n${chunk.repeat(5)}`,
+    );
     expect(chunked).toMatch(/^HTTP\/1\.1 413 /);
     expect((await runsOf('bid-placed')).length).toBe(before);
   });

@@ -22,7 +22,11 @@ tasks:
 const ctx = useDaemon(CONFIG);
 
 const post = (task: string, body: string, headers: Record<string, string> = {}) =>
-  fetch(`${ctx.daemon.url}/hooks/${task}`, { method: 'POST', body, headers: { 'x-runlet-signature': signHmac('result-secret', body), 'content-type': 'application/json', ...headers } });
+  fetch(`${ctx.daemon.url}/hooks/${task}`, {
+    method: 'POST',
+    body,
+    headers: { 'x-runlet-signature': signHmac('result-secret', body), 'content-type': 'application/json', ...headers },
+  });
 
 describe('webhook respond: result', () => {
   it("200 with the container's output.json; a redelivery waits for the same run and gets the same answer", async () => {

@@ -82,12 +82,18 @@ afterAll(async () => {
 });
 
 const signed = (body: string, headers: Record<string, string> = {}) => ({ 'x-runlet-signature': signHmac(SECRET, body), ...headers });
-const post = (task: string, body: string, headers: Record<string, string> = {}) => app.inject({ method: 'POST', url: `/hooks/${task}`, payload: body, headers });
+const post = (task: string, body: string, headers: Record<string, string> = {}) =>
+  app.inject({ method: 'POST', url: `/hooks/${task}`, payload: body, headers });
 
 describe('POST /hooks/<task> through inject()', () => {
   it('submits the raw body with its content type, allow-listed headers, and the signed identity as dedupe key', async () => {
     const body = '{ "bid": 42,  "spaces": "kept" }';
-    const headers = signed(body, { 'content-type': 'application/json', 'x-runlet-delivery': 'd-1', 'x-bid-source': 'a7', 'x-secret-thing': 'no' });
+    const headers = signed(body, {
+      'content-type': 'application/json',
+      'x-runlet-delivery': 'd-1',
+      'x-bid-source': 'a7',
+      'x-secret-thing': 'no',
+    });
     const res = await post('bid', body, headers);
     expect(res.statusCode).toBe(202);
     expect(res.headers.location).toMatch(/^\/api\/runs\/RUN\d+$/);
@@ -124,7 +130,12 @@ describe('POST /hooks/<task> through inject()', () => {
     expect(bad.statusCode).toBe(401);
     expect(bad.json().error.message).toMatch(/^no v1= signature matches .*; expected header X-Runlet-Signature: t=<unix seconds>,v1=/);
     const bytes = Buffer.from([0x7b, 0xff, 0x7d]);
-    const notText = await app.inject({ method: 'POST', url: '/hooks/bid', payload: bytes, headers: { 'x-runlet-signature': signHmac(SECRET, bytes), 'content-type': 'application/octet-stream' } });
+    const notText = await app.inject({
+      method: 'POST',
+      url: '/hooks/bid',
+      payload: bytes,
+      headers: { 'x-runlet-signature': signHmac(SECRET, bytes), 'content-type': 'application/octet-stream' },
+    });
     expect(notText.statusCode).toBe(415);
     expect(notText.json().error.message).toContain('not valid UTF-8 (at byte 1)');
     const big = 'x'.repeat(1025);

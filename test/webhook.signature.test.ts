@@ -16,7 +16,10 @@ const body = Buffer.from('{"bid":42,"who":"Zoë"}');
 
 describe('hmac-sha256 (X-Runlet-Signature)', () => {
   it('accepts a signature over "<t>.<body>" within the tolerance', () => {
-    expect(verify(hook(), { 'x-runlet-signature': signHmac(SECRET, body, T) }, body, NOW)).toMatchObject({ ok: true, signed: { what: `signed t=${T} and body` } });
+    expect(verify(hook(), { 'x-runlet-signature': signHmac(SECRET, body, T) }, body, NOW)).toMatchObject({
+      ok: true,
+      signed: { what: `signed t=${T} and body` },
+    });
     expect(verify(hook(), { 'x-runlet-signature': signHmac(SECRET, body, T - 299) }, body, NOW)).toMatchObject({ ok: true });
   });
 
@@ -86,7 +89,11 @@ describe('github (X-Hub-Signature-256) and bearer', () => {
 describe('delivery id, body and request', () => {
   it('a delivery id must be 1 to 200 visible ASCII characters (it ends up in a Redis key)', () => {
     const bearer = hook({ signature: 'bearer' });
-    expect(deliveryOf('bid', bearer, { 'x-runlet-delivery': 'evt_1' }, body)).toMatchObject({ ok: true, dedupeKey: 'bid:hook:evt_1', cause: 'delivery evt_1' });
+    expect(deliveryOf('bid', bearer, { 'x-runlet-delivery': 'evt_1' }, body)).toMatchObject({
+      ok: true,
+      dedupeKey: 'bid:hook:evt_1',
+      cause: 'delivery evt_1',
+    });
     expect(deliveryOf('bid', bearer, { 'x-runlet-delivery': 'has space' }, body).ok).toBe(false);
     expect(deliveryOf('bid', bearer, { 'x-runlet-delivery': 'x'.repeat(201) }, body).ok).toBe(false);
   });
@@ -139,20 +146,52 @@ describe('delivery id, body and request', () => {
 });
 
 describe('answers', () => {
-  const rec = (over: Partial<RunRecord>): RunRecord => ({ id: 'R1', task: 'bid', trigger: 'webhook', dedupeKey: 'k', status: 'succeeded', createdAt: 0, updatedAt: 0, transitions: [], attempts: [], ...over });
+  const rec = (over: Partial<RunRecord>): RunRecord => ({
+    id: 'R1',
+    task: 'bid',
+    trigger: 'webhook',
+    dedupeKey: 'k',
+    status: 'succeeded',
+    createdAt: 0,
+    updatedAt: 0,
+    transitions: [],
+    attempts: [],
+    ...over,
+  });
 
   it('accepted: 202 queued, 200 for a redelivery, 200 with the reason for a skipped run', () => {
-    expect(acceptedAnswer({ runId: 'R1', created: true })).toMatchObject({ status: 202, body: '{"id":"R1","status":"queued"}', location: '/api/runs/R1' });
+    expect(acceptedAnswer({ runId: 'R1', created: true })).toMatchObject({
+      status: 202,
+      body: '{"id":"R1","status":"queued"}',
+      location: '/api/runs/R1',
+    });
     expect(acceptedAnswer({ runId: 'R1', created: false })).toMatchObject({ status: 200, body: '{"id":"R1","created":false}' });
-    expect(JSON.parse(acceptedAnswer({ runId: 'R1', created: true, skipped: 'overlap skip' }).body)).toEqual({ id: 'R1', status: 'skipped', reason: 'overlap skip' });
+    expect(JSON.parse(acceptedAnswer({ runId: 'R1', created: true, skipped: 'overlap skip' }).body)).toEqual({
+      id: 'R1',
+      status: 'skipped',
+      reason: 'overlap skip',
+    });
   });
 
   it('result: output.json, else the log tail; 502 for any other end; 504 when not ended', () => {
-    expect(resultAnswer('R1', rec({ output: '{"ok":1}' }), 1000)).toMatchObject({ status: 200, contentType: 'application/json; charset=utf-8', body: '{"ok":1}' });
-    expect(resultAnswer('R1', rec({ logTail: 'hi\n' }), 1000)).toMatchObject({ status: 200, contentType: 'text/plain; charset=utf-8', body: 'hi\n' });
+    expect(resultAnswer('R1', rec({ output: '{"ok":1}' }), 1000)).toMatchObject({
+      status: 200,
+      contentType: 'application/json; charset=utf-8',
+      body: '{"ok":1}',
+    });
+    expect(resultAnswer('R1', rec({ logTail: 'hi\n' }), 1000)).toMatchObject({
+      status: 200,
+      contentType: 'text/plain; charset=utf-8',
+      body: 'hi\n',
+    });
     const failed = resultAnswer('R1', rec({ status: 'failed', reason: 'exit code 3' }), 1000);
     expect(failed.status).toBe(502);
-    expect(JSON.parse(failed.body)).toMatchObject({ id: 'R1', status: 'failed', reason: 'exit code 3', error: { code: 'RUN_NOT_SUCCEEDED', message: 'run R1 ended failed: exit code 3' } });
+    expect(JSON.parse(failed.body)).toMatchObject({
+      id: 'R1',
+      status: 'failed',
+      reason: 'exit code 3',
+      error: { code: 'RUN_NOT_SUCCEEDED', message: 'run R1 ended failed: exit code 3' },
+    });
     const late = resultAnswer('R1', undefined, 1500, 'running');
     expect(late).toMatchObject({ status: 504, location: '/api/runs/R1' });
     expect(JSON.parse(late.body)).toMatchObject({ id: 'R1', status: 'running', error: { code: 'RESULT_TIMEOUT' } });

@@ -20,10 +20,12 @@ const STUCK_MARKER_TTL_MS = 24 * 3600 * 1000;
 const STUCK_SCAN_MS = 30_000;
 const TOUCH_EVERY_MS = 10_000;
 
-
 /** A rule's identity in marker keys: its settings, so an edited rule is a new one. */
 function ruleId(rule: AlertRule, index: number): string {
-  return createHash('sha256').update(JSON.stringify([index, rule.url, rule.on, rule.tasks ?? null])).digest('hex').slice(0, 12);
+  return createHash('sha256')
+    .update(JSON.stringify([index, rule.url, rule.on, rule.tasks ?? null]))
+    .digest('hex')
+    .slice(0, 12);
 }
 
 export interface AlertsDeps {
@@ -112,12 +114,24 @@ export class Alerts {
       if (left > 0) this.held.set(entry.id, left);
       else {
         this.held.delete(entry.id);
-        void this.consumer.ack(entry.id).catch((err: Error) => this.deps.logger.warn({ err }, 'could not acknowledge an alerted run (it may alert again)'));
+        void this.consumer
+          .ack(entry.id)
+          .catch((err: Error) => this.deps.logger.warn({ err }, 'could not acknowledge an alerted run (it may alert again)'));
       }
     };
     const outgoing = rules.flatMap((rule, i) => {
       const match = eventsFor(rule, run);
-      return match ? [{ rule: i, body: runAlert(run, match.event, match.events), marker: alertKeys.marker(this.ruleIds[i]!, `run:${run.id}`), markerTtlMs: RUN_MARKER_TTL_MS, done }] : [];
+      return match
+        ? [
+            {
+              rule: i,
+              body: runAlert(run, match.event, match.events),
+              marker: alertKeys.marker(this.ruleIds[i]!, `run:${run.id}`),
+              markerTtlMs: RUN_MARKER_TTL_MS,
+              done,
+            },
+          ]
+        : [];
     });
     if (outgoing.length === 0) return 'ack';
     this.held.set(entry.id, outgoing.length);
@@ -133,16 +147,29 @@ export class Alerts {
 
   /** One daemon per period (a lock with a TTL shorter than the period) finds and alerts. */
   async scan(everyMs = this.opts.stuckScanMs ?? STUCK_SCAN_MS): Promise<void> {
-    const lock = await this.deps.redis.set(alertKeys.stuckScan(), this.deps.identity.daemonId, 'PX', Math.max(500, Math.floor(everyMs * 0.8)), 'NX');
+    const lock = await this.deps.redis.set(
+      alertKeys.stuckScan(),
+      this.deps.identity.daemonId,
+      'PX',
+      Math.max(500, Math.floor(everyMs * 0.8)),
+      'NX',
+    );
     if (lock !== 'OK') return;
     const items = await this.deps.findStuck();
     const rules = this.deps.config.alerts;
     for (const item of items) {
-      const targets = rules.map((r, i) => ({ r, i })).filter(({ r }) => r.on.includes('stuck') && (!r.tasks || r.tasks.includes(item.task)));
+      const targets = rules
+        .map((r, i) => ({ r, i }))
+        .filter(({ r }) => r.on.includes('stuck') && (!r.tasks || r.tasks.includes(item.task)));
       if (targets.length === 0) continue;
       const run = item.runId ? await this.deps.store.get(item.runId) : undefined;
       for (const { i } of targets) {
-        this.sender.push({ rule: i, body: stuckAlert(item, run), marker: alertKeys.marker(this.ruleIds[i]!, `stuck:${item.id}`), markerTtlMs: STUCK_MARKER_TTL_MS });
+        this.sender.push({
+          rule: i,
+          body: stuckAlert(item, run),
+          marker: alertKeys.marker(this.ruleIds[i]!, `stuck:${item.id}`),
+          markerTtlMs: STUCK_MARKER_TTL_MS,
+        });
       }
     }
   }

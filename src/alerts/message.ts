@@ -59,7 +59,12 @@ const EMOJI: Readonly<Record<AlertEvent, string>> = {
   succeeded: ':white_check_mark:',
 };
 
-const WORDS: Partial<Record<RunStatus, string>> = { timed_out: 'timed out', oom_killed: 'was OOM-killed', lost: 'was lost', cancelled: 'was cancelled' };
+const WORDS: Partial<Record<RunStatus, string>> = {
+  timed_out: 'timed out',
+  oom_killed: 'was OOM-killed',
+  lost: 'was lost',
+  cancelled: 'was cancelled',
+};
 
 /** Slack reads &, < and > as markup. */
 function escape(text: string): string {
@@ -111,6 +116,11 @@ export function stuckAlert(item: StuckItem, run: RunRecord | undefined): AlertBo
     events: ['stuck'],
     task: item.task,
     ...(run && { run: alertRun(run) }),
-    stuck: { kind: item.kind, since: new Date(item.since).toISOString(), detail: item.detail, ...(item.waiting && { waiting: item.waiting.text }) },
+    stuck: {
+      kind: item.kind,
+      since: new Date(item.since).toISOString(),
+      detail: item.detail,
+      ...(item.waiting && { waiting: item.waiting.text }),
+    },
   };
 }

@@ -73,7 +73,10 @@ export class AlertSender {
     if (lane.length >= (this.opts.queueLimit ?? QUEUE_LIMIT)) {
       const dropped = lane.shift()!;
       const { event, task, run } = dropped.body;
-      this.logger.warn({ rule: dropped.rule, event, task, runId: run?.id, host: host(this.rules[dropped.rule]!.url) }, 'alert queue full: dropped the oldest alert');
+      this.logger.warn(
+        { rule: dropped.rule, event, task, runId: run?.id, host: host(this.rules[dropped.rule]!.url) },
+        'alert queue full: dropped the oldest alert',
+      );
       this.events.emit('alert:failed', { rule: dropped.rule, event, task, runId: run?.id, attempts: 0, error: 'dropped: queue full' });
       dropped.done?.();
     }

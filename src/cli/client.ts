@@ -27,7 +27,9 @@ export class ApiClient {
         body: body !== undefined ? JSON.stringify(body) : undefined,
       });
     } catch (err) {
-      throw new CliError(`cannot reach runlet at ${this.baseUrl} (${(err as Error).cause ?? (err as Error).message}). Is the daemon running (npm start)? Set RUNLET_URL to reach another one.`);
+      throw new CliError(
+        `cannot reach runlet at ${this.baseUrl} (${(err as Error).cause ?? (err as Error).message}). Is the daemon running (npm start)? Set RUNLET_URL to reach another one.`,
+      );
     }
     const text = await res.text();
     if (!res.ok) {

@@ -17,9 +17,13 @@ export async function logsCommand(args: CommonArgs & { runId: string; follow?: b
   }
   let res: Response;
   try {
-    res = await fetch(new URL(`${path}?follow=1`, client.baseUrl), { headers: args.env.RUNLET_TOKEN ? { authorization: `Bearer ${args.env.RUNLET_TOKEN}` } : {} });
+    res = await fetch(new URL(`${path}?follow=1`, client.baseUrl), {
+      headers: args.env.RUNLET_TOKEN ? { authorization: `Bearer ${args.env.RUNLET_TOKEN}` } : {},
+    });
   } catch (err) {
-    throw new CliError(`cannot reach runlet at ${client.baseUrl} (${(err as Error).cause ?? (err as Error).message}). Is the daemon running (npm start)? Set RUNLET_URL to reach another one.`);
+    throw new CliError(
+      `cannot reach runlet at ${client.baseUrl} (${(err as Error).cause ?? (err as Error).message}). Is the daemon running (npm start)? Set RUNLET_URL to reach another one.`,
+    );
   }
   if (!res.ok || !res.body) {
     const text = await res.text();
@@ -35,6 +39,9 @@ export async function logsCommand(args: CommonArgs & { runId: string; follow?: b
   for await (const chunk of res.body) {
     if (!process.stdout.write(chunk)) await new Promise((r) => process.stdout.once('drain', r));
   }
-  const run = await client.request<{ status: string; exitCode: number | null; reason: string | null }>('GET', `/api/runs/${encodeURIComponent(args.runId)}`);
+  const run = await client.request<{ status: string; exitCode: number | null; reason: string | null }>(
+    'GET',
+    `/api/runs/${encodeURIComponent(args.runId)}`,
+  );
   return exitCodeOf(run);
 }

@@ -19,7 +19,9 @@ const ENDED = ['succeeded', 'failed', 'timed_out', 'oom_killed', 'cancelled', 's
  * prints the outcome and the log tail, and exits with the run's own exit code (124 for a
  * timeout, as timeout(1) does; 137 for an OOM kill; 1 for any other failure).
  */
-export async function runCommand(args: CommonArgs & { task: string; payloadFile?: string; wait: boolean; idempotencyKey?: string }): Promise<number> {
+export async function runCommand(
+  args: CommonArgs & { task: string; payloadFile?: string; wait: boolean; idempotencyKey?: string },
+): Promise<number> {
   const config = loadOrExit(args);
   if (!config.tasks[args.task]) {
     const hint = didYouMean(args.task, Object.keys(config.tasks));
@@ -50,7 +52,9 @@ export async function runCommand(args: CommonArgs & { task: string; payloadFile?
   }
   if (run.logTail) process.stdout.write(run.logTail.endsWith('\n') ? run.logTail : `${run.logTail}\n`);
   const took = run.durationMs !== null ? ` in ${(run.durationMs / 1000).toFixed(2)}s` : '';
-  console.error(`run ${id} ${run.status}${took}${run.exitCode !== null ? `, exit code ${run.exitCode}` : ''}${run.reason ? `: ${run.reason}` : ''}`);
+  console.error(
+    `run ${id} ${run.status}${took}${run.exitCode !== null ? `, exit code ${run.exitCode}` : ''}${run.reason ? `: ${run.reason}` : ''}`,
+  );
   return exitCodeOf(run);
 }
 

@@ -13,11 +13,16 @@ export async function startCommand(args: CommonArgs): Promise<number> {
   const config = loadOrExit(args);
   const logger = createLogger({ level: env.RUNLET_LOG_LEVEL ?? 'info', pretty: process.stdout.isTTY });
   const port = env.RUNLET_PORT === undefined ? 8080 : Number(env.RUNLET_PORT);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new CliError(`RUNLET_PORT must be a port number, got "${env.RUNLET_PORT}"`);
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new CliError(`RUNLET_PORT must be a port number, got "${env.RUNLET_PORT}"`);
   const stalledMs = env.RUNLET_STALLED_MS === undefined ? undefined : Number(env.RUNLET_STALLED_MS);
-  if (stalledMs !== undefined && !(Number.isInteger(stalledMs) && stalledMs >= 1000)) throw new CliError(`RUNLET_STALLED_MS must be a whole number of milliseconds, at least 1000, got "${env.RUNLET_STALLED_MS}"`);
+  if (stalledMs !== undefined && !(Number.isInteger(stalledMs) && stalledMs >= 1000))
+    throw new CliError(`RUNLET_STALLED_MS must be a whole number of milliseconds, at least 1000, got "${env.RUNLET_STALLED_MS}"`);
   const allowed = parseAllowedHosts(env.RUNLET_ALLOWED_HOSTS);
-  if (allowed.invalid.length > 0) throw new CliError(`RUNLET_ALLOWED_HOSTS must be host names or addresses separated by commas (or *), got "${allowed.invalid.join('", "')}"`);
+  if (allowed.invalid.length > 0)
+    throw new CliError(
+      `RUNLET_ALLOWED_HOSTS must be host names or addresses separated by commas (or *), got "${allowed.invalid.join('", "')}"`,
+    );
   const daemon = await startDaemon({
     stalledMs,
     labels: parseLabels(env.RUNLET_LABELS),
@@ -66,12 +71,16 @@ export async function startCommand(args: CommonArgs): Promise<number> {
 /** RUNLET_LABELS="team=data,env=prod": extra Docker labels on every container this daemon starts. */
 export function parseLabels(text: string | undefined): Record<string, string> {
   const labels: Record<string, string> = {};
-  for (const pair of (text ?? '').split(',').map((p) => p.trim()).filter(Boolean)) {
+  for (const pair of (text ?? '')
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
     const eq = pair.indexOf('=');
     if (eq <= 0) throw new CliError(`RUNLET_LABELS must be key=value pairs separated by commas, got "${pair}"`);
     const key = pair.slice(0, eq).trim();
     // runlet's own labels say what a container is; an extra label must not claim to be one.
-    if (key.startsWith(LABEL_NAMESPACE) && !key.startsWith(USER_LABEL_PREFIX)) throw new CliError(`RUNLET_LABELS: "${key}" is runlet's own label namespace; use another key (or ${USER_LABEL_PREFIX}...)`);
+    if (key.startsWith(LABEL_NAMESPACE) && !key.startsWith(USER_LABEL_PREFIX))
+      throw new CliError(`RUNLET_LABELS: "${key}" is runlet's own label namespace; use another key (or ${USER_LABEL_PREFIX}...)`);
     labels[key] = pair.slice(eq + 1).trim();
   }
   return labels;

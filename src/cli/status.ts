@@ -15,7 +15,10 @@ interface StatusView {
 /** `runlet status`: daemons, tasks with next and last run, runs in progress. */
 export async function statusCommand(args: CommonArgs): Promise<number> {
   const client = clientFor(args.env);
-  const [status, { tasks }] = await Promise.all([client.request<StatusView>('GET', '/api/status'), client.request<{ tasks: TaskView[] }>('GET', '/api/tasks')]);
+  const [status, { tasks }] = await Promise.all([
+    client.request<StatusView>('GET', '/api/status'),
+    client.request<{ tasks: TaskView[] }>('GET', '/api/tasks'),
+  ]);
   const out: string[] = [];
   out.push(`daemons (${status.daemons.length}):`);
   for (const d of status.daemons) out.push(`  ${d.id}  node ${d.node}, up since ${new Date(d.startedAt).toISOString()}`);
@@ -23,7 +26,9 @@ export async function statusCommand(args: CommonArgs): Promise<number> {
   const width = Math.max(4, ...tasks.map((t) => t.name.length));
   out.push(`  ${'TASK'.padEnd(width)}  ${'NEXT RUN'.padEnd(24)}  LAST RUN`);
   for (const t of tasks) {
-    const last = t.lastRun ? `${t.lastRun.status}${t.lastRun.durationMs !== null ? ` (${(t.lastRun.durationMs / 1000).toFixed(1)}s)` : ''} ${t.lastRun.id}` : '-';
+    const last = t.lastRun
+      ? `${t.lastRun.status}${t.lastRun.durationMs !== null ? ` (${(t.lastRun.durationMs / 1000).toFixed(1)}s)` : ''} ${t.lastRun.id}`
+      : '-';
     out.push(`  ${t.name.padEnd(width)}  ${(t.nextRunAt ?? '-').padEnd(24)}  ${last}`);
   }
   out.push('', `running (${status.running.length}):`);

@@ -21,11 +21,15 @@ export function describeConfig(config: RunletConfig, now = new Date()): string {
       lines.push(`  cron  "${t.schedule}" in ${t.timezone}; next:`);
       for (const at of nextFireTimes(t, 3, now)) lines.push(`    ${inZone(at, t.timezone)}`);
     }
-    for (const trigger of triggersOf(t)) if (trigger.type !== 'cron' && trigger.type !== 'manual') lines.push(`  ${describeTrigger(trigger)}`);
+    for (const trigger of triggersOf(t))
+      if (trigger.type !== 'cron' && trigger.type !== 'manual') lines.push(`  ${describeTrigger(trigger)}`);
     lines.push('  manual  runlet run ' + t.name);
     const r = t.retries;
     if (r.attempts > 1) {
-      const wait = r.backoff === 'fixed' ? `${formatDuration(r.delayMs)} apart` : `waits doubling from ${formatDuration(r.delayMs)} up to ${formatDuration(r.maxDelayMs)}`;
+      const wait =
+        r.backoff === 'fixed'
+          ? `${formatDuration(r.delayMs)} apart`
+          : `waits doubling from ${formatDuration(r.delayMs)} up to ${formatDuration(r.maxDelayMs)}`;
       lines.push(`  retries  up to ${r.attempts} attempts in all, ${wait}`);
     }
   }
@@ -33,7 +37,17 @@ export function describeConfig(config: RunletConfig, now = new Date()): string {
 }
 
 function inZone(ms: number, timeZone: string): string {
-  const parts = new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23', timeZoneName: 'short' }).formatToParts(new Date(ms));
+  const parts = new Intl.DateTimeFormat('en-CA', {
+    timeZone,
+    year: 'numeric',
+    month: '2-digit',
+    day: '2-digit',
+    hour: '2-digit',
+    minute: '2-digit',
+    second: '2-digit',
+    hourCycle: 'h23',
+    timeZoneName: 'short',
+  }).formatToParts(new Date(ms));
   const p = Object.fromEntries(parts.map((x) => [x.type, x.value]));
   return `${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute}:${p.second} ${p.timeZoneName} (${timeZone})`;
 }

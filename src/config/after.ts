@@ -13,7 +13,10 @@ const AFTER_EXAMPLE = '{ task: archive, status: [succeeded] }';
 
 export const afterItem = z.strictObject(
   {
-    task: z.string({ error: required('a task name', 'task: <the task whose runs trigger this one>') }).transform((v) => v.trim()).meta({ description: 'The task whose runs ending trigger this one.' }),
+    task: z
+      .string({ error: required('a task name', 'task: <the task whose runs trigger this one>') })
+      .transform((v) => v.trim())
+      .meta({ description: 'The task whose runs ending trigger this one.' }),
     status: withHints(
       wordListField(
         'Statuses of its runs that trigger this one: succeeded, failed, timed_out, oom_killed, cancelled, skipped, lost. Default [succeeded].',
@@ -50,7 +53,8 @@ export function afterField() {
   return z
     .unknown()
     .transform((value, ctx): z.output<typeof afterList> => {
-      if (!isMap(value) && !Array.isArray(value)) return fail(ctx, value, `expected a map like ${AFTER_EXAMPLE}, or a list of them, got ${got(value)}`);
+      if (!isMap(value) && !Array.isArray(value))
+        return fail(ctx, value, `expected a map like ${AFTER_EXAMPLE}, or a list of them, got ${got(value)}`);
       const parsed = Array.isArray(value) ? afterList.safeParse(value) : afterItem.safeParse(value);
       if (!parsed.success) {
         // Re-raised as they are (paths, unknown-key lists) so messages land on the right node.

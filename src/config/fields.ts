@@ -49,7 +49,10 @@ export function memoryField(description: string) {
       if (bytes === undefined) return fail(ctx, value, `expected ${SIZE_EXAMPLE}, got ${got(value)}`);
       if (bytes < MIN_MEMORY_BYTES) {
         // A bare number is bytes, as in Docker; `memory: 256` almost always meant megabytes.
-        const hint = typeof value === 'number' || /^\s*\d+\s*$/.test(value) ? ` (a bare number is bytes: write "${String(value).trim()}m" for megabytes)` : '';
+        const hint =
+          typeof value === 'number' || /^\s*\d+\s*$/.test(value)
+            ? ` (a bare number is bytes: write "${String(value).trim()}m" for megabytes)`
+            : '';
         return fail(ctx, value, `must be at least ${formatBytes(MIN_MEMORY_BYTES)} (Docker's minimum), got ${got(value)}${hint}`);
       }
       return bytes;
@@ -217,7 +220,12 @@ export function commandField(description: string) {
     .array(scalarAsString('a string'), { error: (iss: Issue) => (iss.code === 'invalid_type' ? commandMessage(iss.input) : undefined) })
     .min(1, { error: "must not be empty (leave command out to use the image's own CMD)" })
     .meta({ description });
-  return withHints(schema, { examples: [['node', 'archive.js'], ['sh', '-c', 'echo hello']] });
+  return withHints(schema, {
+    examples: [
+      ['node', 'archive.js'],
+      ['sh', '-c', 'echo hello'],
+    ],
+  });
 }
 
 /** An empty `NAME:` is null in YAML; say how to write the empty string it probably meant. */
@@ -280,7 +288,11 @@ export function networkField(description: string) {
     .transform((value, ctx) => {
       const net = value.trim();
       if (net === 'host' || net.startsWith('container:')) {
-        return fail(ctx, value, `network ${got(value)} would share a network namespace outside the run; use "none", "bridge" or a named network`);
+        return fail(
+          ctx,
+          value,
+          `network ${got(value)} would share a network namespace outside the run; use "none", "bridge" or a named network`,
+        );
       }
       if (!NETWORK.test(net)) return fail(ctx, value, `expected "none", "bridge" or the name of a Docker network, got ${got(value)}`);
       return net;

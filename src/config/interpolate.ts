@@ -14,8 +14,7 @@ export interface InterpolationError {
 }
 
 export type InterpolationResult =
-  | { readonly ok: true; readonly value: string }
-  | { readonly ok: false; readonly errors: readonly InterpolationError[] };
+  { readonly ok: true; readonly value: string } | { readonly ok: false; readonly errors: readonly InterpolationError[] };
 
 const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 

@@ -34,7 +34,12 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
   const shownFile = displayFile(file);
   const absFile = path.resolve(file);
   const source = parseYaml(text);
-  const toIssue = (p: Problem): ConfigIssue => ({ file: shownFile, ...lineCol(source, p.offset), path: formatPath(p.path), message: p.message });
+  const toIssue = (p: Problem): ConfigIssue => ({
+    file: shownFile,
+    ...lineCol(source, p.offset),
+    path: formatPath(p.path),
+    message: p.message,
+  });
   const place = (f: Finding): Problem => ({ path: f.path, offset: offsetOf(source, f.path, f.at), message: f.message });
 
   // A broken document gives nonsense nodes; anything said about them would be noise.

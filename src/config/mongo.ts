@@ -11,15 +11,23 @@ export const MONGO_OPERATIONS = ['insert', 'update', 'replace', 'delete'] as con
 
 const mongoUrlField = withHints(
   z
-    .string({ error: required('a MongoDB URL like "${MONGO_URL}"', 'url: ${MONGO_URL} (it may be left unset with ${MONGO_URL:-}; the stream then waits unconfigured)') })
+    .string({
+      error: required(
+        'a MongoDB URL like "${MONGO_URL}"',
+        'url: ${MONGO_URL} (it may be left unset with ${MONGO_URL:-}; the stream then waits unconfigured)',
+      ),
+    })
     .transform((value, ctx) => {
       const url = value.trim();
       // Unset is a run-time state, not a mistake: the example config must load without MongoDB.
       if (url === '') return undefined;
-      if (!/^mongodb(?:\+srv)?:\/\//.test(url)) return fail(ctx, value, `expected a MongoDB URL starting with mongodb:// or mongodb+srv://, got ${schemeOf(url)}`);
+      if (!/^mongodb(?:\+srv)?:\/\//.test(url))
+        return fail(ctx, value, `expected a MongoDB URL starting with mongodb:// or mongodb+srv://, got ${schemeOf(url)}`);
       return url;
     })
-    .meta({ description: 'Connection string. Empty (an unset ${MONGO_URL:-}) loads fine; the trigger then reports the stream as not configured.' }),
+    .meta({
+      description: 'Connection string. Empty (an unset ${MONGO_URL:-}) loads fine; the trigger then reports the stream as not configured.',
+    }),
   { examples: ['${MONGO_URL}'] },
 );
 
@@ -33,7 +41,10 @@ function mongoNameField(what: 'db' | 'collection', forbidden: RegExp, example: s
         if (name === '') return fail(ctx, value, `must not be empty: name the ${what === 'db' ? 'database' : 'collection'} to watch`);
         const bad = forbidden.exec(name);
         if (bad) {
-          const hint = what === 'db' && bad[0] === '.' ? ` (for "${name}", write db: ${name.split('.')[0]} and collection: ${name.split('.').slice(1).join('.')})` : '';
+          const hint =
+            what === 'db' && bad[0] === '.'
+              ? ` (for "${name}", write db: ${name.split('.')[0]} and collection: ${name.split('.').slice(1).join('.')})`
+              : '';
           return fail(ctx, value, `a MongoDB ${what} name can't contain ${JSON.stringify(bad[0])}, got ${got(value)}${hint}`);
         }
         return name;
@@ -62,7 +73,10 @@ export const mongoSchema = z.strictObject(
       .meta({ description: 'An extra $match stage on the change events, e.g. { "fullDocument.platform": "ios" }.' })
       .optional(),
     fullDocument: withHints(
-      choiceField('updateLookup: update events carry the document as it is now. default: only the changed fields. Default updateLookup.', ['default', 'updateLookup'] as const).optional(),
+      choiceField('updateLookup: update events carry the document as it is now. default: only the changed fields. Default updateLookup.', [
+        'default',
+        'updateLookup',
+      ] as const).optional(),
       { default: 'updateLookup' },
     ),
   },
@@ -70,9 +84,12 @@ export const mongoSchema = z.strictObject(
 );
 
 export function mongoField() {
-  return withHints(mongoSchema.meta({ description: 'Changes to a MongoDB collection make runs, one per change event (resumed after restarts).' }), {
-    examples: [{ url: '${MONGO_URL}', db: 'studo', collection: 'appStarts', operations: ['insert'] }],
-  });
+  return withHints(
+    mongoSchema.meta({ description: 'Changes to a MongoDB collection make runs, one per change event (resumed after restarts).' }),
+    {
+      examples: [{ url: '${MONGO_URL}', db: 'studo', collection: 'appStarts', operations: ['insert'] }],
+    },
+  );
 }
 
 export function resolveMongo(m: z.output<typeof mongoSchema>): MongoTriggerConfig {

@@ -22,7 +22,11 @@ const stuckSchema = z
   .strictObject(
     {
       queued: withHints(
-        durationField('A run queued (and due: not waiting for a retry or its jitter) for longer than this is listed as stuck, with why it waits. At least 1s. Default 10m.', 1_000, '1s').optional(),
+        durationField(
+          'A run queued (and due: not waiting for a retry or its jitter) for longer than this is listed as stuck, with why it waits. At least 1s. Default 10m.',
+          1_000,
+          '1s',
+        ).optional(),
         { default: STUCK_DEFAULTS.queued },
       ),
     },
@@ -42,7 +46,16 @@ export function resolveStuck(raw: z.output<typeof stuckSchema> | undefined): { q
 
 // --- alerts: ----------------------------------------------------------------------------
 
-export const ALERT_EVENTS = ['failed', 'timed_out', 'oom_killed', 'lost', 'dead', 'stuck', 'cancelled', 'succeeded'] as const satisfies readonly AlertEvent[];
+export const ALERT_EVENTS = [
+  'failed',
+  'timed_out',
+  'oom_killed',
+  'lost',
+  'dead',
+  'stuck',
+  'cancelled',
+  'succeeded',
+] as const satisfies readonly AlertEvent[];
 /** What a rule fires on unless it says: what needs a person, not every blip. */
 export const DEFAULT_ALERT_EVENTS: readonly AlertEvent[] = ['failed', 'timed_out', 'oom_killed', 'dead', 'stuck'];
 const ALERT_DEFAULTS = { timeout: '5s', retries: 5 } as const;
@@ -59,32 +72,48 @@ const urlField = withHints(
     .transform((value, ctx) => {
       const url = value.trim();
       if (url === '') return fail(ctx, value, 'is empty (did its ${VAR} interpolate to nothing?): alerts would go nowhere');
-      if (!/^https?:\/\//i.test(url) || !URL.canParse(url)) return fail(ctx, value, `expected an http:// or https:// URL, got ${schemeOf(url)}`);
+      if (!/^https?:\/\//i.test(url) || !URL.canParse(url))
+        return fail(ctx, value, `expected an http:// or https:// URL, got ${schemeOf(url)}`);
       return url;
     })
-    .meta({ description: 'Where each alert is POSTed as JSON ({ text, event, task, run }); a Slack incoming-webhook URL works as is. Write ${VAR} to keep it out of the file.' }),
+    .meta({
+      description:
+        'Where each alert is POSTed as JSON ({ text, event, task, run }); a Slack incoming-webhook URL works as is. Write ${VAR} to keep it out of the file.',
+    }),
   { examples: ['${SLACK_WEBHOOK_URL}'] },
 );
 
 /** A list of words, or one word, or comma-separated words (what `${VAR}` yields). */
 function wordList(value: string | string[]): { word: string; at: (string | number)[] }[] {
-  if (typeof value === 'string') return value.split(',').map((w) => ({ word: w.trim(), at: [] })).filter((w) => w.word !== '');
+  if (typeof value === 'string')
+    return value
+      .split(',')
+      .map((w) => ({ word: w.trim(), at: [] }))
+      .filter((w) => w.word !== '');
   return value.map((w, i) => ({ word: w.trim(), at: [i] }));
 }
 
 const onField = withHints(
   z
-    .union([z.string(), z.array(z.string({ error: expected('an alert event') }))], { error: expected('a list of alert events like [failed, dead]') })
+    .union([z.string(), z.array(z.string({ error: expected('an alert event') }))], {
+      error: expected('a list of alert events like [failed, dead]'),
+    })
     .transform((value, ctx) => {
       const out: AlertEvent[] = [];
       for (const { word, at } of wordList(value)) {
         if (!(ALERT_EVENTS as readonly string[]).includes(word)) {
           const guess = closest(word, ALERT_EVENTS);
-          fail(ctx, word, `expected an alert event (${ALERT_EVENTS.join(', ')}), got ${got(word)}${guess ? ` (did you mean "${guess}"?)` : ''}`, at);
+          fail(
+            ctx,
+            word,
+            `expected an alert event (${ALERT_EVENTS.join(', ')}), got ${got(word)}${guess ? ` (did you mean "${guess}"?)` : ''}`,
+            at,
+          );
         } else if (out.includes(word as AlertEvent)) fail(ctx, word, `${got(word)} is listed twice`, at);
         else out.push(word as AlertEvent);
       }
-      if (wordList(value).length === 0) fail(ctx, value, `must list at least one event (leave on out for ${DEFAULT_ALERT_EVENTS.join(', ')})`);
+      if (wordList(value).length === 0)
+        fail(ctx, value, `must list at least one event (leave on out for ${DEFAULT_ALERT_EVENTS.join(', ')})`);
       return out;
     })
     .meta({
@@ -110,10 +139,15 @@ const alertItem = z.strictObject(
     url: urlField,
     on: onField.optional(),
     tasks: tasksFilterField.optional(),
-    timeout: withHints(durationField('Longest one POST may take. At least 100ms. Default 5s.', 100, '100ms').optional(), { default: ALERT_DEFAULTS.timeout }),
-    retries: withHints(countField('Attempts in all for one alert, the first included, 1 s apart and doubling. Default 5.', 'attempts', 5).optional(), {
-      default: ALERT_DEFAULTS.retries,
+    timeout: withHints(durationField('Longest one POST may take. At least 100ms. Default 5s.', 100, '100ms').optional(), {
+      default: ALERT_DEFAULTS.timeout,
     }),
+    retries: withHints(
+      countField('Attempts in all for one alert, the first included, 1 s apart and doubling. Default 5.', 'attempts', 5).optional(),
+      {
+        default: ALERT_DEFAULTS.retries,
+      },
+    ),
   },
   { error: (iss: Issue) => (iss.code === 'invalid_type' ? `expected a map like ${ALERT_EXAMPLE}, got ${got(iss.input)}` : undefined) },
 );
@@ -125,7 +159,9 @@ export function alertsField() {
     z
       .array(alertItem, { error: expected(`a list of alert rules like [${ALERT_EXAMPLE}]`) })
       .nullable()
-      .meta({ description: 'Where failed, dead and stuck runs are posted (JSON POST, Slack-compatible text). Each rule alerts once per run.' }),
+      .meta({
+        description: 'Where failed, dead and stuck runs are posted (JSON POST, Slack-compatible text). Each rule alerts once per run.',
+      }),
     { examples: [[{ url: '${SLACK_WEBHOOK_URL}', on: [...DEFAULT_ALERT_EVENTS] }]] },
   );
 }
@@ -150,7 +186,12 @@ export function alertFindings(raw: Record<string, unknown>): Finding[] {
     const list = Array.isArray(rule.tasks) ? rule.tasks : typeof rule.tasks === 'string' ? [rule.tasks] : [];
     list.forEach((name, j) => {
       if (typeof name !== 'string') return;
-      const words = Array.isArray(rule.tasks) ? [name.trim()] : name.split(',').map((w) => w.trim()).filter(Boolean);
+      const words = Array.isArray(rule.tasks)
+        ? [name.trim()]
+        : name
+            .split(',')
+            .map((w) => w.trim())
+            .filter(Boolean);
       for (const word of words) {
         if (names.includes(word)) continue;
         const path: KeyPath = Array.isArray(rule.tasks) ? ['alerts', i, 'tasks', j] : ['alerts', i, 'tasks'];

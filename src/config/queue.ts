@@ -17,7 +17,8 @@ const queueNameField = withHints(
       const name = value.trim();
       if (name === '') return fail(ctx, value, 'must not be empty: name the BullMQ queue the producers add jobs to');
       // BullMQ builds its Redis keys as <prefix>:<name>:..., so a ":" would split the name.
-      if (name.includes(':')) return fail(ctx, value, `a BullMQ queue name can't contain ":" (BullMQ separates its Redis keys with it), got ${got(value)}`);
+      if (name.includes(':'))
+        return fail(ctx, value, `a BullMQ queue name can't contain ":" (BullMQ separates its Redis keys with it), got ${got(value)}`);
       return name;
     })
     .meta({ description: 'The BullMQ queue the producers add jobs to; each job makes one run with job.data as payload.' }),
@@ -62,9 +63,12 @@ export const queueSchema = z.strictObject(
 );
 
 export function queueField() {
-  return withHints(queueSchema.meta({ description: 'Jobs of an outside BullMQ queue make runs; the job completes when its run succeeds.' }), {
-    examples: [{ name: 'bids', redis: '${BIDS_REDIS_URL:-}' }],
-  });
+  return withHints(
+    queueSchema.meta({ description: 'Jobs of an outside BullMQ queue make runs; the job completes when its run succeeds.' }),
+    {
+      examples: [{ name: 'bids', redis: '${BIDS_REDIS_URL:-}' }],
+    },
+  );
 }
 
 export function resolveQueue(q: z.output<typeof queueSchema>): QueueTriggerConfig {

@@ -150,7 +150,10 @@ export function buildConfig(raw: RawConfig, file: string): RunletConfig {
   }
   return {
     file,
-    retention: { runsPerTask: raw.retention?.runs ?? DEFAULTS.retentionRuns, ...(raw.retention?.maxAge !== undefined && { maxAgeMs: raw.retention.maxAge }) },
+    retention: {
+      runsPerTask: raw.retention?.runs ?? DEFAULTS.retentionRuns,
+      ...(raw.retention?.maxAge !== undefined && { maxAgeMs: raw.retention.maxAge }),
+    },
     node: raw.node?.memory !== undefined ? { memoryBytes: raw.node.memory } : {},
     pools: buildPools(raw),
     tasks,
@@ -166,7 +169,11 @@ const DEFAULT_POOL_CONCURRENCY = DEFAULTS.poolConcurrency;
 function buildPools(raw: RawConfig): Record<string, PoolConfig> {
   const pools: Record<string, PoolConfig> = { [DEFAULT_POOL]: { name: DEFAULT_POOL, concurrency: DEFAULT_POOL_CONCURRENCY } };
   for (const [name, p] of Object.entries(raw.pools ?? {})) {
-    pools[name] = { name, concurrency: p?.concurrency ?? DEFAULT_POOL_CONCURRENCY, ...(p?.memory !== undefined && { memoryBytes: p.memory }) };
+    pools[name] = {
+      name,
+      concurrency: p?.concurrency ?? DEFAULT_POOL_CONCURRENCY,
+      ...(p?.memory !== undefined && { memoryBytes: p.memory }),
+    };
   }
   return pools;
 }
@@ -177,14 +184,25 @@ const sizeOf = (v: unknown): number | undefined => (typeof v === 'string' || typ
  * A run whose memory limit exceeds a budget it must fit in would wait forever; it is
  * refused here, where the user can fix it, instead.
  */
-function admissionProblems(raw: Record<string, unknown>, name: string, t: Record<string, unknown>, defaults: Record<string, unknown>): Finding[] {
+function admissionProblems(
+  raw: Record<string, unknown>,
+  name: string,
+  t: Record<string, unknown>,
+  defaults: Record<string, unknown>,
+): Finding[] {
   const at: KeyPath = ['tasks', name];
   const pools = isMap(raw.pools) ? raw.pools : {};
   const poolName = typeof t.pool === 'string' ? t.pool : DEFAULT_POOL;
   if (poolName !== DEFAULT_POOL && !(poolName in pools)) {
     const hint = closest(poolName, Object.keys(pools));
     const known = [DEFAULT_POOL, ...Object.keys(pools)].join(', ');
-    return [{ path: [...at, 'pool'], at: 'value', message: `unknown pool ${got(poolName)}${hint ? ` (did you mean "${hint}"?)` : ''}; pools: ${known}` }];
+    return [
+      {
+        path: [...at, 'pool'],
+        at: 'value',
+        message: `unknown pool ${got(poolName)}${hint ? ` (did you mean "${hint}"?)` : ''}; pools: ${known}`,
+      },
+    ];
   }
   const memory = sizeOf(t.memory) ?? sizeOf(defaults.memory) ?? parseSizeBytes(DEFAULTS.memory)!;
   const where: KeyPath = t.memory !== undefined ? [...at, 'memory'] : at;
@@ -192,11 +210,23 @@ function admissionProblems(raw: Record<string, unknown>, name: string, t: Record
   const pool = isMap(pools[poolName]) ? pools[poolName] : {};
   const poolBudget = sizeOf(pool.memory);
   if (poolBudget !== undefined && memory > poolBudget) {
-    return [{ path: where, at: whereAt, message: `memory limit ${formatBytes(memory)} is more than pool "${poolName}"'s budget of ${formatBytes(poolBudget)}: the task could never start` }];
+    return [
+      {
+        path: where,
+        at: whereAt,
+        message: `memory limit ${formatBytes(memory)} is more than pool "${poolName}"'s budget of ${formatBytes(poolBudget)}: the task could never start`,
+      },
+    ];
   }
   const nodeBudget = isMap(raw.node) ? sizeOf(raw.node.memory) : undefined;
   if (nodeBudget !== undefined && memory > nodeBudget) {
-    return [{ path: where, at: whereAt, message: `memory limit ${formatBytes(memory)} is more than the node's budget of ${formatBytes(nodeBudget)} (node.memory): the task could never start` }];
+    return [
+      {
+        path: where,
+        at: whereAt,
+        message: `memory limit ${formatBytes(memory)} is more than the node's budget of ${formatBytes(nodeBudget)} (node.memory): the task could never start`,
+      },
+    ];
   }
   return [];
 }

@@ -22,16 +22,18 @@ const MAP_EXAMPLE = '{ attempts: 3, backoff: exponential, delay: 30s }';
 function mapMessage(iss: { code?: string; input?: unknown }): string | undefined {
   if (iss.code !== 'invalid_type') return undefined;
   // `retries: 3` is ambiguous (3 retries, or 3 runs in all?): say what attempts counts.
-  const hint = typeof iss.input === 'number' || (typeof iss.input === 'string' && /^\s*\d+\s*$/.test(iss.input))
-    ? ` (attempts counts the first run too: { attempts: ${Number(iss.input) + 1} } is one run and ${Number(iss.input)} retries)`
-    : '';
+  const hint =
+    typeof iss.input === 'number' || (typeof iss.input === 'string' && /^\s*\d+\s*$/.test(iss.input))
+      ? ` (attempts counts the first run too: { attempts: ${Number(iss.input) + 1} } is one run and ${Number(iss.input)} retries)`
+      : '';
   return `expected a map like ${MAP_EXAMPLE}, got ${got(iss.input)}${hint}`;
 }
 
 /** The `retries:` map; `inherit` says where a key left out comes from, for the editor. */
 export function retriesField(inherit: 'built-in' | 'defaults') {
   const from = (key: string, builtin: string) => (inherit === 'defaults' ? `Defaults to defaults.retries.${key}.` : `Default ${builtin}.`);
-  const hint = <T extends z.core.$ZodType>(schema: T, value: unknown) => (inherit === 'built-in' ? withHints(schema, { default: value }) : schema);
+  const hint = <T extends z.core.$ZodType>(schema: T, value: unknown) =>
+    inherit === 'built-in' ? withHints(schema, { default: value }) : schema;
   const schema = z
     .strictObject(
       {
@@ -40,11 +42,20 @@ export function retriesField(inherit: 'built-in' | 'defaults') {
           BUILTIN_RETRIES.attempts,
         ),
         backoff: hint(
-          choiceField(`How the wait grows between attempts: exponential (delay × 2^(n-1)) or fixed (delay). ${from('backoff', 'exponential')}`, BACKOFFS).optional(),
+          choiceField(
+            `How the wait grows between attempts: exponential (delay × 2^(n-1)) or fixed (delay). ${from('backoff', 'exponential')}`,
+            BACKOFFS,
+          ).optional(),
           BUILTIN_RETRIES.backoff,
         ),
-        delay: hint(durationField(`Wait before the first retry (jittered: up to 20% less). ${from('delay', '30s')}`, 0, '0s').optional(), BUILTIN_RETRIES.delay),
-        maxDelay: hint(durationField(`Longest wait between attempts. ${from('maxDelay', '10m')}`, 0, '0s').optional(), BUILTIN_RETRIES.maxDelay),
+        delay: hint(
+          durationField(`Wait before the first retry (jittered: up to 20% less). ${from('delay', '30s')}`, 0, '0s').optional(),
+          BUILTIN_RETRIES.delay,
+        ),
+        maxDelay: hint(
+          durationField(`Longest wait between attempts. ${from('maxDelay', '10m')}`, 0, '0s').optional(),
+          BUILTIN_RETRIES.maxDelay,
+        ),
       },
       { error: mapMessage },
     )
@@ -90,7 +101,8 @@ export function retryDelayFindings(defaults: unknown, tasks: Record<string, unkn
   const d = isMap(defaults) && isMap(defaults.retries) ? defaults.retries : {};
   const levels: Level[] = [{ path: ['defaults', 'retries'], retries: d }];
   for (const [name, task] of Object.entries(tasks)) {
-    if (isMap(task) && isMap(task.retries)) levels.push({ path: ['tasks', name, 'retries'], retries: task.retries, parent: { retries: d, name: 'defaults.retries' } });
+    if (isMap(task) && isMap(task.retries))
+      levels.push({ path: ['tasks', name, 'retries'], retries: task.retries, parent: { retries: d, name: 'defaults.retries' } });
   }
   const findings: { path: KeyPath; at: 'value'; message: string }[] = [];
   for (const level of levels) {
@@ -98,7 +110,8 @@ export function retryDelayFindings(defaults: unknown, tasks: Record<string, unkn
     if (own.delay === undefined && own.maxDelay === undefined) continue;
     const pick = (key: 'delay' | 'maxDelay') => {
       if (own[key] !== undefined) return { ms: durationOf(own[key]), origin: '' };
-      if (level.parent && level.parent.retries[key] !== undefined) return { ms: durationOf(level.parent.retries[key]), origin: ` (from ${level.parent.name})` };
+      if (level.parent && level.parent.retries[key] !== undefined)
+        return { ms: durationOf(level.parent.retries[key]), origin: ` (from ${level.parent.name})` };
       return { ms: parseDurationMs(BUILTIN_RETRIES[key]), origin: ' (the default)' };
     };
     const delay = pick('delay');

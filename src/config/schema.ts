@@ -102,17 +102,29 @@ export const TaskSchema = z
         { default: DEFAULTS.concurrency },
       ),
       overlap: withHints(
-        overlapField('When the task is at its concurrency: queue (wait, up to maxQueued), bufferOne, skip, replace (cancel the oldest running run) or allow (ignore the task limit). ' + defaultNote('overlap')).optional(),
+        overlapField(
+          'When the task is at its concurrency: queue (wait, up to maxQueued), bufferOne, skip, replace (cancel the oldest running run) or allow (ignore the task limit). ' +
+            defaultNote('overlap'),
+        ).optional(),
         { default: DEFAULTS.overlap },
       ),
-      maxQueued: withHints(countField(`Most runs waiting with overlap: queue; beyond it new runs are skipped. ${defaultNote('maxQueued')}`, 'runs', 100).optional(), {
-        default: DEFAULTS.maxQueued,
-      }),
+      maxQueued: withHints(
+        countField(
+          `Most runs waiting with overlap: queue; beyond it new runs are skipped. ${defaultNote('maxQueued')}`,
+          'runs',
+          100,
+        ).optional(),
+        {
+          default: DEFAULTS.maxQueued,
+        },
+      ),
       jitter: withHints(durationField('Random delay of up to this much per cron tick, to spread load. Default 0.', 0, '0s').optional(), {
         default: DEFAULTS.jitter,
       }),
       suspended: withHints(
-        boolField('true: the schedule keeps ticking but each tick is recorded as skipped, like Kubernetes suspend. ' + defaultNote('suspended')).optional(),
+        boolField(
+          'true: the schedule keeps ticking but each tick is recorded as skipped, like Kubernetes suspend. ' + defaultNote('suspended'),
+        ).optional(),
         { default: DEFAULTS.suspended },
       ),
       catchup: withHints(
@@ -137,7 +149,9 @@ export const TaskSchema = z
 export const NodeSchema = z
   .strictObject(
     {
-      memory: memoryField('Memory budget of this node: the sum of the memory limits of the runs it runs at once. No budget when unset.').optional(),
+      memory: memoryField(
+        'Memory budget of this node: the sum of the memory limits of the runs it runs at once. No budget when unset.',
+      ).optional(),
     },
     { error: mapError('a map like { memory: 8g }') },
   )
@@ -147,8 +161,10 @@ export const NodeSchema = z
 export const PoolSchema = z
   .strictObject(
     {
-      concurrency: withHints(countField(`Runs of this pool at once on one node. ${defaultNote('poolConcurrency')}`, 'runs', 8).optional(), { default: DEFAULTS.poolConcurrency }),
-      memory: memoryField('Memory budget of this pool on one node (sum of its runs\' memory limits). No budget when unset.').optional(),
+      concurrency: withHints(countField(`Runs of this pool at once on one node. ${defaultNote('poolConcurrency')}`, 'runs', 8).optional(), {
+        default: DEFAULTS.poolConcurrency,
+      }),
+      memory: memoryField("Memory budget of this pool on one node (sum of its runs' memory limits). No budget when unset.").optional(),
     },
     { error: mapError('a map like { concurrency: 2, memory: 4g }') },
   )
@@ -158,9 +174,12 @@ export const PoolSchema = z
 export const RetentionSchema = z
   .strictObject(
     {
-      runs: withHints(countField(`Finished runs kept per task; older ones are deleted. ${defaultNote('retentionRuns')}`, 'runs', 100).optional(), {
-        default: DEFAULTS.retentionRuns,
-      }),
+      runs: withHints(
+        countField(`Finished runs kept per task; older ones are deleted. ${defaultNote('retentionRuns')}`, 'runs', 100).optional(),
+        {
+          default: DEFAULTS.retentionRuns,
+        },
+      ),
       maxAge: durationField(
         'Finished runs created longer ago than this are deleted too, whatever their count, also for tasks that no longer run. Default: none (kept by count only).',
         60_000,
@@ -184,7 +203,9 @@ export const ConfigSchema = z
         .record(z.string(), PoolSchema, { error: mapError('a map of pool names to { concurrency, memory }') })
         .nullable()
         .optional()
-        .meta({ description: `Pools by name. Tasks without \`pool:\` share the pool named ${DEFAULTS.pool} (concurrency ${DEFAULTS.poolConcurrency}, no memory budget, unless defined here).` }),
+        .meta({
+          description: `Pools by name. Tasks without \`pool:\` share the pool named ${DEFAULTS.pool} (concurrency ${DEFAULTS.poolConcurrency}, no memory budget, unless defined here).`,
+        }),
       tasks: z
         .record(z.string(), TaskSchema, {
           error: (iss: { code?: string; input?: unknown }) => {
@@ -222,10 +243,16 @@ export function allowedKeysAt(path: readonly PropertyKey[]): readonly string[] {
   if (path.length === 2 && path[0] === 'alerts') return ALERT_KEYS;
   if (path.length === 2 && path[0] === 'pools') return Object.keys(PoolSchema.unwrap().shape);
   if (path.length === 2 && path[0] === 'tasks') return Object.keys(TaskSchema.unwrap().shape);
-  if (path.length >= 3 && path[0] === 'tasks' && isTriggerKey(path[2]) && (path.length === 3 || (path[2] === 'after' && path.length === 4))) {
+  if (
+    path.length >= 3 &&
+    path[0] === 'tasks' &&
+    isTriggerKey(path[2]) &&
+    (path.length === 3 || (path[2] === 'after' && path.length === 4))
+  ) {
     return TRIGGER_KEYS[path[2]];
   }
-  if (path.at(-1) === 'retries' && ((path.length === 2 && path[0] === 'defaults') || (path.length === 3 && path[0] === 'tasks'))) return RETRY_KEYS;
+  if (path.at(-1) === 'retries' && ((path.length === 2 && path[0] === 'defaults') || (path.length === 3 && path[0] === 'tasks')))
+    return RETRY_KEYS;
   return [];
 }
 

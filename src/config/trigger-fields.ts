@@ -10,7 +10,8 @@ export function mapOf(example: string) {
 
 /** Like `expected`, but a key left out is named as missing, with what to write. */
 export function required(what: string, add: string) {
-  return (iss: Issue) => (iss.code === 'invalid_type' && iss.input === undefined ? `required key is missing: add ${add}` : expected(what)(iss));
+  return (iss: Issue) =>
+    iss.code === 'invalid_type' && iss.input === undefined ? `required key is missing: add ${add}` : expected(what)(iss);
 }
 
 /**
@@ -18,11 +19,22 @@ export function required(what: string, add: string) {
  * which is what `${VAR}` yields. Each word is checked by `check` (message, or the word as
  * stored); a word listed twice is a mistake worth saying.
  */
-export function wordListField(description: string, what: string, check: (word: string) => { word: string } | { problem: string }, minOne: string | undefined) {
+export function wordListField(
+  description: string,
+  what: string,
+  check: (word: string) => { word: string } | { problem: string },
+  minOne: string | undefined,
+) {
   return z
     .union([z.string(), z.array(z.string({ error: expected(what) }))], { error: expected(`${what}, or a list of them`) })
     .transform((value, ctx) => {
-      const words = typeof value === 'string' ? value.split(',').map((w) => w.trim()).filter((w) => w !== '') : value.map((w) => w.trim());
+      const words =
+        typeof value === 'string'
+          ? value
+              .split(',')
+              .map((w) => w.trim())
+              .filter((w) => w !== '')
+          : value.map((w) => w.trim());
       const out: string[] = [];
       words.forEach((raw, i) => {
         const at = typeof value === 'string' ? [] : [i];

@@ -12,7 +12,14 @@ import type { KeyPath } from './yaml-source.js';
 /** `webhook:` on a task: its schema, the defaults merged in, and the checks that span its keys. */
 
 export const WEBHOOK_SIGNATURES = ['hmac-sha256', 'github', 'bearer', 'standard-webhooks'] as const;
-const WEBHOOK_DEFAULTS = { signature: 'hmac-sha256', tolerance: '5m', respond: 'accepted', resultTimeout: '30s', dedupe: 'id', dedupeWindow: '10m' } as const;
+const WEBHOOK_DEFAULTS = {
+  signature: 'hmac-sha256',
+  tolerance: '5m',
+  respond: 'accepted',
+  resultTimeout: '30s',
+  dedupe: 'id',
+  dedupeWindow: '10m',
+} as const;
 /**
  * The longest dedupeWindow: the dedupe store's own memory (runs/store.ts), and past a day
  * "the same body twice" is more likely two events than one retried.
@@ -23,14 +30,30 @@ const UNSIGNED_ID_SCHEMES: readonly string[] = ['bearer'];
 
 /** Never echoes the value: it is a secret. */
 const secretField = z
-  .string({ error: (iss: Issue) => (iss.code === 'invalid_type' ? `expected a string (quote it), got ${iss.input == null ? 'nothing' : `a ${typeof iss.input}`}` : undefined) })
-  .meta({ description: 'Shared secret of the sender (the token itself with signature: bearer). Required unless auth: none; write ${VAR} to keep it out of the file.' });
+  .string({
+    error: (iss: Issue) =>
+      iss.code === 'invalid_type'
+        ? `expected a string (quote it), got ${iss.input == null ? 'nothing' : `a ${typeof iss.input}`}`
+        : undefined,
+  })
+  .meta({
+    description:
+      'Shared secret of the sender (the token itself with signature: bearer). Required unless auth: none; write ${VAR} to keep it out of the file.',
+  });
 
 const RATE_EXAMPLE = 'a rate like "100/m" (100 a minute) or "20/10s"';
 const RATE_UNITS: Readonly<Record<string, number>> = {
-  s: 1_000, sec: 1_000, second: 1_000, seconds: 1_000,
-  m: 60_000, min: 60_000, minute: 60_000, minutes: 60_000,
-  h: 3_600_000, hour: 3_600_000, hours: 3_600_000,
+  s: 1_000,
+  sec: 1_000,
+  second: 1_000,
+  seconds: 1_000,
+  m: 60_000,
+  min: 60_000,
+  minute: 60_000,
+  minutes: 60_000,
+  h: 3_600_000,
+  hour: 3_600_000,
+  hours: 3_600_000,
 };
 
 export function parseRate(text: string): { count: number; perMs: number } | undefined {
@@ -44,17 +67,22 @@ const rateLimitField = withHints(
   z
     .union([z.string(), z.number()], { error: expected(RATE_EXAMPLE) })
     .transform((value, ctx) => {
-      if (typeof value === 'number') return fail(ctx, value, `expected ${RATE_EXAMPLE}, got ${value} (a count needs a period: write "${value}/m" or "${value}/s")`);
+      if (typeof value === 'number')
+        return fail(ctx, value, `expected ${RATE_EXAMPLE}, got ${value} (a count needs a period: write "${value}/m" or "${value}/s")`);
       const rate = parseRate(value);
       if (!rate) return fail(ctx, value, `expected ${RATE_EXAMPLE}, got ${got(value)}`);
-      if (rate.count < 1) return fail(ctx, value, `the count must be at least 1 (to refuse every request, remove webhook:), got ${got(value)}`);
+      if (rate.count < 1)
+        return fail(ctx, value, `the count must be at least 1 (to refuse every request, remove webhook:), got ${got(value)}`);
       // A window under a second is a burst limit the cluster-wide counter can't keep exactly.
       if (rate.perMs < 1_000) return fail(ctx, value, `the period must be at least 1s, got ${got(value)}`);
       return rate;
     })
     .meta({
-      description: 'At most this many accepted requests per period, across all daemons; more get 429. <count>/<s|m|h> or <count>/<duration>. No limit when unset.',
-      pattern: editorPattern('[0-9]+\\s*/\\s*(?:[0-9]+(?:\\.[0-9]+)?(?:ms|s|m|h|d))+|[0-9]+\\s*/\\s*(?:s|sec|seconds?|m|min|minutes?|h|hours?)'),
+      description:
+        'At most this many accepted requests per period, across all daemons; more get 429. <count>/<s|m|h> or <count>/<duration>. No limit when unset.',
+      pattern: editorPattern(
+        '[0-9]+\\s*/\\s*(?:[0-9]+(?:\\.[0-9]+)?(?:ms|s|m|h|d))+|[0-9]+\\s*/\\s*(?:s|sec|seconds?|m|min|minutes?|h|hours?)',
+      ),
     }),
   { examples: ['100/m', '20/10s'] },
 );
@@ -70,7 +98,10 @@ export const webhookSchema = z
   .strictObject(
     {
       auth: withHints(
-        choiceField('signature: requests must be signed with `secret`. none: anyone who can reach the daemon may make runs; write it only to mean it. Default signature.', ['signature', 'none'] as const).optional(),
+        choiceField(
+          'signature: requests must be signed with `secret`. none: anyone who can reach the daemon may make runs; write it only to mean it. Default signature.',
+          ['signature', 'none'] as const,
+        ).optional(),
         { default: 'signature' },
       ),
       secret: secretField.optional(),
@@ -86,7 +117,11 @@ export const webhookSchema = z
         { default: WEBHOOK_DEFAULTS.signature },
       ),
       tolerance: withHints(
-        durationField('hmac-sha256 and standard-webhooks: signatures whose timestamp is further than this from now are refused (replay guard). At least 1s. Default 5m.', 1_000, '1s').optional(),
+        durationField(
+          'hmac-sha256 and standard-webhooks: signatures whose timestamp is further than this from now are refused (replay guard). At least 1s. Default 5m.',
+          1_000,
+          '1s',
+        ).optional(),
         { default: WEBHOOK_DEFAULTS.tolerance },
       ),
       dedupe: withHints(
@@ -98,18 +133,29 @@ export const webhookSchema = z
         { default: WEBHOOK_DEFAULTS.dedupe },
       ),
       dedupeWindow: withHints(
-        durationField('With dedupe: body, how long after a body\'s first run an identical body answers with that run instead of making another. 1s to 24h. Default 10m.', 1_000, '1s').optional(),
+        durationField(
+          "With dedupe: body, how long after a body's first run an identical body answers with that run instead of making another. 1s to 24h. Default 10m.",
+          1_000,
+          '1s',
+        ).optional(),
         { default: WEBHOOK_DEFAULTS.dedupeWindow },
       ),
       respond: withHints(
-        choiceField("accepted: answer 202 with the run id once queued. result: wait for the run and answer with its output. Default accepted.", ['accepted', 'result'] as const).optional(),
+        choiceField(
+          'accepted: answer 202 with the run id once queued. result: wait for the run and answer with its output. Default accepted.',
+          ['accepted', 'result'] as const,
+        ).optional(),
         { default: WEBHOOK_DEFAULTS.respond },
       ),
       resultTimeout: withHints(
-        durationField('With respond: result, how long to wait for the run before answering 504 with its id (the run goes on). At least 1s. Default 30s.', 1_000, '1s').optional(),
+        durationField(
+          'With respond: result, how long to wait for the run before answering 504 with its id (the run goes on). At least 1s. Default 30s.',
+          1_000,
+          '1s',
+        ).optional(),
         { default: WEBHOOK_DEFAULTS.resultTimeout },
       ),
-      maxBody: sizeField('Largest request body; larger ones get 413. At most the task\'s maxPayload, which is the default.').optional(),
+      maxBody: sizeField("Largest request body; larger ones get 413. At most the task's maxPayload, which is the default.").optional(),
       rateLimit: rateLimitField.optional(),
       headers: wordListField(
         'Request headers the run may read (RUNLET_HEADERS) besides the built-in ones (content-type, user-agent, delivery ids). Default none.',
@@ -123,7 +169,9 @@ export const webhookSchema = z
   .nullable();
 
 export function webhookField() {
-  const schema = webhookSchema.meta({ description: '`POST /hooks/<task>` makes a run with the request body as payload. Signed with `secret` unless auth: none.' });
+  const schema = webhookSchema.meta({
+    description: '`POST /hooks/<task>` makes a run with the request body as payload. Signed with `secret` unless auth: none.',
+  });
   return withHints(schema, { examples: [{ secret: '${HOOK_SECRET}' }, { secret: '${GITHUB_SECRET}', signature: 'github' }] });
 }
 
@@ -176,7 +224,11 @@ function dedupeFindings(here: KeyPath, w: Record<string, unknown>, auth: string 
     });
   }
   if (w.dedupeWindow !== undefined && dedupe !== 'body') {
-    findings.push({ path: [...here, 'dedupeWindow'], at: 'key', message: 'dedupeWindow applies only with dedupe: body, so it would never be used: add dedupe: body or remove dedupeWindow' });
+    findings.push({
+      path: [...here, 'dedupeWindow'],
+      at: 'key',
+      message: 'dedupeWindow applies only with dedupe: body, so it would never be used: add dedupe: body or remove dedupeWindow',
+    });
   }
   const windowMs = typeof w.dedupeWindow === 'string' ? parseDurationMs(w.dedupeWindow) : undefined;
   if (windowMs !== undefined && windowMs > MAX_DEDUPE_WINDOW_MS) {
@@ -200,7 +252,8 @@ export function webhookFindings(at: KeyPath, t: Record<string, unknown>, payload
     findings.push({
       path: [...here, 'secret'],
       at: 'key',
-      message: 'auth: none accepts unsigned requests, so this secret would never be checked: remove secret, or remove auth: none to require signed requests',
+      message:
+        'auth: none accepts unsigned requests, so this secret would never be checked: remove secret, or remove auth: none to require signed requests',
     });
   }
   if (auth === 'signature' && blank(w.secret)) {
@@ -214,11 +267,18 @@ export function webhookFindings(at: KeyPath, t: Record<string, unknown>, payload
   findings.push(...dedupeFindings(here, w, auth));
   const signature = typeof w.signature === 'string' ? w.signature.trim() : WEBHOOK_DEFAULTS.signature;
   // Never echoes the value: it is a secret.
-  if (auth === 'signature' && signature === 'standard-webhooks' && typeof w.secret === 'string' && !blank(w.secret) && !whsecKey(w.secret)) {
+  if (
+    auth === 'signature' &&
+    signature === 'standard-webhooks' &&
+    typeof w.secret === 'string' &&
+    !blank(w.secret) &&
+    !whsecKey(w.secret)
+  ) {
     findings.push({
       path: [...here, 'secret'],
       at: 'key',
-      message: 'signature: standard-webhooks needs secret written whsec_<base64 key>, as the sender shows it, and this secret is not: copy it whole, whsec_ included',
+      message:
+        'signature: standard-webhooks needs secret written whsec_<base64 key>, as the sender shows it, and this secret is not: copy it whole, whsec_ included',
     });
   }
   const maxBody = sizeOf(w.maxBody);

@@ -104,7 +104,8 @@ export function offsetOf(source: YamlSource, path: KeyPath, at: 'value' | 'key' 
     const last = i === path.length - 1;
     if (last) {
       const valueNode = next as Node | null;
-      const empty = !valueNode || (isScalar(valueNode) && valueNode.value === null && (valueNode.range?.[0] ?? 0) === (valueNode.range?.[1] ?? 0));
+      const empty =
+        !valueNode || (isScalar(valueNode) && valueNode.value === null && (valueNode.range?.[0] ?? 0) === (valueNode.range?.[1] ?? 0));
       if (at === 'key' || empty) return startOf(keyNode) ?? 0;
       return startOf(valueNode) ?? startOf(keyNode) ?? 0;
     }

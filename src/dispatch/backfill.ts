@@ -30,14 +30,24 @@ export async function backfill(
 ): Promise<BackfillResult> {
   if (!task.schedule) throw new BackfillRangeError(`task "${task.name}" has no schedule, so it has no ticks to backfill`);
   if (!(fromMs <= toMs)) throw new BackfillRangeError('from must not be after to');
-  if (toMs > nowMs) throw new BackfillRangeError(`to (${new Date(toMs).toISOString()}) is in the future: backfill only runs ticks that have passed`);
+  if (toMs > nowMs)
+    throw new BackfillRangeError(`to (${new Date(toMs).toISOString()}) is in the future: backfill only runs ticks that have passed`);
   const { ticks, more } = ticksBetween(task, fromMs - 1, toMs, BACKFILL_MAX_TICKS);
-  if (more) throw new BackfillRangeError(`the range holds more than ${BACKFILL_MAX_TICKS} ticks of "${task.schedule}"; split it into smaller ranges`);
+  if (more)
+    throw new BackfillRangeError(
+      `the range holds more than ${BACKFILL_MAX_TICKS} ticks of "${task.schedule}"; split it into smaller ranges`,
+    );
   const result: BackfillResult = { ticks: ticks.length, created: [], existing: [] };
   // One at a time, oldest first: a failure part-way leaves a prefix done, and re-running
   // the same backfill completes it without repeating that prefix.
   for (const tick of ticks) {
-    const { runId, created } = await submit({ task: task.name, trigger: 'cron', dedupeKey: `${task.name}:cron:${tick}`, scheduledAt: tick, backfill: true });
+    const { runId, created } = await submit({
+      task: task.name,
+      trigger: 'cron',
+      dedupeKey: `${task.name}:cron:${tick}`,
+      scheduledAt: tick,
+      backfill: true,
+    });
     (created ? result.created : result.existing).push(runId);
   }
   return result;

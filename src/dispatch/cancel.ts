@@ -3,7 +3,6 @@ import { CANCEL_CHANNEL } from '../runs/keys.js';
 import type { RunStore } from '../runs/store.js';
 import { isTerminal, MOVES } from '../runs/types.js';
 
-
 export interface CancelOutcome {
   status: string;
   accepted: boolean;
@@ -16,7 +15,13 @@ export interface CancelOutcome {
  * that owns the container stops it (SIGTERM, grace, SIGKILL) and records `cancelled`.
  */
 export async function cancelRun(redis: Redis, store: RunStore, runId: string, reason = 'cancelled on request'): Promise<CancelOutcome> {
-  if (await store.transition(runId, MOVES.cancelQueued.to, { from: MOVES.cancelQueued.from, reason: `${reason}, before it started`, fields: { finishedAt: Date.now() } })) {
+  if (
+    await store.transition(runId, MOVES.cancelQueued.to, {
+      from: MOVES.cancelQueued.from,
+      reason: `${reason}, before it started`,
+      fields: { finishedAt: Date.now() },
+    })
+  ) {
     return { status: 'cancelled', accepted: true };
   }
   const run = await store.get(runId);

@@ -35,7 +35,11 @@ export interface Enqueued {
  *    the worker refuses to start a run that is no longer `queued`.
  * So each event is queued at least once, and runs at most once: exactly once.
  */
-export async function enqueue(deps: EnqueueDeps, request: RunRequest, opts: { cronMarker?: boolean; runId?: string; skipReason?: string } = {}): Promise<Enqueued> {
+export async function enqueue(
+  deps: EnqueueDeps,
+  request: RunRequest,
+  opts: { cronMarker?: boolean; runId?: string; skipReason?: string } = {},
+): Promise<Enqueued> {
   const task = deps.config.tasks[request.task];
   const skipped = opts.skipReason ?? (task ? await firstSkipReason(deps.policies, request, task) : undefined);
   if (skipped) {
@@ -50,7 +54,11 @@ export async function enqueue(deps: EnqueueDeps, request: RunRequest, opts: { cr
     }
     return { ...res, skipped };
   }
-  const { runId, created } = await deps.store.create(request, { cronMarker: opts.cronMarker, runId: opts.runId, maxAttempts: task?.retries.attempts });
+  const { runId, created } = await deps.store.create(request, {
+    cronMarker: opts.cronMarker,
+    runId: opts.runId,
+    maxAttempts: task?.retries.attempts,
+  });
   received(deps, request, { runId, created }, false);
   if (!created) return { runId, created };
   // Jitter spreads the ticks of many tasks (and of many daemons' clocks) over a window.

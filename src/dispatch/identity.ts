@@ -39,7 +39,14 @@ export function newDaemonId(node: string): string {
 /** Keeps `runlet:daemon:<id>` alive while this process lives; it expires soon after a crash. */
 export function startHeartbeat(redis: Redis, identity: Identity, info: Record<string, unknown>): { stop: () => Promise<void> } {
   const key = keys.daemon(identity.daemonId);
-  const value = JSON.stringify({ ...info, node: identity.node, host: hostname(), pid: process.pid, boot: PROCESS_BOOT, startedAt: Date.now() });
+  const value = JSON.stringify({
+    ...info,
+    node: identity.node,
+    host: hostname(),
+    pid: process.pid,
+    boot: PROCESS_BOOT,
+    startedAt: Date.now(),
+  });
   const beat = () => redis.set(key, value, 'PX', HEARTBEAT_TTL_MS).catch(() => undefined);
   void beat();
   const timer = setInterval(beat, HEARTBEAT_EVERY_MS);

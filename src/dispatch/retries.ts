@@ -73,7 +73,13 @@ const PER_ATTEMPT_FIELDS = ['exitCode', 'startedAt', 'finishedAt', 'containerId'
  * person; `runlet retry` runs it again). Either way the attempt is appended to the
  * record's `attempts`, in the same Redis script as the status change.
  */
-export async function endAttempt(deps: RetryDeps, runId: string, task: TaskConfig, end: AttemptEnd, now = Date.now()): Promise<AttemptOutcome> {
+export async function endAttempt(
+  deps: RetryDeps,
+  runId: string,
+  task: TaskConfig,
+  end: AttemptEnd,
+  now = Date.now(),
+): Promise<AttemptOutcome> {
   const run = await deps.store.get(runId);
   if (!run) return { kind: 'refused' };
   const attempt = end.attempt ?? currentAttempt(run);
@@ -147,6 +153,8 @@ export async function endAttempt(deps: RetryDeps, runId: string, task: TaskConfi
 }
 
 function describeEnd(end: AttemptEnd): string {
-  const what = { failed: 'failed', timed_out: 'timed out', oom_killed: 'was OOM-killed', lost: 'was lost' }[end.status as string] ?? `ended ${end.status}`;
+  const what =
+    { failed: 'failed', timed_out: 'timed out', oom_killed: 'was OOM-killed', lost: 'was lost' }[end.status as string] ??
+    `ended ${end.status}`;
   return end.reason ? `${what} (${end.reason})` : what;
 }

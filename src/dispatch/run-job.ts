@@ -185,7 +185,11 @@ export async function waitAndFinish(ctx: RunContext, prepared: PreparedRun, task
 export async function finish(ctx: RunContext, runId: string, task: TaskConfig, result: RunResult, attempt?: number): Promise<RunStatus> {
   const now = Date.now();
   const finishedAt = result.finishedAt ?? now;
-  await ctx.store.setLogTail(runId, result.logTail, attempt !== undefined && result.logBytes !== undefined ? { attempt, bytes: result.logBytes } : undefined);
+  await ctx.store.setLogTail(
+    runId,
+    result.logTail,
+    attempt !== undefined && result.logBytes !== undefined ? { attempt, bytes: result.logBytes } : undefined,
+  );
   // Each attempt's output replaces the last one's: the record shows the latest attempt.
   await ctx.store.setOutput(runId, result.output, result.outputError);
   const usage = usageOf(result.startedAt, finishedAt, task.memoryBytes);
@@ -204,7 +208,10 @@ export async function finish(ctx: RunContext, runId: string, task: TaskConfig, r
     now,
   );
   // Counted only by the writer whose end was applied, so an attempt is counted once.
-  if (ended.kind !== 'refused') await addDailyUsage(ctx.redis, task, usage, ended.kind === 'ended', finishedAt).catch((err) => ctx.logger.warn({ err, runId }, 'could not add to the daily usage'));
+  if (ended.kind !== 'refused')
+    await addDailyUsage(ctx.redis, task, usage, ended.kind === 'ended', finishedAt).catch((err) =>
+      ctx.logger.warn({ err, runId }, 'could not add to the daily usage'),
+    );
   if (ended.kind === 'ended') {
     const record = await ctx.store.get(runId);
     ctx.events.emit('run:finished', { runId, task: task.name, status: ended.status, record });
@@ -235,7 +242,11 @@ async function settleRedelivered(ctx: RunContext, run: RunRecord): Promise<void>
 export async function markLost(ctx: RunContext, run: RunRecord, attempt: number, reason: string): Promise<void> {
   const task = ctx.config.tasks[run.task];
   if (!task) {
-    await ctx.store.transition(run.id, MOVES.loseUnconfigured.to, { from: MOVES.loseUnconfigured.from, reason, fields: { finishedAt: Date.now() } });
+    await ctx.store.transition(run.id, MOVES.loseUnconfigured.to, {
+      from: MOVES.loseUnconfigured.from,
+      reason,
+      fields: { finishedAt: Date.now() },
+    });
     return;
   }
   const ended = await endAttempt(ctx, run.id, task, { attempt, status: 'lost', reason, finishedAt: Date.now(), usage: NO_USAGE });
@@ -260,7 +271,12 @@ export function specFor(ctx: RunContext, run: RunRecord, task: TaskConfig): RunS
   };
   if (run.scheduledAt !== undefined) env.RUNLET_SCHEDULED_AT = new Date(run.scheduledAt).toISOString();
   // A body kept as sent (contentType set) is delivered as it came, not JSON-encoded.
-  const payload = run.payload === undefined ? undefined : run.contentType !== undefined && typeof run.payload === 'string' ? run.payload : JSON.stringify(run.payload);
+  const payload =
+    run.payload === undefined
+      ? undefined
+      : run.contentType !== undefined && typeof run.payload === 'string'
+        ? run.payload
+        : JSON.stringify(run.payload);
   if (run.contentType !== undefined) env.RUNLET_CONTENT_TYPE = run.contentType;
   if (run.headers !== undefined) env.RUNLET_HEADERS = JSON.stringify(run.headers);
   // Small payloads also as an env var, handy in shell tasks; a large one would make exec

@@ -31,14 +31,32 @@ export async function settleLeftovers(ctx: RunContext): Promise<{ adopted: numbe
       // No record (trimmed), a task no longer configured, a stale attempt, or a container
       // that never started: nothing to wait for.
       if (run && !c.startedAt && !stale) await markLost(ctx, run, attempt, 'the daemon stopped before the container started');
-      if (stale) logger.info({ runId: run.id, containerId: c.containerId.slice(0, 12), attempt }, 'removing a container of an attempt the run has moved past');
+      if (stale)
+        logger.info(
+          { runId: run.id, containerId: c.containerId.slice(0, 12), attempt },
+          'removing a container of an attempt the run has moved past',
+        );
       await runtime.remove(c.containerId);
       removed++;
       continue;
     }
     const log = logger.child({ runId: run.id, task: run.task, trigger: run.trigger });
-    log.info({ containerId: c.containerId.slice(0, 12), running: c.running }, c.running ? 'adopting a running container left by a previous process' : 'settling a finished container left by a previous process');
-    const prepared = runtime.adopt(c, { runId: run.id, task: task.name, attempt, image: task.image, env: {}, memoryBytes: task.memoryBytes, cpus: task.cpus, pids: task.pids, timeoutMs: task.timeoutMs, killGraceMs: task.killGraceMs });
+    log.info(
+      { containerId: c.containerId.slice(0, 12), running: c.running },
+      c.running ? 'adopting a running container left by a previous process' : 'settling a finished container left by a previous process',
+    );
+    const prepared = runtime.adopt(c, {
+      runId: run.id,
+      task: task.name,
+      attempt,
+      image: task.image,
+      env: {},
+      memoryBytes: task.memoryBytes,
+      cpus: task.cpus,
+      pids: task.pids,
+      timeoutMs: task.timeoutMs,
+      killGraceMs: task.killGraceMs,
+    });
     const cancel = new AbortController();
     // waitAndFinish removes the container; only when it failed is removing left to us.
     const done = waitAndFinish(ctx, prepared, task, { attempt, cancel: cancel.signal, log, deadline })

@@ -51,22 +51,28 @@ export class TaskWorkers {
   async start(tasks: readonly TaskConfig[]): Promise<void> {
     for (const task of tasks) {
       if (this.workers.has(task.name)) continue;
-      const worker = new Worker<RunJobData>(task.name, (job, token) => this.track(this.take(task, job.data.runId, () => job.moveToWait(token))), {
-        connection: this.connection,
-        prefix: BULL_PREFIX,
-        // Never more at once on this node than the task's pool allows.
-        concurrency: this.config.pools[task.pool]?.concurrency ?? 1,
-        // A run's outcome is in its record; the job needs no second copy.
-        removeOnComplete: { age: 3600, count: 1000 },
-        removeOnFail: { age: 24 * 3600, count: 1000 },
-        // A run holds its job for as long as its container runs; the lock is renewed every
-        // lockDuration/2, and only a dead (or frozen) daemon lets it lapse.
-        lockDuration: this.stalledMs,
-        stalledInterval: this.stalledMs,
-        maxStalledCount: 2,
-      });
+      const worker = new Worker<RunJobData>(
+        task.name,
+        (job, token) => this.track(this.take(task, job.data.runId, () => job.moveToWait(token))),
+        {
+          connection: this.connection,
+          prefix: BULL_PREFIX,
+          // Never more at once on this node than the task's pool allows.
+          concurrency: this.config.pools[task.pool]?.concurrency ?? 1,
+          // A run's outcome is in its record; the job needs no second copy.
+          removeOnComplete: { age: 3600, count: 1000 },
+          removeOnFail: { age: 24 * 3600, count: 1000 },
+          // A run holds its job for as long as its container runs; the lock is renewed every
+          // lockDuration/2, and only a dead (or frozen) daemon lets it lapse.
+          lockDuration: this.stalledMs,
+          stalledInterval: this.stalledMs,
+          maxStalledCount: 2,
+        },
+      );
       worker.on('error', (err) => this.logger.error({ err, task: task.name }, 'queue worker error'));
-      worker.on('failed', (job, err) => this.logger.error({ err, task: task.name, runId: job?.data.runId }, 'run job failed inside runlet'));
+      worker.on('failed', (job, err) =>
+        this.logger.error({ err, task: task.name, runId: job?.data.runId }, 'run job failed inside runlet'),
+      );
       this.workers.set(task.name, worker);
     }
     await Promise.all([...this.workers.values()].map((w) => w.waitUntilReady()));
@@ -133,7 +139,8 @@ export class TaskWorkers {
       const fits = why === undefined;
       if (this.blocked.get(name) !== why) {
         // Counted when the task becomes blocked, not each time the budget's wording changes.
-        if (why !== undefined && !this.blocked.has(name)) this.observers.events?.emit('admission:refused', { task: name, pool: task.pool, reason: why });
+        if (why !== undefined && !this.blocked.has(name))
+          this.observers.events?.emit('admission:refused', { task: name, pool: task.pool, reason: why });
         if (why === undefined) this.blocked.delete(name);
         else this.blocked.set(name, why);
         this.observers.waits?.taskBlocked(name, why);

@@ -19,8 +19,14 @@ export const API_ERRORS = {
       `refused ${p.method} ${p.url} from another origin (${p.header}: ${p.value}): changes are accepted from the dashboard on this daemon's own origin, ` +
       'or from clients that send no Origin (the runlet CLI, curl, a server). Behind a reverse proxy, pass the Host header through (nginx: proxy_set_header Host $host) and list that name in RUNLET_ALLOWED_HOSTS',
   },
-  UNAUTHORIZED: { status: 401, message: (_p: Record<string, never>) => 'missing or wrong bearer token (set Authorization: Bearer $RUNLET_TOKEN)' },
-  TASK_NOT_FOUND: { status: 404, message: (p: { task: string; hint?: string }) => `no task named "${p.task}"${p.hint ? ` (did you mean "${p.hint}"?)` : ''}` },
+  UNAUTHORIZED: {
+    status: 401,
+    message: (_p: Record<string, never>) => 'missing or wrong bearer token (set Authorization: Bearer $RUNLET_TOKEN)',
+  },
+  TASK_NOT_FOUND: {
+    status: 404,
+    message: (p: { task: string; hint?: string }) => `no task named "${p.task}"${p.hint ? ` (did you mean "${p.hint}"?)` : ''}`,
+  },
   RUN_NOT_FOUND: { status: 404, message: (p: { id: string }) => `no run with id "${p.id}" (it may have been removed by retention)` },
   INVALID_PAYLOAD: { status: 400, message: (p: { detail: string }) => `the request body must be JSON: ${p.detail}` },
   INVALID_BODY: { status: 400, message: (p: { detail: string }) => p.detail },
@@ -28,34 +34,57 @@ export const API_ERRORS = {
   RUN_FINISHED: { status: 409, message: (p: { id: string; status: string }) => `run ${p.id} already ended as ${p.status}` },
   RUN_NOT_ENDED: {
     status: 409,
-    message: (p: { id: string; status: string }) => `run ${p.id} is still ${p.status}: only a run that ended can be retried (cancel it, or wait for it to end)`,
+    message: (p: { id: string; status: string }) =>
+      `run ${p.id} is still ${p.status}: only a run that ended can be retried (cancel it, or wait for it to end)`,
   },
   PAYLOAD_TOO_LARGE: {
     status: 413,
     message: (p: { limit: number; task?: string; setting?: string }) =>
-      p.task ? `the payload is larger than task "${p.task}" accepts (${p.setting ?? 'maxPayload'}: ${formatBytes(p.limit)}); nothing was queued` : `the request body is larger than ${formatBytes(p.limit)}; nothing was queued`,
+      p.task
+        ? `the payload is larger than task "${p.task}" accepts (${p.setting ?? 'maxPayload'}: ${formatBytes(p.limit)}); nothing was queued`
+        : `the request body is larger than ${formatBytes(p.limit)}; nothing was queued`,
   },
   // Webhooks (POST /hooks/<task>): src/http/hooks.ts.
-  WEBHOOK_NOT_CONFIGURED: { status: 404, message: (p: { task: string }) => `task "${p.task}" has no webhook (add webhook: to it in the config to accept POST /hooks/${p.task})` },
-  WEBHOOK_UNAUTHORIZED: { status: 401, message: (p: { why: string; expected: string }) => `${p.why}; expected ${p.expected}. Nothing was queued` },
-  METHOD_NOT_ALLOWED: { status: 405, message: (p: { method: string; url: string; allow: string }) => `${p.url} accepts ${p.allow} only, not ${p.method}` },
+  WEBHOOK_NOT_CONFIGURED: {
+    status: 404,
+    message: (p: { task: string }) => `task "${p.task}" has no webhook (add webhook: to it in the config to accept POST /hooks/${p.task})`,
+  },
+  WEBHOOK_UNAUTHORIZED: {
+    status: 401,
+    message: (p: { why: string; expected: string }) => `${p.why}; expected ${p.expected}. Nothing was queued`,
+  },
+  METHOD_NOT_ALLOWED: {
+    status: 405,
+    message: (p: { method: string; url: string; allow: string }) => `${p.url} accepts ${p.allow} only, not ${p.method}`,
+  },
   BODY_NOT_UTF8: {
     status: 415,
-    message: (p: { byteOffset: number }) => `the body is not valid UTF-8 (at byte ${p.byteOffset}): webhook payloads are text, so send binary data encoded (base64, hex); nothing was queued`,
+    message: (p: { byteOffset: number }) =>
+      `the body is not valid UTF-8 (at byte ${p.byteOffset}): webhook payloads are text, so send binary data encoded (base64, hex); nothing was queued`,
   },
-  INVALID_HEADER: { status: 400, message: (p: { header: string; detail: string }) => `header ${p.header}: ${p.detail}; nothing was queued` },
+  INVALID_HEADER: {
+    status: 400,
+    message: (p: { header: string; detail: string }) => `header ${p.header}: ${p.detail}; nothing was queued`,
+  },
   RATE_LIMITED: {
     status: 429,
     message: (p: { task: string; count: number; perMs: number; retryAfterS: number }) =>
       `task "${p.task}" accepts at most ${p.count} webhook request(s) per ${formatDuration(p.perMs)}; retry in ${p.retryAfterS}s. Nothing was queued`,
   },
-  RUN_NOT_SUCCEEDED: { status: 502, message: (p: { id: string; status: string; reason?: string }) => `run ${p.id} ended ${p.status}${p.reason ? `: ${p.reason}` : ''}` },
+  RUN_NOT_SUCCEEDED: {
+    status: 502,
+    message: (p: { id: string; status: string; reason?: string }) => `run ${p.id} ended ${p.status}${p.reason ? `: ${p.reason}` : ''}`,
+  },
   RESULT_TIMEOUT: {
     status: 504,
-    message: (p: { id: string; waitedMs: number; status: string }) => `run ${p.id} did not end within ${formatDuration(p.waitedMs)} (it is ${p.status} and goes on; GET /api/runs/${p.id} for its outcome)`,
+    message: (p: { id: string; waitedMs: number; status: string }) =>
+      `run ${p.id} did not end within ${formatDuration(p.waitedMs)} (it is ${p.status} and goes on; GET /api/runs/${p.id} for its outcome)`,
   },
   // Change streams (/api/streams): src/http/streams.ts.
-  STREAM_NOT_CONFIGURED: { status: 404, message: (p: { task: string }) => `task "${p.task}" has no change stream (add mongo: to it in the config to watch a collection)` },
+  STREAM_NOT_CONFIGURED: {
+    status: 404,
+    message: (p: { task: string }) => `task "${p.task}" has no change stream (add mongo: to it in the config to watch a collection)`,
+  },
   NOT_FOUND: { status: 404, message: (p: { method: string; url: string }) => `no route ${p.method} ${p.url}` },
   INTERNAL: { status: 500, message: (_p: Record<string, never>) => 'internal error; the daemon log has the details' },
 } as const;

@@ -60,7 +60,12 @@ export const hookRoutes: FastifyPluginAsync<{ deps: HttpDeps }> = async (app, { 
     if (!reason) return;
     // Per-task routes have no :task param; the path names the task either way.
     const name = safeDecode(req.url.split('?')[0]!.split('/')[2] ?? '');
-    deps.events?.emit('trigger:event', { task: deps.config.tasks[name] ? name : '(unknown)', trigger: 'webhook', outcome: 'rejected', reason });
+    deps.events?.emit('trigger:event', {
+      task: deps.config.tasks[name] ? name : '(unknown)',
+      trigger: 'webhook',
+      outcome: 'rejected',
+      reason,
+    });
   });
 
   for (const task of Object.values(deps.config.tasks)) {
@@ -105,13 +110,20 @@ function registerHook(app: FastifyInstance, deps: HttpDeps, task: TaskConfig, ho
               max: limit.count,
               timeWindow: limit.perMs,
               keyGenerator: () => task.name,
-              errorResponseBuilder: (_req, ctx) => apiError('RATE_LIMITED', { task: task.name, count: limit.count, perMs: limit.perMs, retryAfterS: Math.ceil(ctx.ttl / 1000) }),
+              errorResponseBuilder: (_req, ctx) =>
+                apiError('RATE_LIMITED', {
+                  task: task.name,
+                  count: limit.count,
+                  perMs: limit.perMs,
+                  retryAfterS: Math.ceil(ctx.ttl / 1000),
+                }),
             },
           }
         : {},
       // Thrown on to the server's handler, which answers every ApiError alike.
       errorHandler: (err: FastifyError) => {
-        if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') throw apiError('PAYLOAD_TOO_LARGE', { limit: hook.maxBodyBytes, task: task.name, setting: 'webhook.maxBody' });
+        if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE')
+          throw apiError('PAYLOAD_TOO_LARGE', { limit: hook.maxBodyBytes, task: task.name, setting: 'webhook.maxBody' });
         throw err;
       },
       preValidation: async (req: FastifyRequest) => {

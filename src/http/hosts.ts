@@ -76,7 +76,10 @@ export function describePolicy(policy: HostPolicy): string {
 
 /** RUNLET_ALLOWED_HOSTS="runlet.example.com, ci.internal": names, comma-separated; "*" for any. */
 export function parseAllowedHosts(text: string | undefined): { hosts: string[]; invalid: string[] } {
-  const entries = (text ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  const entries = (text ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   const invalid = entries.filter((e) => e !== '*' && hostnameOf(e) === undefined);
   return { hosts: entries, invalid };
 }
@@ -91,7 +94,10 @@ export class UnsafeListenError extends Error {}
  * to open it up: no "I know what I'm doing" switch, because there is nothing to know that
  * makes an open API on a network address safe.
  */
-export function listenPolicy(opts: { host?: string; token?: string; allowedHosts?: readonly string[] }): { host: string; hosts: HostPolicy } {
+export function listenPolicy(opts: { host?: string; token?: string; allowedHosts?: readonly string[] }): {
+  host: string;
+  hosts: HostPolicy;
+} {
   const host = opts.host ?? (opts.token ? '0.0.0.0' : '127.0.0.1');
   if (!opts.token && !isLoopback(host)) {
     throw new UnsafeListenError(

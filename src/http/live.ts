@@ -41,7 +41,8 @@ export class ChangeFeed {
     // in tests: the promise resolved, yet the server had no subscription). Subscribing
     // again on every ready is idempotent and covers both.
     subscriber.on('ready', () => {
-      if (this.listeners.size > 0) this.subscriber.subscribe(CHANGES_CHANNEL).catch((err: unknown) => this.logger.warn({ err }, 'could not subscribe to run changes'));
+      if (this.listeners.size > 0)
+        this.subscriber.subscribe(CHANGES_CHANNEL).catch((err: unknown) => this.logger.warn({ err }, 'could not subscribe to run changes'));
     });
     subscriber.on('message', (channel: string, message: string) => {
       if (channel !== CHANGES_CHANNEL) return;
@@ -118,7 +119,10 @@ const MAX_BUFFERED_BYTES = 1024 * 1024;
  * dashboard reads it with fetch() and a stream reader, since EventSource cannot send the
  * Authorization header and the token must never go into a URL.
  */
-export const liveRoutes: FastifyPluginAsync<{ feed: ChangeFeed; heartbeatMs?: number }> = async (app, { feed, heartbeatMs = HEARTBEAT_MS }) => {
+export const liveRoutes: FastifyPluginAsync<{ feed: ChangeFeed; heartbeatMs?: number }> = async (
+  app,
+  { feed, heartbeatMs = HEARTBEAT_MS },
+) => {
   const open = new Set<ServerResponse>();
 
   // Server close waits for open requests, and these never end on their own.

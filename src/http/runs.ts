@@ -12,18 +12,31 @@ const STATUSES: readonly RunStatus[] = ['queued', 'starting', 'running', ...TERM
 
 /** /api/runs: history, one run's record, its logs, cancelling it and running it again. */
 export const runRoutes: FastifyPluginAsync<{ deps: HttpDeps }> = async (app, { deps }) => {
-  app.get<{ Querystring: { task?: string; status?: string; trigger?: string; dead?: string; limit?: string; before?: string } }>('/runs', async (req) => {
-    const { task, status, trigger, dead, limit, before } = req.query;
-    const statuses = status ? status.split(',').map((s) => s.trim()) : [];
-    const badStatus = statuses.find((s) => !STATUSES.includes(s as RunStatus));
-    if (badStatus) throw apiError('INVALID_QUERY', { detail: `unknown status "${badStatus}"; one of: ${STATUSES.join(', ')}` });
-    if (trigger && !TRIGGER_KINDS.includes(trigger as TriggerKind)) throw apiError('INVALID_QUERY', { detail: `unknown trigger "${trigger}"; one of: ${TRIGGER_KINDS.join(', ')}` });
-    if (dead !== undefined && dead !== 'true' && dead !== 'false') throw apiError('INVALID_QUERY', { detail: `dead must be true or false, got "${dead}"` });
-    const n = limit === undefined ? 50 : Number(limit);
-    if (!Number.isInteger(n) || n < 1 || n > 1000) throw apiError('INVALID_QUERY', { detail: `limit must be a whole number from 1 to 1000, got "${limit}"` });
-    const runs = await deps.store.list({ task, status: statuses as RunStatus[], trigger: trigger as TriggerKind | undefined, dead: dead === undefined ? undefined : dead === 'true', limit: n, before });
-    return { runs: runs.map(runSummary) };
-  });
+  app.get<{ Querystring: { task?: string; status?: string; trigger?: string; dead?: string; limit?: string; before?: string } }>(
+    '/runs',
+    async (req) => {
+      const { task, status, trigger, dead, limit, before } = req.query;
+      const statuses = status ? status.split(',').map((s) => s.trim()) : [];
+      const badStatus = statuses.find((s) => !STATUSES.includes(s as RunStatus));
+      if (badStatus) throw apiError('INVALID_QUERY', { detail: `unknown status "${badStatus}"; one of: ${STATUSES.join(', ')}` });
+      if (trigger && !TRIGGER_KINDS.includes(trigger as TriggerKind))
+        throw apiError('INVALID_QUERY', { detail: `unknown trigger "${trigger}"; one of: ${TRIGGER_KINDS.join(', ')}` });
+      if (dead !== undefined && dead !== 'true' && dead !== 'false')
+        throw apiError('INVALID_QUERY', { detail: `dead must be true or false, got "${dead}"` });
+      const n = limit === undefined ? 50 : Number(limit);
+      if (!Number.isInteger(n) || n < 1 || n > 1000)
+        throw apiError('INVALID_QUERY', { detail: `limit must be a whole number from 1 to 1000, got "${limit}"` });
+      const runs = await deps.store.list({
+        task,
+        status: statuses as RunStatus[],
+        trigger: trigger as TriggerKind | undefined,
+        dead: dead === undefined ? undefined : dead === 'true',
+        limit: n,
+        before,
+      });
+      return { runs: runs.map(runSummary) };
+    },
+  );
 
   app.get<{ Params: { id: string } }>('/runs/:id', async (req) => {
     const run = await deps.store.get(req.params.id, { withLogs: true });

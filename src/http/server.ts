@@ -48,9 +48,12 @@ export function buildServer(deps: HttpDeps, logger: Logger): FastifyInstance {
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
     if (err instanceof ApiError) return reply.code(err.statusCode).send({ error: { code: err.code, message: err.message } });
     if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-      return reply.code(413).send({ error: { code: 'PAYLOAD_TOO_LARGE', message: API_ERRORS.PAYLOAD_TOO_LARGE.message({ limit: maxBodyBytes(deps) }) } });
+      return reply
+        .code(413)
+        .send({ error: { code: 'PAYLOAD_TOO_LARGE', message: API_ERRORS.PAYLOAD_TOO_LARGE.message({ limit: maxBodyBytes(deps) }) } });
     }
-    if (err.statusCode && err.statusCode < 500) return reply.code(err.statusCode).send({ error: { code: err.code ?? 'BAD_REQUEST', message: err.message } });
+    if (err.statusCode && err.statusCode < 500)
+      return reply.code(err.statusCode).send({ error: { code: err.code ?? 'BAD_REQUEST', message: err.message } });
     req.log.error({ err }, 'request failed');
     return reply.code(500).send({ error: { code: 'INTERNAL', message: API_ERRORS.INTERNAL.message({}) } });
   });

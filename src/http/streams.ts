@@ -22,7 +22,11 @@ export const streamRoutes: FastifyPluginAsync<{ deps: HttpDeps }> = async (app, 
   };
 
   app.get('/streams', async () => ({
-    streams: await Promise.all(Object.values(deps.config.tasks).filter(hasMongo).map((t) => describeStream(deps.redis, t))),
+    streams: await Promise.all(
+      Object.values(deps.config.tasks)
+        .filter(hasMongo)
+        .map((t) => describeStream(deps.redis, t)),
+    ),
   }));
 
   app.get<{ Params: { task: string } }>('/streams/:task', async (req) => describeStream(deps.redis, streamOr404(req.params.task)));
@@ -37,7 +41,8 @@ export const streamRoutes: FastifyPluginAsync<{ deps: HttpDeps }> = async (app, 
     return {
       task: task.name,
       reset: true,
-      message: 'the stored resume token is cleared; the stream restarts from now within a third of the lease (5 s by default). Changes made before then that had no run yet will not get one',
+      message:
+        'the stored resume token is cleared; the stream restarts from now within a third of the lease (5 s by default). Changes made before then that had no run yet will not get one',
       stream: await describeStream(deps.redis, task),
     };
   });

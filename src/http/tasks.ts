@@ -55,18 +55,21 @@ export const taskRoutes: FastifyPluginAsync<{ deps: HttpDeps }> = async (app, { 
     return { task: task.name, paused: false, suspended: task.suspended };
   });
 
-  app.post<{ Params: { name: string }; Body: { from?: unknown; to?: unknown } | undefined }>('/tasks/:name/backfill', async (req, reply) => {
-    const task = taskOr404(req.params.name);
-    const from = parseTime(req.body?.from, 'from');
-    const to = parseTime(req.body?.to, 'to');
-    try {
-      const res = await deps.backfill(task.name, from, to);
-      return reply.code(202).send({ task: task.name, ...res });
-    } catch (err) {
-      if (err instanceof BackfillRangeError) throw apiError('INVALID_BODY', { detail: err.message });
-      throw err;
-    }
-  });
+  app.post<{ Params: { name: string }; Body: { from?: unknown; to?: unknown } | undefined }>(
+    '/tasks/:name/backfill',
+    async (req, reply) => {
+      const task = taskOr404(req.params.name);
+      const from = parseTime(req.body?.from, 'from');
+      const to = parseTime(req.body?.to, 'to');
+      try {
+        const res = await deps.backfill(task.name, from, to);
+        return reply.code(202).send({ task: task.name, ...res });
+      } catch (err) {
+        if (err instanceof BackfillRangeError) throw apiError('INVALID_BODY', { detail: err.message });
+        throw err;
+      }
+    },
+  );
 
   // A manual run: the JSON body, if any, is the run's payload. 202 once it is durably queued.
   app.post<{ Params: { name: string } }>('/tasks/:name/runs', async (req, reply) => {
@@ -88,7 +91,9 @@ export const taskRoutes: FastifyPluginAsync<{ deps: HttpDeps }> = async (app, { 
 function parseTime(value: unknown, name: string): number {
   const ms = typeof value === 'string' ? Date.parse(value) : typeof value === 'number' ? value : NaN;
   if (!Number.isFinite(ms)) {
-    throw apiError('INVALID_BODY', { detail: `${name} must be a time like "2026-11-20T03:00:00Z" (or epoch milliseconds), got ${JSON.stringify(value ?? null)}` });
+    throw apiError('INVALID_BODY', {
+      detail: `${name} must be a time like "2026-11-20T03:00:00Z" (or epoch milliseconds), got ${JSON.stringify(value ?? null)}`,
+    });
   }
   return ms;
 }

@@ -33,7 +33,11 @@ export function runDetail(r: RunRecord) {
     containerId: r.containerId ?? null,
     memoryBytes: r.memoryBytes ?? null,
     payload: r.payload ?? null,
-    transitions: r.transitions.map((t) => ({ status: t.status, at: new Date(t.at).toISOString(), ...(t.reason ? { reason: t.reason } : {}) })),
+    transitions: r.transitions.map((t) => ({
+      status: t.status,
+      at: new Date(t.at).toISOString(),
+      ...(t.reason ? { reason: t.reason } : {}),
+    })),
     retryAt: iso(r.retryAt),
     attempts: r.attempts.map((a) => ({
       attempt: a.attempt,
@@ -53,5 +57,3 @@ export function runDetail(r: RunRecord) {
 function iso(ms: number | undefined): string | null {
   return ms === undefined ? null : new Date(ms).toISOString();
 }
-
-

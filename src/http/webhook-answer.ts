@@ -15,7 +15,12 @@ const JSON_TYPE = 'application/json; charset=utf-8';
 const TEXT_TYPE = 'text/plain; charset=utf-8';
 
 const runPath = (id: string) => `/api/runs/${id}`;
-const json = (status: number, value: unknown, id: string): Answer => ({ status, contentType: JSON_TYPE, body: JSON.stringify(value), location: runPath(id) });
+const json = (status: number, value: unknown, id: string): Answer => ({
+  status,
+  contentType: JSON_TYPE,
+  body: JSON.stringify(value),
+  location: runPath(id),
+});
 
 /**
  * respond: accepted.
@@ -41,7 +46,12 @@ export function acceptedAnswer(res: Enqueued): Answer {
  *   upstream here is the task, and it did not produce a result;
  * - not ended within resultTimeoutMs: 504 with the run id; the run goes on.
  */
-export function resultAnswer(runId: string, run: RunRecord | undefined, waitedMs: number, current: RunStatus | 'unknown' = 'unknown'): Answer {
+export function resultAnswer(
+  runId: string,
+  run: RunRecord | undefined,
+  waitedMs: number,
+  current: RunStatus | 'unknown' = 'unknown',
+): Answer {
   if (!run) {
     const e = apiError('RESULT_TIMEOUT', { id: runId, waitedMs, status: current });
     return json(e.statusCode, { error: { code: e.code, message: e.message }, id: runId, status: current }, runId);
@@ -51,5 +61,9 @@ export function resultAnswer(runId: string, run: RunRecord | undefined, waitedMs
     return { status: 200, contentType: TEXT_TYPE, body: run.logTail ?? '', location: runPath(runId) };
   }
   const e = apiError('RUN_NOT_SUCCEEDED', { id: runId, status: run.status, reason: run.reason });
-  return json(e.statusCode, { error: { code: e.code, message: e.message }, id: runId, status: run.status, reason: run.reason ?? null }, runId);
+  return json(
+    e.statusCode,
+    { error: { code: e.code, message: e.message }, id: runId, status: run.status, reason: run.reason ?? null },
+    runId,
+  );
 }

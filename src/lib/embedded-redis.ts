@@ -33,17 +33,27 @@ export async function startEmbeddedRedis(dataDir: string, opts: { startTimeoutMs
   const child = spawn(
     'redis-server',
     [
-      '--port', '0',
-      '--unixsocket', socket,
-      '--unixsocketperm', '700',
-      '--dir', dir,
-      '--appendonly', 'yes',
-      '--appendfsync', 'everysec',
-      '--save', '',
+      '--port',
+      '0',
+      '--unixsocket',
+      socket,
+      '--unixsocketperm',
+      '700',
+      '--dir',
+      dir,
+      '--appendonly',
+      'yes',
+      '--appendfsync',
+      'everysec',
+      '--save',
+      '',
       // BullMQ and the run records must never be evicted to make room.
-      '--maxmemory-policy', 'noeviction',
-      '--pidfile', join(dir, 'redis.pid'),
-      '--logfile', join(dir, 'redis.log'),
+      '--maxmemory-policy',
+      'noeviction',
+      '--pidfile',
+      join(dir, 'redis.pid'),
+      '--logfile',
+      join(dir, 'redis.log'),
     ],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
@@ -81,7 +91,13 @@ async function stopChild(child: ChildProcess, exited: Promise<number | null>): P
 }
 
 async function answers(socket: string): Promise<boolean> {
-  const probe = new Redis({ path: socket, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false });
+  const probe = new Redis({
+    path: socket,
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+    enableOfflineQueue: false,
+  });
   probe.on('error', () => undefined);
   try {
     await probe.connect();

@@ -10,7 +10,11 @@ export function createLogger(opts: { level?: string; pretty?: boolean; destinati
   const level = opts.level ?? 'info';
   if (opts.destination) return pino({ level, base: undefined }, opts.destination);
   if (opts.pretty) {
-    return pino({ level, base: undefined, transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } } });
+    return pino({
+      level,
+      base: undefined,
+      transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } },
+    });
   }
   return pino({ level, base: undefined });
 }

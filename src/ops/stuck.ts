@@ -85,7 +85,15 @@ export function findStuck(input: StuckInput): StuckItem[] {
       if (waiting.code === 'retry_backoff' || waiting.code === 'jitter') continue;
       const due = dueAt(run, task);
       if (now - due > config.stuck.queuedMs) {
-        out.push({ id: `queued_too_long:${run.id}`, kind: 'queued_too_long', task: run.task, runId: run.id, since: due, detail: `queued for ${formatDuration(now - due)}: ${waiting.text}`, waiting });
+        out.push({
+          id: `queued_too_long:${run.id}`,
+          kind: 'queued_too_long',
+          task: run.task,
+          runId: run.id,
+          since: due,
+          detail: `queued for ${formatDuration(now - due)}: ${waiting.text}`,
+          waiting,
+        });
       }
     }
   }
@@ -94,14 +102,26 @@ export function findStuck(input: StuckInput): StuckItem[] {
   for (const s of input.streams) {
     if (s.state === 'error') {
       // A failure is identified by when it failed, so a later one is news again.
-      out.push({ id: `stream_stalled:${s.task}:error:${s.errorAt ?? ''}`, kind: 'stream_stalled', task: s.task, since: s.errorAt ?? now, detail: `change stream failed${s.error ? `: ${s.error}` : ''}` });
+      out.push({
+        id: `stream_stalled:${s.task}:error:${s.errorAt ?? ''}`,
+        kind: 'stream_stalled',
+        task: s.task,
+        since: s.errorAt ?? now,
+        detail: `change stream failed${s.error ? `: ${s.error}` : ''}`,
+      });
     } else if (s.state === 'waiting' && !s.holder) {
       seen.add(s.task);
       const since = s.since ?? unheld.get(s.task) ?? now;
       if (!unheld.has(s.task)) unheld.set(s.task, since);
       if (now - since > STREAM_UNHELD_MS) {
         // By task alone: when it began is only known to the daemon that saw it.
-        out.push({ id: `stream_stalled:${s.task}:unheld`, kind: 'stream_stalled', task: s.task, since, detail: `change stream has had no daemon watching it for ${formatDuration(now - since)}` });
+        out.push({
+          id: `stream_stalled:${s.task}:unheld`,
+          kind: 'stream_stalled',
+          task: s.task,
+          since,
+          detail: `change stream has had no daemon watching it for ${formatDuration(now - since)}`,
+        });
       }
     }
   }

@@ -20,7 +20,6 @@ import { currentAttempt, type RunRecord } from '../runs/types.js';
  * task's cluster-wide concurrency.
  */
 
-
 /** A run's own recorded refusal counts this long; after that the per-task reasons speak. */
 const RUN_REASON_FRESH_MS = 60_000;
 
@@ -86,11 +85,19 @@ export function whyWaiting(run: RunRecord, facts: WaitFacts): WaitReason {
   const task = facts.tasks[run.task];
   if (run.retryAt !== undefined && run.retryAt > now) {
     const of = run.maxAttempts !== undefined ? ` of ${run.maxAttempts}` : '';
-    return { code: 'retry_backoff', text: `retry backoff: attempt ${run.attempt ?? '?'}${of} is due in ${formatDuration(run.retryAt - now)}`, until: run.retryAt };
+    return {
+      code: 'retry_backoff',
+      text: `retry backoff: attempt ${run.attempt ?? '?'}${of} is due in ${formatDuration(run.retryAt - now)}`,
+      until: run.retryAt,
+    };
   }
   if (jittered(run, task) && queuedSince(run) + task!.jitterMs > now) {
     const until = queuedSince(run) + task!.jitterMs;
-    return { code: 'jitter', text: `jitter delay: starts up to ${formatDuration(task!.jitterMs)} after its tick (at the latest in ${formatDuration(until - now)})`, until };
+    return {
+      code: 'jitter',
+      text: `jitter delay: starts up to ${formatDuration(task!.jitterMs)} after its tick (at the latest in ${formatDuration(until - now)})`,
+      until,
+    };
   }
   const active = facts.active.get(run.task) ?? 0;
   if (task && task.overlap !== 'allow' && active >= task.concurrency) {
@@ -157,13 +164,19 @@ export class WaitRecorder implements WaitListener {
     const write =
       reason === undefined
         ? this.redis.hdel(key, this.identity.daemonId)
-        : this.redis.hset(key, this.identity.daemonId, JSON.stringify({ daemon: this.identity.daemonId, node: this.identity.node, reason, at: Date.now() } satisfies Block));
+        : this.redis.hset(
+            key,
+            this.identity.daemonId,
+            JSON.stringify({ daemon: this.identity.daemonId, node: this.identity.node, reason, at: Date.now() } satisfies Block),
+          );
     if (reason !== undefined) this.tasks.add(task);
     void write.catch((err: Error) => this.logger.debug({ err, task }, 'could not record why a task waits'));
   }
 
   runRefused(runId: string, task: string, reason: string): void {
-    void this.store.setWaitReason(runId, reason, this.identity.node).catch((err: Error) => this.logger.debug({ err, runId, task }, 'could not record why a run waits'));
+    void this.store
+      .setWaitReason(runId, reason, this.identity.node)
+      .catch((err: Error) => this.logger.debug({ err, runId, task }, 'could not record why a run waits'));
   }
 
   /** On shutdown: this daemon no longer refuses anything. */

@@ -54,12 +54,24 @@ declare module 'ioredis' {
   interface RedisCommander<Context extends ClientContext = { type: 'default' }> {
     /** createRun-8.lua: { run id, Applied (created) | Refused (the dedupe key names that run) }. */
     runletCreateRun(
-      ...args: [dedupeKey: string, runKey: string, transitionsKey: string, allRunsKey: string, taskRunsKey: string, outboxKey: string, endedKey: string, cronMarkerKey: string, ...argv: Arg[]]
+      ...args: [
+        dedupeKey: string,
+        runKey: string,
+        transitionsKey: string,
+        allRunsKey: string,
+        taskRunsKey: string,
+        outboxKey: string,
+        endedKey: string,
+        cronMarkerKey: string,
+        ...argv: Arg[],
+      ]
     ): Result<[runId: string, code: ScriptCode.Applied | ScriptCode.Refused], Context>;
     /** transition-3.lua */
     runletTransition(...args: [runKey: string, transitionsKey: string, endedKey: string, ...argv: Arg[]]): Result<ScriptCode, Context>;
     /** endAttempt-5.lua */
-    runletEndAttempt(...args: [runKey: string, transitionsKey: string, attemptsKey: string, outboxKey: string, endedKey: string, ...argv: Arg[]]): Result<ScriptCode, Context>;
+    runletEndAttempt(
+      ...args: [runKey: string, transitionsKey: string, attemptsKey: string, outboxKey: string, endedKey: string, ...argv: Arg[]]
+    ): Result<ScriptCode, Context>;
     /** setWaitReason-1.lua */
     runletSetWaitReason(runKey: string, reason: string, at: Arg, node: string): Result<ScriptCode.Applied | ScriptCode.Refused, Context>;
     /** trimTaskRuns-2.lua: the number of runs deleted. */
@@ -67,17 +79,26 @@ declare module 'ioredis' {
     /** trimAgedRuns-1.lua: [deleted, looked at]. */
     runletTrimAgedRuns(...args: [allRunsKey: string, ...argv: Arg[]]): Result<[deleted: number, looked: number], Context>;
     /** acquireLease-2.lua: [Applied, fence] or [Refused, the holder's remaining ms]. */
-    runletAcquireLease(leaseKey: string, fenceKey: string, holder: string, leaseMs: Arg): Result<[code: ScriptCode.Applied | ScriptCode.Refused, n: number], Context>;
+    runletAcquireLease(
+      leaseKey: string,
+      fenceKey: string,
+      holder: string,
+      leaseMs: Arg,
+    ): Result<[code: ScriptCode.Applied | ScriptCode.Refused, n: number], Context>;
     /** renewLease-1.lua */
     runletRenewLease(leaseKey: string, value: string, leaseMs: Arg): Result<ScriptCode.Applied | ScriptCode.Refused, Context>;
     /** releaseLease-2.lua */
     runletReleaseLease(leaseKey: string, stateKey: string, value: string): Result<ScriptCode.Applied | ScriptCode.Refused, Context>;
     /** storeCursor-3.lua */
-    runletStoreCursor(...args: [tokenKey: string, fenceKey: string, stateKey: string, ...argv: Arg[]]): Result<ScriptCode.Applied | ScriptCode.Refused, Context>;
+    runletStoreCursor(
+      ...args: [tokenKey: string, fenceKey: string, stateKey: string, ...argv: Arg[]]
+    ): Result<ScriptCode.Applied | ScriptCode.Refused, Context>;
     /** resetStream-4.lua: the new fence. */
     runletResetStream(tokenKey: string, leaseKey: string, fenceKey: string, stateKey: string, now: Arg): Result<number, Context>;
     /** writeStreamState-2.lua */
-    runletWriteStreamState(...args: [stateKey: string, fenceKey: string, fence: string, ...fieldsAndValues: string[]]): Result<ScriptCode.Applied | ScriptCode.Refused, Context>;
+    runletWriteStreamState(
+      ...args: [stateKey: string, fenceKey: string, fence: string, ...fieldsAndValues: string[]]
+    ): Result<ScriptCode.Applied | ScriptCode.Refused, Context>;
   }
 }
 
@@ -111,7 +132,7 @@ export function loadScripts(): readonly Script[] {
 export function luaDir(): string {
   const here = dirname(fileURLToPath(import.meta.url));
   if (existsSync(join(here, 'lua'))) return join(here, 'lua');
-  for (let dir = here; ; ) {
+  for (let dir = here; ;) {
     const lua = join(dir, 'src', 'redis', 'lua');
     if (existsSync(join(dir, 'package.json')) && existsSync(lua)) return lua;
     const up = dirname(dir);
@@ -129,7 +150,9 @@ export function readScripts(dir: string): Script[] {
   const missing = NAMES.filter((n) => !byName.has(n));
   // A file without its typed method, or a method without its file, would only fail when called.
   if (unknown.length > 0 || missing.length > 0 || files.length !== NAMES.length) {
-    throw new Error(`redis scripts in ${dir}: ${[...unknown.map((f) => `${f} is not in NAMES (src/redis/scripts.ts)`), ...missing.map((n) => `no ${n}-<numKeys>.lua`)].join('; ') || 'a name is used twice'}`);
+    throw new Error(
+      `redis scripts in ${dir}: ${[...unknown.map((f) => `${f} is not in NAMES (src/redis/scripts.ts)`), ...missing.map((n) => `no ${n}-<numKeys>.lua`)].join('; ') || 'a name is used twice'}`,
+    );
   }
   return NAMES.map((name) => {
     const file = byName.get(name)!;

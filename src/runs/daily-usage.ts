@@ -63,7 +63,12 @@ const zero = (): TaskDayUsage => ({ runs: 0, containerSeconds: 0, gbSeconds: 0, 
  * plus any with usage on record (a task since removed: its always-on figure uses the memory
  * limit recorded with its runs that day).
  */
-export async function usageReport(redis: Redis, tasks: Readonly<Record<string, TaskConfig>>, days: number, now = Date.now()): Promise<UsageReport> {
+export async function usageReport(
+  redis: Redis,
+  tasks: Readonly<Record<string, TaskConfig>>,
+  days: number,
+  now = Date.now(),
+): Promise<UsageReport> {
   const todayStart = Math.floor(now / DAY_MS) * DAY_MS;
   const dayList = Array.from({ length: days }, (_, i) => utcDay(todayStart - (days - 1 - i) * DAY_MS));
   const pipe = redis.pipeline();

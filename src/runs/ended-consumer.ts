@@ -61,7 +61,18 @@ export class EndedConsumer {
           lastClaim = Date.now();
           await this.claimAbandoned(reader);
         }
-        const reply = await reader.xreadgroup('GROUP', group, consumer, 'COUNT', 100, 'BLOCK', Math.min(BLOCK_MS, claimIdleMs), 'STREAMS', keys.ended(), '>');
+        const reply = await reader.xreadgroup(
+          'GROUP',
+          group,
+          consumer,
+          'COUNT',
+          100,
+          'BLOCK',
+          Math.min(BLOCK_MS, claimIdleMs),
+          'STREAMS',
+          keys.ended(),
+          '>',
+        );
         for (const entry of parseEnded(reply)) await this.handle(entry);
       } catch (err) {
         if (this.stopped) return;
@@ -75,10 +86,15 @@ export class EndedConsumer {
   private async claimAbandoned(reader: Redis): Promise<void> {
     let cursor = '0-0';
     do {
-      const [next, entries] = (await reader.xautoclaim(keys.ended(), this.opts.group, this.opts.consumer, this.opts.claimIdleMs, cursor, 'COUNT', 100)) as [
-        string,
-        [string, string[]][],
-      ];
+      const [next, entries] = (await reader.xautoclaim(
+        keys.ended(),
+        this.opts.group,
+        this.opts.consumer,
+        this.opts.claimIdleMs,
+        cursor,
+        'COUNT',
+        100,
+      )) as [string, [string, string[]][]];
       for (const entry of parseEnded([[keys.ended(), entries.filter((e) => e !== null)]])) await this.handle(entry);
       cursor = next;
     } while (cursor !== '0-0' && !this.stopped);

@@ -55,7 +55,11 @@ export class RunletEvents {
   }
 
   /** Resolves with the first event that matches, for tests that await instead of sleeping. */
-  once<K extends keyof RunletEventMap>(event: K, match: (p: RunletEventMap[K]) => boolean = () => true, timeoutMs = 30_000): Promise<RunletEventMap[K]> {
+  once<K extends keyof RunletEventMap>(
+    event: K,
+    match: (p: RunletEventMap[K]) => boolean = () => true,
+    timeoutMs = 30_000,
+  ): Promise<RunletEventMap[K]> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         off();

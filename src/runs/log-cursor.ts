@@ -69,7 +69,8 @@ export class LogCursor {
     // A tail of an earlier attempt, or one we are already past, has nothing for us.
     if (snap.attempt !== this.cur || snap.end <= this.sentBytes) return this.flush();
     const start = snap.end - text.length;
-    if (this.sentBytes < start) this.out(Buffer.from(`${this.newline()}[runlet: ${start - this.sentBytes} bytes of output were not kept]\n`));
+    if (this.sentBytes < start)
+      this.out(Buffer.from(`${this.newline()}[runlet: ${start - this.sentBytes} bytes of output were not kept]\n`));
     this.out(text.subarray(Math.max(0, this.sentBytes - start)));
     this.sentBytes = snap.end;
     this.drainHeld();

@@ -61,7 +61,7 @@ export class RunletMetrics {
   });
   private readonly queueWait = new Histogram({
     name: 'runlet_run_queue_wait_seconds',
-    help: 'From a run being due (created, or a retry\'s retryAt) to its container starting, by task. Includes cron jitter.',
+    help: "From a run being due (created, or a retry's retryAt) to its container starting, by task. Includes cron jitter.",
     labelNames: ['task'] as const,
     buckets: QUEUE_WAIT_BUCKETS,
     registers: [this.registry],
@@ -120,7 +120,8 @@ export class RunletMetrics {
     });
     events.on('run:skipped', (e) => this.skipped.inc({ task: e.task, reason: skipKind(e.reason) }));
     events.on('run:started', (e) => {
-      if (e.queuedAt !== undefined && e.startedAt !== undefined) this.queueWait.observe({ task: e.task }, Math.max(0, e.startedAt - e.queuedAt) / 1000);
+      if (e.queuedAt !== undefined && e.startedAt !== undefined)
+        this.queueWait.observe({ task: e.task }, Math.max(0, e.startedAt - e.queuedAt) / 1000);
     });
     events.on('admission:refused', (e) => this.admissionWaits.inc({ task: e.task, pool: e.pool, reason: admissionKind(e.reason) }));
     events.on('trigger:event', (e) => {
@@ -165,7 +166,9 @@ export class RunletMetrics {
     // Both gauges are collected in the same scrape, at once: they share the read in flight.
     const read = (): Promise<Map<string, QueueState>> => {
       if (this.state) return this.state;
-      const value = Promise.all(Object.values(config.tasks).map(async (t) => [t.name, await queueState(t.name)] as const)).then((entries) => new Map(entries));
+      const value = Promise.all(Object.values(config.tasks).map(async (t) => [t.name, await queueState(t.name)] as const)).then(
+        (entries) => new Map(entries),
+      );
       this.state = value;
       void value.finally(() => (this.state = undefined)).catch(() => undefined);
       return value;
@@ -184,8 +187,16 @@ export class RunletMetrics {
           for (const [task, s] of states) this.set({ task, pool: config.tasks[task]?.pool ?? 'default' }, pick(s));
         },
       });
-    gauge('runlet_runs_running', 'Runs starting or running now, cluster-wide, by task and its pool (the same on every daemon: use max, not sum).', (s) => s.active);
-    gauge('runlet_runs_queued', 'Runs queued now (waiting, delayed by jitter or a retry backoff, or held by a full limit), cluster-wide, by task and pool (use max, not sum).', (s) => s.waiting);
+    gauge(
+      'runlet_runs_running',
+      'Runs starting or running now, cluster-wide, by task and its pool (the same on every daemon: use max, not sum).',
+      (s) => s.active,
+    );
+    gauge(
+      'runlet_runs_queued',
+      'Runs queued now (waiting, delayed by jitter or a retry backoff, or held by a full limit), cluster-wide, by task and pool (use max, not sum).',
+      (s) => s.waiting,
+    );
   }
 }
 

@@ -2,7 +2,16 @@ import type { Redis } from 'ioredis';
 import { monotonicFactory } from 'ulid';
 import { registerScripts, ScriptCode } from '../redis/scripts.js';
 import { CHANGES_CHANNEL, keys } from './keys.js';
-import { TERMINAL_STATUSES, type AttemptRecord, type RunRecord, type RunRequest, type RunStatus, type Transition, type TriggerKind, type Usage } from './types.js';
+import {
+  TERMINAL_STATUSES,
+  type AttemptRecord,
+  type RunRecord,
+  type RunRequest,
+  type RunStatus,
+  type Transition,
+  type TriggerKind,
+  type Usage,
+} from './types.js';
 
 /** How long a dedupe key keeps answering with its run unless the request says otherwise: longer than any redelivery window. */
 export const DEDUPE_TTL_MS = 7 * 24 * 3600 * 1000;
@@ -15,7 +24,22 @@ export const LOG_TAIL_BYTES = 64 * 1024;
 export const ENDED_STREAM_MAXLEN = 10000;
 
 type Fields = Partial<
-  Pick<RunRecord, 'startedAt' | 'finishedAt' | 'node' | 'daemon' | 'containerId' | 'image' | 'exitCode' | 'reason' | 'usage' | 'memoryBytes' | 'attempt' | 'retryAt' | 'dead'>
+  Pick<
+    RunRecord,
+    | 'startedAt'
+    | 'finishedAt'
+    | 'node'
+    | 'daemon'
+    | 'containerId'
+    | 'image'
+    | 'exitCode'
+    | 'reason'
+    | 'usage'
+    | 'memoryBytes'
+    | 'attempt'
+    | 'retryAt'
+    | 'dead'
+  >
 >;
 
 /** ULIDs: sortable by creation time, unique across daemons without coordination. */
@@ -97,9 +121,15 @@ export class RunStore {
    * Returns false when refused, so a late or duplicate writer (a redelivered job, a
    * settling daemon) can never overwrite an outcome that is already recorded.
    */
-  async transition(runId: string, status: RunStatus, opts: { from: readonly RunStatus[] | '*'; reason?: string; fields?: Fields; now?: number }): Promise<boolean> {
+  async transition(
+    runId: string,
+    status: RunStatus,
+    opts: { from: readonly RunStatus[] | '*'; reason?: string; fields?: Fields; now?: number },
+  ): Promise<boolean> {
     const [head, fields] = guardedChange(status, opts);
-    return (await this.redis.runletTransition(keys.run(runId), keys.transitions(runId), keys.ended(), ...head, ...fields)) === ScriptCode.Applied;
+    return (
+      (await this.redis.runletTransition(keys.run(runId), keys.transitions(runId), keys.ended(), ...head, ...fields)) === ScriptCode.Applied
+    );
   }
 
   /**
@@ -111,7 +141,15 @@ export class RunStore {
   async endAttempt(
     runId: string,
     status: RunStatus,
-    opts: { from: readonly RunStatus[] | '*'; attempt: number; entry: AttemptRecord; reason?: string; fields?: Fields; clear?: readonly (keyof Fields)[]; now?: number },
+    opts: {
+      from: readonly RunStatus[] | '*';
+      attempt: number;
+      entry: AttemptRecord;
+      reason?: string;
+      fields?: Fields;
+      clear?: readonly (keyof Fields)[];
+      now?: number;
+    },
   ): Promise<boolean> {
     const [head, fields] = guardedChange(status, opts);
     const code = await this.redis.runletEndAttempt(
@@ -158,7 +196,12 @@ export class RunStore {
     const text = (res?.[0]?.[1] as string | null) ?? '';
     const [status, attempt, bytes] = (res?.[1]?.[1] as (string | null)[] | undefined) ?? [];
     if (!status) return undefined;
-    return { text, status: status as RunStatus, ...(attempt ? { attempt: Number(attempt) } : {}), ...(bytes ? { end: Number(bytes) } : {}) };
+    return {
+      text,
+      status: status as RunStatus,
+      ...(attempt ? { attempt: Number(attempt) } : {}),
+      ...(bytes ? { end: Number(bytes) } : {}),
+    };
   }
 
   /** Kept apart from the record's hash, like the log tail, so listings never load it. */
@@ -208,7 +251,11 @@ export class RunStore {
       const record = toRecord(hash, transitions, attempts, logTail);
       const output = opts.withLogs ? ((res[i * step + 4]?.[1] as Record<string, string> | undefined) ?? {}) : {};
       if (output.text === undefined && output.error === undefined) return record;
-      return { ...record, ...(output.text !== undefined && { output: output.text }), ...(output.error !== undefined && { outputError: output.error }) };
+      return {
+        ...record,
+        ...(output.text !== undefined && { output: output.text }),
+        ...(output.error !== undefined && { outputError: output.error }),
+      };
     });
   }
 
@@ -216,12 +263,14 @@ export class RunStore {
    * Newest first. Filters by status in memory over at most `scan` recent ids: listings are
    * for people and dashboards, and retention bounds each task's runs anyway.
    */
-  async list(opts: { task?: string; status?: readonly RunStatus[]; trigger?: TriggerKind; dead?: boolean; limit?: number; before?: string } = {}): Promise<RunRecord[]> {
+  async list(
+    opts: { task?: string; status?: readonly RunStatus[]; trigger?: TriggerKind; dead?: boolean; limit?: number; before?: string } = {},
+  ): Promise<RunRecord[]> {
     const limit = Math.max(1, Math.min(opts.limit ?? 50, 1000));
     const index = opts.task ? keys.taskRuns(opts.task) : keys.allRuns();
     const filtered = Boolean(opts.status?.length || opts.trigger || opts.dead !== undefined);
     const scan = filtered ? 5000 : limit + 1;
-    const max = opts.before ? `(${await this.redis.zscore(index, opts.before) ?? '+inf'}` : '+inf';
+    const max = opts.before ? `(${(await this.redis.zscore(index, opts.before)) ?? '+inf'}` : '+inf';
     const ids = await this.redis.zrevrangebyscore(index, max, '-inf', 'LIMIT', 0, scan);
     const out: RunRecord[] = [];
     for (let i = 0; i < ids.length && out.length < limit; i += 200) {
@@ -250,7 +299,14 @@ export class RunStore {
    */
   async trim(task: string, keep: number, maxAgeMs?: number, now = Date.now()): Promise<number> {
     const cutoff = maxAgeMs === undefined ? '' : String(now - maxAgeMs);
-    return this.redis.runletTrimTaskRuns(keys.taskRuns(task), keys.allRuns(), String(keep), ...runParts(), TERMINAL_STATUSES.join(','), cutoff);
+    return this.redis.runletTrimTaskRuns(
+      keys.taskRuns(task),
+      keys.allRuns(),
+      String(keep),
+      ...runParts(),
+      TERMINAL_STATUSES.join(','),
+      cutoff,
+    );
   }
 
   /**
@@ -260,7 +316,14 @@ export class RunStore {
   async trimAged(maxAgeMs: number, now = Date.now(), batch = 500): Promise<number> {
     let total = 0;
     for (;;) {
-      const [deleted, looked] = await this.redis.runletTrimAgedRuns(keys.allRuns(), String(now - maxAgeMs), ...runParts(), ...keys.taskRunsAffixes(), TERMINAL_STATUSES.join(','), String(batch));
+      const [deleted, looked] = await this.redis.runletTrimAgedRuns(
+        keys.allRuns(),
+        String(now - maxAgeMs),
+        ...runParts(),
+        ...keys.taskRunsAffixes(),
+        TERMINAL_STATUSES.join(','),
+        String(batch),
+      );
       total += deleted;
       // A batch that deleted nothing is all in-progress runs: the rest are newer than those.
       if (looked < batch || deleted === 0) return total;
@@ -282,10 +345,21 @@ function runParts(): [runPrefix: string, partSuffixes: string] {
  * transition JSON, allowed current statuses, terminal statuses, the ended stream's length and
  * the changes channel — and the hash fields to set.
  */
-function guardedChange(status: RunStatus, opts: { from: readonly RunStatus[] | '*'; reason?: string; fields?: Fields; now?: number }): [string[], string[]] {
+function guardedChange(
+  status: RunStatus,
+  opts: { from: readonly RunStatus[] | '*'; reason?: string; fields?: Fields; now?: number },
+): [string[], string[]] {
   const now = opts.now ?? Date.now();
   const t: Transition = { status, at: now, ...(opts.reason ? { reason: opts.reason } : {}) };
-  const head = [status, String(now), JSON.stringify(t), opts.from === '*' ? '*' : opts.from.join(','), TERMINAL_STATUSES.join(','), String(ENDED_STREAM_MAXLEN), CHANGES_CHANNEL];
+  const head = [
+    status,
+    String(now),
+    JSON.stringify(t),
+    opts.from === '*' ? '*' : opts.from.join(','),
+    TERMINAL_STATUSES.join(','),
+    String(ENDED_STREAM_MAXLEN),
+    CHANGES_CHANNEL,
+  ];
   return [head, flatten({ ...opts.fields, ...(opts.reason !== undefined ? { reason: opts.reason } : {}) })];
 }
 
@@ -298,7 +372,20 @@ function flatten(obj: Record<string, unknown>): string[] {
   return out;
 }
 
-const NUMERIC = ['createdAt', 'updatedAt', 'scheduledAt', 'startedAt', 'finishedAt', 'exitCode', 'memoryBytes', 'missedTicks', 'attempt', 'maxAttempts', 'retryAt', 'waitReasonAt'] as const;
+const NUMERIC = [
+  'createdAt',
+  'updatedAt',
+  'scheduledAt',
+  'startedAt',
+  'finishedAt',
+  'exitCode',
+  'memoryBytes',
+  'missedTicks',
+  'attempt',
+  'maxAttempts',
+  'retryAt',
+  'waitReasonAt',
+] as const;
 
 function toRecord(h: Record<string, string>, transitions: Transition[], attempts: AttemptRecord[], logTail?: string): RunRecord {
   const num = (k: string) => (h[k] !== undefined && h[k] !== '' ? Number(h[k]) : undefined);
@@ -312,7 +399,19 @@ function toRecord(h: Record<string, string>, transitions: Transition[], attempts
     attempts,
   };
   for (const k of NUMERIC) if (num(k) !== undefined) rec[k] = num(k);
-  for (const k of ['node', 'daemon', 'containerId', 'image', 'reason', 'retryOf', 'contentType', 'cause', 'waitReason', 'waitReasonNode'] as const) if (h[k] !== undefined) rec[k] = h[k];
+  for (const k of [
+    'node',
+    'daemon',
+    'containerId',
+    'image',
+    'reason',
+    'retryOf',
+    'contentType',
+    'cause',
+    'waitReason',
+    'waitReasonNode',
+  ] as const)
+    if (h[k] !== undefined) rec[k] = h[k];
   if (h.backfill === 'true') rec.backfill = true;
   if (h.dead === 'true') rec.dead = true;
   if (h.payload !== undefined) rec.payload = JSON.parse(h.payload);

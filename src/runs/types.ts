@@ -7,26 +7,9 @@
  * MOVES below is the same as a table, the one callers use.
  */
 export type RunStatus =
-  | 'queued'
-  | 'starting'
-  | 'running'
-  | 'succeeded'
-  | 'failed'
-  | 'timed_out'
-  | 'oom_killed'
-  | 'cancelled'
-  | 'skipped'
-  | 'lost';
+  'queued' | 'starting' | 'running' | 'succeeded' | 'failed' | 'timed_out' | 'oom_killed' | 'cancelled' | 'skipped' | 'lost';
 
-export const TERMINAL_STATUSES: readonly RunStatus[] = [
-  'succeeded',
-  'failed',
-  'timed_out',
-  'oom_killed',
-  'cancelled',
-  'skipped',
-  'lost',
-];
+export const TERMINAL_STATUSES: readonly RunStatus[] = ['succeeded', 'failed', 'timed_out', 'oom_killed', 'cancelled', 'skipped', 'lost'];
 
 export function isTerminal(status: RunStatus): boolean {
   return TERMINAL_STATUSES.includes(status);

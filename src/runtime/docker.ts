@@ -63,37 +63,47 @@ export class DockerRuntime implements Runtime {
     const hostConfig = await this.hostConfig(spec);
     let container: Docker.Container;
     try {
-      container = await this.whenEngineAnswers(spec, () => this.docker.createContainer({
-        name,
-        Image: spec.image,
-        Cmd: spec.command ? [...spec.command] : undefined,
-        User: spec.user || undefined,
-        // The env goes to the engine and nowhere else: it may hold secrets, so it is never logged.
-        // Ours last, so spec.env cannot point the program at another file.
-        Env: [...Object.entries(spec.env).map(([key, value]) => `${key}=${value}`), ...(hasPayload ? [`${PAYLOAD_FILE_ENV}=${PAYLOAD_PATH}`] : [])],
-        // Ours last, so spec.labels cannot disown the container.
-        Labels: { ...this.labels, ...spec.labels, [LABEL_MANAGED]: 'true', [LABEL_RUN]: spec.runId, [LABEL_TASK]: spec.task },
-        Tty: false,
-        // With a payload, stdin is open for the one attach start() makes and closes after it;
-        // without, the program reads EOF at once, as before.
-        OpenStdin: hasPayload,
-        StdinOnce: hasPayload,
-        AttachStdin: hasPayload,
-        AttachStdout: false,
-        AttachStderr: false,
-        ...(usesRunDirVolume(spec) ? { Volumes: { [RUN_DIR]: {} } } : {}),
-        HostConfig: hostConfig,
-      }));
+      container = await this.whenEngineAnswers(spec, () =>
+        this.docker.createContainer({
+          name,
+          Image: spec.image,
+          Cmd: spec.command ? [...spec.command] : undefined,
+          User: spec.user || undefined,
+          // The env goes to the engine and nowhere else: it may hold secrets, so it is never logged.
+          // Ours last, so spec.env cannot point the program at another file.
+          Env: [
+            ...Object.entries(spec.env).map(([key, value]) => `${key}=${value}`),
+            ...(hasPayload ? [`${PAYLOAD_FILE_ENV}=${PAYLOAD_PATH}`] : []),
+          ],
+          // Ours last, so spec.labels cannot disown the container.
+          Labels: { ...this.labels, ...spec.labels, [LABEL_MANAGED]: 'true', [LABEL_RUN]: spec.runId, [LABEL_TASK]: spec.task },
+          Tty: false,
+          // With a payload, stdin is open for the one attach start() makes and closes after it;
+          // without, the program reads EOF at once, as before.
+          OpenStdin: hasPayload,
+          StdinOnce: hasPayload,
+          AttachStdin: hasPayload,
+          AttachStdout: false,
+          AttachStderr: false,
+          ...(usesRunDirVolume(spec) ? { Volumes: { [RUN_DIR]: {} } } : {}),
+          HostConfig: hostConfig,
+        }),
+      );
     } catch (err) {
       throw createFailure(spec, name, err);
     }
     try {
       await placeRunDir(container, spec);
     } catch (err) {
-      await this.remove(container.id).catch((removeErr) => this.logger.warn({ err: removeErr, runId: spec.runId }, 'could not remove a container that could not be prepared'));
+      await this.remove(container.id).catch((removeErr) =>
+        this.logger.warn({ err: removeErr, runId: spec.runId }, 'could not remove a container that could not be prepared'),
+      );
       throw new RunFailedToStart(`could not create ${RUN_DIR} in the container: ${engineMessage(err)}`, { cause: err });
     }
-    this.logger.debug({ runId: spec.runId, task: spec.task, image: spec.image, containerId: container.id.slice(0, 12) }, 'container created');
+    this.logger.debug(
+      { runId: spec.runId, task: spec.task, image: spec.image, containerId: container.id.slice(0, 12) },
+      'container created',
+    );
     return { runId: spec.runId, containerId: container.id, spec };
   }
 
@@ -102,10 +112,15 @@ export class DockerRuntime implements Runtime {
     // Attached before start, so the program can't read stdin before the payload is there.
     if (run.spec.payload !== undefined) {
       try {
-        this.stdin.set(run.containerId, await StdinFeed.open(container, Buffer.from(run.spec.payload, 'utf8'), this.logger.child({ runId: run.runId })));
+        this.stdin.set(
+          run.containerId,
+          await StdinFeed.open(container, Buffer.from(run.spec.payload, 'utf8'), this.logger.child({ runId: run.runId })),
+        );
       } catch (err) {
         await this.removeUnstarted(run);
-        throw new RunFailedToStart(`could not attach to the container to deliver the payload on stdin: ${engineMessage(err)}`, { cause: err });
+        throw new RunFailedToStart(`could not attach to the container to deliver the payload on stdin: ${engineMessage(err)}`, {
+          cause: err,
+        });
       }
     }
     try {
@@ -113,9 +128,12 @@ export class DockerRuntime implements Runtime {
     } catch (err) {
       await this.removeUnstarted(run);
       // A 404 may also name another container (e.g. one whose network this one joins).
-      if (engineStatus(err) === 404 && engineMessage(err).includes(run.containerId)) throw new RunFailedToStart(`the container for run ${run.runId} was removed before it started`, { cause: err });
+      if (engineStatus(err) === 404 && engineMessage(err).includes(run.containerId))
+        throw new RunFailedToStart(`the container for run ${run.runId} was removed before it started`, { cause: err });
       const reason = startFailureReason(engineMessage(err));
-      throw new RunFailedToStart(reason.startsWith('command ') ? reason : `the engine could not start the container: ${reason}`, { cause: err });
+      throw new RunFailedToStart(reason.startsWith('command ') ? reason : `the engine could not start the container: ${reason}`, {
+        cause: err,
+      });
     }
     this.startedAt.set(run.containerId, Date.now());
   }
@@ -171,7 +189,14 @@ export class DockerRuntime implements Runtime {
       readOutput(container),
     ]);
     // Force-removed by someone else while running: the 137 is theirs, not the program's.
-    if (state === null) return { outcome: 'failed', exitCode: exit.statusCode, reason: `container ${containerId.slice(0, 12)} was removed outside this runtime before its end could be read (exit code ${exit.statusCode})`, logTail, logBytes };
+    if (state === null)
+      return {
+        outcome: 'failed',
+        exitCode: exit.statusCode,
+        reason: `container ${containerId.slice(0, 12)} was removed outside this runtime before its end could be read (exit code ${exit.statusCode})`,
+        logTail,
+        logBytes,
+      };
     if (state?.Status === 'created') return { outcome: 'failed', reason: 'the container was never started', logTail, logBytes };
     if (captured.outputError) log.info({ outputError: captured.outputError }, 'output.json not stored as it is');
     const result = outcomeOf(
@@ -213,11 +238,21 @@ export class DockerRuntime implements Runtime {
         let startedAt: number | undefined;
         if (info.State !== 'created') {
           // The list has only the creation time; the timeout counts from the start.
-          const inspected = await this.docker.getContainer(info.Id).inspect().catch(() => undefined);
+          const inspected = await this.docker
+            .getContainer(info.Id)
+            .inspect()
+            .catch(() => undefined);
           if (!inspected) return undefined; // removed since the list
           startedAt = engineTime(inspected.State.StartedAt);
         }
-        return { containerId: info.Id, runId, task: info.Labels[LABEL_TASK] ?? '', labels: info.Labels, running: info.State === 'running', startedAt };
+        return {
+          containerId: info.Id,
+          runId,
+          task: info.Labels[LABEL_TASK] ?? '',
+          labels: info.Labels,
+          running: info.State === 'running',
+          startedAt,
+        };
       }),
     );
     return owned.filter((c): c is OwnedContainer => c !== undefined);
@@ -240,7 +275,11 @@ export class DockerRuntime implements Runtime {
         return await request();
       } catch (err) {
         if (!notConnected(err) || Date.now() >= giveUpAt) throw err;
-        if (!logged) this.logger.warn({ runId: spec.runId, attempt: spec.attempt, err }, 'the Docker engine does not answer; waiting for it before creating the container');
+        if (!logged)
+          this.logger.warn(
+            { runId: spec.runId, attempt: spec.attempt, err },
+            'the Docker engine does not answer; waiting for it before creating the container',
+          );
         await delay(1_000);
       }
     }
@@ -272,7 +311,9 @@ export class DockerRuntime implements Runtime {
 
   /** The caller records the run as failed and has nothing left to clean up. */
   private async removeUnstarted(run: PreparedRun): Promise<void> {
-    await this.remove(run.containerId).catch((removeErr) => this.logger.warn({ err: removeErr, runId: run.runId }, 'could not remove a container that failed to start'));
+    await this.remove(run.containerId).catch((removeErr) =>
+      this.logger.warn({ err: removeErr, runId: run.runId }, 'could not remove a container that failed to start'),
+    );
   }
 
   private closeStdin(containerId: string): void {
@@ -331,9 +372,11 @@ export class DockerRuntime implements Runtime {
         const res = (await container.wait()) as { StatusCode: number };
         return { statusCode: res.StatusCode };
       } catch (err) {
-        if (engineStatus(err) === 404) return { lost: `container ${container.id.slice(0, 12)} no longer exists (it was removed outside this runtime)` };
+        if (engineStatus(err) === 404)
+          return { lost: `container ${container.id.slice(0, 12)} no longer exists (it was removed outside this runtime)` };
         quickFailures = Date.now() - askedAt < 1_000 ? quickFailures + 1 : 0;
-        if (quickFailures >= 5) return { lost: `lost contact with the Docker engine while waiting for the container: ${engineMessage(err)}` };
+        if (quickFailures >= 5)
+          return { lost: `lost contact with the Docker engine while waiting for the container: ${engineMessage(err)}` };
         log.warn({ err }, 'waiting for the container failed; waiting again');
         await delay(1_000);
       }
@@ -362,8 +405,13 @@ function createFailure(spec: RunSpec, name: string, err: unknown): RunFailedToSt
   if (status === 404 && /no such image/i.test(message)) {
     return new RunFailedToStart(`image "${spec.image}" not found locally (runlet never pulls: build or load it first)`, { cause: err });
   }
-  if (status === 409) return new RunFailedToStart(`a container named "${name}" already exists (attempt ${spec.attempt} of run ${spec.runId} was prepared twice)`, { cause: err });
-  if (notConnected(err)) return new RunFailedToStart(`the Docker engine did not answer for ${ENGINE_BACK_MS / 1000} s: ${message}`, { cause: err });
+  if (status === 409)
+    return new RunFailedToStart(
+      `a container named "${name}" already exists (attempt ${spec.attempt} of run ${spec.runId} was prepared twice)`,
+      { cause: err },
+    );
+  if (notConnected(err))
+    return new RunFailedToStart(`the Docker engine did not answer for ${ENGINE_BACK_MS / 1000} s: ${message}`, { cause: err });
   return new RunFailedToStart(`the engine could not create the container: ${startFailureReason(message)}`, { cause: err });
 }
 

@@ -24,7 +24,10 @@ export async function buildTaskImages(docker: Docker, config: RunletConfig, logg
 }
 
 export async function buildImage(docker: Docker, contextDir: string, tag: string): Promise<void> {
-  const stream = await docker.buildImage({ context: contextDir, src: filesUnder(contextDir) }, { t: tag, labels: { [LABEL_IMAGE]: 'build' }, forcerm: true });
+  const stream = await docker.buildImage(
+    { context: contextDir, src: filesUnder(contextDir) },
+    { t: tag, labels: { [LABEL_IMAGE]: 'build' }, forcerm: true },
+  );
   const output: string[] = [];
   await new Promise<void>((resolve, reject) => {
     docker.modem.followProgress(

@@ -27,6 +27,7 @@ export function isolationHostConfig(spec: RunSpec): Pick<Docker.HostConfig, 'Rea
 export function networkMode(spec: RunSpec): string {
   const mode = spec.network || 'bridge';
   const refused = REFUSED_NETWORKS.find((rule) => rule.test(mode));
-  if (refused) throw new RunFailedToStart(`network "${mode}" is not allowed for a task: ${refused.why}. Use "none", "bridge" or a named network`);
+  if (refused)
+    throw new RunFailedToStart(`network "${mode}" is not allowed for a task: ${refused.why}. Use "none", "bridge" or a named network`);
   return mode;
 }

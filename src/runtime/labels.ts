@@ -53,7 +53,9 @@ export function formatRunLabels(l: RunLabels): Record<string, string> {
  * Reads what formatRunLabels wrote. A container made by an older runlet may lack some: its
  * attempt is then 1 (it predates retries), its deadline and daemon unknown.
  */
-export function parseRunLabels(labels: Readonly<Record<string, string>>): Partial<Omit<RunLabels, 'attempt'>> & { readonly attempt: number } {
+export function parseRunLabels(
+  labels: Readonly<Record<string, string>>,
+): Partial<Omit<RunLabels, 'attempt'>> & { readonly attempt: number } {
   const deadline = Number(labels[LABEL_DEADLINE]) || undefined;
   return {
     ...(labels[LABEL_NODE] !== undefined && { node: labels[LABEL_NODE] }),

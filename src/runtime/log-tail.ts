@@ -164,7 +164,12 @@ export class LogFollower {
       this.written(bytes);
       if (this.onLog) piece.push(Buffer.from(bytes));
     });
-    const stream = await container.logs({ follow: true, stdout: true, stderr: true, abortSignal: this.abort.signal } as Docker.ContainerLogsOptions & { follow: true });
+    const stream = await container.logs({
+      follow: true,
+      stdout: true,
+      stderr: true,
+      abortSignal: this.abort.signal,
+    } as Docker.ContainerLogsOptions & { follow: true });
     await new Promise<void>((resolve, reject) => {
       stream.on('data', (chunk: Buffer) => {
         const offset = this.tail.total;

@@ -25,17 +25,20 @@ export function outcomeOf(facts: EndFacts, spec: RunSpec, logTail: string): RunR
   // The engine stamps StartedAt after runc returns but FinishedAt with the kernel's exit
   // time, so a program that ends in a few ms can "finish" before it "started": clamp, or
   // the run's duration (and its usage) would be negative.
-  const finishedAt = facts.finishedAt !== undefined && facts.startedAt !== undefined ? Math.max(facts.finishedAt, facts.startedAt) : facts.finishedAt;
+  const finishedAt =
+    facts.finishedAt !== undefined && facts.startedAt !== undefined ? Math.max(facts.finishedAt, facts.startedAt) : facts.finishedAt;
   const base = { exitCode: facts.exitCode, startedAt: facts.startedAt, finishedAt, logTail };
   if (facts.stopped) {
     const { reason, detail, signal } = facts.stopped;
     const how = signal === 'SIGKILL' ? `killed with SIGKILL after ${formatDuration(spec.killGraceMs)} grace` : 'stopped with SIGTERM';
-    if (reason === 'timeout') return { ...base, outcome: 'timed_out', reason: `exceeded timeout of ${formatDuration(spec.timeoutMs)}; ${how}` };
+    if (reason === 'timeout')
+      return { ...base, outcome: 'timed_out', reason: `exceeded timeout of ${formatDuration(spec.timeoutMs)}; ${how}` };
     return { ...base, outcome: 'cancelled', reason: `cancelled${detail ? ` (${detail})` : ''}; ${how}` };
   }
   if (facts.oomKilled) return { ...base, outcome: 'oom_killed', reason: `exceeded memory limit of ${formatBytes(spec.memoryBytes)}` };
   if (facts.exitCode === 0) return { ...base, outcome: 'succeeded' };
-  if (facts.exitCode === undefined) return { ...base, outcome: 'failed', reason: facts.engineError || 'the container ended without an exit code' };
+  if (facts.exitCode === undefined)
+    return { ...base, outcome: 'failed', reason: facts.engineError || 'the container ended without an exit code' };
   const reason = exitReason(facts.exitCode, logTail);
   return { ...base, outcome: 'failed', reason: facts.engineError ? `${reason}: ${facts.engineError}` : reason };
 }

@@ -48,7 +48,8 @@ async function fromArchive(archive: Readable): Promise<CapturedOutput> {
   for await (const entry of entries) {
     const { type, size } = entry.header;
     if (type !== 'file') return { outputError: `output.json is a ${type}, not a regular file; not stored` };
-    if (size > OUTPUT_LIMIT_BYTES) return { outputError: `output.json is ${formatBytes(size)}, over the ${formatBytes(OUTPUT_LIMIT_BYTES)} limit; not stored` };
+    if (size > OUTPUT_LIMIT_BYTES)
+      return { outputError: `output.json is ${formatBytes(size)}, over the ${formatBytes(OUTPUT_LIMIT_BYTES)} limit; not stored` };
     const chunks: Buffer[] = [];
     for await (const chunk of entry) chunks.push(chunk as Buffer);
     return judged(Buffer.concat(chunks).toString('utf8'));

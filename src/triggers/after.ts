@@ -34,7 +34,6 @@ export function afterRequest(follower: string, ended: RunRecord): RunRequest {
   };
 }
 
-
 /**
  * Chaining (`after:`). Every daemon reads the ended-runs stream in one consumer group, so
  * each entry goes to one daemon; that daemon submits the followers' runs and only then
@@ -81,7 +80,10 @@ export class AfterTrigger implements Trigger {
           if (res.created) this.deps.logger.info({ runId: res.runId, task: f.name, after: ended.id }, 'chained run queued');
         }
       } else {
-        this.deps.logger.warn({ runId: entry.run, task: entry.task }, 'a finished run was deleted before its followers could start; they are not run');
+        this.deps.logger.warn(
+          { runId: entry.run, task: entry.task },
+          'a finished run was deleted before its followers could start; they are not run',
+        );
       }
     }
     // Acknowledged only after every follower's run is recorded: see the class comment.

@@ -8,7 +8,10 @@ import type { Trigger, TriggerDeps } from './types.js';
 import { cronOf } from '../config/fire-times.js';
 import { ticksBetween } from '../config/ticks.js';
 
-export type Submit = (request: RunRequest, opts: { cronMarker: boolean; skipReason?: string }) => Promise<{ runId: string; created: boolean }>;
+export type Submit = (
+  request: RunRequest,
+  opts: { cronMarker: boolean; skipReason?: string },
+) => Promise<{ runId: string; created: boolean }>;
 
 /**
  * One CronTrigger per scheduled task. The tick each task last claimed (any daemon) is read
@@ -18,7 +21,10 @@ export async function cronTriggers(deps: TriggerDeps): Promise<CronTrigger[]> {
   const scheduled = Object.values(deps.config.tasks).filter((t) => t.schedule);
   if (scheduled.length === 0) return [];
   const last = await deps.redis.mget(scheduled.map((t) => keys.cronLast(t.name)));
-  return scheduled.map((t, i) => new CronTrigger(t, (request, opts) => deps.submit(request, opts), deps.logger, Date.now, last[i] ? Number(last[i]) : undefined));
+  return scheduled.map(
+    (t, i) =>
+      new CronTrigger(t, (request, opts) => deps.submit(request, opts), deps.logger, Date.now, last[i] ? Number(last[i]) : undefined),
+  );
 }
 
 /** Missed ticks counted at start-up, at most; the record says "more than" beyond it. */
@@ -91,7 +97,10 @@ export class CronTrigger implements Trigger {
         `(${formatDuration(age)} ago); catchup is ${this.task.catchupMs === 0 ? 'off (0s)' : formatDuration(this.task.catchupMs)}`;
     try {
       const { runId, created } = await this.submit(request, { cronMarker: true, skipReason });
-      this.logger.info({ task: this.task.name, missed, latest: new Date(latest).toISOString(), runId, created }, inside ? 'catching up missed ticks with one run' : 'missed ticks are outside the catch-up window');
+      this.logger.info(
+        { task: this.task.name, missed, latest: new Date(latest).toISOString(), runId, created },
+        inside ? 'catching up missed ticks with one run' : 'missed ticks are outside the catch-up window',
+      );
     } catch (err) {
       this.logger.error({ err, task: this.task.name }, 'could not record missed ticks');
     }
@@ -120,9 +129,12 @@ export class CronTrigger implements Trigger {
     const tick = this.nextTick();
     if (tick === undefined) return; // a schedule with no future times (e.g. a past year)
     const delay = delayOverride ?? Math.max(0, tick - this.now());
-    this.timer = setTimeout(() => {
-      this.inFlight = this.fire(tick);
-    }, Math.min(delay, MAX_TIMER_MS));
+    this.timer = setTimeout(
+      () => {
+        this.inFlight = this.fire(tick);
+      },
+      Math.min(delay, MAX_TIMER_MS),
+    );
   }
 
   private async fire(tick: number): Promise<void> {
@@ -133,13 +145,19 @@ export class CronTrigger implements Trigger {
         { task: this.task.name, trigger: 'cron', dedupeKey: `${this.task.name}:cron:${tick}`, scheduledAt: tick },
         { cronMarker: true },
       );
-      this.logger.debug({ task: this.task.name, tick: new Date(tick).toISOString(), runId, created }, created ? 'cron tick queued' : 'cron tick already claimed by another daemon');
+      this.logger.debug(
+        { task: this.task.name, tick: new Date(tick).toISOString(), runId, created },
+        created ? 'cron tick queued' : 'cron tick already claimed by another daemon',
+      );
       // Advance only after the tick is durably claimed: if the submit threw, the same tick
       // is tried again below (safe: its dedupe key makes a retry a no-op if it did land).
       this.cursor = tick;
       this.retryMs = RETRY_MIN_MS;
     } catch (err) {
-      this.logger.error({ err, task: this.task.name, tick: new Date(tick).toISOString() }, `could not queue a cron tick; retrying in ${this.retryMs} ms`);
+      this.logger.error(
+        { err, task: this.task.name, tick: new Date(tick).toISOString() },
+        `could not queue a cron tick; retrying in ${this.retryMs} ms`,
+      );
       const wait = this.retryMs;
       this.retryMs = Math.min(this.retryMs * 2, RETRY_MAX_MS);
       return this.arm(wait);

@@ -45,7 +45,16 @@ run(async () => {
     await client.connect();
     const coll = client.db(setting('MONGO_DB', 'studo')).collection(collection);
     log('archiving', { collection, before: before.toISOString(), batchSize, policy });
-    const result = await archive({ source: new MongoSource(coll, batchSize), store, policy, salt, prefix: setting('S3_PREFIX', collection), before, batchSize, log });
+    const result = await archive({
+      source: new MongoSource(coll, batchSize),
+      store,
+      policy,
+      salt,
+      prefix: setting('S3_PREFIX', collection),
+      before,
+      batchSize,
+      log,
+    });
     log('archived', { ...result, parts: result.parts.length });
     output(result);
   } finally {

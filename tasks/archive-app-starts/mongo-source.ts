@@ -18,7 +18,10 @@ export class MongoSource implements DocumentSource {
     let last: { at: Date; id: unknown } | undefined;
     for (;;) {
       const filter: Filter<Document> = last
-        ? { createdAt: { $lt: before }, $or: [{ createdAt: { $gt: last.at } }, { createdAt: last.at, _id: { $gt: last.id } }] } as Filter<Document>
+        ? ({
+            createdAt: { $lt: before },
+            $or: [{ createdAt: { $gt: last.at } }, { createdAt: last.at, _id: { $gt: last.id } }],
+          } as Filter<Document>)
         : { createdAt: { $lt: before } };
       const cursor = this.coll.find(filter).sort({ createdAt: 1, _id: 1 }).limit(this.batchSize).batchSize(this.batchSize);
       let n = 0;

@@ -83,7 +83,14 @@ export function encodePart(docs: readonly { atMs: number; doc: Record<string, un
   const last = docs[docs.length - 1]!;
   return {
     body,
-    manifest: { count: docs.length, sha256: sha256(body), firstAtMs: first.atMs, lastAtMs: last.atMs, firstId: idOf(first.doc), lastId: idOf(last.doc) },
+    manifest: {
+      count: docs.length,
+      sha256: sha256(body),
+      firstAtMs: first.atMs,
+      lastAtMs: last.atMs,
+      firstId: idOf(first.doc),
+      lastId: idOf(last.doc),
+    },
   };
 }
 
@@ -97,7 +104,10 @@ export class PartMismatch extends Error {}
 export function idsInPart(key: string, body: Buffer, manifest: Manifest): string[] {
   const actual = sha256(body);
   if (actual !== manifest.sha256) throw new PartMismatch(`${key}: sha256 ${actual} but the manifest says ${manifest.sha256}`);
-  const lines = gunzipSync(body).toString('utf8').split('\n').filter((l) => l !== '');
+  const lines = gunzipSync(body)
+    .toString('utf8')
+    .split('\n')
+    .filter((l) => l !== '');
   if (lines.length !== manifest.count) throw new PartMismatch(`${key}: ${lines.length} lines but the manifest says ${manifest.count}`);
   return lines.map((l) => idOf(JSON.parse(l) as Record<string, unknown>));
 }
@@ -121,7 +131,16 @@ export function manifestFromMetadata(key: string, meta: Record<string, string> |
   const firstAtMs = Date.parse(m['first-at'] ?? '');
   const lastAtMs = Date.parse(m['last-at'] ?? '');
   if (m.format !== FORMAT || !Number.isInteger(count) || !m.sha256 || Number.isNaN(firstAtMs) || Number.isNaN(lastAtMs)) {
-    throw new PartMismatch(`${key}: no archive manifest in its metadata (format ${m.format ?? 'missing'}): not written by this task, refusing to guess what it holds`);
+    throw new PartMismatch(
+      `${key}: no archive manifest in its metadata (format ${m.format ?? 'missing'}): not written by this task, refusing to guess what it holds`,
+    );
   }
-  return { count, sha256: m.sha256, firstAtMs, lastAtMs, firstId: decodeURIComponent(m['first-id'] ?? ''), lastId: decodeURIComponent(m['last-id'] ?? '') };
+  return {
+    count,
+    sha256: m.sha256,
+    firstAtMs,
+    lastAtMs,
+    firstId: decodeURIComponent(m['first-id'] ?? ''),
+    lastId: decodeURIComponent(m['last-id'] ?? ''),
+  };
 }

@@ -33,7 +33,9 @@ export function parsePolicy(text: string | undefined): PiiPolicy {
   try {
     raw = JSON.parse(text);
   } catch (err) {
-    throw new TaskError(`PII_POLICY is not valid JSON (${(err as Error).message}): expected {"drop":[...],"hash":[...],"truncateIp":[...]}`);
+    throw new TaskError(
+      `PII_POLICY is not valid JSON (${(err as Error).message}): expected {"drop":[...],"hash":[...],"truncateIp":[...]}`,
+    );
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     throw new TaskError('PII_POLICY must be a JSON object: {"drop":[...],"hash":[...],"truncateIp":[...]}');
@@ -67,7 +69,10 @@ export function truncateIp(value: unknown): string | undefined {
   const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(value);
   if (mapped && isIPv4(mapped[1]!)) return `::ffff:${truncateIp(mapped[1])}`;
   const groups = expandIPv6(value.split('%')[0]!);
-  return `${groups.slice(0, 3).map((g) => g.replace(/^0+(?=.)/, '')).join(':')}::`;
+  return `${groups
+    .slice(0, 3)
+    .map((g) => g.replace(/^0+(?=.)/, ''))
+    .join(':')}::`;
 }
 
 function expandIPv6(ip: string): string[] {

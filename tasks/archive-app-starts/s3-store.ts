@@ -49,7 +49,9 @@ export class S3PartStore implements PartStore {
     for (;;) {
       let page;
       try {
-        page = await this.client.send(new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: prefix, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }));
+        page = await this.client.send(
+          new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: prefix, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }),
+        );
       } catch (err) {
         // s3rver can't list uploads. An unfinished upload is never an object, so it is a cost
         // (left to the bucket's AbortIncompleteMultipartUpload rule), not a correctness problem.

@@ -100,7 +100,8 @@ export async function placeBid(redis: Redis, bid: Bid, opts: PlaceOptions): Prom
   const r = JSON.parse(raw) as Record<string, string | boolean | undefined>;
   const num = (v: unknown) => (typeof v === 'string' ? Number(v) : undefined);
   const iso = (v: unknown) => (typeof v === 'string' ? new Date(Number(v)).toISOString() : undefined);
-  if (r.accepted === true) return { accepted: true, auctionId: id, highestBid: num(r.highestBid)!, endsAt: iso(r.endsAt)!, extended: r.extended === true };
+  if (r.accepted === true)
+    return { accepted: true, auctionId: id, highestBid: num(r.highestBid)!, endsAt: iso(r.endsAt)!, extended: r.extended === true };
   return {
     accepted: false,
     auctionId: id,

@@ -17,7 +17,8 @@ const ID = /^[A-Za-z0-9_.:-]{1,128}$/;
  * (exit 2) with this message, and retrying it could never succeed.
  */
 export function parseBid(text: string | undefined): Bid {
-  if (text === undefined || text.trim() === '') throw new TaskError('invalid bid: the payload is empty (expected {"auctionId", "bidder", "amount", "placedAt"?})');
+  if (text === undefined || text.trim() === '')
+    throw new TaskError('invalid bid: the payload is empty (expected {"auctionId", "bidder", "amount", "placedAt"?})');
   let raw: unknown;
   try {
     raw = JSON.parse(text);
@@ -27,8 +28,10 @@ export function parseBid(text: string | undefined): Bid {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new TaskError('invalid bid: expected a JSON object');
   const b = raw as Record<string, unknown>;
   const problems: string[] = [];
-  if (typeof b.auctionId !== 'string' || !ID.test(b.auctionId)) problems.push('auctionId must be 1-128 characters of letters, digits and _ . : -');
-  if (typeof b.bidder !== 'string' || b.bidder.trim() === '' || b.bidder.length > 200) problems.push('bidder must be a non-empty string of at most 200 characters');
+  if (typeof b.auctionId !== 'string' || !ID.test(b.auctionId))
+    problems.push('auctionId must be 1-128 characters of letters, digits and _ . : -');
+  if (typeof b.bidder !== 'string' || b.bidder.trim() === '' || b.bidder.length > 200)
+    problems.push('bidder must be a non-empty string of at most 200 characters');
   if (typeof b.amount !== 'number' || !Number.isSafeInteger(b.amount) || b.amount <= 0) {
     problems.push(`amount must be a positive whole number in minor units (cents), got ${JSON.stringify(b.amount)}`);
   }

@@ -27,7 +27,11 @@ run(async () => {
   const windowMs = whole('SNIPING_WINDOW_MS', '60000', 0);
   const minIncrement = whole('MIN_INCREMENT', '1', 1);
   // Fail fast when Redis is unreachable: a webhook caller is waiting for the answer.
-  const redis = new Redis(setting('AUCTION_REDIS_URL'), { maxRetriesPerRequest: 1, connectTimeout: 3000, retryStrategy: (times) => (times > 2 ? null : 100) });
+  const redis = new Redis(setting('AUCTION_REDIS_URL'), {
+    maxRetriesPerRequest: 1,
+    connectTimeout: 3000,
+    retryStrategy: (times) => (times > 2 ? null : 100),
+  });
   try {
     const result = await placeBid(redis, bid, {
       windowMs,

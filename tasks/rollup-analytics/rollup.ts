@@ -11,7 +11,10 @@ export interface RollupResult {
 }
 
 /** Recomputes [from, to) of `source` into `into`; the same window again replaces the same rows. */
-export async function rollup(db: Db, o: { source: string; into: string; from: Date; to: Date; method?: PercentileMethod }): Promise<RollupResult> {
+export async function rollup(
+  db: Db,
+  o: { source: string; into: string; from: Date; to: Date; method?: PercentileMethod },
+): Promise<RollupResult> {
   const { version } = await db.admin().buildInfo();
   const method = o.method ?? methodFor(String(version));
   // $merge's `on` fields need a unique index on the target; creating it again is a no-op.

@@ -48,7 +48,10 @@ export function createMailer(smtp: SmtpSettings, from: string): Mailer {
 const totalText = (t: Total) => `${t.points}/${t.maxPoints} points, ${t.percent}%, grade ${t.grade}`;
 
 /** For a student with at least one scored test (`report.total` set). */
-export function studentMessage(report: StudentReport & { email: string; name: string; total: Total }, range: { from: string; to: string }): Message {
+export function studentMessage(
+  report: StudentReport & { email: string; name: string; total: Total },
+  range: { from: string; to: string },
+): Message {
   const lines = [
     `Hello ${report.name},`,
     '',
@@ -59,7 +62,11 @@ export function studentMessage(report: StudentReport & { email: string; name: st
     `Total: ${totalText(report.total)}`,
   ];
   if (report.invalid.length > 0) {
-    lines.push('', 'These submissions could not be scored; your trainer has been told:', ...report.invalid.map((i) => `- ${i.testId}: ${i.reason}`));
+    lines.push(
+      '',
+      'These submissions could not be scored; your trainer has been told:',
+      ...report.invalid.map((i) => `- ${i.testId}: ${i.reason}`),
+    );
   }
   return {
     to: { name: report.name, address: report.email },
@@ -75,17 +82,23 @@ export function trainerMessage(summary: Summary, csv: string, to: string, keys: 
     'Students:',
     ...(summary.perStudent.length === 0 ? ['- (no submissions this week)'] : []),
     ...summary.perStudent.map(
-      (s) => `- ${s.name ?? s.studentId} (${s.studentId}): ${s.total ? `${totalText(s.total)} over ${s.tests} test(s)` : 'nothing scored'}${s.invalid ? `, ${s.invalid} invalid` : ''}`,
+      (s) =>
+        `- ${s.name ?? s.studentId} (${s.studentId}): ${s.total ? `${totalText(s.total)} over ${s.tests} test(s)` : 'nothing scored'}${s.invalid ? `, ${s.invalid} invalid` : ''}`,
     ),
   ];
   if (summary.perTest.length > 0) {
-    lines.push('', 'Tests:', ...summary.perTest.map((t) => `- ${t.title} (${t.testId}): ${t.submissions} submission(s), average ${t.averagePercent}%`));
+    lines.push(
+      '',
+      'Tests:',
+      ...summary.perTest.map((t) => `- ${t.title} (${t.testId}): ${t.submissions} submission(s), average ${t.averagePercent}%`),
+    );
   }
   if (summary.invalidSubmissions.length > 0) {
     lines.push('', 'Not scored (fix and run the task again for this week; students already emailed are not emailed again):');
     lines.push(...summary.invalidSubmissions.map((i) => `- ${i.key}: ${i.reason}`));
   }
-  if (summary.ignoredKeys.length > 0) lines.push('', 'Ignored (not <studentId>/<testId>.json):', ...summary.ignoredKeys.map((k) => `- ${k}`));
+  if (summary.ignoredKeys.length > 0)
+    lines.push('', 'Ignored (not <studentId>/<testId>.json):', ...summary.ignoredKeys.map((k) => `- ${k}`));
   lines.push('', `Full reports: ${keys.summaryJson} and ${keys.summaryCsv} (attached).`);
   return {
     to,

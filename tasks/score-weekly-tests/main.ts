@@ -38,7 +38,8 @@ function chooseWeek(timeZone: string): { week: IsoWeek; because: string } {
     throw new TaskError('the payload is not JSON; send e.g. { "week": "2026-W47" }');
   }
   if (body !== undefined) {
-    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new TaskError('the payload must be a JSON object, e.g. { "week": "2026-W47" }');
+    if (typeof body !== 'object' || body === null || Array.isArray(body))
+      throw new TaskError('the payload must be a JSON object, e.g. { "week": "2026-W47" }');
     const asked = (body as { week?: unknown }).week;
     if (asked !== undefined) {
       const week = typeof asked === 'string' ? parseWeek(asked) : undefined;
@@ -85,7 +86,13 @@ async function main(): Promise<void> {
   const secure = flag('SMTP_SECURE', false);
   const portText = setting('SMTP_PORT', secure ? '465' : '587');
   if (!/^\d{1,5}$/.test(portText)) throw new TaskError(`SMTP_PORT must be a port number, not ${JSON.stringify(portText)}`);
-  const smtp: SmtpSettings = { host: setting('SMTP_HOST'), port: Number(portText), secure, user: process.env.SMTP_USER || undefined, pass: process.env.SMTP_PASS };
+  const smtp: SmtpSettings = {
+    host: setting('SMTP_HOST'),
+    port: Number(portText),
+    secure,
+    user: process.env.SMTP_USER || undefined,
+    pass: process.env.SMTP_PASS,
+  };
   const mailFrom = setting('MAIL_FROM');
   const trainerEmail = setting('TRAINER_EMAIL');
 
@@ -133,7 +140,8 @@ async function main(): Promise<void> {
   for (const i of invalid) log('submission not scored', { key: i.key, reason: i.reason });
 
   const { students, summary } = buildReports(week, scored, invalid, ignored);
-  for (const report of students) await store.put(layout.studentReport(weekText, report.studentId), `${JSON.stringify(report, null, 2)}\n`, 'application/json');
+  for (const report of students)
+    await store.put(layout.studentReport(weekText, report.studentId), `${JSON.stringify(report, null, 2)}\n`, 'application/json');
   const summaryText = `${JSON.stringify(summary, null, 2)}\n`;
   const csv = summaryCsv(students);
   await store.put(layout.summaryJson(weekText), summaryText, 'application/json');
@@ -156,7 +164,9 @@ async function main(): Promise<void> {
         continue;
       }
       try {
-        const messageId = await mailer.send(studentMessage({ ...report, email: report.email, name: report.name, total: report.total }, summary));
+        const messageId = await mailer.send(
+          studentMessage({ ...report, email: report.email, name: report.name, total: report.total }, summary),
+        );
         // At least once, not exactly once: the marker is written only after the SMTP server
         // accepted the message, so a crash or S3 failure between the two lines makes a
         // retry send this one email again. Writing the marker first would instead lose the
@@ -176,7 +186,12 @@ async function main(): Promise<void> {
     let trainerEmailed = false;
     if (!(await store.exists(trainerKey))) {
       try {
-        const messageId = await mailer.send(trainerMessage(summary, csv, trainerEmail, { summaryJson: layout.summaryJson(weekText), summaryCsv: layout.summaryCsv(weekText) }));
+        const messageId = await mailer.send(
+          trainerMessage(summary, csv, trainerEmail, {
+            summaryJson: layout.summaryJson(weekText),
+            summaryCsv: layout.summaryCsv(weekText),
+          }),
+        );
         await store.put(trainerKey, marker('trainer', trainerEmail, messageId), 'application/json');
         trainerEmailed = true;
       } catch (err) {
@@ -184,8 +199,26 @@ async function main(): Promise<void> {
       }
     }
 
-    output({ week: weekText, students: summary.students, submissions: summary.submissions, scored: summary.scored, invalid: summary.invalid, emailed, alreadyEmailed, trainerEmailed, emailFailed: failures.length });
-    log('done', { week: weekText, students: summary.students, scored: summary.scored, invalid: summary.invalid, emailed, alreadyEmailed, trainerEmailed });
+    output({
+      week: weekText,
+      students: summary.students,
+      submissions: summary.submissions,
+      scored: summary.scored,
+      invalid: summary.invalid,
+      emailed,
+      alreadyEmailed,
+      trainerEmailed,
+      emailFailed: failures.length,
+    });
+    log('done', {
+      week: weekText,
+      students: summary.students,
+      scored: summary.scored,
+      invalid: summary.invalid,
+      emailed,
+      alreadyEmailed,
+      trainerEmailed,
+    });
   } finally {
     mailer.close();
   }

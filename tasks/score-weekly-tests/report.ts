@@ -64,7 +64,12 @@ export function totalOf(tests: readonly TestResult[]): Total | null {
   return { points, maxPoints, percent, grade: gradeFor(percent) };
 }
 
-export function buildReports(week: IsoWeek, scored: readonly Scored[], invalid: readonly Invalid[], ignoredKeys: readonly string[]): { students: StudentReport[]; summary: Summary } {
+export function buildReports(
+  week: IsoWeek,
+  scored: readonly Scored[],
+  invalid: readonly Invalid[],
+  ignoredKeys: readonly string[],
+): { students: StudentReport[]; summary: Summary } {
   const weekText = formatWeek(week);
   const studentIds = [...new Set([...scored.map((s) => s.submission.studentId), ...invalid.map((i) => i.studentId)])].sort(byString);
   const students = studentIds.map((studentId): StudentReport => {
@@ -119,7 +124,20 @@ export function buildReports(week: IsoWeek, scored: readonly Scored[], invalid: 
   return { students, summary };
 }
 
-const CSV_COLUMNS = ['week', 'studentId', 'name', 'email', 'testId', 'title', 'status', 'points', 'maxPoints', 'percent', 'grade', 'reason'] as const;
+const CSV_COLUMNS = [
+  'week',
+  'studentId',
+  'name',
+  'email',
+  'testId',
+  'title',
+  'status',
+  'points',
+  'maxPoints',
+  'percent',
+  'grade',
+  'reason',
+] as const;
 
 /**
  * One row per submission. Text that a spreadsheet would run as a formula (=, +, -, @ first)
@@ -134,8 +152,23 @@ export function summaryCsv(students: readonly StudentReport[]): string {
   };
   const rows: (string | number | undefined)[][] = [];
   for (const s of students) {
-    for (const t of s.tests) rows.push([s.week, s.studentId, s.name, s.email, t.testId, t.title, 'scored', t.points, t.maxPoints, t.percent, t.grade, undefined]);
-    for (const i of s.invalid) rows.push([s.week, s.studentId, s.name, s.email, i.testId, undefined, 'invalid', undefined, undefined, undefined, undefined, i.reason]);
+    for (const t of s.tests)
+      rows.push([s.week, s.studentId, s.name, s.email, t.testId, t.title, 'scored', t.points, t.maxPoints, t.percent, t.grade, undefined]);
+    for (const i of s.invalid)
+      rows.push([
+        s.week,
+        s.studentId,
+        s.name,
+        s.email,
+        i.testId,
+        undefined,
+        'invalid',
+        undefined,
+        undefined,
+        undefined,
+        undefined,
+        i.reason,
+      ]);
   }
   return [CSV_COLUMNS.join(','), ...rows.map((r) => r.map(cell).join(','))].join('\r\n') + '\r\n';
 }

@@ -97,7 +97,12 @@ export function parseAnswerKey(value: unknown, testId: string): Parsed<AnswerKey
       if (typeof q.answer !== 'number') return fail(`${at}.tolerance is only for numeric answers`);
       if (typeof q.tolerance !== 'number' || !(q.tolerance >= 0)) return fail(`${at}.tolerance must be a number ≥ 0`);
     }
-    questions.push({ id: q.id, answer: q.answer as AnswerValue, points: q.points, ...(q.tolerance !== undefined && { tolerance: q.tolerance as number }) });
+    questions.push({
+      id: q.id,
+      answer: q.answer as AnswerValue,
+      points: q.points,
+      ...(q.tolerance !== undefined && { tolerance: q.tolerance as number }),
+    });
   }
   return { ok: true, value: { testId, title, questions } };
 }
@@ -109,9 +114,12 @@ export function parseAnswerKey(value: unknown, testId: string): Parsed<AnswerKey
  */
 export function parseSubmission(value: unknown, where: { studentId: string; testId: string }): Parsed<Submission> {
   if (!isObject(value)) return fail('not a JSON object');
-  if (value.studentId !== where.studentId) return fail(`studentId is ${JSON.stringify(value.studentId)}, its path says ${JSON.stringify(where.studentId)}`);
-  if (value.testId !== where.testId) return fail(`testId is ${JSON.stringify(value.testId)}, its file name says ${JSON.stringify(where.testId)}`);
-  if (typeof value.email !== 'string' || !EMAIL.test(value.email.trim())) return fail(`email ${JSON.stringify(value.email)} is not an email address`);
+  if (value.studentId !== where.studentId)
+    return fail(`studentId is ${JSON.stringify(value.studentId)}, its path says ${JSON.stringify(where.studentId)}`);
+  if (value.testId !== where.testId)
+    return fail(`testId is ${JSON.stringify(value.testId)}, its file name says ${JSON.stringify(where.testId)}`);
+  if (typeof value.email !== 'string' || !EMAIL.test(value.email.trim()))
+    return fail(`email ${JSON.stringify(value.email)} is not an email address`);
   if (value.name !== undefined && typeof value.name !== 'string') return fail('name must be a string');
   if (value.submittedAt !== undefined && (typeof value.submittedAt !== 'string' || Number.isNaN(Date.parse(value.submittedAt)))) {
     return fail('submittedAt must be an ISO date-time');

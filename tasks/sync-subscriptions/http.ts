@@ -25,7 +25,10 @@ export class RateLimiter {
   private queue: Promise<unknown> = Promise.resolve();
   private wake: () => void = () => undefined;
 
-  constructor(perWindow: number, private readonly windowMs: number) {
+  constructor(
+    perWindow: number,
+    private readonly windowMs: number,
+  ) {
     this.freeAt = Array<number>(perWindow).fill(0);
   }
 
@@ -133,7 +136,8 @@ export class ProviderClient {
       if (res.status === 429) this.opts.onThrottled();
       if (res.status !== 429 && res.status < 500) throw new LookupFailed(last);
       if (attempt === retry.attempts) break;
-      if (tooLong) throw new LookupFailed(`${last} with Retry-After ${retryAfterMs} ms, longer than MAX_RETRY_AFTER_MS (${retry.maxRetryAfterMs})`);
+      if (tooLong)
+        throw new LookupFailed(`${last} with Retry-After ${retryAfterMs} ms, longer than MAX_RETRY_AFTER_MS (${retry.maxRetryAfterMs})`);
       // Never earlier than Retry-After (for a 429 the provider's pause enforces it too); the
       // jitter spreads the lookups that all waited for the same instant.
       const waitMs = retryAfterMs !== undefined ? retryAfterMs + Math.random() * retry.backoffBaseMs : backoffMs(attempt, retry);

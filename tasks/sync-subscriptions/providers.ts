@@ -80,7 +80,8 @@ export function play(client: ProviderClient, packageName: string): Provider {
       const path = `/androidpublisher/v3/applications/${encodeURIComponent(packageName)}/purchases/subscriptionsv2/tokens/${encodeURIComponent(token)}`;
       const body = (await client.getJson(path)) as PlaySubscription;
       const status = PLAY_STATE[body?.subscriptionState ?? ''];
-      if (!status) throw new LookupFailed(`Google Play answered subscriptionState ${String(body?.subscriptionState)}, which this task does not know`);
+      if (!status)
+        throw new LookupFailed(`Google Play answered subscriptionState ${String(body?.subscriptionState)}, which this task does not know`);
       // Several line items (a bundle of products): access lasts as long as the latest one.
       const expiries = (body.lineItems ?? []).map((li) => Date.parse(li.expiryTime ?? '')).filter((t) => !Number.isNaN(t));
       return { status, expiresAt: expiries.length > 0 ? new Date(Math.max(...expiries)).toISOString() : undefined };

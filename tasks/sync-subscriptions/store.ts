@@ -85,7 +85,11 @@ export class RedisSubscriptionStore implements SubscriptionStore {
 
   constructor(url: string) {
     // A Redis that is down should end the run with its error, not stall it until the timeout.
-    this.redis = new Redis(url, { maxRetriesPerRequest: 2, connectTimeout: 5000, retryStrategy: (times) => (times > 5 ? null : 200 * times) });
+    this.redis = new Redis(url, {
+      maxRetriesPerRequest: 2,
+      connectTimeout: 5000,
+      retryStrategy: (times) => (times > 5 ? null : 200 * times),
+    });
   }
 
   async due(dueByMs: number, limit: number): Promise<Subscription[]> {
@@ -127,7 +131,17 @@ export class RedisSubscriptionStore implements SubscriptionStore {
   }
 
   async recordCheck(id: string, result: CheckResult, checkedAtMs: number, nextCheckAtMs: number): Promise<RecordOutcome> {
-    const r = await this.redis.eval(RECORD_CHECK, 2, subKey(id), DUE, id, result.status, result.expiresAt ?? '', new Date(checkedAtMs).toISOString(), nextCheckAtMs);
+    const r = await this.redis.eval(
+      RECORD_CHECK,
+      2,
+      subKey(id),
+      DUE,
+      id,
+      result.status,
+      result.expiresAt ?? '',
+      new Date(checkedAtMs).toISOString(),
+      nextCheckAtMs,
+    );
     return r === 1 ? 'updated' : r === 0 ? 'unchanged' : 'gone';
   }
 

@@ -43,7 +43,10 @@ export async function syncDue(opts: SyncOptions): Promise<Counts> {
     log('page checked', { page: pages + 1, size: page.length });
   }
   if (pages === opts.maxPages && (await opts.store.due(dueBy, 1)).length > 0) {
-    log('more subscriptions are due than MAX_PAGES × BATCH_SIZE; the next run goes on', { maxPages: opts.maxPages, batchSize: opts.batchSize });
+    log('more subscriptions are due than MAX_PAGES × BATCH_SIZE; the next run goes on', {
+      maxPages: opts.maxPages,
+      batchSize: opts.batchSize,
+    });
   }
   counts.throttled = opts.throttled();
   return counts;
@@ -69,7 +72,12 @@ async function checkOne(sub: Subscription, opts: SyncOptions, counts: Counts): P
   const outcome = await opts.store.recordCheck(sub.id, result, now, nextCheckAt(result, now, opts));
   if (outcome === 'updated') {
     counts.updated++;
-    log('subscription updated', { subscription: sub.id, userId: sub.userId, from: { status: sub.status, expiresAt: sub.expiresAt }, to: result });
+    log('subscription updated', {
+      subscription: sub.id,
+      userId: sub.userId,
+      from: { status: sub.status, expiresAt: sub.expiresAt },
+      to: result,
+    });
   } else {
     // 'gone': deleted while we asked the store; nothing to update either.
     counts.unchanged++;

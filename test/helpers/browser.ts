@@ -19,7 +19,9 @@ export const ARTIFACTS = join(dirname(fileURLToPath(import.meta.url)), '..', 'ar
  * is the same launch with the fresh profile directory as its own parameter. `args` adds
  * switches (e.g. --host-resolver-rules to give a test name an address without DNS).
  */
-export async function launchBrowser(opts: { args?: readonly string[] } = {}): Promise<{ context: BrowserContext; close: () => Promise<void> }> {
+export async function launchBrowser(
+  opts: { args?: readonly string[] } = {},
+): Promise<{ context: BrowserContext; close: () => Promise<void> }> {
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run scripts/setup.sh (it installs Debian's chromium)`);
   mkdirSync(ARTIFACTS, { recursive: true });
   const profile = mkdtempSync(join(tmpdir(), 'runlet-chromium-'));

@@ -37,7 +37,9 @@ export interface TestDaemon extends Daemon {
 }
 
 /** An in-process daemon on a test Redis, listening on a free port, with its logs captured. */
-export async function startTestDaemon(opts: { config: RunletConfig; redisUrl: string | undefined; node?: string } & Partial<DaemonOptions>): Promise<TestDaemon> {
+export async function startTestDaemon(
+  opts: { config: RunletConfig; redisUrl: string | undefined; node?: string } & Partial<DaemonOptions>,
+): Promise<TestDaemon> {
   const logs = new LogLines();
   const daemon = await startDaemon({
     dataDir: mkdtempSync(join(tmpdir(), 'runlet-test-data-')),
@@ -66,7 +68,14 @@ export async function startTestDaemon(opts: { config: RunletConfig; redisUrl: st
 export async function removeClusterContainers(clusterId: string): Promise<number> {
   const docker = new Docker();
   const list = await docker.listContainers({ all: true, filters: { label: [`runlet.cluster=${clusterId}`] } });
-  await Promise.all(list.map((c) => docker.getContainer(c.Id).remove({ force: true, v: true }).catch(() => undefined)));
+  await Promise.all(
+    list.map((c) =>
+      docker
+        .getContainer(c.Id)
+        .remove({ force: true, v: true })
+        .catch(() => undefined),
+    ),
+  );
   return list.length;
 }
 

@@ -18,7 +18,14 @@ export function testLabels(file: string): Record<string, string> {
 /** Removes every container of one test file, whatever state the test left it in. */
 export async function removeTestContainers(file: string): Promise<number> {
   const left = await docker.listContainers({ all: true, filters: { label: [`${TEST_LABEL}=${file}`] } });
-  await Promise.all(left.map((c) => docker.getContainer(c.Id).remove({ force: true, v: true }).catch(() => undefined)));
+  await Promise.all(
+    left.map((c) =>
+      docker
+        .getContainer(c.Id)
+        .remove({ force: true, v: true })
+        .catch(() => undefined),
+    ),
+  );
   return left.length;
 }
 

@@ -26,9 +26,19 @@ export function hostForContainers(): Promise<string> {
 }
 
 /** A redis-server on TCP (tasks can't reach the daemon's unix socket), no persistence. */
-export async function startTcpRedis(): Promise<{ port: number; urlForHost: string; urlForContainers: string; client: Redis; stop(): Promise<void> }> {
+export async function startTcpRedis(): Promise<{
+  port: number;
+  urlForHost: string;
+  urlForContainers: string;
+  client: Redis;
+  stop(): Promise<void>;
+}> {
   const port = await freePort('0.0.0.0');
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '0.0.0.0', '--protected-mode', 'no', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  const child = spawn(
+    'redis-server',
+    ['--port', String(port), '--bind', '0.0.0.0', '--protected-mode', 'no', '--save', '', '--appendonly', 'no'],
+    { stdio: 'ignore' },
+  );
   // Reconnects until the server is up; the first PING waits for that.
   const client = new Redis({ port, maxRetriesPerRequest: null, retryStrategy: () => 50 });
   client.on('error', () => undefined);
@@ -47,10 +57,18 @@ export async function startTcpRedis(): Promise<{ port: number; urlForHost: strin
 }
 
 /** s3rver: a real S3-compatible HTTP server on a temp directory. */
-export async function startS3(buckets: string[] = []): Promise<{ endpointForHost: string; endpointForContainers: string; stop(): Promise<void> }> {
+export async function startS3(
+  buckets: string[] = [],
+): Promise<{ endpointForHost: string; endpointForContainers: string; stop(): Promise<void> }> {
   const dir = mkdtempSync(join(tmpdir(), 'runlet-s3-'));
   const port = await freePort('0.0.0.0');
-  const server = new S3rver({ port, address: '0.0.0.0', directory: dir, silent: true, configureBuckets: buckets.map((name) => ({ name, configs: [] })) });
+  const server = new S3rver({
+    port,
+    address: '0.0.0.0',
+    directory: dir,
+    silent: true,
+    configureBuckets: buckets.map((name) => ({ name, configs: [] })),
+  });
   await server.run();
   const host = await hostForContainers();
   return {
@@ -70,7 +88,13 @@ export interface ReceivedMail {
 }
 
 /** smtp-server: a real SMTP server that keeps every message it is sent. */
-export async function startSmtp(): Promise<{ port: number; host: string; hostForContainers: string; messages: ReceivedMail[]; stop(): Promise<void> }> {
+export async function startSmtp(): Promise<{
+  port: number;
+  host: string;
+  hostForContainers: string;
+  messages: ReceivedMail[];
+  stop(): Promise<void>;
+}> {
   const messages: ReceivedMail[] = [];
   const server = new SMTPServer({
     authOptional: true,

@@ -31,7 +31,10 @@ export interface DaemonProcess {
 
 /** `runlet start` as a separate process (the built CLI), with its JSON log collected. */
 export function spawnDaemon(configFile: string, env: Record<string, string>): DaemonProcess {
-  const child = spawn(process.execPath, [CLI, 'start', '-c', configFile], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [CLI, 'start', '-c', configFile], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   const ready = new Promise<void>((resolve, reject) => {
     const onData = (b: Buffer) => {
@@ -47,7 +50,11 @@ export function spawnDaemon(configFile: string, env: Record<string, string>): Da
 }
 
 /** Runs the CLI to completion. */
-export function runCli(args: string[], env: Record<string, string> = {}, cwd?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export function runCli(
+  args: string[],
+  env: Record<string, string> = {},
+  cwd?: string,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
@@ -62,7 +69,10 @@ export function runCli(args: string[], env: Record<string, string> = {}, cwd?: s
  * A test's daemon as its own process (the built CLI), on a Redis of its own, with the
  * environment a CLI call needs to reach it; stopped with SIGTERM and cleaned up after.
  */
-export function useDaemonProcess(configFile: string, node: string): { env: Record<string, string>; redis: TestRedis; daemon: DaemonProcess } {
+export function useDaemonProcess(
+  configFile: string,
+  node: string,
+): { env: Record<string, string>; redis: TestRedis; daemon: DaemonProcess } {
   const ctx = {} as { env: Record<string, string>; redis: TestRedis; daemon: DaemonProcess };
   beforeAll(async () => {
     ctx.redis = await startTestRedis();

@@ -59,7 +59,9 @@ export function runtimeConformance(name: string, makeRuntime: () => Runtime, fix
       const payload = '{\n  "text": "ünïcödé ✓",\n  "n": 1\n}\n';
       const onStdin = await run(fixture.shellSpec('cat', { payload, timeoutMs: 10_000 }));
       expect(onStdin).toMatchObject({ outcome: 'succeeded', logTail: payload });
-      const inFile = await run(fixture.shellSpec('[ "$RUNLET_PAYLOAD_FILE" = /runlet/payload.json ] && cat "$RUNLET_PAYLOAD_FILE"', { payload }));
+      const inFile = await run(
+        fixture.shellSpec('[ "$RUNLET_PAYLOAD_FILE" = /runlet/payload.json ] && cat "$RUNLET_PAYLOAD_FILE"', { payload }),
+      );
       expect(inFile).toMatchObject({ outcome: 'succeeded', logTail: payload });
     });
 
@@ -73,7 +75,8 @@ export function runtimeConformance(name: string, makeRuntime: () => Runtime, fix
     });
 
     it('with readOnly the root filesystem refuses writes, while /tmp and /runlet take them', async () => {
-      const script = 'touch /not-writable 2>/dev/null && echo rootfs-writable; echo ok > /tmp/t && cat /tmp/t; cat "$RUNLET_PAYLOAD_FILE" > /runlet/output.json';
+      const script =
+        'touch /not-writable 2>/dev/null && echo rootfs-writable; echo ok > /tmp/t && cat /tmp/t; cat "$RUNLET_PAYLOAD_FILE" > /runlet/output.json';
       const result = await run(fixture.shellSpec(script, { readOnly: true, payload: '{"a":1}' }));
       expect(result).toMatchObject({ outcome: 'succeeded', logTail: 'ok\n', output: '{"a":1}' });
     });
@@ -137,7 +140,9 @@ export function runtimeConformance(name: string, makeRuntime: () => Runtime, fix
     it('remove is idempotent and the removed container is no longer listed', async () => {
       const spec = fixture.shellSpec('true');
       const prepared = await runtime.prepare(spec);
-      expect((await runtime.list({ ...fixture.labels, 'runlet.run': spec.runId })).map((c) => c.containerId)).toEqual([prepared.containerId]);
+      expect((await runtime.list({ ...fixture.labels, 'runlet.run': spec.runId })).map((c) => c.containerId)).toEqual([
+        prepared.containerId,
+      ]);
       await runtime.remove(prepared.containerId);
       await runtime.remove(prepared.containerId);
       expect(await runtime.list({ ...fixture.labels, 'runlet.run': spec.runId })).toEqual([]);

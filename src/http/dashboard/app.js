@@ -45,7 +45,7 @@ function startLive() {
         }
       } catch (err) {
         if (ctrl.signal.aborted) return;
-        if (err instanceof Unauthorized) return stopLive(), showLogin();
+        if (err instanceof Unauthorized) return (stopLive(), showLogin());
       }
       if (ctrl.signal.aborted) return;
       setLive('retry', 'reconnecting…');
@@ -107,10 +107,15 @@ async function route() {
   if (!match) return void (location.hash = '#/tasks');
   const [re, page] = match;
   for (const a of document.querySelectorAll('[data-nav]')) a.classList.toggle('active', hash.startsWith(`#/${a.dataset.nav}`));
-  const view = { disposed: false, reload: route, dispose() {
-    this.disposed = true;
-    this.ctrl.abort();
-  }, ctrl: new AbortController() };
+  const view = {
+    disposed: false,
+    reload: route,
+    dispose() {
+      this.disposed = true;
+      this.ctrl.abort();
+    },
+    ctrl: new AbortController(),
+  };
   current = view;
   try {
     await page(view, ...hash.match(re).slice(1));
@@ -129,26 +134,44 @@ function showLogin(message) {
   current = null;
   stopLive();
   document.getElementById('logout').hidden = true;
-  const input = h('input', { type: 'password', id: 'token', name: 'token', autocomplete: 'current-password', placeholder: 'RUNLET_TOKEN', required: true });
-  const msg = h('p', { class: 'error', id: 'login-error' }, message ?? (localStorage.getItem(TOKEN_KEY) ? 'The daemon refused the saved token.' : ''));
+  const input = h('input', {
+    type: 'password',
+    id: 'token',
+    name: 'token',
+    autocomplete: 'current-password',
+    placeholder: 'RUNLET_TOKEN',
+    required: true,
+  });
+  const msg = h(
+    'p',
+    { class: 'error', id: 'login-error' },
+    message ?? (localStorage.getItem(TOKEN_KEY) ? 'The daemon refused the saved token.' : ''),
+  );
   const form = h(
     'form',
-    { id: 'login', onsubmit: async (e) => {
-      e.preventDefault();
-      localStorage.setItem(TOKEN_KEY, input.value.trim());
-      try {
-        await getJson('/api/status');
-        const target = afterLogin === '#/login' ? '#/tasks' : afterLogin;
-        // Setting the hash it already has fires no hashchange.
-        if (location.hash === target) route();
-        else location.hash = target;
-      } catch (err) {
-        localStorage.removeItem(TOKEN_KEY);
-        msg.textContent = err instanceof Unauthorized ? 'Wrong token.' : `The daemon did not answer: ${err.message}`;
-      }
-    } },
+    {
+      id: 'login',
+      onsubmit: async (e) => {
+        e.preventDefault();
+        localStorage.setItem(TOKEN_KEY, input.value.trim());
+        try {
+          await getJson('/api/status');
+          const target = afterLogin === '#/login' ? '#/tasks' : afterLogin;
+          // Setting the hash it already has fires no hashchange.
+          if (location.hash === target) route();
+          else location.hash = target;
+        } catch (err) {
+          localStorage.removeItem(TOKEN_KEY);
+          msg.textContent = err instanceof Unauthorized ? 'Wrong token.' : `The daemon did not answer: ${err.message}`;
+        }
+      },
+    },
     h('h1', {}, 'Sign in'),
-    h('p', { class: 'muted' }, 'The daemon is started with RUNLET_TOKEN; paste it here. It is kept in this browser (localStorage) and sent as a bearer header, never in a URL.'),
+    h(
+      'p',
+      { class: 'muted' },
+      'The daemon is started with RUNLET_TOKEN; paste it here. It is kept in this browser (localStorage) and sent as a bearer header, never in a URL.',
+    ),
     h('label', { for: 'token' }, 'Token'),
     input,
     h('button', { type: 'submit' }, 'Sign in'),

@@ -4,22 +4,49 @@ import { STATUSES, TRIGGERS, ago, badge, debounced, empty, fmtDuration, fmtTime,
 
 export async function historyPage(view, query) {
   const q = new URLSearchParams(query ?? '');
-  const f = { task: q.get('task') ?? '', status: q.get('status') ?? '', trigger: q.get('trigger') ?? '', since: q.get('since') ?? '', until: q.get('until') ?? '', limit: q.get('limit') ?? '50' };
+  const f = {
+    task: q.get('task') ?? '',
+    status: q.get('status') ?? '',
+    trigger: q.get('trigger') ?? '',
+    since: q.get('since') ?? '',
+    until: q.get('until') ?? '',
+    limit: q.get('limit') ?? '50',
+  };
   const { tasks } = await getJson('/api/tasks');
-  const select = (name, options) => h('select', { name }, h('option', { value: '' }, `any ${name}`), options.map((o) => h('option', { value: o, selected: o === f[name] }, o)));
-  const form = h('form', { id: 'filters', class: 'filters', onsubmit: (e) => {
-    e.preventDefault();
-    const data = new URLSearchParams();
-    for (const [k, v] of new FormData(form)) if (v) data.set(k, String(v));
-    location.hash = `#/history?${data}`;
-  } },
-  select('task', tasks.map((t) => t.name)),
-  select('status', STATUSES),
-  select('trigger', TRIGGERS),
-  h('label', {}, 'from ', h('input', { type: 'datetime-local', name: 'since', value: f.since })),
-  h('label', {}, 'to ', h('input', { type: 'datetime-local', name: 'until', value: f.until })),
-  h('select', { name: 'limit' }, ['50', '100', '200'].map((n) => h('option', { value: n, selected: n === f.limit }, `${n} runs`))),
-  h('button', { type: 'submit' }, 'Show'));
+  const select = (name, options) =>
+    h(
+      'select',
+      { name },
+      h('option', { value: '' }, `any ${name}`),
+      options.map((o) => h('option', { value: o, selected: o === f[name] }, o)),
+    );
+  const form = h(
+    'form',
+    {
+      id: 'filters',
+      class: 'filters',
+      onsubmit: (e) => {
+        e.preventDefault();
+        const data = new URLSearchParams();
+        for (const [k, v] of new FormData(form)) if (v) data.set(k, String(v));
+        location.hash = `#/history?${data}`;
+      },
+    },
+    select(
+      'task',
+      tasks.map((t) => t.name),
+    ),
+    select('status', STATUSES),
+    select('trigger', TRIGGERS),
+    h('label', {}, 'from ', h('input', { type: 'datetime-local', name: 'since', value: f.since })),
+    h('label', {}, 'to ', h('input', { type: 'datetime-local', name: 'until', value: f.until })),
+    h(
+      'select',
+      { name: 'limit' },
+      ['50', '100', '200'].map((n) => h('option', { value: n, selected: n === f.limit }, `${n} runs`)),
+    ),
+    h('button', { type: 'submit' }, 'Show'),
+  );
 
   const sinceMs = f.since ? Date.parse(f.since) : -Infinity;
   const untilMs = f.until ? Date.parse(f.until) : Infinity;
@@ -27,7 +54,8 @@ export async function historyPage(view, query) {
   const base = new URLSearchParams();
   for (const k of ['task', 'status', 'trigger']) if (f[k]) base.set(k, f[k]);
   const inWindow = (r) => toMs(r.createdAt) >= sinceMs && toMs(r.createdAt) < untilMs;
-  const matches = (r) => (!f.task || r.task === f.task) && (!f.status || r.status === f.status) && (!f.trigger || r.trigger === f.trigger) && inWindow(r);
+  const matches = (r) =>
+    (!f.task || r.task === f.task) && (!f.status || r.status === f.status) && (!f.trigger || r.trigger === f.trigger) && inWindow(r);
 
   // The time window is applied here: pages of the newest runs are read until enough fall
   // inside it or the runs get older than its start.
@@ -60,7 +88,20 @@ export async function historyPage(view, query) {
   main.replaceChildren(
     h('h1', {}, 'History'),
     form,
-    h('table', { id: 'history' }, h('thead', {}, h('tr', {}, ['Run', 'Task', 'Trigger', 'Status', 'Attempt', 'Created', 'Duration', 'Exit', 'Reason'].map((c) => h('th', {}, c)))), tbody),
+    h(
+      'table',
+      { id: 'history' },
+      h(
+        'thead',
+        {},
+        h(
+          'tr',
+          {},
+          ['Run', 'Task', 'Trigger', 'Status', 'Attempt', 'Created', 'Duration', 'Exit', 'Reason'].map((c) => h('th', {}, c)),
+        ),
+      ),
+      tbody,
+    ),
     more,
   );
   appendRows(await fetchPage());
@@ -82,7 +123,9 @@ export async function historyPage(view, query) {
 }
 
 function historyRow(r) {
-  return h('tr', { 'data-run-id': r.id, 'data-status': r.status },
+  return h(
+    'tr',
+    { 'data-run-id': r.id, 'data-status': r.status },
     h('td', {}, runLink(r.id)),
     h('td', {}, r.task),
     h('td', {}, r.trigger),

@@ -36,13 +36,30 @@ function setProps(el, props) {
 }
 
 function flat(children) {
-  return children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false).map((c) => (c instanceof Node ? c : String(c)));
+  return children
+    .flat(Infinity)
+    .filter((c) => c !== null && c !== undefined && c !== false)
+    .map((c) => (c instanceof Node ? c : String(c)));
 }
 
 export const badge = (status) => h('span', { class: `badge st-${status}`, 'data-status': status }, status ?? '—');
 export const runLink = (id) => h('a', { href: `#/runs/${id}`, class: 'mono' }, id);
 export const section = (title, ...body) => h('section', {}, h('h2', {}, title), ...body);
-export const table = (head, rows, props = {}) => h('table', props, h('thead', {}, h('tr', {}, head.map((c) => h('th', {}, c)))), h('tbody', {}, rows));
+export const table = (head, rows, props = {}) =>
+  h(
+    'table',
+    props,
+    h(
+      'thead',
+      {},
+      h(
+        'tr',
+        {},
+        head.map((c) => h('th', {}, c)),
+      ),
+    ),
+    h('tbody', {}, rows),
+  );
 export const empty = (cols, text) => h('tr', { class: 'empty' }, h('td', { colspan: cols }, text));
 
 // --- formatting --------------------------------------------------------------------------
@@ -63,24 +80,41 @@ export const ago = (t) => (toMs(t) === undefined ? '—' : `${fmtDuration(Date.n
 
 export function fmtTime(t, timeZone = VIEWER_TZ) {
   if (toMs(t) === undefined) return '—';
-  return new Intl.DateTimeFormat(undefined, { timeZone, year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit' }).format(new Date(toMs(t)));
+  return new Intl.DateTimeFormat(undefined, {
+    timeZone,
+    year: 'numeric',
+    month: 'short',
+    day: 'numeric',
+    hour: '2-digit',
+    minute: '2-digit',
+    second: '2-digit',
+  }).format(new Date(toMs(t)));
 }
 
 export function fmtBytes(n) {
   if (n === null || n === undefined) return '—';
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   let i = 0;
-  while (n >= 1024 && i < units.length - 1) (n /= 1024), i++;
+  while (n >= 1024 && i < units.length - 1) ((n /= 1024), i++);
   return `${Number.isInteger(n) ? n : n.toFixed(1)} ${units[i]}`;
 }
 
 /** "Tue 24 Nov, 03:00 CET": short enough to show a time twice, in two zones. */
 export function fmtShort(t, timeZone = VIEWER_TZ) {
   if (toMs(t) === undefined) return '—';
-  return new Intl.DateTimeFormat('en-GB', { timeZone, weekday: 'short', day: 'numeric', month: 'short', hour: '2-digit', minute: '2-digit', timeZoneName: 'short' }).format(new Date(toMs(t)));
+  return new Intl.DateTimeFormat('en-GB', {
+    timeZone,
+    weekday: 'short',
+    day: 'numeric',
+    month: 'short',
+    hour: '2-digit',
+    minute: '2-digit',
+    timeZoneName: 'short',
+  }).format(new Date(toMs(t)));
 }
 
-export const fmtNum = (n, digits = 1) => (n === null || n === undefined ? '—' : n.toLocaleString(undefined, { maximumFractionDigits: digits }));
+export const fmtNum = (n, digits = 1) =>
+  n === null || n === undefined ? '—' : n.toLocaleString(undefined, { maximumFractionDigits: digits });
 
 // --- API ---------------------------------------------------------------------------------
 
@@ -146,7 +180,10 @@ export function debounced(fn, ms) {
   const timers = new Map();
   return (key = '') => {
     clearTimeout(timers.get(key));
-    timers.set(key, setTimeout(() => (timers.delete(key), fn(key)), ms));
+    timers.set(
+      key,
+      setTimeout(() => (timers.delete(key), fn(key)), ms),
+    );
   };
 }
 

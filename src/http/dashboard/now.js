@@ -1,7 +1,26 @@
 // Now: what runs (elapsed against timeout, memory against limit), what waits and why,
 // what is stuck, what fires next, and which daemons are alive.
 
-import { Unauthorized, ago, badge, debounced, empty, fmtBytes, fmtDuration, fmtTime, getJson, getOptional, h, main, post, runLink, section, signedOut, table, toMs } from './lib.js';
+import {
+  Unauthorized,
+  ago,
+  badge,
+  debounced,
+  empty,
+  fmtBytes,
+  fmtDuration,
+  fmtTime,
+  getJson,
+  getOptional,
+  h,
+  main,
+  post,
+  runLink,
+  section,
+  signedOut,
+  table,
+  toMs,
+} from './lib.js';
 
 export async function nowPage(view) {
   const region = h('div', {});
@@ -47,27 +66,46 @@ function runningTable(running, limits) {
     const lim = limits.get(r.task) ?? {};
     const since = toMs(r.startedAt) ?? Date.now();
     const mem = r.memoryUsageBytes ?? r.memoryBytesUsed;
-    return h('tr', { 'data-run-id': r.id },
+    return h(
+      'tr',
+      { 'data-run-id': r.id },
       h('td', {}, runLink(r.id)),
       h('td', {}, r.task),
       h('td', {}, badge(r.status)),
       h('td', {}, r.node ?? '—'),
-      h('td', { 'data-since': since, 'data-limit': lim.timeoutMs ?? '' }, h('span', { class: 'elapsed' }, '—'), ` of ${fmtDuration(lim.timeoutMs)}`, h('div', { class: 'bar' }, h('span', {}))),
-      h('td', {}, mem !== undefined ? `${fmtBytes(mem)} of ${fmtBytes(lim.memoryBytes)}` : [fmtBytes(lim.memoryBytes), h('span', { class: 'muted small' }, ' limit')]),
+      h(
+        'td',
+        { 'data-since': since, 'data-limit': lim.timeoutMs ?? '' },
+        h('span', { class: 'elapsed' }, '—'),
+        ` of ${fmtDuration(lim.timeoutMs)}`,
+        h('div', { class: 'bar' }, h('span', {})),
+      ),
+      h(
+        'td',
+        {},
+        mem !== undefined
+          ? `${fmtBytes(mem)} of ${fmtBytes(lim.memoryBytes)}`
+          : [fmtBytes(lim.memoryBytes), h('span', { class: 'muted small' }, ' limit')],
+      ),
       h('td', {}, h('button', { type: 'button', class: 'small', onclick: (e) => cancelRun(r.id, e.target) }, 'Cancel')),
     );
   });
-  return table(['Run', 'Task', 'Status', 'Node', 'Elapsed / timeout', 'Memory', ''], rows.length ? rows : empty(7, 'Nothing is running.'), { id: 'running' });
+  return table(['Run', 'Task', 'Status', 'Node', 'Elapsed / timeout', 'Memory', ''], rows.length ? rows : empty(7, 'Nothing is running.'), {
+    id: 'running',
+  });
 }
 
 function queuedTable(queued) {
   const rows = queued.map((r) =>
-    h('tr', { 'data-run-id': r.id, 'data-task': r.task },
+    h(
+      'tr',
+      { 'data-run-id': r.id, 'data-task': r.task },
       h('td', {}, runLink(r.id)),
       h('td', {}, r.task),
       h('td', { 'data-since': toMs(r.queuedSince ?? r.createdAt) }, h('span', { class: 'elapsed' }, '—')),
       h('td', { class: 'why' }, whyWaiting(r.waitReason)),
-    ));
+    ),
+  );
   return table(['Run', 'Task', 'Waiting', 'Why'], rows.length ? rows : empty(4, 'Nothing is waiting.'), { id: 'queued' });
 }
 
@@ -75,30 +113,50 @@ function queuedTable(queued) {
 function whyWaiting(w) {
   if (!w) return h('span', { class: 'muted' }, 'not reported');
   if (typeof w === 'string') return w;
-  return [w.code && h('span', { class: 'code' }, w.code), ' ', w.text ?? '', w.until && h('span', { class: 'muted small' }, ` (until ${fmtTime(w.until)})`)];
+  return [
+    w.code && h('span', { class: 'code' }, w.code),
+    ' ',
+    w.text ?? '',
+    w.until && h('span', { class: 'muted small' }, ` (until ${fmtTime(w.until)})`),
+  ];
 }
 
 function stuckList(stuck) {
   if (stuck === null) return h('p', { class: 'muted', id: 'stuck' }, 'Not available: this daemon has no GET /api/stuck.');
   const items = stuck.stuck ?? [];
   const rows = items.map((s) =>
-    h('tr', { 'data-task': s.task, 'data-kind': s.kind },
+    h(
+      'tr',
+      { 'data-task': s.task, 'data-kind': s.kind },
       h('td', {}, s.kind),
       h('td', {}, s.task),
       h('td', {}, s.runId ? runLink(s.runId) : '—'),
       h('td', { title: fmtTime(s.since) }, ago(s.since)),
       h('td', {}, s.detail ?? '', s.waiting && h('div', { class: 'muted small' }, whyWaiting(s.waiting))),
-    ));
+    ),
+  );
   return table(['Kind', 'Task', 'Run', 'Since', 'Detail'], rows.length ? rows : empty(5, 'Nothing is stuck.'), { id: 'stuck' });
 }
 
 function nextTable(next) {
-  const rows = next.slice(0, 8).map((n) => h('tr', {}, h('td', {}, n.task), h('td', {}, fmtTime(n.at)), h('td', { class: 'muted' }, `in ${fmtDuration(toMs(n.at) - Date.now())}`)));
+  const rows = next
+    .slice(0, 8)
+    .map((n) =>
+      h(
+        'tr',
+        {},
+        h('td', {}, n.task),
+        h('td', {}, fmtTime(n.at)),
+        h('td', { class: 'muted' }, `in ${fmtDuration(toMs(n.at) - Date.now())}`),
+      ),
+    );
   return table(['Task', 'At (your time)', ''], rows.length ? rows : empty(3, 'No schedules.'));
 }
 
 function daemonsTable(daemons) {
-  const rows = daemons.map((d) => h('tr', {}, h('td', { class: 'mono' }, d.id ?? '—'), h('td', {}, d.node ?? '—'), h('td', {}, d.version ?? '—')));
+  const rows = daemons.map((d) =>
+    h('tr', {}, h('td', { class: 'mono' }, d.id ?? '—'), h('td', {}, d.node ?? '—'), h('td', {}, d.version ?? '—')),
+  );
   return table(['Daemon', 'Node', 'Version'], rows.length ? rows : empty(3, 'No daemon is alive.'));
 }
 

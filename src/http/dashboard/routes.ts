@@ -42,7 +42,8 @@ function assets(dir: string): Array<{ url: string; file: string; type: string }>
  * so a script injected from anywhere else could read it: the pages render data with
  * textContent only, and this policy is the second line.
  */
-const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+const CSP =
+  "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 /**
  * GET / and /dashboard/*: the dashboard's static files, without the token (they hold no

@@ -1,7 +1,28 @@
 // One run: its record, a timeline of its transitions, attempts, payload, output, and its
 // logs followed live; Cancel and Retry.
 
-import { TERMINAL, Unauthorized, api, badge, debounced, fmtBytes, fmtDuration, fmtNum, fmtTime, getJson, h, main, post, runLink, section, signedOut, sleep, svg, table, toMs } from './lib.js';
+import {
+  TERMINAL,
+  Unauthorized,
+  api,
+  badge,
+  debounced,
+  fmtBytes,
+  fmtDuration,
+  fmtNum,
+  fmtTime,
+  getJson,
+  h,
+  main,
+  post,
+  runLink,
+  section,
+  signedOut,
+  sleep,
+  svg,
+  table,
+  toMs,
+} from './lib.js';
 
 export async function runPage(view, id) {
   const run = await getJson(`/api/runs/${id}`);
@@ -27,30 +48,48 @@ export async function runPage(view, id) {
 function runHeader(r, view) {
   const ended = TERMINAL.includes(r.status);
   const msg = h('span', { class: 'msg' });
-  const cancel = h('button', { type: 'button', id: 'cancel', onclick: async () => {
-    if (!confirm(`Cancel run ${r.id}?`)) return;
-    cancel.disabled = true;
-    try {
-      await post(`/api/runs/${r.id}/cancel`);
-      msg.textContent = 'cancel sent';
-    } catch (err) {
-      cancel.disabled = false;
-      msg.textContent = err.message;
-    }
-  } }, 'Cancel');
-  const retry = h('button', { type: 'button', id: 'retry', onclick: async () => {
-    try {
-      const { id } = await post(`/api/runs/${r.id}/retry`);
-      location.hash = `#/runs/${id}`;
-    } catch (err) {
-      msg.textContent = err.message;
-    }
-  } }, 'Retry');
+  const cancel = h(
+    'button',
+    {
+      type: 'button',
+      id: 'cancel',
+      onclick: async () => {
+        if (!confirm(`Cancel run ${r.id}?`)) return;
+        cancel.disabled = true;
+        try {
+          await post(`/api/runs/${r.id}/cancel`);
+          msg.textContent = 'cancel sent';
+        } catch (err) {
+          cancel.disabled = false;
+          msg.textContent = err.message;
+        }
+      },
+    },
+    'Cancel',
+  );
+  const retry = h(
+    'button',
+    {
+      type: 'button',
+      id: 'retry',
+      onclick: async () => {
+        try {
+          const { id } = await post(`/api/runs/${r.id}/retry`);
+          location.hash = `#/runs/${id}`;
+        } catch (err) {
+          msg.textContent = err.message;
+        }
+      },
+    },
+    'Retry',
+  );
   const fact = (k, v) => (v === null || v === undefined || v === '' ? null : [h('dt', {}, k), h('dd', {}, v)]);
   return [
     h('h1', {}, 'Run ', h('span', { class: 'mono' }, r.id), ' ', h('span', { id: 'run-status' }, badge(r.status))),
     h('p', { class: 'actions' }, ended ? retry : cancel, ' ', msg),
-    h('dl', { class: 'facts' },
+    h(
+      'dl',
+      { class: 'facts' },
       fact('Task', h('a', { href: `#/history?task=${encodeURIComponent(r.task)}` }, r.task)),
       fact('Trigger', r.trigger),
       fact('Attempt', r.attempt ? `${r.attempt} of ${r.maxAttempts ?? 1}` : null),
@@ -71,10 +110,37 @@ function runHeader(r, view) {
       fact('Dedupe key', r.dedupeKey && h('span', { class: 'mono small' }, r.dedupeKey)),
     ),
     section('Timeline', timeline(r)),
-    r.attempts?.length ? section('Attempts', table(['#', 'Status', 'Exit', 'Reason', 'Started', 'Duration'], r.attempts.map((a) =>
-      h('tr', {}, h('td', {}, a.attempt), h('td', {}, badge(a.status)), h('td', {}, a.exitCode ?? ''), h('td', {}, a.reason ?? ''), h('td', {}, fmtTime(a.startedAt)), h('td', {}, a.startedAt && a.finishedAt ? fmtDuration(toMs(a.finishedAt) - toMs(a.startedAt)) : '—'))))) : null,
-    section('Payload', r.payload === null ? h('p', { class: 'muted' }, 'none') : h('pre', { class: 'json' }, JSON.stringify(r.payload, null, 2))),
-    section('Output', r.output === null ? h('p', { class: 'muted' }, 'none (the run wrote no /runlet/output.json)') : h('pre', { class: 'json', id: 'output' }, typeof r.output === 'string' ? r.output : JSON.stringify(r.output, null, 2)), r.outputError && h('p', { class: 'error' }, r.outputError)),
+    r.attempts?.length
+      ? section(
+          'Attempts',
+          table(
+            ['#', 'Status', 'Exit', 'Reason', 'Started', 'Duration'],
+            r.attempts.map((a) =>
+              h(
+                'tr',
+                {},
+                h('td', {}, a.attempt),
+                h('td', {}, badge(a.status)),
+                h('td', {}, a.exitCode ?? ''),
+                h('td', {}, a.reason ?? ''),
+                h('td', {}, fmtTime(a.startedAt)),
+                h('td', {}, a.startedAt && a.finishedAt ? fmtDuration(toMs(a.finishedAt) - toMs(a.startedAt)) : '—'),
+              ),
+            ),
+          ),
+        )
+      : null,
+    section(
+      'Payload',
+      r.payload === null ? h('p', { class: 'muted' }, 'none') : h('pre', { class: 'json' }, JSON.stringify(r.payload, null, 2)),
+    ),
+    section(
+      'Output',
+      r.output === null
+        ? h('p', { class: 'muted' }, 'none (the run wrote no /runlet/output.json)')
+        : h('pre', { class: 'json', id: 'output' }, typeof r.output === 'string' ? r.output : JSON.stringify(r.output, null, 2)),
+      r.outputError && h('p', { class: 'error' }, r.outputError),
+    ),
   ].filter(Boolean);
 }
 
@@ -84,17 +150,38 @@ function timeline(r) {
   const start = ts[0].ms;
   const end = TERMINAL.includes(r.status) ? ts[ts.length - 1].ms : Date.now();
   const span = Math.max(1, end - start);
-  const W = 800, H = 18;
-  const bar = svg('svg', { class: 'timeline', viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: 'none', role: 'img', 'aria-label': 'time spent in each status' },
+  const W = 800,
+    H = 18;
+  const bar = svg(
+    'svg',
+    { class: 'timeline', viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: 'none', role: 'img', 'aria-label': 'time spent in each status' },
     ts.map((t, i) => {
-      if (TERMINAL.includes(t.status)) return svg('rect', { x: W - 8, y: 0, width: 8, height: H, class: `st-${t.status}` }, svg('title', {}, t.status));
+      if (TERMINAL.includes(t.status))
+        return svg('rect', { x: W - 8, y: 0, width: 8, height: H, class: `st-${t.status}` }, svg('title', {}, t.status));
       const until = i + 1 < ts.length ? ts[i + 1].ms : end;
       const x = ((t.ms - start) / span) * W;
-      return svg('rect', { x, y: 0, width: Math.max(1, ((until - t.ms) / span) * W), height: H, class: `st-${t.status}` },
-        svg('title', {}, `${t.status} for ${fmtDuration(until - t.ms)}`));
-    }));
-  const list = h('ol', { class: 'transitions' }, ts.map((t) =>
-    h('li', {}, badge(t.status), ' ', h('span', { title: fmtTime(t.at) }, `+${fmtDuration(t.ms - start)}`), h('span', { class: 'muted small' }, ` ${fmtTime(t.at)}`), t.reason && h('span', {}, ` — ${t.reason}`))));
+      return svg(
+        'rect',
+        { x, y: 0, width: Math.max(1, ((until - t.ms) / span) * W), height: H, class: `st-${t.status}` },
+        svg('title', {}, `${t.status} for ${fmtDuration(until - t.ms)}`),
+      );
+    }),
+  );
+  const list = h(
+    'ol',
+    { class: 'transitions' },
+    ts.map((t) =>
+      h(
+        'li',
+        {},
+        badge(t.status),
+        ' ',
+        h('span', { title: fmtTime(t.at) }, `+${fmtDuration(t.ms - start)}`),
+        h('span', { class: 'muted small' }, ` ${fmtTime(t.at)}`),
+        t.reason && h('span', {}, ` — ${t.reason}`),
+      ),
+    ),
+  );
   return [bar, list];
 }
 

@@ -23,7 +23,12 @@ export class StreamLease {
   }
 
   async tryAcquire(): Promise<Acquired> {
-    const [got, n] = await this.redis.runletAcquireLease(streamKeys.lease(this.task), streamKeys.fence(this.task), this.holder, this.leaseMs);
+    const [got, n] = await this.redis.runletAcquireLease(
+      streamKeys.lease(this.task),
+      streamKeys.fence(this.task),
+      this.holder,
+      this.leaseMs,
+    );
     if (got === ScriptCode.Applied) return { fence: n };
     // -1: a lease without expiry (set by hand); look again after a renew interval.
     return { retryInMs: n > 0 ? n : this.leaseMs / 3 };
@@ -94,14 +99,18 @@ export class HeldLease {
     else if (ok === false) return this.lose('the lease was taken over or reset');
     // Redis did not answer: keep trying, but give up a third of a lease before it can have
     // expired, so this holder has stopped before anyone else can start.
-    else if (Date.now() - this.lastRenewedAt >= (this.leaseMs * 2) / 3) return this.lose('the lease could not be renewed (Redis unreachable)');
+    else if (Date.now() - this.lastRenewedAt >= (this.leaseMs * 2) / 3)
+      return this.lose('the lease could not be renewed (Redis unreachable)');
     this.schedule();
   }
 }
 
 /** The current holder as the ops API shows it; undefined when no one holds the lease. */
 export async function readLease(redis: Redis, task: string): Promise<{ holder: string; fence: number; expiresInMs: number } | undefined> {
-  const [[, value], [, ttl]] = (await redis.multi().get(streamKeys.lease(task)).pttl(streamKeys.lease(task)).exec()) as [[null, string | null], [null, number]];
+  const [[, value], [, ttl]] = (await redis.multi().get(streamKeys.lease(task)).pttl(streamKeys.lease(task)).exec()) as [
+    [null, string | null],
+    [null, number],
+  ];
   if (!value) return undefined;
   const at = value.lastIndexOf('|');
   return { holder: value.slice(0, at), fence: Number(value.slice(at + 1)), expiresInMs: ttl };

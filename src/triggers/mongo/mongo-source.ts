@@ -14,7 +14,9 @@ const CHECKPOINT_EVERY_MS = 10_000;
 
 /** The aggregation pipeline of a task's stream: its operations and `match`, and always `invalidate`. */
 export function pipelineOf(m: MongoTriggerConfig): Document[] {
-  const wanted: Document = m.match ? { $and: [{ operationType: { $in: [...m.operations] } }, m.match] } : { operationType: { $in: [...m.operations] } };
+  const wanted: Document = m.match
+    ? { $and: [{ operationType: { $in: [...m.operations] } }, m.match] }
+    : { operationType: { $in: [...m.operations] } };
   // A user's match must not filter out the invalidate event: without it the server closes
   // the cursor silently, and the watcher would reopen before the drop and loop.
   return [{ $match: { $or: [{ operationType: 'invalidate' }, wanted] } }];
@@ -70,7 +72,8 @@ class MongoFeed implements ChangeFeed {
         const doc = await this.stream.tryNext();
         if (this.closed) return;
         if (doc) {
-          if (doc.operationType === 'invalidate') throw new Invalidated('the collection was dropped or renamed, or its database dropped (an invalidate event)', doc._id);
+          if (doc.operationType === 'invalidate')
+            throw new Invalidated('the collection was dropped or renamed, or its database dropped (an invalidate event)', doc._id);
           yield toEvent(doc);
           continue;
         }

@@ -43,7 +43,10 @@ export class StreamState {
    */
   async write(fence: number, fields: StateFields): Promise<boolean> {
     const args = Object.entries(fields).flatMap(([f, v]) => [f, String(v ?? '')]);
-    return (await this.redis.runletWriteStreamState(streamKeys.state(this.task), streamKeys.fence(this.task), String(fence), ...args)) === ScriptCode.Applied;
+    return (
+      (await this.redis.runletWriteStreamState(streamKeys.state(this.task), streamKeys.fence(this.task), String(fence), ...args)) ===
+      ScriptCode.Applied
+    );
   }
 
   /** For the states no lease guards (unconfigured: every daemon writes the same thing). */

@@ -36,10 +36,15 @@ const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).
 
 export async function describeStream(redis: Redis, task: TaskConfig & { mongo: NonNullable<TaskConfig['mongo']> }): Promise<StreamView> {
   const m = task.mongo;
-  const [st, lease, tokenText] = await Promise.all([readState(redis, task.name), readLease(redis, task.name), redis.get(streamKeys.token(task.name))]);
+  const [st, lease, tokenText] = await Promise.all([
+    readState(redis, task.name),
+    readLease(redis, task.name),
+    redis.get(streamKeys.token(task.name)),
+  ]);
   let state: StreamStateName = st.state ?? 'waiting';
   if (m.url === undefined) state = 'unconfigured';
-  else if (state === 'unconfigured') state = 'waiting'; // the config gained a url since
+  else if (state === 'unconfigured')
+    state = 'waiting'; // the config gained a url since
   // A holder that died leaves "watching" behind; without its lease no one watches until the next takes over.
   else if (state === 'watching' && !lease) state = 'waiting';
   let resumeToken: string | null = null;

@@ -138,7 +138,10 @@ export class StreamWatcher implements Trigger {
     const before = await this.state.read();
     if (before.state === 'error' && before.errorKind === 'historyLost') {
       // Sticky across holders: a new holder reopening the lost token would fail the same way.
-      this.log.warn({ error: before.error }, `change stream not watched: its history was lost earlier; POST /api/streams/${this.task.name}/reset to restart it from now`);
+      this.log.warn(
+        { error: before.error },
+        `change stream not watched: its history was lost earlier; POST /api/streams/${this.task.name}/reset to restart it from now`,
+      );
       return pause(Infinity, held.signal, this.stopping.signal);
     }
     let failures = 0;
@@ -167,7 +170,8 @@ export class StreamWatcher implements Trigger {
     held.signal.addEventListener('abort', close);
     this.stopping.signal.addEventListener('abort', close);
     try {
-      if (!(await this.state.write(held.fence, { state: 'watching', holder: this.deps.identity.daemonId, fence: held.fence, retryAt: '' }))) return held.lose(FENCE_MOVED);
+      if (!(await this.state.write(held.fence, { state: 'watching', holder: this.deps.identity.daemonId, fence: held.fence, retryAt: '' })))
+        return held.lose(FENCE_MOVED);
       this.log.info({ fence: held.fence, from: from === undefined ? 'now' : tokenKey(from) }, 'watching change stream');
       for await (const item of feed) {
         if (this.stopped || held.isLost) return;
@@ -188,7 +192,8 @@ export class StreamWatcher implements Trigger {
         //   is one of the repeats the dedupe absorbs.
         // - Changes are handled one at a time in stream order, so the stored token never
         //   passes a change whose run is not recorded.
-        if (!(await this.cursor.store(held.fence, item.token, { clusterTimeMs: item.clusterTime ? item.clusterTime.t * 1000 : undefined }))) return held.lose(FENCE_MOVED);
+        if (!(await this.cursor.store(held.fence, item.token, { clusterTimeMs: item.clusterTime ? item.clusterTime.t * 1000 : undefined })))
+          return held.lose(FENCE_MOVED);
         this.handled++;
       }
     } finally {
@@ -208,7 +213,8 @@ export class StreamWatcher implements Trigger {
 
   private async onHistoryLost(held: HeldLease, err: HistoryLost): Promise<void> {
     const error = `${err.reason}. The changes after the stored resume token are no longer in the oplog, so resuming cannot work. POST /api/streams/${this.task.name}/reset restarts the stream from now (changes made in between make no runs)`;
-    if (!(await this.state.write(held.fence, { state: 'error', errorKind: 'historyLost', error, errorAt: Date.now(), retryAt: '' }))) return held.lose(FENCE_MOVED);
+    if (!(await this.state.write(held.fence, { state: 'error', errorKind: 'historyLost', error, errorAt: Date.now(), retryAt: '' })))
+      return held.lose(FENCE_MOVED);
     this.log.error({ reason: err.reason }, 'change stream history lost: not watching until the stream is reset');
     // Held (and renewed) while stopped: another daemon taking over would only fail the same
     // way. A reset deletes the lease, which ends this pause at the next renew.
@@ -221,7 +227,8 @@ export class StreamWatcher implements Trigger {
     if (err.token !== undefined && !(await this.cursor.store(held.fence, err.token))) return held.lose(FENCE_MOVED);
     const retryAt = Date.now() + this.invalidatedRetryMs;
     const error = `${err.reason}; runlet opens the stream again past the invalidation at ${new Date(retryAt).toISOString()} (or on POST /api/streams/${this.task.name}/reset)`;
-    if (!(await this.state.write(held.fence, { state: 'error', errorKind: 'invalidated', error, errorAt: Date.now(), retryAt }))) return held.lose(FENCE_MOVED);
+    if (!(await this.state.write(held.fence, { state: 'error', errorKind: 'invalidated', error, errorAt: Date.now(), retryAt })))
+      return held.lose(FENCE_MOVED);
     this.log.error({ reason: err.reason, retryInMs: this.invalidatedRetryMs }, 'change stream invalidated');
     await pause(this.invalidatedRetryMs, held.signal, this.stopping.signal);
   }
@@ -229,7 +236,16 @@ export class StreamWatcher implements Trigger {
   private async onTransient(held: HeldLease, err: unknown, failures: number): Promise<void> {
     const delayMs = Math.min(this.backoffMaxMs, this.backoffMinMs * 2 ** Math.min(failures - 1, 30));
     const error = err instanceof Error ? err.message : String(err);
-    if (!(await this.state.write(held.fence, { state: 'error', errorKind: 'transient', error, errorAt: Date.now(), retryAt: Date.now() + delayMs }))) return held.lose(FENCE_MOVED);
+    if (
+      !(await this.state.write(held.fence, {
+        state: 'error',
+        errorKind: 'transient',
+        error,
+        errorAt: Date.now(),
+        retryAt: Date.now() + delayMs,
+      }))
+    )
+      return held.lose(FENCE_MOVED);
     this.log.warn({ err, retryInMs: delayMs }, 'change stream failed; reopening from the stored resume token');
     await pause(delayMs, held.signal, this.stopping.signal);
   }

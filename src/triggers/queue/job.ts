@@ -68,7 +68,9 @@ export async function handleSourceJob(ctx: SourceJobContext, job: Job): Promise<
   if (created) log.info({ runId }, 'queue job recorded as a run');
   else log.info({ runId }, 'queue job delivered again; it already has a run, waiting for that one');
   // Best effort: the run id also reaches the producer in the return value or the error.
-  await job.updateProgress({ runId } satisfies QueueJobProgress).catch((err) => log.warn({ err, runId }, 'could not set the queue job progress'));
+  await job
+    .updateProgress({ runId } satisfies QueueJobProgress)
+    .catch((err) => log.warn({ err, runId }, 'could not set the queue job progress'));
   const run = await holdUntilEnded(ctx, runId, log);
   return outcomeOf(run);
 }
@@ -77,7 +79,9 @@ export async function handleSourceJob(ctx: SourceJobContext, job: Job): Promise<
 function refuseOversizedPayload(task: TaskConfig, data: unknown): void {
   const bytes = data === undefined ? 0 : Buffer.byteLength(JSON.stringify(data));
   if (bytes > task.maxPayloadBytes) {
-    throw new UnrecoverableError(`payload of ${bytes} bytes is larger than task "${task.name}" accepts (maxPayload ${task.maxPayloadBytes} bytes); no run was made`);
+    throw new UnrecoverableError(
+      `payload of ${bytes} bytes is larger than task "${task.name}" accepts (maxPayload ${task.maxPayloadBytes} bytes); no run was made`,
+    );
   }
 }
 
@@ -129,7 +133,8 @@ async function letGo(ctx: SourceJobContext): Promise<never> {
 
 /** Succeeded: the return value. Any other end: UnrecoverableError, since runlet has already used the task's retries. */
 export function outcomeOf(run: RunRecord): QueueJobResult {
-  if (run.status === 'succeeded') return { runId: run.id, status: 'succeeded', ...(run.output !== undefined && { output: outputValue(run.output) }) };
+  if (run.status === 'succeeded')
+    return { runId: run.id, status: 'succeeded', ...(run.output !== undefined && { output: outputValue(run.output) }) };
   const detail = run.reason ?? (run.exitCode !== undefined ? `exit code ${run.exitCode}` : undefined);
   throw new UnrecoverableError(`run ${run.id} ended ${run.status}${detail ? `: ${detail}` : ''}`);
 }

@@ -68,11 +68,16 @@ export class QueueTrigger implements Trigger {
     // a listener here keeps its connection errors from crashing the process.
     worker.on('error', (err) => this.reportError(err));
     worker.on('failed', (job, err) => {
-      if (job && !this.stopRequested) this.logger.warn({ jobId: job.id, err: err.message }, 'queue job failed: its run did not succeed, or it was refused');
+      if (job && !this.stopRequested)
+        this.logger.warn({ jobId: job.id, err: err.message }, 'queue job failed: its run did not succeed, or it was refused');
     });
     this.worker = worker;
     worker.waitUntilReady().then(
-      () => this.logger.info({ redis: describeTarget(this.target), prefix: this.queue.prefix, concurrency: this.queue.concurrency }, 'taking jobs from the queue'),
+      () =>
+        this.logger.info(
+          { redis: describeTarget(this.target), prefix: this.queue.prefix, concurrency: this.queue.concurrency },
+          'taking jobs from the queue',
+        ),
       () => undefined,
     );
   }

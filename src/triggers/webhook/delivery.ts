@@ -52,9 +52,16 @@ function headerId(names: readonly string[], headers: IncomingHttpHeaders): Heade
  *   bodies one event for `dedupeWindowMs`; by default each request is its own event: two
  *   presses of "deploy" are two deploys.
  */
-export function deliveryOf(task: string, hook: WebhookConfig, headers: IncomingHttpHeaders, body: Buffer, signed?: SignedIdentity): Delivery {
+export function deliveryOf(
+  task: string,
+  hook: WebhookConfig,
+  headers: IncomingHttpHeaders,
+  body: Buffer,
+  signed?: SignedIdentity,
+): Delivery {
   if (signed) {
-    if (signed.header && !DELIVERY_ID.test(signed.id)) return { ok: false, header: signed.header, detail: 'an event id is 1 to 200 visible ASCII characters' };
+    if (signed.header && !DELIVERY_ID.test(signed.id))
+      return { ok: false, header: signed.header, detail: 'an event id is 1 to 200 visible ASCII characters' };
     const trace = headerId(TRACE_HEADERS, headers);
     if (!trace.ok) return trace;
     const traced = trace.id !== undefined && trace.id !== signed.id ? `delivery ${trace.id}, ` : '';
@@ -66,7 +73,12 @@ export function deliveryOf(task: string, hook: WebhookConfig, headers: IncomingH
   if (hook.dedupe === 'body') {
     // "sha256:" cannot clash with an id a sender picks for itself unless it means to.
     const digest = createHash('sha256').update(body).digest('hex');
-    return { ok: true, dedupeKey: `${task}:hook:sha256:${digest}`, cause: `body sha256:${digest.slice(0, 16)} (dedupe: body)`, dedupeTtlMs: hook.dedupeWindowMs };
+    return {
+      ok: true,
+      dedupeKey: `${task}:hook:sha256:${digest}`,
+      cause: `body sha256:${digest.slice(0, 16)} (dedupe: body)`,
+      dedupeTtlMs: hook.dedupeWindowMs,
+    };
   }
   // A fresh id per request: nothing says this one repeats another.
   const id = randomUUID();

@@ -79,7 +79,8 @@ export function webhookRequest(
   headers: IncomingHttpHeaders,
   delivery: { dedupeKey: string; cause: string; dedupeTtlMs?: number },
 ): RunRequest {
-  const contentType = typeof headers['content-type'] === 'string' && headers['content-type'] !== '' ? headers['content-type'] : DEFAULT_CONTENT_TYPE;
+  const contentType =
+    typeof headers['content-type'] === 'string' && headers['content-type'] !== '' ? headers['content-type'] : DEFAULT_CONTENT_TYPE;
   return {
     task: task.name,
     trigger: 'webhook',

@@ -5,7 +5,13 @@ import { whsecKey } from '../../lib/whsec.js';
 import type { WebhookConfig } from '../../config/types.js';
 
 /** Headers that carry a credential: checked here, never handed to a run. */
-export const SIGNATURE_HEADERS: readonly string[] = ['authorization', 'x-runlet-signature', 'x-hub-signature-256', 'x-hub-signature', 'webhook-signature'];
+export const SIGNATURE_HEADERS: readonly string[] = [
+  'authorization',
+  'x-runlet-signature',
+  'x-hub-signature-256',
+  'x-hub-signature',
+  'webhook-signature',
+];
 
 /**
  * What makes a verified request one event, taken from material its signature covers (a
@@ -20,7 +26,8 @@ export interface SignedIdentity {
 }
 
 /** `signed` is absent for bearer and auth: none, which sign nothing. */
-export type Verdict = { readonly ok: true; readonly signed?: SignedIdentity } | { readonly ok: false; readonly expected: string; readonly why: string };
+export type Verdict =
+  { readonly ok: true; readonly signed?: SignedIdentity } | { readonly ok: false; readonly expected: string; readonly why: string };
 
 const OK: Verdict = { ok: true };
 
@@ -88,11 +95,15 @@ function verifyHmac(secret: string, header: string | undefined, body: Buffer, no
   if (t === undefined || !/^\d{1,12}$/.test(t)) return fail('hmac-sha256', 'X-Runlet-Signature has no t=<unix seconds>');
   if (v1.length === 0) return fail('hmac-sha256', 'X-Runlet-Signature has no v1= entry');
   const expected = createHmac('sha256', secret).update(`${t}.`).update(body).digest();
-  if (!v1.some((sig) => sameDigest(sig, expected))) return fail('hmac-sha256', 'no v1= signature matches the body and timestamp (wrong secret, or the body was changed)');
+  if (!v1.some((sig) => sameDigest(sig, expected)))
+    return fail('hmac-sha256', 'no v1= signature matches the body and timestamp (wrong secret, or the body was changed)');
   // Checked after the digest, so only a sender that knows the secret learns our clock.
   const skewMs = Math.abs(nowMs - Number(t) * 1000);
   if (skewMs > toleranceMs) {
-    return fail('hmac-sha256', `the timestamp t=${t} is ${formatDuration(skewMs)} from this server's clock, more than the tolerance of ${formatDuration(toleranceMs)} (a replayed request, or a clock that is off)`);
+    return fail(
+      'hmac-sha256',
+      `the timestamp t=${t} is ${formatDuration(skewMs)} from this server's clock, more than the tolerance of ${formatDuration(toleranceMs)} (a replayed request, or a clock that is off)`,
+    );
   }
   // The identity is a digest of exactly what was signed ("<t>.<body>"): a replay inside
   // the tolerance is the same event whatever unsigned delivery header it carries, and one
@@ -142,7 +153,7 @@ function verifyStandard(secret: string, headers: IncomingHttpHeaders, body: Buff
   if (!/^\d{1,12}$/.test(ts)) return fail('standard-webhooks', 'webhook-timestamp is not <unix seconds>');
   // The config refuses a secret that is not whsec_<base64>; never fall back to its raw bytes.
   const key = whsecKey(secret);
-  if (!key) return fail('standard-webhooks', 'the task\'s secret is not whsec_<base64 key>');
+  if (!key) return fail('standard-webhooks', "the task's secret is not whsec_<base64 key>");
   const expected = createHmac('sha256', key).update(`${id}.${ts}.`).update(body).digest();
   const matches = sigs.split(' ').some((entry) => {
     const comma = entry.indexOf(',');
@@ -150,11 +161,15 @@ function verifyStandard(secret: string, headers: IncomingHttpHeaders, body: Buff
     const b64 = entry.slice(comma + 1);
     return BASE64_SHA256.test(b64) && timingSafeEqual(Buffer.from(b64, 'base64'), expected);
   });
-  if (!matches) return fail('standard-webhooks', 'no v1, signature matches the id, timestamp and body (wrong secret, or one of them was changed)');
+  if (!matches)
+    return fail('standard-webhooks', 'no v1, signature matches the id, timestamp and body (wrong secret, or one of them was changed)');
   // Checked after the digest, so only a sender that knows the secret learns our clock.
   const skewMs = Math.abs(nowMs - Number(ts) * 1000);
   if (skewMs > toleranceMs) {
-    return fail('standard-webhooks', `webhook-timestamp ${ts} is ${formatDuration(skewMs)} from this server's clock, more than the tolerance of ${formatDuration(toleranceMs)} (a replayed request, or a clock that is off)`);
+    return fail(
+      'standard-webhooks',
+      `webhook-timestamp ${ts} is ${formatDuration(skewMs)} from this server's clock, more than the tolerance of ${formatDuration(toleranceMs)} (a replayed request, or a clock that is off)`,
+    );
   }
   return { ok: true, signed: { id, what: `webhook-id ${id}`, header: 'webhook-id' } };
 }
@@ -169,4 +184,3 @@ export function signHmac(secret: string, body: string | Buffer, unixSeconds = Ma
   const digest = createHmac('sha256', secret).update(`${unixSeconds}.`).update(body).digest('hex');
   return `t=${unixSeconds},v1=${digest}`;
 }
-
