@@ -9,6 +9,7 @@ import { defineConfig } from 'vitest/config';
  */
 const PURE = [
   'test/architecture.test.ts',
+  'test/format.test.ts',
   'test/config.*.test.ts',
   'test/cli.labels.test.ts',
   'test/webhook.signature.test.ts',

@@ -131,7 +131,8 @@ function makeCase(i: number): Case {
         },
         body: bytes(int(100)),
       };
-    case 4: { // correctly signed, but not UTF-8: 415
+    case 4: {
+      // correctly signed, but not UTF-8: 415
       const body = badUtf8();
       return {
         kind: 'fetch',
@@ -141,7 +142,8 @@ function makeCase(i: number): Case {
         body,
       };
     }
-    case 5: { // correctly signed, but a delivery id that is not one: 400
+    case 5: {
+      // correctly signed, but a delivery id that is not one: 400
       const body = Buffer.from(text(int(200)));
       const id = pick(['', ' ', 'two words', 'x'.repeat(201), 'tab\tin', 'ünïcode']);
       return {
@@ -221,7 +223,8 @@ function makeCase(i: number): Case {
           `POST /hooks/${task} HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n${pick(['10\r\nshort', 'zz\r\nabc\r\n0\r\n\r\n', '5\r\nabcdefgh\r\n', `${(20_000).toString(16)}\r\n${'c'.repeat(9000)}`, '3\r\nabc\r\n', 'ffffffffffffffffff\r\n'])}`,
         ),
       };
-    case 13: { // raw: huge or binary headers
+    case 13: {
+      // raw: huge or binary headers
       const big = rnd() < 0.5;
       const value = big
         ? 'h'.repeat(17_000 + int(20_000))
