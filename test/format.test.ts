@@ -25,5 +25,5 @@ describe('the code is formatted by prettier with the repo config', () => {
       'run `npm run format`',
     ).toEqual([]);
     expect(r.status).toBe(0);
-  });
+  }, 60_000);
 });
