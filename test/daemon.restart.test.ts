@@ -16,7 +16,8 @@ const CONFIG = `
 defaults: { image: runlet/busybox:local, memory: 16m, timeout: 60s }
 tasks:
   quick: { command: [sh, -c, "sleep 1; echo finished while nobody watched"] }
-  long:  { command: [sh, -c, "sleep 4; echo finished under the new daemon"] }
+  # 10 s: long enough that the next daemon, started on a loaded machine, still finds it running.
+  long:  { command: [sh, -c, "sleep 10; echo finished under the new daemon"] }
   second: { command: [sh, -c, '[ "$RUNLET_ATTEMPT" -ge 2 ] || exit 1; sleep 4; echo "attempt $RUNLET_ATTEMPT finished under the new daemon"'], retries: { attempts: 2, delay: 300ms } }
 `;
 

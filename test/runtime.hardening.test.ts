@@ -23,7 +23,7 @@ describe('DockerRuntime: isolation and limits applied to every container', () =>
     try {
       const info = await docker.getContainer(prepared.containerId).inspect();
       const host = info.HostConfig;
-      expect(info.Name).toBe('/runlet-weekly_report-01hxamplerunid');
+      expect(info.Name).toBe('/runlet-weekly_report-01hxamplerunid-a1');
       expect(info.Config.Labels).toMatchObject({
         'runlet.managed': 'true',
         'runlet.run': '01HXAMPLERUNID',
