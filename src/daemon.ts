@@ -212,7 +212,14 @@ async function startDispatch(opts: DaemonOptions, storage: Storage, engine: { ru
   await noteTasks(redis, Object.values(config.tasks)).catch((err) => logger.warn({ err }, 'could not note the tasks for the usage report'));
   if (config.retention.maxAgeMs !== undefined)
     releasers.add('retention sweep', startRetentionSweep(store, config.retention.maxAgeMs, logger, opts.retentionSweepMs));
-  const settled = await settleLeftovers(ctx);
+  const waits = new WaitRecorder(redis, store, identity, logger);
+  releasers.add('wait reasons', () => waits.clear());
+  // Made before settling, started after: the containers it adopts take their room first.
+  const workers = new TaskWorkers(connection, config, new NodeAdmission(config), (runId) => runJob(ctx, runId), logger, opts.stalledMs, {
+    events,
+    waits,
+  });
+  const settled = await settleLeftovers(ctx, workers);
   if (settled.adopted + settled.settled + settled.removed > 0) logger.info(settled, 'settled containers left by a previous process');
   await recoverOutbox(enqueueDeps);
   const outboxTimer = setInterval(
@@ -224,12 +231,6 @@ async function startDispatch(opts: DaemonOptions, storage: Storage, engine: { ru
   // Cancel requests reach whichever daemon runs the container.
   releasers.add('cancel subscriber', await subscribeToCancels(redis, (runId, reason) => ctx.active.get(runId)?.cancel.abort(reason)));
 
-  const waits = new WaitRecorder(redis, store, identity, logger);
-  releasers.add('wait reasons', () => waits.clear());
-  const workers = new TaskWorkers(connection, config, new NodeAdmission(config), (runId) => runJob(ctx, runId), logger, opts.stalledMs, {
-    events,
-    waits,
-  });
   releasers.add('workers', async () => {
     await workers.stopTaking();
     const grace = opts.shutdownGraceMs ?? 10_000;

@@ -45,8 +45,17 @@ export class NodeAdmission {
   reserve(runId: string, task: TaskConfig): boolean {
     if (this.reserved.has(runId)) return true;
     if (this.whyNot(task) !== undefined) return false;
-    this.reserved.set(runId, { pool: task.pool, memoryBytes: task.memoryBytes });
+    this.hold(runId, task);
     return true;
+  }
+
+  /**
+   * Counts a run that already runs here, fit or not: a container adopted from a previous
+   * process (dispatch/settle.ts) takes its room even if the budget shrank meanwhile, since
+   * refusing it would not stop the container, only hide it from the budget.
+   */
+  hold(runId: string, task: TaskConfig): void {
+    this.reserved.set(runId, { pool: task.pool, memoryBytes: task.memoryBytes });
   }
 
   release(runId: string): void {

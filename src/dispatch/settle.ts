@@ -4,15 +4,20 @@ import { isDaemonAlive } from './identity.js';
 import type { TaskConfig } from '../config/types.js';
 import { nodeLabels, parseRunLabels } from '../runtime/labels.js';
 import { currentAttempt } from '../runs/types.js';
+import type { TaskWorkers } from './workers.js';
 
 /**
  * At start-up: containers labelled for this node and cluster that a previous process left
  * behind. Finished ones get their outcome recorded and are removed; running ones are
  * adopted (waited on, with their original deadline) so their outcome is recorded too. A
  * container whose daemon is still alive belongs to that daemon (two daemons may share one
- * engine) and is left alone.
+ * engine) and is left alone. Each one waited on holds its room in this node's admission
+ * (`room`) until it ends, as a run taken from the queue would.
  */
-export async function settleLeftovers(ctx: RunContext): Promise<{ adopted: number; settled: number; removed: number }> {
+export async function settleLeftovers(
+  ctx: RunContext,
+  room: Pick<TaskWorkers, 'holdUntil'>,
+): Promise<{ adopted: number; settled: number; removed: number }> {
   const { identity, runtime, store, logger } = ctx;
   const containers = await runtime.list(nodeLabels(identity.clusterId, identity.node));
   let adopted = 0;
@@ -66,6 +71,7 @@ export async function settleLeftovers(ctx: RunContext): Promise<{ adopted: numbe
       })
       .finally(() => ctx.active.delete(run.id));
     ctx.active.set(run.id, { done, cancel });
+    room.holdUntil(run.id, task, done);
     if (c.running) adopted++;
     else {
       settled++;

@@ -105,6 +105,22 @@ export class TaskWorkers {
     }
   }
 
+  /**
+   * A run this node already runs without having taken its job (adopted at start-up by
+   * dispatch/settle.ts) holds its room as a taken job does, until `ended`: else new runs
+   * would start beside it past the pool's and the node's budgets. Its job, if delivered
+   * here again meanwhile, finds the room held under the same run id and joins the run.
+   */
+  holdUntil(runId: string, task: TaskConfig, ended: Promise<unknown>): void {
+    this.admission.hold(runId, task);
+    this.refresh();
+    const free = () => {
+      this.admission.release(runId);
+      this.refresh();
+    };
+    void ended.then(free, free);
+  }
+
   private track(work: Promise<void>): Promise<void> {
     const settled = work.then(
       () => undefined,
