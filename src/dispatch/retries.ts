@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { RetryPolicy, TaskConfig } from '../config/types.js';
 import type { RunletEvents } from '../runs/events.js';
 import { formatDuration } from '../lib/format.js';
-import type { RunStore } from '../runs/store.js';
+import type { AttemptLeft, RunStore } from '../runs/store.js';
 import { currentAttempt, MOVES, type AttemptEndStatus, type AttemptRecord, type RunStatus, type Usage } from '../runs/types.js';
 import { addUsage } from '../runs/usage.js';
 import { jobIdFor, type TaskQueues } from './queues.js';
@@ -55,6 +55,11 @@ export interface AttemptEnd {
   readonly finishedAt: number;
   /** This attempt's usage; the record keeps the sum over the run's attempts. */
   readonly usage: Usage;
+  /**
+   * Its log tail and output, written with the end behind the same attempt fence; absent
+   * when the attempt left none to record (lost), and the record keeps what it has.
+   */
+  readonly left?: AttemptLeft;
 }
 
 export type AttemptOutcome =
@@ -107,6 +112,7 @@ export async function endAttempt(
       reason: `attempt ${attempt} of ${maxAttempts} ${describeEnd(end)}; ${delayMs > 0 ? `retrying in ${formatDuration(delayMs)}` : 'retrying now'}`,
       fields: { attempt: nextAttempt, retryAt: now + delayMs, usage },
       clear: PER_ATTEMPT_FIELDS,
+      left: end.left,
       now,
     });
     if (!claimed) return { kind: 'refused' };
@@ -147,6 +153,7 @@ export async function endAttempt(
     // A lost run whose real outcome arrives may have been dead as lost: it is dead only if
     // this outcome is.
     clear: dead ? ['retryAt'] : ['retryAt', 'dead'],
+    left: end.left,
     now,
   });
   return applied ? { kind: 'ended', status: end.status, dead } : { kind: 'refused' };

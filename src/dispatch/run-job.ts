@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { RunletConfig, TaskConfig } from '../config/types.js';
 import type { RunletEvents } from '../runs/events.js';
@@ -55,10 +56,17 @@ export async function runJob(ctx: RunContext, runId: string): Promise<void> {
     return;
   }
 
-  // The claim: of all workers that may hold this job, only the one whose compare-and-set
-  // moves the run out of `queued` goes on to create a container.
-  const claimed = await ctx.store.transition(runId, MOVES.start.to, {
-    from: MOVES.start.from,
+  // The claim, exactly once per attempt: of all workers that may hold this job (BullMQ
+  // delivers at least once, and a retry's job can meet a late redelivery of the last one),
+  // only the one whose compare-and-set moves the run out of `queued`, at the attempt it
+  // read, goes on to create a container. The token is this call's own, recorded by the same
+  // script: if the connection drops after the script ran, ioredis resends it and the resend
+  // is answered true for this token alone (claimRun-3.lua), so the winner is never told it
+  // lost and the run never stays `starting` with no one to start it. Per call, not per
+  // daemon: two deliveries of the job in this process still make one winner.
+  const claimed = await ctx.store.claim(runId, {
+    attempt: currentAttempt(run),
+    token: `${ctx.identity.daemonId}:a${currentAttempt(run)}:${randomUUID()}`,
     fields: { node: ctx.identity.node, daemon: ctx.identity.daemonId, image: task.image, memoryBytes: task.memoryBytes },
   });
   if (!claimed) return;
@@ -164,9 +172,11 @@ export async function waitAndFinish(ctx: RunContext, prepared: PreparedRun, task
     // Writes are chained so an older tail can never land after a newer one; each is announced
     // to live followers only once stored (runs/log-stream.ts).
     onOutput: (tail, endOffset) => {
+      // Fenced by the attempt: once the run has moved on (this attempt was declared lost and
+      // retried while this process was frozen or cut off), the tail is the new attempt's.
       writing = writing
         .then(() => ctx.store.setLogTail(prepared.runId, tail, { attempt, bytes: endOffset }))
-        .then(async () => void (await live.tailWritten(endOffset)))
+        .then(async (written) => void (written && (await live.tailWritten(endOffset))))
         .catch(() => undefined);
     },
     onLog: (chunk, offset) => live.chunk(offset, chunk),
@@ -178,35 +188,40 @@ export async function waitAndFinish(ctx: RunContext, prepared: PreparedRun, task
 }
 
 /**
- * Ends the attempt: retries.ts records it and either queues the run's next attempt (the
+ * Ends `attempt`: retries.ts records it and either queues the run's next attempt (the
  * status returned is then `queued`) or records the terminal outcome with its usage. Then
  * applies retention for the task.
+ *
+ * Status, usage, log tail and output are written by one script fenced by `attempt`
+ * (endAttempt-7.lua), so this attempt's end is recorded at most once, and not at all once
+ * the run has moved on: a process that was frozen or cut off while its run was declared
+ * lost and retried finds its late end refused, and the current attempt's record stands.
  */
-export async function finish(ctx: RunContext, runId: string, task: TaskConfig, result: RunResult, attempt?: number): Promise<RunStatus> {
+export async function finish(ctx: RunContext, runId: string, task: TaskConfig, result: RunResult, attempt: number): Promise<RunStatus> {
   const now = Date.now();
   const finishedAt = result.finishedAt ?? now;
-  await ctx.store.setLogTail(
-    runId,
-    result.logTail,
-    attempt !== undefined && result.logBytes !== undefined ? { attempt, bytes: result.logBytes } : undefined,
-  );
-  // Each attempt's output replaces the last one's: the record shows the latest attempt.
-  await ctx.store.setOutput(runId, result.output, result.outputError);
   const usage = usageOf(result.startedAt, finishedAt, task.memoryBytes);
   const ended = await endAttempt(
     ctx,
     runId,
     task,
     {
+      attempt,
       status: result.outcome,
       exitCode: result.exitCode,
       reason: result.reason,
       startedAt: result.startedAt,
       finishedAt,
       usage,
+      left: { logTail: result.logTail, logBytes: result.logBytes, output: result.output, outputError: result.outputError },
     },
     now,
   );
+  if (ended.kind === 'refused')
+    ctx.logger.warn(
+      { runId, task: task.name, attempt, status: result.outcome },
+      'the end of an attempt the run has moved past (or that was already recorded) was refused',
+    );
   // Counted only by the writer whose end was applied, so an attempt is counted once.
   if (ended.kind !== 'refused')
     await addDailyUsage(ctx.redis, task, usage, ended.kind === 'ended', finishedAt).catch((err) =>

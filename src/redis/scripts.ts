@@ -25,7 +25,9 @@ export enum ScriptCode {
 const NAMES = [
   'createRun',
   'transition',
+  'claimRun',
   'endAttempt',
+  'writeLogTail',
   'setWaitReason',
   'trimTaskRuns',
   'trimAgedRuns',
@@ -66,12 +68,25 @@ declare module 'ioredis' {
         ...argv: Arg[],
       ]
     ): Result<[runId: string, code: ScriptCode.Applied | ScriptCode.Refused], Context>;
+    /** claimRun-3.lua */
+    runletClaimRun(...args: [runKey: string, transitionsKey: string, endedKey: string, ...argv: Arg[]]): Result<ScriptCode, Context>;
     /** transition-3.lua */
     runletTransition(...args: [runKey: string, transitionsKey: string, endedKey: string, ...argv: Arg[]]): Result<ScriptCode, Context>;
-    /** endAttempt-5.lua */
+    /** endAttempt-7.lua */
     runletEndAttempt(
-      ...args: [runKey: string, transitionsKey: string, attemptsKey: string, outboxKey: string, endedKey: string, ...argv: Arg[]]
+      ...args: [
+        runKey: string,
+        transitionsKey: string,
+        attemptsKey: string,
+        outboxKey: string,
+        endedKey: string,
+        logsKey: string,
+        outputKey: string,
+        ...argv: Arg[],
+      ]
     ): Result<ScriptCode, Context>;
+    /** writeLogTail-2.lua */
+    runletWriteLogTail(runKey: string, logsKey: string, attempt: Arg, tail: string, bytes: Arg): Result<ScriptCode, Context>;
     /** setWaitReason-1.lua */
     runletSetWaitReason(runKey: string, reason: string, at: Arg, node: string): Result<ScriptCode.Applied | ScriptCode.Refused, Context>;
     /** trimTaskRuns-2.lua: the number of runs deleted. */

@@ -3,6 +3,7 @@ import { monotonicFactory } from 'ulid';
 import { registerScripts, ScriptCode } from '../redis/scripts.js';
 import { CHANGES_CHANNEL, keys } from './keys.js';
 import {
+  MOVES,
   TERMINAL_STATUSES,
   type AttemptRecord,
   type RunRecord,
@@ -133,10 +134,34 @@ export class RunStore {
   }
 
   /**
+   * The claim of a queued run's `attempt` for one claimant (`token`, unique per claiming
+   * call): moves it to `starting`, refused unless it is queued at that attempt. Idempotent
+   * for the same token while the run is `starting`: when the connection drops after the
+   * script ran and ioredis resends it, the resend answers true, so the winner goes on
+   * rather than leave the run `starting` with nobody to start it. A token per call, not per
+   * daemon, so two deliveries of one job in one daemon still make one winner.
+   */
+  async claim(runId: string, opts: { attempt: number; token: string; fields?: Fields; now?: number }): Promise<boolean> {
+    const [head, fields] = guardedChange(MOVES.start.to, { from: MOVES.start.from, fields: opts.fields, now: opts.now });
+    const code = await this.redis.runletClaimRun(
+      keys.run(runId),
+      keys.transitions(runId),
+      keys.ended(),
+      ...head,
+      String(opts.attempt),
+      opts.token,
+      ...fields,
+    );
+    return code === ScriptCode.Applied;
+  }
+
+  /**
    * Ends the run's current attempt: the same guard as `transition`, and refused unless
-   * `attempt` is still the run's current one, so an attempt is ended once. Appends `entry`
-   * to the run's attempts; `clear` deletes fields that belonged to the attempt. Moving to
-   * `queued` (a retry) puts the run back in the outbox until `confirmQueued`.
+   * `attempt` is still the run's current one, so an attempt is ended once and a late one
+   * (its daemon frozen or cut off while the run was retried) writes nothing. Appends `entry`
+   * to the run's attempts; `clear` deletes fields that belonged to the attempt; `left` (the
+   * attempt's log tail and output) replaces the run's in the same script, behind the same
+   * fence. Moving to `queued` (a retry) puts the run back in the outbox until `confirmQueued`.
    */
   async endAttempt(
     runId: string,
@@ -148,20 +173,25 @@ export class RunStore {
       reason?: string;
       fields?: Fields;
       clear?: readonly (keyof Fields)[];
+      left?: AttemptLeft;
       now?: number;
     },
   ): Promise<boolean> {
     const [head, fields] = guardedChange(status, opts);
+    const left = opts.left && { ...opts.left, logTail: keptTail(opts.left.logTail) };
     const code = await this.redis.runletEndAttempt(
       keys.run(runId),
       keys.transitions(runId),
       keys.attempts(runId),
       keys.outbox(),
       keys.ended(),
+      keys.logs(runId),
+      keys.output(runId),
       ...head,
       String(opts.attempt),
       JSON.stringify(opts.entry),
       (opts.clear ?? []).join(','),
+      left ? JSON.stringify(left) : '',
       ...fields,
     );
     return code === ScriptCode.Applied;
@@ -178,16 +208,26 @@ export class RunStore {
 
   /**
    * `end`: the attempt the tail belongs to and the byte offset in that attempt's output where
-   * it ends, written in the same transaction as the tail, so a live follower can join the
-   * tail to the chunks published after it (runs/log-stream.ts). Without it the position is
-   * unknown and is cleared.
+   * it ends, written in the same script as the tail, so a live follower can join the tail to
+   * the chunks published after it (runs/log-stream.ts). With it the write is fenced by the
+   * attempt (writeLogTail-2.lua): false when the run has moved to another attempt, so a late
+   * attempt never overwrites the current one's tail. Without it (tools and tests, no attempt
+   * running) the tail is written as is and its position cleared. An attempt's final tail is
+   * written by `endAttempt`, with its status.
    */
-  async setLogTail(runId: string, tail: string, end?: { attempt: number; bytes: number }): Promise<void> {
-    const kept = tail.length > LOG_TAIL_BYTES ? tail.slice(-LOG_TAIL_BYTES) : tail;
-    const tx = this.redis.multi().set(keys.logs(runId), kept);
-    if (end) tx.hset(keys.run(runId), 'logAttempt', String(end.attempt), 'logBytes', String(end.bytes));
-    else tx.hdel(keys.run(runId), 'logAttempt', 'logBytes');
-    await tx.exec();
+  async setLogTail(runId: string, tail: string, end?: { attempt: number; bytes: number }): Promise<boolean> {
+    if (end) {
+      const code = await this.redis.runletWriteLogTail(
+        keys.run(runId),
+        keys.logs(runId),
+        String(end.attempt),
+        keptTail(tail),
+        String(end.bytes),
+      );
+      return code === ScriptCode.Applied;
+    }
+    await this.redis.multi().set(keys.logs(runId), keptTail(tail)).hdel(keys.run(runId), 'logAttempt', 'logBytes').exec();
+    return true;
   }
 
   /** The stored tail, where it ends (see setLogTail), and the run's status, read together. */
@@ -204,7 +244,10 @@ export class RunStore {
     };
   }
 
-  /** Kept apart from the record's hash, like the log tail, so listings never load it. */
+  /**
+   * Kept apart from the record's hash, like the log tail, so listings never load it. Not
+   * fenced: for tools and tests; an attempt's output is written by `endAttempt`, fenced.
+   */
   async setOutput(runId: string, text: string | undefined, error: string | undefined): Promise<void> {
     const fields = [...(text !== undefined ? ['text', text] : []), ...(error !== undefined ? ['error', error] : [])];
     await this.redis.del(keys.output(runId));
@@ -333,6 +376,19 @@ export class RunStore {
   async runIdForDedupeKey(dedupeKey: string): Promise<string | undefined> {
     return (await this.redis.get(keys.dedupe(dedupeKey))) ?? undefined;
   }
+}
+
+/** What an attempt left for the record: its log tail (and where it ends) and its output. */
+export interface AttemptLeft {
+  readonly logTail: string;
+  /** Where the tail ends in the attempt's output (bytes); unknown when absent. */
+  readonly logBytes?: number;
+  readonly output?: string;
+  readonly outputError?: string;
+}
+
+function keptTail(tail: string): string {
+  return tail.length > LOG_TAIL_BYTES ? tail.slice(-LOG_TAIL_BYTES) : tail;
 }
 
 /** The retention scripts join a run's keys from ids they read in Redis: these are the parts (keys.ts). */
