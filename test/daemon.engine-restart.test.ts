@@ -3,7 +3,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { manualRequest } from '../src/triggers/manual.js';
-import { configFrom, startTestDaemon, type TestDaemon } from './helpers/daemon.js';
+import { configFrom, removeClusterContainers, startTestDaemon, type TestDaemon } from './helpers/daemon.js';
 import { BUSYBOX } from './helpers/docker.js';
 import { startTestRedis } from './helpers/redis.js';
 
@@ -37,19 +37,7 @@ const used: Array<{ name: string; engine: Docker; redis?: TestRedis; daemon?: Te
 afterAll(async () => {
   for (const { name, engine, redis, daemon } of used) {
     await daemon?.stop();
-    if (daemon) {
-      const left = await engine
-        .listContainers({ all: true, filters: { label: [`runlet.cluster=${daemon.identity.clusterId}`] } })
-        .catch(() => []);
-      await Promise.all(
-        left.map((c) =>
-          engine
-            .getContainer(c.Id)
-            .remove({ force: true, v: true })
-            .catch(() => undefined),
-        ),
-      );
-    }
+    if (daemon) await removeClusterContainers(daemon.identity.clusterId, engine);
     await redis?.stopAndClean();
     await engineHost('down', name);
   }

@@ -64,10 +64,9 @@ export async function startTestDaemon(
   return { ...daemon, logs, waitForEnd };
 }
 
-/** Removes every container of one cluster (one test Redis), and says how many there were. */
-export async function removeClusterContainers(clusterId: string): Promise<number> {
-  const docker = new Docker();
-  const list = await docker.listContainers({ all: true, filters: { label: [`runlet.cluster=${clusterId}`] } });
+/** Removes every container of one cluster (one test Redis) on an engine (the local one unless given), and says how many there were. */
+export async function removeClusterContainers(clusterId: string, docker: Docker = new Docker()): Promise<number> {
+  const list = await docker.listContainers({ all: true, filters: { label: [`runlet.cluster=${clusterId}`] } }).catch(() => []);
   await Promise.all(
     list.map((c) =>
       docker
