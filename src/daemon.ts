@@ -30,6 +30,7 @@ import { buildTaskImages } from './runtime/image-build.js';
 import type { Runtime } from './runtime/types.js';
 import { noteTasks } from './runs/daily-usage.js';
 import { EndedRuns } from './runs/ended.js';
+import { RedisEpoch } from './runs/epoch.js';
 import { RunletEvents } from './runs/events.js';
 import { RunletMetrics } from './runs/metrics.js';
 import { startRetentionSweep } from './runs/retention.js';
@@ -135,6 +136,7 @@ interface Storage {
   readonly redis: Redis;
   readonly store: RunStore;
   readonly identity: Identity;
+  readonly epoch: RedisEpoch;
 }
 
 /** runlet's Redis (its own embedded one unless REDIS_URL), the run store, and this daemon's identity and heartbeat. */
@@ -154,7 +156,11 @@ async function startStorage(opts: DaemonOptions, releasers: Releasers): Promise<
   const identity: Identity = { node: opts.node, clusterId: await clusterIdOf(redis), daemonId: newDaemonId(opts.node) };
   const heartbeat = startHeartbeat(redis, identity, { version: process.env.npm_package_version });
   releasers.add('heartbeat', () => heartbeat.stop());
-  return { redisTarget, redis, store: new RunStore(redis), identity };
+  // Started here, checked from now on; what later steps set once, they register with it.
+  const epoch = new RedisEpoch(redis, identity.clusterId, opts.logger);
+  await epoch.mark();
+  releasers.add('redis epoch check', epoch.start());
+  return { redisTarget, redis, store: new RunStore(redis), identity, epoch };
 }
 
 /** The engine must answer before anything is taken; the tasks' `build:` images are built now. */
@@ -191,6 +197,7 @@ async function startDispatch(opts: DaemonOptions, storage: Storage, engine: { ru
   releasers.add('queues', () => queues.close());
   const pauses = new PauseState(redis);
   await queues.applyConcurrency(Object.values(config.tasks));
+  storage.epoch.onEmpty('task concurrency limits', () => queues.applyConcurrency(Object.values(config.tasks)));
   const counts = (task: string) => queues.counts(task);
   const replaceOldest = async (task: string): Promise<void> => {
     const running = await store.list({ task, status: ['starting', 'running'], limit: 1000 });
@@ -268,6 +275,7 @@ async function startAlerts(opts: DaemonOptions, storage: Storage, dispatch: Disp
       identity: storage.identity,
       events: dispatch.events,
       logger,
+      epoch: storage.epoch,
       findStuck: () => dispatch.stuck.find(),
     },
     opts.alerts,
@@ -354,6 +362,7 @@ async function startTriggers(opts: DaemonOptions, storage: Storage, dispatch: Di
     identity,
     logger,
     stalledMs: opts.stalledMs,
+    epoch: storage.epoch,
   };
   const triggers = await allTriggers(deps);
   releasers.add('triggers', async () => void (await Promise.allSettled(triggers.map((t) => t.stop()))));

@@ -6,6 +6,7 @@ import type { Identity } from '../dispatch/identity.js';
 import type { RunletEvents } from '../runs/events.js';
 import type { EndedEntry } from '../runs/ended.js';
 import { EndedConsumer, type Handled } from '../runs/ended-consumer.js';
+import type { RedisEpoch } from '../runs/epoch.js';
 import { alertKeys } from '../runs/keys.js';
 import type { RunReader } from '../runs/store.js';
 import type { StuckItem } from '../ops/stuck.js';
@@ -35,6 +36,8 @@ export interface AlertsDeps {
   readonly identity: Identity;
   readonly events: RunletEvents;
   readonly logger: Logger;
+  /** Puts the alerts consumer group back when Redis comes back empty. */
+  readonly epoch?: RedisEpoch;
   /** What is stuck now (ops/stuck.ts StuckFinder). */
   findStuck(): Promise<StuckItem[]>;
 }
@@ -77,6 +80,7 @@ export class Alerts {
       group: ALERTS_GROUP,
       consumer: deps.identity.daemonId,
       logger: deps.logger,
+      epoch: deps.epoch,
       // Longer than a delivery can take plus a missed touch, so the "sending" marker of a
       // daemon that died mid-POST has expired when its entry is claimed (AlertSender.claim).
       claimIdleMs: budget + 2 * TOUCH_EVERY_MS,

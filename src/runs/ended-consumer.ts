@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { keys } from './keys.js';
 import { parseEnded, type EndedEntry } from './ended.js';
+import type { RedisEpoch } from './epoch.js';
 
 const BLOCK_MS = 5_000;
 
@@ -19,6 +20,8 @@ export interface EndedConsumerOptions {
   readonly claimIdleMs: number;
   /** For log lines: what the entries are read for. */
   readonly purpose: string;
+  /** Told of a NOGROUP (Redis came back empty), and re-creates the group when it notices one. */
+  readonly epoch?: RedisEpoch;
   handle(entry: EndedEntry): Promise<Handled>;
 }
 
@@ -43,13 +46,27 @@ export class EndedConsumer {
    * first configured are not its business.
    */
   async start(): Promise<void> {
-    await this.opts.redis.xgroup('CREATE', keys.ended(), this.opts.group, '$', 'MKSTREAM').catch((err: Error) => {
-      if (!/BUSYGROUP/.test(err.message)) throw err;
-    });
+    await this.createGroup('$');
+    this.opts.epoch?.onEmpty(`the ${this.opts.purpose} consumer group`, () => this.createGroup('0'));
     const reader = this.opts.redis.duplicate();
     reader.on('error', () => undefined);
     this.reader = reader;
     this.loop = this.consume(reader);
+  }
+
+  /**
+   * At start from '$' (see start). Re-created after Redis came back empty from '0': the
+   * flush took every entry of before, so whatever the stream holds now was written after it
+   * (runs that ended since), and those must not be missed; '$' would skip the ones written
+   * between the emptying and this call, up to a check period of ended runs whose followers
+   * and alerts would never come. (A Redis restored from an old snapshot may hold older
+   * entries too; those are handled again, which dedupe keys and sent markers make harmless
+   * where they survived.) BUSYGROUP: a peer or an earlier call made it already.
+   */
+  private async createGroup(from: '$' | '0'): Promise<void> {
+    await this.opts.redis.xgroup('CREATE', keys.ended(), this.opts.group, from, 'MKSTREAM').catch((err: Error) => {
+      if (!/BUSYGROUP/.test(err.message)) throw err;
+    });
   }
 
   private async consume(reader: Redis): Promise<void> {
@@ -76,6 +93,13 @@ export class EndedConsumer {
         for (const entry of parseEnded(reply)) await this.handle(entry);
       } catch (err) {
         if (this.stopped) return;
+        // The group is gone: Redis came back empty. This reader puts its own group back
+        // itself (a peer that restored the marker first may not read for the same purpose),
+        // and the epoch check puts back the rest.
+        if (/NOGROUP/.test((err as Error).message)) {
+          await this.createGroup('0').catch(() => undefined);
+          await this.opts.epoch?.check().catch(() => undefined);
+        }
         this.opts.logger.warn({ err }, `reading ended runs for ${this.opts.purpose} failed; retrying`);
         await new Promise((r) => setTimeout(r, 1000));
       }

@@ -45,6 +45,12 @@ export const keys = {
   /** A random id for this Redis, so containers of another cluster on one engine are left alone. */
   clusterId: () => `${PREFIX}:cluster-id`,
   /**
+   * string: the cluster id, written at start and checked every few seconds (runs/epoch.ts).
+   * Its absence means Redis came back empty (flushed, failed over to an empty replica,
+   * restarted without its append-only file) and what the daemons set once must be set again.
+   */
+  alive: () => `${PREFIX}:epoch`,
+  /**
    * pub/sub channel of a running run's output (runs/log-stream.ts): chunks as the engine
    * streams them, and a notice each time the stored tail is rewritten.
    */

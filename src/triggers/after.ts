@@ -60,6 +60,7 @@ export class AfterTrigger implements Trigger {
       group: AFTER_GROUP,
       consumer: deps.identity.daemonId,
       logger: deps.logger,
+      epoch: deps.epoch,
       claimIdleMs,
       purpose: 'chaining',
       handle: (entry) => this.handle(entry),

@@ -5,6 +5,7 @@ import type { Enqueued } from '../dispatch/enqueue.js';
 import type { Identity } from '../dispatch/identity.js';
 import type { RedisTarget } from '../lib/redis.js';
 import type { EndedRuns } from '../runs/ended.js';
+import type { RedisEpoch } from '../runs/epoch.js';
 import type { RunReader } from '../runs/store.js';
 import type { RunRequest } from '../runs/types.js';
 
@@ -30,6 +31,8 @@ export interface TriggerDeps {
   readonly logger: Logger;
   /** The daemon's queue lock (RUNLET_STALLED_MS): triggers holding outside queue jobs use it too. */
   readonly stalledMs?: number;
+  /** Puts back what a trigger set once (the chaining consumer group) when Redis comes back empty. */
+  readonly epoch?: RedisEpoch;
 }
 
 /** A long-lived trigger a daemon starts after everything else and stops first. */
