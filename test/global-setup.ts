@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import Docker from 'dockerode';
+import { removeContainers } from './helpers/docker.js';
 
 let suiteStartedAt = 0;
 /** This suite's id, put on every container its daemons start (RUNLET_LABELS) and runtime tests make. */
@@ -26,14 +27,7 @@ export async function teardown(): Promise<void> {
   const docker = new Docker();
   const all = await docker.listContainers({ all: true, filters: { label: ['runlet.managed'] } });
   const left = all.filter((c) => c.Created >= suiteStartedAt && (c.Labels[SUITE_LABEL] ?? SUITE) === SUITE);
-  await Promise.all(
-    left.map((c) =>
-      docker
-        .getContainer(c.Id)
-        .remove({ force: true, v: true })
-        .catch(() => undefined),
-    ),
-  );
+  await removeContainers(docker, left);
   if (left.length > 0) {
     // vitest reports a teardown error but keeps its exit code: set ours so CI goes red.
     process.exitCode = 1;

@@ -13,6 +13,7 @@ import { startTestRedis } from './redis.js';
 
 type TestRedis = Awaited<ReturnType<typeof startTestRedis>>;
 import { isTerminal } from '../../src/runs/types.js';
+import { removeContainers } from './docker.js';
 
 /** Log lines a daemon wrote, read back as objects. */
 export class LogLines extends Writable {
@@ -66,16 +67,10 @@ export async function startTestDaemon(
 
 /** Removes every container of one cluster (one test Redis) on an engine (the local one unless given), and says how many there were. */
 export async function removeClusterContainers(clusterId: string, docker: Docker = new Docker()): Promise<number> {
-  const list = await docker.listContainers({ all: true, filters: { label: [`runlet.cluster=${clusterId}`] } }).catch(() => []);
-  await Promise.all(
-    list.map((c) =>
-      docker
-        .getContainer(c.Id)
-        .remove({ force: true, v: true })
-        .catch(() => undefined),
-    ),
+  return removeContainers(
+    docker,
+    await docker.listContainers({ all: true, filters: { label: [`runlet.cluster=${clusterId}`] } }).catch(() => []),
   );
-  return list.length;
 }
 
 export async function containersOfRun(runId: string): Promise<number> {

@@ -15,18 +15,22 @@ export function testLabels(file: string): Record<string, string> {
   return { [TEST_LABEL]: file, ...(process.env.RUNLET_TEST_SUITE && { 'runlet.x-suite': process.env.RUNLET_TEST_SUITE }) };
 }
 
-/** Removes every container of one test file, whatever state the test left it in. */
-export async function removeTestContainers(file: string): Promise<number> {
-  const left = await docker.listContainers({ all: true, filters: { label: [`${TEST_LABEL}=${file}`] } });
+/** Force-removes these containers (and their anonymous volumes); one already gone is fine. */
+export async function removeContainers(engine: Docker, containers: readonly { Id: string }[]): Promise<number> {
   await Promise.all(
-    left.map((c) =>
-      docker
+    containers.map((c) =>
+      engine
         .getContainer(c.Id)
         .remove({ force: true, v: true })
         .catch(() => undefined),
     ),
   );
-  return left.length;
+  return containers.length;
+}
+
+/** Removes every container of one test file, whatever state the test left it in. */
+export async function removeTestContainers(file: string): Promise<number> {
+  return removeContainers(docker, await docker.listContainers({ all: true, filters: { label: [`${TEST_LABEL}=${file}`] } }));
 }
 
 /** Fails fast, with the fix, when the local images are missing. */
