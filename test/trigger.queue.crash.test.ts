@@ -72,11 +72,12 @@ interface Line {
 }
 
 describe('a daemon killed in the middle of intake', () => {
-  it('loses no job and duplicates no run: the next daemon takes every held job over', async () => {
+  // Two minutes: on a loaded machine the takeover of 40 jobs can take most of a minute.
+  it('loses no job and duplicates no run: the next daemon takes every held job over', { timeout: 120_000 }, async () => {
     const jobs = Array.from({ length: JOBS }, (_, i) => ({ id: `c-${i}`, data: { n: i } }));
     const producer = spawn(
       process.execPath,
-      [PRODUCER, JSON.stringify({ connection: { path: redis.path }, queue: 'intake', jobs, timeoutMs: 40_000 })],
+      [PRODUCER, JSON.stringify({ connection: { path: redis.path }, queue: 'intake', jobs, timeoutMs: 90_000 })],
       { stdio: ['ignore', 'pipe', 'inherit'] },
     );
     let out = '';
@@ -131,6 +132,15 @@ describe('a daemon killed in the middle of intake', () => {
       )
     ).filter((r) => r !== undefined);
     expect(runs).toHaveLength(JOBS);
+    // On a failure, what the second daemon said about runs that did not end helps more than the record alone.
+    const unfinished = runs.filter((r) => r.status !== 'succeeded').map((r) => r.id);
+    if (unfinished.length > 0) {
+      const said = b
+        .output()
+        .split('\n')
+        .filter((l) => unfinished.some((id) => l.includes(id)));
+      console.error(`runs not succeeded: ${unfinished.join(', ')}\n${said.slice(-40).join('\n')}`);
+    }
     for (const job of jobs) {
       const mine = runs.filter((r) => r.dedupeKey === `intake:queue:intake:${job.id}`);
       expect(mine, job.id).toHaveLength(1);
