@@ -16,7 +16,8 @@ die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
 # test (Debian's v1; `docker compose config` where the v2 plugin exists). chromium drives the dashboard's browser tests
 # (playwright-core launches /usr/bin/chromium; it never downloads a browser of its own).
 # promtool (Debian's prometheus package) lints the live /metrics page in a test.
-declare -A NEED=( [dockerd]=docker.io [redis-server]=redis-server [busybox]=busybox-static [chromium]=chromium [docker-compose]=docker-compose [promtool]=prometheus )
+# redis-sentinel runs the Sentinel failover test (REDIS_URL with sentinels).
+declare -A NEED=( [dockerd]=docker.io [redis-server]=redis-server [busybox]=busybox-static [chromium]=chromium [docker-compose]=docker-compose [promtool]=prometheus [redis-sentinel]=redis-sentinel )
 missing=()
 for cmd in "${!NEED[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${NEED[$cmd]}")
