@@ -7,11 +7,14 @@ import { NodeAdmission } from './dispatch/admission.js';
 import { backfill } from './dispatch/backfill.js';
 import { cancelRun, subscribeToCancels } from './dispatch/cancel.js';
 import { enqueue, recoverOutbox, type EnqueueDeps, type Enqueued } from './dispatch/enqueue.js';
-import { clusterIdOf, newDaemonId, startHeartbeat, type Identity } from './dispatch/identity.js';
+import { watchClaims } from './dispatch/claims.js';
+import type { RunContext } from './dispatch/context.js';
+import { clusterIdOf, DEFAULT_LEASE_MS, newDaemonId, startHeartbeat, type Heartbeat, type Identity } from './dispatch/identity.js';
 import { PauseState } from './dispatch/pause.js';
 import { overlapPolicy, suspendedPolicy } from './dispatch/policies.js';
 import { TaskQueues } from './dispatch/queues.js';
-import { runJob, type RunContext } from './dispatch/run-job.js';
+import { startReconciler } from './dispatch/reconcile.js';
+import { runJob } from './dispatch/run-job.js';
 import { settleLeftovers } from './dispatch/settle.js';
 import { TaskWorkers } from './dispatch/workers.js';
 import { Alerts, type AlertsOptions } from './alerts/alerts.js';
@@ -62,7 +65,11 @@ export interface DaemonOptions {
   readonly shutdownGraceMs?: number;
   /** Extra labels on every container this daemon starts (RUNLET_LABELS). */
   readonly labels?: Readonly<Record<string, string>>;
-  /** Queue lock of a run's job: a node silent this long has its runs delivered again (default 30 s). */
+  /**
+   * The lease (RUNLET_STALLED_MS, default 30 s): a run's queue job lock and a daemon's heartbeat
+   * both lapse after this long without renewal, so a node silent this long has its runs
+   * delivered again and judged by others; the reconciler runs this often.
+   */
   readonly stalledMs?: number;
   /** How often runs past retention.maxAge are deleted (default 10 min). */
   readonly retentionSweepMs?: number;
@@ -137,6 +144,9 @@ interface Storage {
   readonly store: RunStore;
   readonly identity: Identity;
   readonly epoch: RedisEpoch;
+  readonly heartbeat: Heartbeat;
+  /** Set by a graceful stop that leaves runs in progress: the heartbeat is kept until then (identity.ts). */
+  readonly leaving: { until?: number };
 }
 
 /** runlet's Redis (its own embedded one unless REDIS_URL), the run store, and this daemon's identity and heartbeat. */
@@ -154,13 +164,14 @@ async function startStorage(opts: DaemonOptions, releasers: Releasers): Promise<
   releasers.add('redis', async () => void redis.disconnect());
   await redis.ping();
   const identity: Identity = { node: opts.node, clusterId: await clusterIdOf(redis), daemonId: newDaemonId(opts.node) };
-  const heartbeat = startHeartbeat(redis, identity, { version: process.env.npm_package_version });
-  releasers.add('heartbeat', () => heartbeat.stop());
+  const heartbeat = startHeartbeat(redis, identity, { version: process.env.npm_package_version }, opts.stalledMs ?? DEFAULT_LEASE_MS);
+  const leaving: { until?: number } = {};
+  releasers.add('heartbeat', () => heartbeat.stop(leaving.until));
   // Started here, checked from now on; what later steps set once, they register with it.
   const epoch = new RedisEpoch(redis, identity.clusterId, opts.logger);
   await epoch.mark();
   releasers.add('redis epoch check', epoch.start());
-  return { redisTarget, redis, store: new RunStore(redis), identity, epoch };
+  return { redisTarget, redis, store: new RunStore(redis), identity, epoch, heartbeat, leaving };
 }
 
 /** The engine must answer before anything is taken; the tasks' `build:` images are built now. */
@@ -214,7 +225,20 @@ async function startDispatch(opts: DaemonOptions, storage: Storage, engine: { ru
     events,
     logger,
   };
-  const ctx: RunContext = { config, store, runtime: engine.runtime, redis, identity, events, logger, queues, active: new Map() };
+  const stopping = new AbortController();
+  const ctx: RunContext = {
+    config,
+    store,
+    runtime: engine.runtime,
+    redis,
+    identity,
+    events,
+    logger,
+    queues,
+    active: new Map(),
+    leaseMs: opts.stalledMs ?? DEFAULT_LEASE_MS,
+    stopping: stopping.signal,
+  };
 
   await noteTasks(redis, Object.values(config.tasks)).catch((err) => logger.warn({ err }, 'could not note the tasks for the usage report'));
   if (config.retention.maxAgeMs !== undefined)
@@ -222,10 +246,18 @@ async function startDispatch(opts: DaemonOptions, storage: Storage, engine: { ru
   const waits = new WaitRecorder(redis, store, identity, logger);
   releasers.add('wait reasons', () => waits.clear());
   // Made before settling, started after: the containers it adopts take their room first.
-  const workers = new TaskWorkers(connection, config, new NodeAdmission(config), (runId) => runJob(ctx, runId), logger, opts.stalledMs, {
-    events,
-    waits,
-  });
+  const workers = new TaskWorkers(
+    connection,
+    config,
+    new NodeAdmission(config),
+    (runId, job) => runJob(ctx, runId, job),
+    logger,
+    opts.stalledMs,
+    {
+      events,
+      waits,
+    },
+  );
   const settled = await settleLeftovers(ctx, workers);
   if (settled.adopted + settled.settled + settled.removed > 0) logger.info(settled, 'settled containers left by a previous process');
   await recoverOutbox(enqueueDeps);
@@ -239,6 +271,7 @@ async function startDispatch(opts: DaemonOptions, storage: Storage, engine: { ru
   releasers.add('cancel subscriber', await subscribeToCancels(redis, (runId, reason) => ctx.active.get(runId)?.cancel.abort(reason)));
 
   releasers.add('workers', async () => {
+    stopping.abort();
     await workers.stopTaking();
     const grace = opts.shutdownGraceMs ?? 10_000;
     if (ctx.active.size > 0)
@@ -247,10 +280,23 @@ async function startDispatch(opts: DaemonOptions, storage: Storage, engine: { ru
         'waiting for runs in progress; any still running after the grace are adopted by the next start',
       );
     const left = await workers.drain(grace);
-    if (left > 0) logger.warn({ left }, 'runs still in progress are left to the next start');
+    if (left > 0 || ctx.active.size > 0) {
+      // Left running for the next start on this node to adopt: the heartbeat stays (marked
+      // leaving) until the last of their deadlines, so no other node retries them meanwhile.
+      const records = await store.getMany([...ctx.active.keys()]).catch(() => []);
+      const until = Math.max(0, ...records.map((r) => r?.deadline ?? 0));
+      if (until > Date.now()) storage.leaving.until = until;
+      logger.warn(
+        { left: ctx.active.size, heartbeatUntil: until > 0 ? new Date(until).toISOString() : undefined },
+        'runs still in progress are left to the next start',
+      );
+    }
     await workers.close(true);
   });
   await workers.start(Object.values(config.tasks));
+  // The holder's side of the fence, and the periodic settling of what nobody holds.
+  releasers.add('claim watch', watchClaims(ctx));
+  releasers.add('reconciler', startReconciler(ctx, workers));
 
   const ended = new EndedRuns(redis, store, logger);
   ended.start();

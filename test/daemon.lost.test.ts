@@ -68,7 +68,7 @@ describe('a node that dies mid-run', () => {
 
     const lost = await nodeB.waitForEnd(id, 20_000);
     expect(lost.status).toBe('lost');
-    expect(lost.reason).toBe('the daemon running it on node "node-a" stopped while the run was running');
+    expect(lost.reason).toBe('the daemon running it on node "node-a" stopped answering while the run was running');
     // B never touched A's container: it is still there for A to settle.
     const left = await docker.listContainers({ all: true, filters: { label: [`runlet.run=${id}`] } });
     expect(left).toHaveLength(1);

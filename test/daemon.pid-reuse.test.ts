@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/config/load.js';
-import { HEARTBEAT_TTL_MS } from '../src/dispatch/identity.js';
+import { DEFAULT_LEASE_MS } from '../src/dispatch/identity.js';
 import { keys } from '../src/runs/keys.js';
 import { RunStore } from '../src/runs/store.js';
 import { removeClusterContainers, startTestDaemon, type TestDaemon } from './helpers/daemon.js';
@@ -68,19 +68,19 @@ describe('a daemon restarted with its predecessor’s pid (PID 1 in the image)',
     // The predecessor's last heartbeat, as a restarted PID-1 daemon reads it: our pid.
     const beatKey = keys.daemon(run?.daemon as string);
     const beat = JSON.parse((await client.get(beatKey)) as string) as Record<string, unknown>;
-    await client.set(beatKey, JSON.stringify({ ...beat, pid: process.pid }), 'PX', HEARTBEAT_TTL_MS);
+    await client.set(beatKey, JSON.stringify({ ...beat, pid: process.pid }), 'PX', DEFAULT_LEASE_MS);
 
     const restartedAt = Date.now();
     successor = await startTestDaemon({ config: parseConfig(CONFIG, file, {}), redisUrl: redis.url, node: NODE });
     expect(successor.logs.lines.some((l) => l.msg === 'adopting a running container left by a previous process' && l.runId === id)).toBe(
       true,
     );
-    const rec = await successor.waitForEnd(id, HEARTBEAT_TTL_MS);
+    const rec = await successor.waitForEnd(id, DEFAULT_LEASE_MS);
     expect(rec.status).toBe('succeeded');
     expect(rec.logTail).toContain('finished under the daemon that took the pid');
     expect(rec.transitions.map((t) => t.status)).toEqual(['queued', 'starting', 'running', 'succeeded']);
     // Settled while the predecessor's heartbeat still stood: the boot id in it, not its expiry, decided.
-    expect(Date.now() - restartedAt).toBeLessThan(HEARTBEAT_TTL_MS);
+    expect(Date.now() - restartedAt).toBeLessThan(DEFAULT_LEASE_MS);
     expect(await client.pttl(beatKey)).toBeGreaterThan(0);
     expect(await containersOf(id)).toHaveLength(0);
   });

@@ -3,7 +3,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunletConfig } from '../src/config/types.js';
 import { clusterIdOf } from '../src/dispatch/identity.js';
 import { TaskQueues } from '../src/dispatch/queues.js';
-import { markLost, runJob, type RunContext } from '../src/dispatch/run-job.js';
+import { markLost } from '../src/dispatch/attempt-end.js';
+import type { RunContext } from '../src/dispatch/context.js';
+import { runJob } from '../src/dispatch/run-job.js';
 import { createLogger } from '../src/lib/logger.js';
 import { redisOptions } from '../src/lib/redis.js';
 import { RunletEvents } from '../src/runs/events.js';
@@ -70,6 +72,8 @@ function daemonOn(node: string): RunContext & { logs: LogLines } {
     logger,
     queues,
     active: new Map(),
+    leaseMs: 30_000,
+    stopping: new AbortController().signal,
     logs,
   };
 }
@@ -88,7 +92,7 @@ describe('an attempt that ends after the run moved on to the next one', () => {
       return r?.status === 'running' && r.logTail?.includes('attempt 1 runs') && r;
     });
 
-    // Node A is cut off: node B declares the attempt lost (as settleRedelivered does), and the
+    // Node A is cut off: node B declares the attempt lost (as a redelivered job's watch does), and the
     // retry runs attempt 2 on node B, which cannot see A's container.
     await markLost(b, one, 1, 'the daemon running it on node "node-a" stopped while the run was running');
     expect(await b.store.get(runId)).toMatchObject({ status: 'queued', attempt: 2 });
@@ -113,7 +117,7 @@ describe('an attempt that ends after the run moved on to the next one', () => {
       expect.objectContaining({
         runId,
         attempt: 1,
-        msg: 'the end of an attempt the run has moved past (or that was already recorded) was refused',
+        msg: 'the end of an attempt the run has moved past, or whose claim another daemon holds (or that was already recorded), was refused',
       }),
     );
 

@@ -14,8 +14,14 @@ export interface Identity {
   readonly daemonId: string;
 }
 
-export const HEARTBEAT_TTL_MS = 15_000;
-const HEARTBEAT_EVERY_MS = 5_000;
+/**
+ * A daemon's heartbeat lives as long as its queue jobs' locks (the lease, RUNLET_STALLED_MS,
+ * default 30 s) and is written every third of it. Not shorter: a job whose lock lapsed is
+ * redelivered, and the node it reaches judges the holder by its heartbeat; a heartbeat that
+ * lapsed first (it was 15 s against a 30 s lock) would have a daemon that was merely slow for
+ * a moment declared dead as soon as anything looked.
+ */
+export const DEFAULT_LEASE_MS = 30_000;
 
 /**
  * Random per process start, in every heartbeat this process writes. A pid does not tell two
@@ -36,8 +42,19 @@ export function newDaemonId(node: string): string {
   return `${node}-${process.pid}-${randomUUID().slice(0, 6)}`;
 }
 
-/** Keeps `runlet:daemon:<id>` alive while this process lives; it expires soon after a crash. */
-export function startHeartbeat(redis: Redis, identity: Identity, info: Record<string, unknown>): { stop: () => Promise<void> } {
+export interface Heartbeat {
+  /**
+   * Ends the heartbeat. With `keepUntil` (epoch ms), a graceful stop that leaves runs in
+   * progress for the next start on this node: the heartbeat is kept, marked `leaving`, until
+   * the last of their deadlines, so other nodes do not declare those runs lost (and retry
+   * them beside their containers) while the successor adopts them; if none comes, they are
+   * declared lost once it expires, when the containers are surely stopped.
+   */
+  stop(keepUntil?: number): Promise<void>;
+}
+
+/** Keeps `runlet:daemon:<id>` alive while this process lives; it expires one lease after a crash. */
+export function startHeartbeat(redis: Redis, identity: Identity, info: Record<string, unknown>, leaseMs = DEFAULT_LEASE_MS): Heartbeat {
   const key = keys.daemon(identity.daemonId);
   const value = JSON.stringify({
     ...info,
@@ -47,23 +64,30 @@ export function startHeartbeat(redis: Redis, identity: Identity, info: Record<st
     boot: PROCESS_BOOT,
     startedAt: Date.now(),
   });
-  const beat = () => redis.set(key, value, 'PX', HEARTBEAT_TTL_MS).catch(() => undefined);
+  const beat = () => redis.set(key, value, 'PX', leaseMs).catch(() => undefined);
   void beat();
-  const timer = setInterval(beat, HEARTBEAT_EVERY_MS);
+  const timer = setInterval(beat, Math.floor(leaseMs / 3));
   timer.unref();
   return {
-    stop: async () => {
+    stop: async (keepUntil) => {
       clearInterval(timer);
-      await redis.del(key).catch(() => undefined);
+      const keepMs = keepUntil === undefined ? 0 : keepUntil - Date.now();
+      if (keepMs > 0) {
+        const leaving = JSON.stringify({ ...JSON.parse(value), leaving: true, leftAt: Date.now() });
+        await redis.set(key, leaving, 'PX', Math.ceil(keepMs)).catch(() => undefined);
+      } else await redis.del(key).catch(() => undefined);
     },
   };
 }
 
 /**
- * A daemon is alive while its heartbeat has not expired. On this host we need not wait out
- * the expiry: a heartbeat whose process is gone belongs to a daemon that was killed, which
- * lets a restarted daemon settle its predecessor's containers at once (start-up settling
- * looks once, so a predecessor taken for alive would keep its containers for good).
+ * A daemon is alive while its heartbeat has not expired. For a daemon of our own node
+ * (`node`, same engine, so the same host in practice) we need not wait out the expiry: a
+ * heartbeat whose process is gone belongs to a daemon that was killed or stopped, which
+ * lets a restarted daemon settle its predecessor's containers at once. A daemon of another
+ * node is judged by its heartbeat alone, even when its process happens to run on this
+ * machine (tests, several engines on one host): a `leaving` heartbeat of a daemon that
+ * stopped gracefully keeps its runs from being declared lost while its successor adopts them.
  *
  * With our own pid, the boot id decides: ours is a daemon of this very process; any other
  * (or none: a heartbeat older than boot ids) is a predecessor that had this pid before us,
@@ -72,12 +96,12 @@ export function startHeartbeat(redis: Redis, identity: Identity, info: Record<st
  * alive until its heartbeat expires, past start-up settling: left, as inside the image the
  * daemon is PID 1 and its own pid is the one that comes back.)
  */
-export async function isDaemonAlive(redis: Redis, daemonId: string | undefined): Promise<boolean> {
+export async function isDaemonAlive(redis: Redis, daemonId: string | undefined, node?: string): Promise<boolean> {
   if (!daemonId) return false;
   const raw = await redis.get(keys.daemon(daemonId));
   if (!raw) return false;
-  const beat = JSON.parse(raw) as { host?: string; pid?: number; boot?: string };
-  if (beat.host !== hostname() || beat.pid === undefined) return true;
+  const beat = JSON.parse(raw) as { host?: string; pid?: number; boot?: string; node?: string };
+  if (beat.host !== hostname() || beat.pid === undefined || (node !== undefined && beat.node !== node)) return true;
   if (beat.pid === process.pid) return beat.boot === PROCESS_BOOT;
   return pidAlive(beat.pid);
 }

@@ -47,6 +47,17 @@ export interface AttemptEnd {
    * that ran the attempt, as nothing else moves the run on while it runs.
    */
   readonly attempt?: number;
+  /**
+   * The claim the writer holds on that attempt (its claimant's or adopter's token), or, for
+   * a daemon declaring a dead holder's attempt lost, the claim it read and judged dead: the
+   * end is refused once another daemon holds the claim. Absent: the attempt alone fences.
+   */
+  readonly claim?: string;
+  /**
+   * The next attempt starts no earlier than this (epoch ms): a lost attempt whose container
+   * may still run on a host nobody reaches is retried only after that container's deadline.
+   */
+  readonly notBefore?: number;
   /** One of MOVES.endAttempt.to. */
   readonly status: AttemptEndStatus;
   readonly exitCode?: number;
@@ -69,7 +80,7 @@ export type AttemptOutcome =
   | { readonly kind: 'refused' };
 
 /** Fields of the record that describe one attempt; cleared when the run waits for the next. */
-const PER_ATTEMPT_FIELDS = ['exitCode', 'startedAt', 'finishedAt', 'containerId'] as const;
+const PER_ATTEMPT_FIELDS = ['exitCode', 'startedAt', 'finishedAt', 'containerId', 'deadline', 'job'] as const;
 
 /**
  * Ends the run's current attempt: a retried outcome with attempts left sends the run back
@@ -104,10 +115,11 @@ export async function endAttempt(
 
   if (retried && attempt < maxAttempts) {
     const nextAttempt = attempt + 1;
-    const delayMs = retryDelayMs(task.retries, attempt);
+    const delayMs = Math.max(retryDelayMs(task.retries, attempt), end.notBefore === undefined ? 0 : end.notBefore - now);
     const claimed = await deps.store.endAttempt(runId, MOVES.retry.to, {
       from: MOVES.retry.from,
       attempt,
+      claim: end.claim,
       entry,
       reason: `attempt ${attempt} of ${maxAttempts} ${describeEnd(end)}; ${delayMs > 0 ? `retrying in ${formatDuration(delayMs)}` : 'retrying now'}`,
       fields: { attempt: nextAttempt, retryAt: now + delayMs, usage },
@@ -141,6 +153,7 @@ export async function endAttempt(
   const applied = await deps.store.endAttempt(runId, end.status, {
     from: MOVES.endAttempt.from,
     attempt,
+    claim: end.claim,
     entry,
     reason: end.reason,
     fields: {

@@ -1,34 +1,28 @@
-import type { Redis } from 'ioredis';
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import type { RunletConfig, TaskConfig } from '../config/types.js';
-import type { RunletEvents } from '../runs/events.js';
+import type { TaskConfig } from '../config/types.js';
 import type { RunFailedToStartLike } from './failure.js';
 import { describeFailure } from './failure.js';
-import type { PreparedRun, RunResult, RunSpec, Runtime } from '../runtime/types.js';
-import type { RunStore } from '../runs/store.js';
-import { currentAttempt, isTerminal, MOVES, type RunRecord, type RunStatus } from '../runs/types.js';
-import { NO_USAGE, usageOf } from '../runs/usage.js';
-import { isDaemonAlive, type Identity } from './identity.js';
-import type { TaskQueues } from './queues.js';
-import { endAttempt } from './retries.js';
+import type { PreparedRun, RunSpec } from '../runtime/types.js';
+import { currentAttempt, isTerminal, MOVES, type RunRecord } from '../runs/types.js';
 import { LogPublisher } from '../runs/log-stream.js';
-import { addDailyUsage } from '../runs/daily-usage.js';
 import { formatRunLabels, LABEL_RUN, nodeLabels, parseRunLabels } from '../runtime/labels.js';
+import { finish } from './attempt-end.js';
+import type { JobHandle, RunContext } from './context.js';
+import { watchRedelivered } from './redelivered.js';
 
-export interface RunContext {
-  readonly config: RunletConfig;
-  readonly store: RunStore;
-  readonly runtime: Runtime;
-  readonly redis: Redis;
-  readonly identity: Identity;
-  readonly events: RunletEvents;
-  readonly logger: Logger;
-  /** For the delayed job of a retried run's next attempt (retries.ts). */
-  readonly queues: TaskQueues;
-  /** Runs this process is executing or has adopted, so a redelivered job joins, not repeats. */
-  readonly active: Map<string, { done: Promise<void>; cancel: AbortController }>;
-}
+/**
+ * How long after its claim a run's container must be started: creating it waits up to 30 s
+ * for an engine that is coming back (runtime/docker.ts), and image checks take their time.
+ * Past it the claimant gives up rather than start a container after the deadline it
+ * announced (`deadline` in the record, which other nodes wait out before a retry).
+ */
+export const START_BUDGET_MS = 60_000;
+
+/** Why a container is stopped when its daemon finds its claim taken over. */
+export const DEPOSED =
+  'this daemon lost its claim on the run (it was declared lost or adopted by another daemon) and stopped its container';
 
 /**
  * Executes the run behind one queue job, at most once.
@@ -36,15 +30,31 @@ export interface RunContext {
  * BullMQ delivers a job at least once (a stalled job is delivered again), so the run
  * record, not the job, decides: the `queued → starting` transition is a compare-and-set
  * in Redis, and only the worker that wins it creates a container. A redelivery finds the
- * run past `queued` and only settles what the first delivery could not.
+ * run past `queued` and watches the holder instead (redelivered.ts).
  */
-export async function runJob(ctx: RunContext, runId: string): Promise<void> {
+export async function runJob(ctx: RunContext, runId: string, job: JobHandle = {}): Promise<void> {
+  let run = await ctx.store.get(runId);
+  // A lost run goes on to the watch: its container may still run elsewhere until its deadline.
+  if (!run || (isTerminal(run.status) && run.status !== 'lost')) return;
   const joined = ctx.active.get(runId);
-  if (joined) return joined.done;
-
-  const run = await ctx.store.get(runId);
-  if (!run || isTerminal(run.status)) return;
-  if (run.status !== 'queued') return settleRedelivered(ctx, run);
+  if (joined) {
+    // This process runs the run's current attempt: the job joins it.
+    if (joined.attempt >= currentAttempt(run)) return joined.done;
+    // It runs an attempt the run has moved past (declared lost while this process was frozen
+    // or cut off): that container is stopped before the current attempt may start here.
+    joined.cancel.abort(DEPOSED);
+    await joined.done.catch(() => undefined);
+    run = await ctx.store.get(runId);
+    if (!run || isTerminal(run.status)) return;
+  }
+  if (run.status !== 'queued') return watchRedelivered(ctx, run, job);
+  // Not before its retry is due: a late redelivery of the previous attempt's job meets the
+  // run queued again, and a lost attempt's retry waits out the lost container's deadline.
+  if (run.retryAt !== undefined && run.retryAt > Date.now()) {
+    await sleep(run.retryAt - Date.now(), undefined, { signal: ctx.stopping }).catch(() => undefined);
+    if (ctx.stopping.aborted) return;
+    return runJob(ctx, runId, job);
+  }
 
   const task = ctx.config.tasks[run.task];
   if (!task) {
@@ -63,22 +73,43 @@ export async function runJob(ctx: RunContext, runId: string): Promise<void> {
   // script: if the connection drops after the script ran, ioredis resends it and the resend
   // is answered true for this token alone (claimRun-3.lua), so the winner is never told it
   // lost and the run never stays `starting` with no one to start it. Per call, not per
-  // daemon: two deliveries of the job in this process still make one winner.
+  // daemon: two deliveries of the job in this process still make one winner. Every later
+  // write for the attempt names the token, so once another daemon takes the claim over
+  // (adoption, or a declaration that this holder is dead), this one writes nothing.
+  const attempt = currentAttempt(run);
+  const claim = `${ctx.identity.daemonId}:a${attempt}:${randomUUID()}`;
+  const claimedAt = Date.now();
   const claimed = await ctx.store.claim(runId, {
-    attempt: currentAttempt(run),
-    token: `${ctx.identity.daemonId}:a${currentAttempt(run)}:${randomUUID()}`,
-    fields: { node: ctx.identity.node, daemon: ctx.identity.daemonId, image: task.image, memoryBytes: task.memoryBytes },
+    attempt,
+    token: claim,
+    fields: {
+      node: ctx.identity.node,
+      daemon: ctx.identity.daemonId,
+      image: task.image,
+      memoryBytes: task.memoryBytes,
+      // The latest its container can run to if it starts at all: other nodes that find this
+      // daemon dead wait it out before they retry (redelivered.ts).
+      deadline: claimedAt + START_BUDGET_MS + task.timeoutMs + task.killGraceMs,
+      ...(job.id !== undefined && { job: job.id }),
+    },
   });
   if (!claimed) return;
 
   const cancel = new AbortController();
-  const done = execute(ctx, run, task, cancel.signal).finally(() => ctx.active.delete(runId));
-  ctx.active.set(runId, { done, cancel });
+  const done = execute(ctx, run, task, { attempt, claim, claimedAt }, cancel.signal).finally(() => ctx.active.delete(runId));
+  ctx.active.set(runId, { done, cancel, attempt, claim });
   return done;
 }
 
-async function execute(ctx: RunContext, run: RunRecord, task: TaskConfig, cancel: AbortSignal): Promise<void> {
+interface Held {
+  readonly attempt: number;
+  readonly claim: string;
+  readonly claimedAt: number;
+}
+
+async function execute(ctx: RunContext, run: RunRecord, task: TaskConfig, held: Held, cancel: AbortSignal): Promise<void> {
   const log = ctx.logger.child({ runId: run.id, task: task.name, trigger: run.trigger });
+  const fence = { attempt: held.attempt, claim: held.claim };
   const spec = specFor(ctx, run, task);
   let prepared: PreparedRun;
   try {
@@ -87,33 +118,53 @@ async function execute(ctx: RunContext, run: RunRecord, task: TaskConfig, cancel
     // Never log-and-drop: a run that could not start is recorded as failed with the reason.
     const reason = describeFailure(err as RunFailedToStartLike);
     log.warn({ reason }, 'run could not be created');
-    await finish(ctx, run.id, task, { outcome: 'failed', reason, logTail: '', logBytes: 0 }, currentAttempt(run));
+    await finish(ctx, run.id, task, { outcome: 'failed', reason, logTail: '', logBytes: 0 }, fence);
     return;
   }
   // After prepare, not before: prepare waits for an engine that is coming back, so the
   // engine answers now and the leftovers can be found.
-  await removeEarlierAttempts(ctx, run.id, spec.attempt, log);
+  await removeEarlierAttempts(ctx, run.id, held.attempt, log);
   const removeContainer = () => ctx.runtime.remove(prepared.containerId).catch((err) => log.error({ err }, 'could not remove container'));
+  // Still ours? Creating can take long (an engine coming back): if this daemon was deposed
+  // meanwhile, or the start budget it announced is spent, the container is never started.
+  const now = await ctx.store.get(run.id);
+  if (!now || now.claim !== held.claim || currentAttempt(now) !== held.attempt || Date.now() > held.claimedAt + START_BUDGET_MS) {
+    log.warn(
+      { status: now?.status },
+      'the claim on the run was lost (or its start budget spent) before its container started: not starting it',
+    );
+    await removeContainer();
+    return;
+  }
   try {
     await ctx.runtime.start(prepared);
   } catch (err) {
     const reason = describeFailure(err as RunFailedToStartLike);
     log.warn({ reason }, 'run could not be started');
     await removeContainer();
-    await finish(ctx, run.id, task, { outcome: 'failed', reason, logTail: '', logBytes: 0 }, currentAttempt(run));
+    await finish(ctx, run.id, task, { outcome: 'failed', reason, logTail: '', logBytes: 0 }, fence);
     return;
   }
   const startedAt = Date.now();
-  await ctx.store.transition(run.id, MOVES.run.to, {
+  // Fenced by the claim: a daemon deposed between the check above and the start learns it
+  // here and stops the container at once, so it never runs beside the attempt of whoever
+  // holds the run now.
+  const started = await ctx.store.fencedTransition(run.id, MOVES.run.to, {
     from: MOVES.run.from,
-    fields: { containerId: prepared.containerId, startedAt },
+    ...fence,
+    fields: { containerId: prepared.containerId, startedAt, deadline: startedAt + task.timeoutMs + task.killGraceMs },
   });
+  if (!started) {
+    log.warn('the claim on the run was lost as its container started: stopping it');
+    await removeContainer();
+    return;
+  }
   // A retry is due at retryAt, not when the run was first made.
-  const queuedAt = currentAttempt(run) > 1 && run.retryAt !== undefined ? run.retryAt : run.createdAt;
+  const queuedAt = held.attempt > 1 && run.retryAt !== undefined ? run.retryAt : run.createdAt;
   ctx.events.emit('run:started', { runId: run.id, task: task.name, containerId: prepared.containerId, startedAt, queuedAt });
   log.info({ containerId: prepared.containerId.slice(0, 12) }, 'run started');
   // waitAndFinish removes the container itself; only a failure inside it leaves that to us.
-  await waitAndFinish(ctx, prepared, task, { attempt: currentAttempt(run), cancel, log }).catch(async (err) => {
+  await waitAndFinish(ctx, prepared, task, { ...fence, cancel, log }).catch(async (err) => {
     await removeContainer();
     throw err;
   });
@@ -150,6 +201,8 @@ export interface WaitOptions {
    * rebuilt from the task and carries none of the container's labels.
    */
   readonly attempt: number;
+  /** The claim this process holds on the attempt: every write names it. */
+  readonly claim: string;
   readonly cancel: AbortSignal;
   readonly log: Logger;
   /** An adopted container's original deadline (epoch ms). */
@@ -163,7 +216,7 @@ export interface WaitOptions {
  * turns into `lost`: never a container without a record.)
  */
 export async function waitAndFinish(ctx: RunContext, prepared: PreparedRun, task: TaskConfig, opts: WaitOptions): Promise<void> {
-  const { attempt, cancel, log, deadline } = opts;
+  const { attempt, claim, cancel, log, deadline } = opts;
   let writing: Promise<void> = Promise.resolve();
   const live = new LogPublisher(ctx.redis, prepared.runId, attempt);
   const result = await ctx.runtime.wait(prepared, {
@@ -172,10 +225,10 @@ export async function waitAndFinish(ctx: RunContext, prepared: PreparedRun, task
     // Writes are chained so an older tail can never land after a newer one; each is announced
     // to live followers only once stored (runs/log-stream.ts).
     onOutput: (tail, endOffset) => {
-      // Fenced by the attempt: once the run has moved on (this attempt was declared lost and
-      // retried while this process was frozen or cut off), the tail is the new attempt's.
+      // Fenced by the attempt and the claim: once the run has moved on or another daemon holds
+      // it (this process was frozen or cut off meanwhile), the tail is not this one's to write.
       writing = writing
-        .then(() => ctx.store.setLogTail(prepared.runId, tail, { attempt, bytes: endOffset }))
+        .then(() => ctx.store.setLogTail(prepared.runId, tail, { attempt, bytes: endOffset, claim }))
         .then(async (written) => void (written && (await live.tailWritten(endOffset))))
         .catch(() => undefined);
     },
@@ -183,93 +236,8 @@ export async function waitAndFinish(ctx: RunContext, prepared: PreparedRun, task
   });
   await writing;
   await ctx.runtime.remove(prepared.containerId).catch((err) => log.error({ err }, 'could not remove container'));
-  const status = await finish(ctx, prepared.runId, task, result, attempt);
+  const status = await finish(ctx, prepared.runId, task, result, { attempt, claim });
   log.info({ status, exitCode: result.exitCode, reason: result.reason }, 'run finished');
-}
-
-/**
- * Ends `attempt`: retries.ts records it and either queues the run's next attempt (the
- * status returned is then `queued`) or records the terminal outcome with its usage. Then
- * applies retention for the task.
- *
- * Status, usage, log tail and output are written by one script fenced by `attempt`
- * (endAttempt-7.lua), so this attempt's end is recorded at most once, and not at all once
- * the run has moved on: a process that was frozen or cut off while its run was declared
- * lost and retried finds its late end refused, and the current attempt's record stands.
- */
-export async function finish(ctx: RunContext, runId: string, task: TaskConfig, result: RunResult, attempt: number): Promise<RunStatus> {
-  const now = Date.now();
-  const finishedAt = result.finishedAt ?? now;
-  const usage = usageOf(result.startedAt, finishedAt, task.memoryBytes);
-  const ended = await endAttempt(
-    ctx,
-    runId,
-    task,
-    {
-      attempt,
-      status: result.outcome,
-      exitCode: result.exitCode,
-      reason: result.reason,
-      startedAt: result.startedAt,
-      finishedAt,
-      usage,
-      left: { logTail: result.logTail, logBytes: result.logBytes, output: result.output, outputError: result.outputError },
-    },
-    now,
-  );
-  if (ended.kind === 'refused')
-    ctx.logger.warn(
-      { runId, task: task.name, attempt, status: result.outcome },
-      'the end of an attempt the run has moved past (or that was already recorded) was refused',
-    );
-  // Counted only by the writer whose end was applied, so an attempt is counted once.
-  if (ended.kind !== 'refused')
-    await addDailyUsage(ctx.redis, task, usage, ended.kind === 'ended', finishedAt).catch((err) =>
-      ctx.logger.warn({ err, runId }, 'could not add to the daily usage'),
-    );
-  if (ended.kind === 'ended') {
-    const record = await ctx.store.get(runId);
-    ctx.events.emit('run:finished', { runId, task: task.name, status: ended.status, record });
-  }
-  await ctx.store.trim(task.name, ctx.config.retention.runsPerTask, ctx.config.retention.maxAgeMs).catch(() => undefined);
-  return ended.kind === 'retrying' ? 'queued' : result.outcome;
-}
-
-/**
- * A job delivered again although its run already left `queued`: the worker that had it
- * stopped renewing its lock. If that daemon still lives (it was only slow), it will record
- * the outcome itself. If it is gone and the run was on another node, its container is out
- * of reach: the run is `lost` (and gets its real outcome if that node's daemon returns and
- * settles the container). On this node, start-up settling has adopted what was left.
- */
-async function settleRedelivered(ctx: RunContext, run: RunRecord): Promise<void> {
-  if (run.daemon && run.daemon !== ctx.identity.daemonId && (await isDaemonAlive(ctx.redis, run.daemon))) return;
-  if (run.status === 'lost') return;
-  const where = run.node === ctx.identity.node ? 'this node' : `node "${run.node}"`;
-  const reason = `the daemon running it on ${where} stopped while the run was ${run.status}`;
-  await markLost(ctx, run, currentAttempt(run), reason);
-}
-
-/**
- * Ends an attempt whose container is out of reach or never started as `lost`. Like any
- * other end of an attempt, a lost attempt is retried when attempts are left.
- */
-export async function markLost(ctx: RunContext, run: RunRecord, attempt: number, reason: string): Promise<void> {
-  const task = ctx.config.tasks[run.task];
-  if (!task) {
-    await ctx.store.transition(run.id, MOVES.loseUnconfigured.to, {
-      from: MOVES.loseUnconfigured.from,
-      reason,
-      fields: { finishedAt: Date.now() },
-    });
-    return;
-  }
-  const ended = await endAttempt(ctx, run.id, task, { attempt, status: 'lost', reason, finishedAt: Date.now(), usage: NO_USAGE });
-  if (ended.kind === 'ended') {
-    await addDailyUsage(ctx.redis, task, NO_USAGE, true, Date.now()).catch(() => undefined);
-    const latest = await ctx.store.get(run.id);
-    ctx.events.emit('run:finished', { runId: run.id, task: run.task, status: 'lost', record: latest });
-  }
 }
 
 /** Payloads up to this size are also passed as RUNLET_PAYLOAD. */

@@ -5,6 +5,7 @@ import { BULL_PREFIX } from '../runs/keys.js';
 import type { RunletEvents } from '../runs/events.js';
 import type { NodeAdmission } from './admission.js';
 import type { RunJobData } from './queues.js';
+import type { JobHandle } from './context.js';
 
 /** Hears why this node leaves a task's runs in the queue; never awaited, so it can't slow a worker. */
 export interface WaitListener {
@@ -36,7 +37,7 @@ export class TaskWorkers {
     private readonly connection: ConnectionOptions,
     private readonly config: RunletConfig,
     private readonly admission: NodeAdmission,
-    private readonly process: (runId: string) => Promise<void>,
+    private readonly process: (runId: string, job: JobHandle) => Promise<void>,
     private readonly logger: Logger,
     /** How long a silent node keeps its runs' jobs before they are delivered again. */
     private readonly stalledMs = 30_000,
@@ -53,7 +54,7 @@ export class TaskWorkers {
       if (this.workers.has(task.name)) continue;
       const worker = new Worker<RunJobData>(
         task.name,
-        (job, token) => this.track(this.take(task, job.data.runId, () => job.moveToWait(token))),
+        (job, token) => this.take(task, job.data.runId, job.id, () => job.moveToWait(token)),
         {
           connection: this.connection,
           prefix: BULL_PREFIX,
@@ -79,7 +80,20 @@ export class TaskWorkers {
     this.refresh();
   }
 
-  private async take(task: TaskConfig, runId: string, handBack: () => Promise<unknown>): Promise<void> {
+  private take(task: TaskConfig, runId: string, jobId: string | undefined, handBack: () => Promise<unknown>): Promise<void> {
+    let untrack = () => {};
+    const work = this.takeAndRun(task, runId, jobId, handBack, () => untrack());
+    untrack = this.track(work);
+    return work;
+  }
+
+  private async takeAndRun(
+    task: TaskConfig,
+    runId: string,
+    jobId: string | undefined,
+    handBack: () => Promise<unknown>,
+    untrack: () => void,
+  ): Promise<void> {
     if (this.stopping) {
       // Fetched as the daemon stops: hand it back rather than hold it, or its active job
       // would keep the task's cluster-wide slot until stalled-job detection frees it.
@@ -97,11 +111,25 @@ export class TaskWorkers {
       throw new WaitingError();
     }
     this.refresh();
-    try {
-      await this.process(runId);
-    } finally {
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
       this.admission.release(runId);
       this.refresh();
+    };
+    try {
+      // `release`: the job only watches a run held elsewhere (dispatch/redelivered.ts), so its
+      // room goes back to the node and a graceful stop does not wait for it.
+      await this.process(runId, {
+        id: jobId,
+        release: () => {
+          release();
+          untrack();
+        },
+      });
+    } finally {
+      release();
     }
   }
 
@@ -121,14 +149,16 @@ export class TaskWorkers {
     void ended.then(free, free);
   }
 
-  private track(work: Promise<void>): Promise<void> {
+  /** Counts `work` as in progress here until it settles, or until the returned function says it is not. */
+  private track(work: Promise<void>): () => void {
     const settled = work.then(
       () => undefined,
       () => undefined,
     );
     this.inFlight.add(settled);
-    void settled.then(() => this.inFlight.delete(settled));
-    return work;
+    const untrack = () => void this.inFlight.delete(settled);
+    void settled.then(untrack);
+    return untrack;
   }
 
   /** Resolves when every job in progress here has finished, or after `ms`. */

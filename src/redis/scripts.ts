@@ -26,6 +26,8 @@ const NAMES = [
   'createRun',
   'transition',
   'claimRun',
+  'fencedTransition',
+  'adoptRun',
   'endAttempt',
   'writeLogTail',
   'setWaitReason',
@@ -70,6 +72,19 @@ declare module 'ioredis' {
     ): Result<[runId: string, code: ScriptCode.Applied | ScriptCode.Refused], Context>;
     /** claimRun-3.lua */
     runletClaimRun(...args: [runKey: string, transitionsKey: string, endedKey: string, ...argv: Arg[]]): Result<ScriptCode, Context>;
+    /** fencedTransition-3.lua */
+    runletFencedTransition(
+      ...args: [runKey: string, transitionsKey: string, endedKey: string, ...argv: Arg[]]
+    ): Result<ScriptCode, Context>;
+    /** adoptRun-1.lua */
+    runletAdoptRun(
+      runKey: string,
+      attempt: Arg,
+      expectedClaim: string,
+      claim: string,
+      daemon: string,
+      statuses: string,
+    ): Result<ScriptCode, Context>;
     /** transition-3.lua */
     runletTransition(...args: [runKey: string, transitionsKey: string, endedKey: string, ...argv: Arg[]]): Result<ScriptCode, Context>;
     /** endAttempt-7.lua */
@@ -86,7 +101,7 @@ declare module 'ioredis' {
       ]
     ): Result<ScriptCode, Context>;
     /** writeLogTail-2.lua */
-    runletWriteLogTail(runKey: string, logsKey: string, attempt: Arg, tail: string, bytes: Arg): Result<ScriptCode, Context>;
+    runletWriteLogTail(runKey: string, logsKey: string, attempt: Arg, tail: string, bytes: Arg, claim: string): Result<ScriptCode, Context>;
     /** setWaitReason-1.lua */
     runletSetWaitReason(runKey: string, reason: string, at: Arg, node: string): Result<ScriptCode.Applied | ScriptCode.Refused, Context>;
     /** trimTaskRuns-2.lua: the number of runs deleted. */

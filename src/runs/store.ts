@@ -40,6 +40,8 @@ type Fields = Partial<
     | 'attempt'
     | 'retryAt'
     | 'dead'
+    | 'deadline'
+    | 'job'
   >
 >;
 
@@ -156,8 +158,65 @@ export class RunStore {
   }
 
   /**
+   * A status change by the holder of the run's attempt (`starting` → `running`): refused
+   * unless `attempt` is still current and `claim` is still the holder's (fencedTransition-3.lua),
+   * so a worker deposed while it created its container learns it before the run says so.
+   */
+  async fencedTransition(
+    runId: string,
+    status: RunStatus,
+    opts: { from: readonly RunStatus[]; attempt: number; claim: string; reason?: string; fields?: Fields; now?: number },
+  ): Promise<boolean> {
+    const [head, fields] = guardedChange(status, opts);
+    const code = await this.redis.runletFencedTransition(
+      keys.run(runId),
+      keys.transitions(runId),
+      keys.ended(),
+      ...head,
+      String(opts.attempt),
+      opts.claim,
+      ...fields,
+    );
+    return code === ScriptCode.Applied;
+  }
+
+  /**
+   * The claim and attempt of each run, read in one round trip (the holder's claim watch,
+   * dispatch/claims.ts); undefined for a run that has no record.
+   */
+  async claims(runIds: readonly string[]): Promise<Array<{ claim?: string; attempt: number } | undefined>> {
+    if (runIds.length === 0) return [];
+    const pipeline = this.redis.pipeline();
+    for (const id of runIds) pipeline.hmget(keys.run(id), 'status', 'claim', 'attempt');
+    return ((await pipeline.exec()) ?? []).map(([err, value]) => {
+      if (err) throw err;
+      const [status, claim, attempt] = value as Array<string | null>;
+      return status === null ? undefined : { claim: claim ?? undefined, attempt: Number(attempt ?? '1') };
+    });
+  }
+
+  /**
+   * Adoption (adoptRun-1.lua): takes the claim on the run's `attempt` over from the holder
+   * whose claim `expected` this daemon read (and judged dead), if it is still that holder's
+   * and the attempt still in progress. Of two adopters, or an adopter and a daemon declaring
+   * the attempt lost, one wins.
+   */
+  async adopt(runId: string, opts: { attempt: number; expected: string | undefined; claim: string; daemon: string }): Promise<boolean> {
+    const code = await this.redis.runletAdoptRun(
+      keys.run(runId),
+      String(opts.attempt),
+      opts.expected ?? '',
+      opts.claim,
+      opts.daemon,
+      MOVES.endAttempt.from.join(','),
+    );
+    return code === ScriptCode.Applied;
+  }
+
+  /**
    * Ends the run's current attempt: the same guard as `transition`, and refused unless
-   * `attempt` is still the run's current one, so an attempt is ended once and a late one
+   * `attempt` is still the run's current one (and, given `claim`, its claim still the
+   * writer's: a holder deposed by an adopter or a daemon that judged it dead writes nothing), so an attempt is ended once and a late one
    * (its daemon frozen or cut off while the run was retried) writes nothing. Appends `entry`
    * to the run's attempts; `clear` deletes fields that belonged to the attempt; `left` (the
    * attempt's log tail and output) replaces the run's in the same script, behind the same
@@ -169,6 +228,7 @@ export class RunStore {
     opts: {
       from: readonly RunStatus[] | '*';
       attempt: number;
+      claim?: string;
       entry: AttemptRecord;
       reason?: string;
       fields?: Fields;
@@ -189,6 +249,7 @@ export class RunStore {
       keys.output(runId),
       ...head,
       String(opts.attempt),
+      opts.claim ?? '',
       JSON.stringify(opts.entry),
       (opts.clear ?? []).join(','),
       left ? JSON.stringify(left) : '',
@@ -215,7 +276,7 @@ export class RunStore {
    * running) the tail is written as is and its position cleared. An attempt's final tail is
    * written by `endAttempt`, with its status.
    */
-  async setLogTail(runId: string, tail: string, end?: { attempt: number; bytes: number }): Promise<boolean> {
+  async setLogTail(runId: string, tail: string, end?: { attempt: number; bytes: number; claim?: string }): Promise<boolean> {
     if (end) {
       const code = await this.redis.runletWriteLogTail(
         keys.run(runId),
@@ -223,6 +284,7 @@ export class RunStore {
         String(end.attempt),
         keptTail(tail),
         String(end.bytes),
+        end.claim ?? '',
       );
       return code === ScriptCode.Applied;
     }
@@ -441,6 +503,7 @@ const NUMERIC = [
   'maxAttempts',
   'retryAt',
   'waitReasonAt',
+  'deadline',
 ] as const;
 
 function toRecord(h: Record<string, string>, transitions: Transition[], attempts: AttemptRecord[], logTail?: string): RunRecord {
@@ -466,6 +529,8 @@ function toRecord(h: Record<string, string>, transitions: Transition[], attempts
     'cause',
     'waitReason',
     'waitReasonNode',
+    'claim',
+    'job',
   ] as const)
     if (h[k] !== undefined) rec[k] = h[k];
   if (h.backfill === 'true') rec.backfill = true;

@@ -138,6 +138,19 @@ export interface RunRecord {
   readonly node?: string;
   /** The daemon process that started the container (for settling after a crash). */
   readonly daemon?: string;
+  /**
+   * The token of the claim on the current attempt (its claimant's, or its adopter's): every
+   * write for the attempt names it, and is refused once another daemon holds the claim.
+   */
+  readonly claim?: string;
+  /** The queue job the claimant took the run under: a redelivery of that job stands in for the holder. */
+  readonly job?: string;
+  /**
+   * While starting or running: when the current attempt's container is surely gone (epoch ms):
+   * its start + timeout + kill grace. Nobody starts another attempt before it, as a holder
+   * that is frozen or cut off cannot be told to stop its container.
+   */
+  readonly deadline?: number;
   readonly containerId?: string;
   readonly image?: string;
   readonly exitCode?: number;

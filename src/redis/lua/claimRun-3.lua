@@ -35,7 +35,7 @@ local claim = { attempt = ARGV[8], token = ARGV[9] }
 -- while `starting`: past it, the claimant has had its answer and moved the run on, so a
 -- repeat can't be a resend; a run queued again waits for its next attempt's claim.
 if redis.call('HGET', runKey, 'status') == change.status and redis.call('HGET', runKey, 'claim') == claim.token then return 1 end
-local code = guardAttempt(runKey, change, claim.attempt)
+local code = guardAttempt(runKey, change, claim.attempt, '')
 if code ~= 1 then return code end
 local fields = { unpack(ARGV, 10) }
 table.insert(fields, 'claim')

@@ -17,21 +17,22 @@
     ARGV[1..7] as transition: new status, now, transition JSON, allowed current statuses,
                terminal statuses, ended-runs stream max length, changes channel
     ARGV[8]  the attempt that ended (a record without `attempt` is at attempt 1)
-    ARGV[9]  its AttemptRecord, JSON
-    ARGV[10] hash fields to delete, comma-separated
-    ARGV[11] what the attempt left, JSON { logTail, logBytes?, output?, outputError? }, or ''
+    ARGV[9]  the claim token the writer holds ('' when it holds none: see guardAttempt)
+    ARGV[10] its AttemptRecord, JSON
+    ARGV[11] hash fields to delete, comma-separated
+    ARGV[12] what the attempt left, JSON { logTail, logBytes?, output?, outputError? }, or ''
              when it left nothing to record (a lost attempt: the record keeps what it has).
              The tail replaces the run's (its end, logAttempt/logBytes, with it: cleared
              when logBytes is absent); the output replaces the run's, so the record shows
              the latest attempt.
-    ARGV[12..] hash field/value pairs to set
+    ARGV[13..] hash field/value pairs to set
 
   When the new status is 'queued' (a retry), the run goes back into the outbox until its
   retry job is confirmed, as a new run does.
 
   Output:
      1  applied
-     0  refused: the status is not allowed, or another attempt is current
+     0  refused: the status is not allowed, or another attempt or claim is current
     -1  no such run
 ]]
 --- @include "guardAttempt"
@@ -46,14 +47,16 @@ local logsKey = KEYS[6]
 local outputKey = KEYS[7]
 
 local attempt = ARGV[8]
+local claim = ARGV[9]
 
 local change = statusChange(ARGV)
--- The fence: a writer whose attempt the run has moved past writes nothing here.
-local code = guardAttempt(runKey, change, attempt)
+-- The fence: a writer whose attempt the run has moved past, or whose claim another daemon
+-- took over, writes nothing here.
+local code = guardAttempt(runKey, change, attempt, claim)
 if code ~= 1 then return code end
-for field in string.gmatch(ARGV[10], '([^,]+)') do redis.call('HDEL', runKey, field) end
-if ARGV[11] ~= '' then
-  local left = cjson.decode(ARGV[11])
+for field in string.gmatch(ARGV[11], '([^,]+)') do redis.call('HDEL', runKey, field) end
+if ARGV[12] ~= '' then
+  local left = cjson.decode(ARGV[12])
   redis.call('SET', logsKey, left.logTail)
   if left.logBytes then
     redis.call('HSET', runKey, 'logAttempt', attempt, 'logBytes', tostring(left.logBytes))
@@ -64,7 +67,7 @@ if ARGV[11] ~= '' then
   if left.output then redis.call('HSET', outputKey, 'text', left.output) end
   if left.outputError then redis.call('HSET', outputKey, 'error', left.outputError) end
 end
-redis.call('RPUSH', attemptsKey, ARGV[9])
-local runId = writeStatus(runKey, transitionsKey, endedKey, change, { unpack(ARGV, 12) })
+redis.call('RPUSH', attemptsKey, ARGV[10])
+local runId = writeStatus(runKey, transitionsKey, endedKey, change, { unpack(ARGV, 13) })
 if change.status == 'queued' then redis.call('ZADD', outboxKey, change.now, runId) end
 return 1
