@@ -36,18 +36,38 @@ export function newDaemonId(node: string): string {
   return `${node}-${process.pid}-${randomUUID().slice(0, 6)}`;
 }
 
-/** Keeps `runlet:daemon:<id>` alive while this process lives; it expires soon after a crash. */
-export function startHeartbeat(redis: Redis, identity: Identity, info: Record<string, unknown>): { stop: () => Promise<void> } {
+/**
+ * Keeps `runlet:daemon:<id>` alive while this process lives; it expires soon after a crash.
+ * `live` is read at every beat (what the node runs now, ops/nodes.ts shows it), and each beat
+ * also becomes the node's entry in the last-seen hash, in the same transaction, so a node
+ * whose heartbeat expired is still known, as gone, with when it was last seen.
+ */
+export function startHeartbeat(
+  redis: Redis,
+  identity: Identity,
+  info: Record<string, unknown>,
+  live: () => Record<string, unknown> = () => ({}),
+): { stop: () => Promise<void> } {
   const key = keys.daemon(identity.daemonId);
-  const value = JSON.stringify({
+  const startedAt = Date.now();
+  const fixed = {
     ...info,
     node: identity.node,
+    daemon: identity.daemonId,
     host: hostname(),
     pid: process.pid,
     boot: PROCESS_BOOT,
-    startedAt: Date.now(),
-  });
-  const beat = () => redis.set(key, value, 'PX', HEARTBEAT_TTL_MS).catch(() => undefined);
+    startedAt,
+  };
+  const beat = () => {
+    const value = JSON.stringify({ ...fixed, ...live(), at: Date.now() });
+    return redis
+      .multi()
+      .set(key, value, 'PX', HEARTBEAT_TTL_MS)
+      .hset(keys.nodesSeen(), identity.node, value)
+      .exec()
+      .catch(() => undefined);
+  };
   void beat();
   const timer = setInterval(beat, HEARTBEAT_EVERY_MS);
   timer.unref();
