@@ -60,7 +60,13 @@ export function startHeartbeat(
     startedAt,
   };
   const beat = () => {
-    const value = JSON.stringify({ ...fixed, ...live(), at: Date.now() });
+    let now: Record<string, unknown> = {};
+    try {
+      now = live();
+    } catch {
+      // A report that fails must not stop the beat that keeps this daemon alive.
+    }
+    const value = JSON.stringify({ ...fixed, ...now, at: Date.now() });
     return redis
       .multi()
       .set(key, value, 'PX', HEARTBEAT_TTL_MS)
