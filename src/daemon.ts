@@ -25,6 +25,7 @@ import { buildServer } from './http/server.js';
 import { startEmbeddedRedis } from './lib/embedded-redis.js';
 import { connect, describeTarget, redisOptions, type RedisTarget } from './lib/redis.js';
 import { Releasers } from './lib/releasers.js';
+import { clusterNodes } from './ops/nodes.js';
 import { clusterStatus } from './ops/status.js';
 import { mongoStreams, StuckFinder } from './ops/stuck.js';
 import { loadWaitFacts, WaitRecorder } from './ops/waiting.js';
@@ -103,9 +104,11 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   const listen = listenPolicy(opts);
   const releasers = new Releasers(opts.logger);
   try {
-    const storage = await startStorage(opts, releasers);
+    // This node's room for runs: the workers decide by it, the heartbeat reports it.
+    const admission = new NodeAdmission(opts.config);
+    const storage = await startStorage(opts, admission, releasers);
     const docker = await startRuntime(opts);
-    const dispatch = await startDispatch(opts, storage, docker, releasers);
+    const dispatch = await startDispatch(opts, storage, admission, docker, releasers);
     await startAlerts(opts, storage, dispatch, releasers);
     const url = await startHttp(opts, listen, storage, dispatch, docker.docker, releasers);
     const triggers = await startTriggers(opts, storage, dispatch, releasers);
@@ -149,8 +152,8 @@ interface Storage {
   readonly leaving: { until?: number };
 }
 
-/** runlet's Redis (its own embedded one unless REDIS_URL), the run store, and this daemon's identity and heartbeat. */
-async function startStorage(opts: DaemonOptions, releasers: Releasers): Promise<Storage> {
+/** runlet's Redis (its own embedded one unless REDIS_URL), the run store, and this daemon's identity and heartbeat (with the node's load). */
+async function startStorage(opts: DaemonOptions, admission: NodeAdmission, releasers: Releasers): Promise<Storage> {
   let redisTarget: RedisTarget;
   if (opts.redisUrl) {
     redisTarget = { url: opts.redisUrl };
@@ -164,7 +167,13 @@ async function startStorage(opts: DaemonOptions, releasers: Releasers): Promise<
   releasers.add('redis', async () => void redis.disconnect());
   await redis.ping();
   const identity: Identity = { node: opts.node, clusterId: await clusterIdOf(redis), daemonId: newDaemonId(opts.node) };
-  const heartbeat = startHeartbeat(redis, identity, { version: process.env.npm_package_version }, opts.stalledMs ?? DEFAULT_LEASE_MS);
+  const heartbeat = startHeartbeat(
+    redis,
+    identity,
+    { version: process.env.npm_package_version },
+    () => ({ load: admission.load() }),
+    opts.stalledMs ?? DEFAULT_LEASE_MS,
+  );
   const leaving: { until?: number } = {};
   releasers.add('heartbeat', () => heartbeat.stop(leaving.until));
   // Started here, checked from now on; what later steps set once, they register with it.
@@ -199,7 +208,13 @@ interface Dispatch {
  * Queues with their cluster-wide limits, the outbox, leftovers of a previous process
  * settled, cancels heard, then this node's workers: from here on runs are taken.
  */
-async function startDispatch(opts: DaemonOptions, storage: Storage, engine: { runtime: Runtime }, releasers: Releasers): Promise<Dispatch> {
+async function startDispatch(
+  opts: DaemonOptions,
+  storage: Storage,
+  admission: NodeAdmission,
+  engine: { runtime: Runtime },
+  releasers: Releasers,
+): Promise<Dispatch> {
   const { config, logger } = opts;
   const { redis, store, identity, redisTarget } = storage;
   const events = new RunletEvents();
@@ -246,18 +261,10 @@ async function startDispatch(opts: DaemonOptions, storage: Storage, engine: { ru
   const waits = new WaitRecorder(redis, store, identity, logger);
   releasers.add('wait reasons', () => waits.clear());
   // Made before settling, started after: the containers it adopts take their room first.
-  const workers = new TaskWorkers(
-    connection,
-    config,
-    new NodeAdmission(config),
-    (runId, job) => runJob(ctx, runId, job),
-    logger,
-    opts.stalledMs,
-    {
-      events,
-      waits,
-    },
-  );
+  const workers = new TaskWorkers(connection, config, admission, (runId, job) => runJob(ctx, runId, job), logger, opts.stalledMs, {
+    events,
+    waits,
+  });
   const settled = await settleLeftovers(ctx, workers);
   if (settled.adopted + settled.settled + settled.removed > 0) logger.info(settled, 'settled containers left by a previous process');
   await recoverOutbox(enqueueDeps);
@@ -373,6 +380,7 @@ async function startHttp(
     stuck: (now) => dispatch.stuck.find(now),
     resetStream: (task) => resetStream(redis, task),
     status: () => clusterStatus({ redis, store, config, identity }),
+    nodes: () => clusterNodes(redis),
   };
   const app = buildServer(httpDeps, logger);
   releasers.add('http server', () => app.close());

@@ -1,7 +1,7 @@
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchBrowser, screenshotPath } from './helpers/browser.js';
-import { useDaemon } from './helpers/daemon.js';
+import { configFrom, startTestDaemon, useDaemon } from './helpers/daemon.js';
 
 // hog: two runs of 48m fit the task's concurrency (2) but not the pool's 64m budget, so
 // the second waits for memory, and after a second it counts as stuck.
@@ -162,6 +162,40 @@ describe('dashboard in a browser', () => {
     } finally {
       await api(`/api/runs/${second}/cancel`, { method: 'POST' });
       await api(`/api/runs/${first}/cancel`, { method: 'POST' });
+    }
+  });
+
+  it('Now: the nodes section shows each live node with its runs and memory, and a gone node marked as gone', async () => {
+    // A node seen before and stopped (its heartbeat is gone, its last beat kept), and a second live node.
+    const gone = await startTestDaemon({ config: configFrom(CONFIG), redisUrl: ctx.redis.url, node: 'node-gone', shutdownGraceMs: 500 });
+    await gone.stop();
+    const other = await startTestDaemon({ config: configFrom(CONFIG), redisUrl: ctx.redis.url, node: 'node-other', shutdownGraceMs: 500 });
+    const id = await startRun('linger');
+    try {
+      await goto('#/now');
+      await page.waitForSelector('#nodes tr[data-node="node-gone"][data-state="gone"]', { timeout: 20_000 });
+      await page.waitForSelector('#nodes tr[data-node="node-other"][data-state="live"]');
+      await page.waitForSelector('#nodes tr[data-node="test-node"][data-state="live"]');
+      // The run shows under the node that holds it once that node's next heartbeat carries it
+      // (every 5 s; the page looks again every 5 s).
+      const row = await page.waitForSelector(`#nodes tr[data-state="live"]:has(a[href="#/runs/${id}"])`, { timeout: 20_000 });
+      expect(await row.$eval('td.runs', (td) => (td as HTMLElement).dataset.count)).toBe('1');
+      expect(await row.$eval('td.memory', (td) => td.textContent)).toContain('16 MiB');
+      expect(await row.$eval('td.beat', (td) => td.textContent)).toMatch(/ago$/);
+      const goneRow = '#nodes tr[data-node="node-gone"]';
+      expect(await page.textContent(`${goneRow} .badge`)).toBe('gone');
+      expect(await page.textContent(`${goneRow} td.beat`)).toContain('last seen');
+      expect(await page.textContent(`${goneRow} td.runs`)).toContain('had 0');
+      // Live nodes first, then the gone one.
+      expect(await page.$$eval('#nodes tbody tr[data-node]', (trs) => trs.map((tr) => (tr as HTMLElement).dataset.node))).toEqual([
+        'node-other',
+        'test-node',
+        'node-gone',
+      ]);
+      await shot('dashboard-nodes');
+    } finally {
+      await api(`/api/runs/${id}/cancel`, { method: 'POST' });
+      await other.stop();
     }
   });
 

@@ -2,8 +2,27 @@ import type { RunletConfig, TaskConfig } from '../config/types.js';
 import { formatBytes } from '../lib/format.js';
 
 interface Reservation {
+  readonly task: string;
   readonly pool: string;
   readonly memoryBytes: number;
+}
+
+export interface PoolLoad {
+  /** Runs of the pool on this node, against its per-node concurrency (null: a pool no longer configured). */
+  runs: number;
+  concurrency: number | null;
+  /** Sum of those runs' memory limits, against the pool's per-node budget (null: none). */
+  memoryBytes: number;
+  budgetBytes: number | null;
+}
+
+/** A node's load as its admission sees it (NodeAdmission.load). */
+export interface NodeLoad {
+  readonly runs: ReadonlyArray<{ id: string; task: string; pool: string; memoryBytes: number }>;
+  /** Sum of the runs' memory limits, against the node's budget (null: no budget). */
+  readonly memoryBytes: number;
+  readonly budgetBytes: number | null;
+  readonly pools: Readonly<Record<string, PoolLoad>>;
 }
 
 /**
@@ -55,11 +74,31 @@ export class NodeAdmission {
    * refusing it would not stop the container, only hide it from the budget.
    */
   hold(runId: string, task: TaskConfig): void {
-    this.reserved.set(runId, { pool: task.pool, memoryBytes: task.memoryBytes });
+    this.reserved.set(runId, { task: task.name, pool: task.pool, memoryBytes: task.memoryBytes });
   }
 
   release(runId: string): void {
     this.reserved.delete(runId);
+  }
+
+  /**
+   * What this node holds now and against which budgets: each run (taken or adopted), the
+   * memory limits they sum to, and each pool's slots. The heartbeat carries it, so the ops
+   * API can show every node's load as that node's own admission sees it.
+   */
+  load(): NodeLoad {
+    const pools: Record<string, PoolLoad> = {};
+    for (const p of Object.values(this.config.pools))
+      pools[p.name] = { runs: 0, concurrency: p.concurrency, memoryBytes: 0, budgetBytes: p.memoryBytes ?? null };
+    const runs: Array<NodeLoad['runs'][number]> = [];
+    for (const [id, r] of this.reserved) {
+      runs.push({ id, task: r.task, pool: r.pool, memoryBytes: r.memoryBytes });
+      // A pool no longer in the config (an adopted run of an old one) still shows its runs.
+      const pool = (pools[r.pool] ??= { runs: 0, concurrency: null, memoryBytes: 0, budgetBytes: null });
+      pool.runs++;
+      pool.memoryBytes += r.memoryBytes;
+    }
+    return { runs, memoryBytes: this.reservedBytes(), budgetBytes: this.config.node.memoryBytes ?? null, pools };
   }
 
   /** Bytes of memory limits reserved on this node now. */

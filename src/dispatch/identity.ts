@@ -53,18 +53,46 @@ export interface Heartbeat {
   stop(keepUntil?: number): Promise<void>;
 }
 
-/** Keeps `runlet:daemon:<id>` alive while this process lives; it expires one lease after a crash. */
-export function startHeartbeat(redis: Redis, identity: Identity, info: Record<string, unknown>, leaseMs = DEFAULT_LEASE_MS): Heartbeat {
+/**
+ * Keeps `runlet:daemon:<id>` alive while this process lives; it expires one lease after a crash.
+ * `live` is read at every beat (what the node runs now, ops/nodes.ts shows it), and each beat
+ * also becomes the node's entry in the last-seen hash, in the same transaction, so a node
+ * whose heartbeat expired is still known, as gone, with when it was last seen.
+ */
+export function startHeartbeat(
+  redis: Redis,
+  identity: Identity,
+  info: Record<string, unknown>,
+  live: () => Record<string, unknown> = () => ({}),
+  leaseMs = DEFAULT_LEASE_MS,
+): Heartbeat {
   const key = keys.daemon(identity.daemonId);
-  const value = JSON.stringify({
+  const startedAt = Date.now();
+  const fixed = {
     ...info,
     node: identity.node,
+    daemon: identity.daemonId,
     host: hostname(),
     pid: process.pid,
     boot: PROCESS_BOOT,
-    startedAt: Date.now(),
-  });
-  const beat = () => redis.set(key, value, 'PX', leaseMs).catch(() => undefined);
+    startedAt,
+  };
+  let last = JSON.stringify({ ...fixed, at: startedAt });
+  const beat = () => {
+    let now: Record<string, unknown> = {};
+    try {
+      now = live();
+    } catch {
+      // A report that fails must not stop the beat that keeps this daemon alive.
+    }
+    last = JSON.stringify({ ...fixed, ...now, at: Date.now() });
+    return redis
+      .multi()
+      .set(key, last, 'PX', leaseMs)
+      .hset(keys.nodesSeen(), identity.node, last)
+      .exec()
+      .catch(() => undefined);
+  };
   void beat();
   const timer = setInterval(beat, Math.floor(leaseMs / 3));
   timer.unref();
@@ -73,7 +101,7 @@ export function startHeartbeat(redis: Redis, identity: Identity, info: Record<st
       clearInterval(timer);
       const keepMs = keepUntil === undefined ? 0 : keepUntil - Date.now();
       if (keepMs > 0) {
-        const leaving = JSON.stringify({ ...JSON.parse(value), leaving: true, leftAt: Date.now() });
+        const leaving = JSON.stringify({ ...JSON.parse(last), leaving: true, leftAt: Date.now() });
         await redis.set(key, leaving, 'PX', Math.ceil(keepMs)).catch(() => undefined);
       } else await redis.del(key).catch(() => undefined);
     },

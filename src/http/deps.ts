@@ -8,6 +8,7 @@ import type { HostPolicy } from './hosts.js';
 import type { ChangeFeed } from './live.js';
 import type { EndedRuns } from '../runs/ended.js';
 import type { RunReader } from '../runs/store.js';
+import type { NodeView } from '../ops/nodes.js';
 import type { StuckItem } from '../ops/stuck.js';
 import type { RunRecord, RunRequest } from '../runs/types.js';
 
@@ -47,6 +48,8 @@ export interface HttpDeps {
   backfill(task: string, fromMs: number, toMs: number): Promise<BackfillResult>;
   health(): Promise<Record<string, { ok: boolean; detail?: string }>>;
   status(): Promise<Record<string, unknown>>;
+  /** Every node, live and recently gone (ops/nodes.ts). */
+  nodes(): Promise<NodeView[]>;
   /** What is stuck now (ops/stuck.ts). */
   stuck(now?: number): Promise<StuckItem[]>;
   /** Forgets a change stream's resume token (the operator's way out of history lost); returns the new fence. */

@@ -9,6 +9,7 @@ import { hostPolicy } from './hosts.js';
 import { hookRoutes } from './hooks.js';
 import { liveRoutes } from './live.js';
 import { metricsRoutes } from './metrics.js';
+import { nodeRoutes } from './nodes.js';
 import { guardOrigin } from './origin.js';
 import { runRoutes } from './runs.js';
 import { statusRoutes } from './status.js';
@@ -76,6 +77,7 @@ export function buildServer(deps: HttpDeps, logger: Logger): FastifyInstance {
       await api.register(taskRoutes, { deps });
       await api.register(runRoutes, { deps });
       await api.register(statusRoutes, { deps });
+      await api.register(nodeRoutes, { deps });
       await api.register(usageRoutes, { deps });
       await api.register(stuckRoutes, { deps });
       await api.register(streamRoutes, { deps });

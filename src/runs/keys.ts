@@ -42,6 +42,12 @@ export const keys = {
   paused: () => `${PREFIX}:paused`,
   /** Heartbeat of one live daemon process (expires when it dies). */
   daemon: (daemonId: string) => `${PREFIX}:daemon:${daemonId}`,
+  /**
+   * hash node name → JSON of that node's latest heartbeat (dispatch/identity.ts): what a node
+   * ran and when it was last seen, kept after its heartbeat key expired so the ops API can
+   * show it as gone; ops/nodes.ts drops entries older than its retention.
+   */
+  nodesSeen: () => `${PREFIX}:nodes`,
   /** A random id for this Redis, so containers of another cluster on one engine are left alone. */
   clusterId: () => `${PREFIX}:cluster-id`,
   /**

@@ -1,5 +1,5 @@
 // Now: what runs (elapsed against timeout, memory against limit), what waits and why,
-// what is stuck, what fires next, and which daemons are alive.
+// what is stuck, what fires next, and each node: live (its load) or gone.
 
 import {
   Unauthorized,
@@ -35,7 +35,7 @@ export async function nowPage(view) {
       section('Queued', queuedTable(status.queued ?? [])),
       section('Stuck', stuckList(stuck)),
       section('Next up', nextTable(status.next ?? [])),
-      section('Daemons', daemonsTable(status.daemons ?? [])),
+      status.nodes ? section('Nodes', nodesTable(status.nodes)) : section('Daemons', daemonsTable(status.daemons ?? [])),
     );
     view.tick();
   };
@@ -47,6 +47,7 @@ export async function nowPage(view) {
       const bar = el.querySelector('.bar > span');
       if (bar && limit) bar.style.width = `${Math.min(100, (100 * elapsed) / limit)}%`;
     }
+    for (const el of region.querySelectorAll('[data-beat-at]')) el.textContent = ago(Number(el.dataset.beatAt));
   };
   const reload = debounced(() => load().catch(() => undefined), 400);
   view.onChange = () => reload();
@@ -151,6 +152,67 @@ function nextTable(next) {
       ),
     );
   return table(['Task', 'At (your time)', ''], rows.length ? rows : empty(3, 'No schedules.'));
+}
+
+/** One row per node: live ones with their load as of their last heartbeat, gone ones marked, with when they were last seen. */
+function nodesTable(nodes) {
+  const rows = nodes.map((n) => {
+    const gone = n.state === 'gone';
+    const at = toMs(n.lastHeartbeatAt);
+    const runs = n.running?.runs ?? [];
+    return h(
+      'tr',
+      { 'data-node': n.name, 'data-state': n.state, class: gone ? 'gone' : undefined },
+      h(
+        'td',
+        {},
+        h('strong', {}, n.name),
+        n.daemons.map((d) => h('div', { class: 'mono small muted', title: `pid ${d.pid ?? '?'} on ${d.host ?? '?'}` }, d.id)),
+      ),
+      h('td', {}, h('span', { class: `badge node-${n.state}` }, n.state)),
+      h(
+        'td',
+        { class: 'beat', title: fmtTime(at) },
+        h('span', { 'data-beat-at': at }, ago(at)),
+        gone && h('div', { class: 'muted small' }, `last seen ${fmtTime(at)}; listed until ${fmtTime(n.forgetAt)}`),
+      ),
+      h(
+        'td',
+        { class: 'runs', 'data-count': n.running?.count ?? '' },
+        n.running ? [gone ? `had ${n.running.count}` : String(n.running.count)] : '—',
+        runs.map((r) => h('div', { class: 'small' }, runLink(r.id), ` ${r.task}`)),
+      ),
+      h('td', { class: 'memory' }, memoryCell(n.memory, gone)),
+      h(
+        'td',
+        { class: 'pools small' },
+        n.pools.map((p) =>
+          h(
+            'div',
+            {},
+            `${p.name} ${p.runs}/${p.concurrency ?? '?'}`,
+            p.budgetBytes !== null && ` · ${fmtBytes(p.memoryBytes)} of ${fmtBytes(p.budgetBytes)}`,
+          ),
+        ),
+      ),
+    );
+  });
+  return table(
+    ['Node', 'State', 'Last heartbeat', 'Runs in progress', 'Memory in use', 'Pool slots'],
+    rows.length ? rows : empty(6, 'No node has been seen.'),
+    {
+      id: 'nodes',
+    },
+  );
+}
+
+function memoryCell(memory, gone) {
+  if (!memory) return '—';
+  if (memory.budgetBytes === null) return [fmtBytes(memory.inUseBytes), h('span', { class: 'muted small' }, ' (no budget)')];
+  // Through the CSSOM: the page's CSP refuses style attributes.
+  const fill = h('span', {});
+  fill.style.width = `${Math.min(100, (100 * memory.inUseBytes) / memory.budgetBytes)}%`;
+  return [`${fmtBytes(memory.inUseBytes)} of ${fmtBytes(memory.budgetBytes)}`, !gone && h('div', { class: 'bar' }, fill)];
 }
 
 function daemonsTable(daemons) {
