@@ -13,14 +13,15 @@ import { until } from './helpers/until.js';
 // and a dead one look the same. Then it thaws (SIGCONT). Every engine's running containers are
 // sampled every 500 ms: never two containers of the run at once.
 const LEASE_MS = 2000;
-// Longer than the heartbeat lasted before (15 s), so the old code takes the node for dead too.
-const FREEZE_MS = 17_000;
+// Longer than the heartbeat lasted before (15 s) plus a stalled check, so the old code takes
+// the node for dead too (and, there, started attempt 2 at once beside attempt 1).
+const FREEZE_MS = 22_000;
 const CONFIG = `
 defaults: { image: ${BUSYBOX}, memory: 16m, killGrace: 1s }
 tasks:
   frozen-sleeper:
-    command: [sh, -c, 'echo "attempt $RUNLET_ATTEMPT on $RUNLET_NODE"; sleep 25; echo "attempt $RUNLET_ATTEMPT done"']
-    timeout: 30s
+    command: [sh, -c, 'echo "attempt $RUNLET_ATTEMPT on $RUNLET_NODE"; sleep 35; echo "attempt $RUNLET_ATTEMPT done"']
+    timeout: 40s
     retries: { attempts: 2, delay: 1s }
 `;
 
@@ -78,7 +79,7 @@ describe('the node running a run frozen (SIGSTOP) past its lock and heartbeat, t
         const r = await store.get(runId, { withLogs: true });
         return r && isTerminal(r.status) && r;
       },
-      90_000,
+      120_000,
       250,
     );
     expect(cluster.sampler.overlaps()).toEqual([]);
@@ -95,8 +96,8 @@ describe('the node running a run frozen (SIGSTOP) past its lock and heartbeat, t
     // Thawed, the node found its claim gone and stopped its container, before it would have ended by itself.
     await until('the thawed node to say it stopped its container', () => frozen.output().includes(DEPOSED), 10_000);
     const seenRunning = cluster.sampler.samples.filter((s) => s.runs.get(runId)?.some((c) => c.attempt === 1)).map((s) => s.at);
-    expect(Math.max(...seenRunning)).toBeLessThan((running.startedAt as number) + 25_000);
+    expect(Math.max(...seenRunning)).toBeLessThan((running.startedAt as number) + 35_000);
     for (const e of cluster.engines)
       expect(await e.docker.listContainers({ all: true, filters: { label: [`${LABEL_RUN}=${runId}`] } })).toEqual([]);
-  }, 150_000);
+  }, 200_000);
 });
