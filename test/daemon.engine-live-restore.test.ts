@@ -25,6 +25,8 @@ tasks:
   # The kill grace is longer than the bound the test allows past the deadline: only a resent
   # SIGTERM ends it in time, not the SIGKILL due after the grace.
   overdue: { command: [sh, -c, 'echo started; exec sleep 300'], timeout: 8s, killGrace: 60s }
+  # Ends on its own (exit 3) past its deadline, while the engine is away: no signal reached it.
+  selfend: { command: [sh, -c, 'echo a; sleep 8; exit 3'], timeout: 5s, killGrace: 60s }
   abandoned: { command: [sh, -c, 'echo started; exec sleep 300'], timeout: 3s, killGrace: 2s }
 `;
 
@@ -98,6 +100,20 @@ describe('the engine restarts mid-run with live-restore', () => {
     expect(rec.logTail).toBe('started\n');
     // The SIGKILL after the 60 s grace would end it only well past this: the SIGTERM was sent again.
     expect(endedAt).toBeLessThan(deadline + 30_000);
+    expect(await leftOnEngine()).toEqual([]);
+  }, 90_000);
+
+  it('a run that ends on its own while the engine is away, past its deadline, keeps its own exit: no signal of ours reached it', async () => {
+    const { runId, startedAt } = await started('selfend');
+    const deadline = startedAt + 5_000;
+    await sleep(1_000);
+    await engineHost('down', ENGINE);
+    // Otherwise the SIGTERM was taken before the engine went, and this case is not the one meant.
+    expect(Date.now(), 'the engine took longer than the deadline to stop').toBeLessThan(deadline);
+    await sleep(Math.max(0, startedAt + 10_000 - Date.now()));
+    await engineHost('up', ENGINE);
+    const rec = await daemon.waitForEnd(runId, 60_000);
+    expect(rec, JSON.stringify(rec.attempts)).toMatchObject({ status: 'failed', exitCode: 3, reason: 'exit code 3' });
     expect(await leftOnEngine()).toEqual([]);
   }, 90_000);
 
