@@ -460,7 +460,9 @@ export class DockerRuntime implements Runtime {
       let late: { statusCode: number } | { error: unknown } | undefined = typeof woke === 'object' ? woke : undefined;
       if (woke === 'logs' && !follower.failed) {
         // The log ends as the container does: its wait answers within moments.
-        late = await Promise.race([answer, delay(WAIT_AFTER_LOGS_MS).then(() => undefined)]);
+        const patience = timerUntil(Date.now() + WAIT_AFTER_LOGS_MS);
+        late = await Promise.race([answer, patience.fired.then(() => undefined)]);
+        patience.cancel();
         if (late && 'statusCode' in late) return late;
       }
       asked.abort();
@@ -470,8 +472,14 @@ export class DockerRuntime implements Runtime {
         if (quickFailures >= 5)
           return { failed: `lost contact with the Docker engine while waiting for the container: ${engineMessage(late.error)}` };
         if (!notConnected(late.error)) log.warn({ err: late.error }, 'waiting for the container failed; asking the engine where it is');
-      } else if (woke === 'logs') {
-        log.warn('the log stream of the container broke (the engine restarted?); asking the engine where it is');
+      } else {
+        quickFailures = 0;
+        if (woke === 'logs')
+          log.warn(
+            follower.failed
+              ? 'the log stream of the container broke (the engine restarted?); asking the engine where it is'
+              : 'the log stream of the container ended but its wait did not answer; asking the engine where it is',
+          );
       }
       const found = await this.findAfterBreak(container, overdueAt, log);
       if (!('running' in found)) return found;
