@@ -1,6 +1,6 @@
 import Docker from 'dockerode';
 import pino, { type Logger } from 'pino';
-import { engineMessage, engineStatus, RunFailedToStart } from './errors.js';
+import { engineMessage, engineStatus, notConnected, RunFailedToStart } from './errors.js';
 import { HOST_ALIAS, hostAddress } from './host-address.js';
 import { isolationHostConfig } from './isolation.js';
 import { LABEL_MANAGED, LABEL_RUN, LABEL_TASK } from './labels.js';
@@ -10,8 +10,8 @@ import { readOutput } from './output.js';
 import { startFailureReason } from './reasons.js';
 import { PAYLOAD_FILE_ENV, PAYLOAD_PATH, placeRunDir, RUN_DIR, usesRunDirVolume } from './run-dir.js';
 import { StdinFeed } from './stdin.js';
-import { Stopper } from './stop.js';
-import type { OwnedContainer, PreparedRun, RunResult, RunSpec, Runtime, WaitOptions } from './types.js';
+import { signalRetryDelay, Stopper } from './stop.js';
+import type { KillOptions, KillResult, OwnedContainer, PreparedRun, RunResult, RunSpec, Runtime, WaitOptions } from './types.js';
 
 /** After exit the log stream normally ends within milliseconds; this bounds a stuck one. */
 const LOG_DRAIN_MS = 2_000;
@@ -22,6 +22,26 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
  * attempt fails: a retry after an engine restart comes sooner than the engine does.
  */
 const ENGINE_BACK_MS = 30_000;
+/**
+ * A wait on a container that is past its deadline and kill grace by this much asks the
+ * engine where the container is (and again as often): a frozen engine breaks no connection,
+ * so only a question with a time limit tells that it stopped answering.
+ */
+const OVERDUE_CHECK_MS = 5_000;
+/** An inspect answers in milliseconds; one that has not after this counts as "the engine does not answer". */
+const ENGINE_QUESTION_MS = 10_000;
+/**
+ * A wait whose engine does not answer ends as `lost` once past the run's deadline and kill
+ * grace, but never before the engine has been silent this long: a restart that happens to
+ * straddle the deadline takes a few seconds, and the container may well still be there.
+ */
+const ENGINE_SILENT_MIN_MS = 10_000;
+/** After the log stream ended on its own, the wait answers within moments; past this it is asked again. */
+const WAIT_AFTER_LOGS_MS = 5_000;
+/** How often kill() looks whether the container it signalled has ended. */
+const KILL_POLL_MS = 250;
+/** How long kill() goes on sending signals to an engine that does not answer, past the grace period. */
+const KILL_GIVE_UP_MS = 30_000;
 
 export interface DockerRuntimeOptions {
   readonly docker?: Docker;
@@ -30,7 +50,14 @@ export interface DockerRuntimeOptions {
   readonly labels?: Readonly<Record<string, string>>;
 }
 
-type Exit = { readonly statusCode: number } | { readonly lost: string };
+/**
+ * How waiting ended: an exit code; the container gone (`failed`, with why); or its engine
+ * silent past the run's deadline (`unreachable`: the attempt is `lost`, its container may
+ * still be running there).
+ */
+type Exit = { readonly statusCode: number } | { readonly failed: string } | { readonly unreachable: string };
+/** Where the container is, as the engine answered after a break: still running, or ended. */
+type Found = Exit | { readonly running: true };
 
 /**
  * Runs each RunSpec in its own container on the local Docker engine, with the limits of the
@@ -159,7 +186,7 @@ export class DockerRuntime implements Runtime {
 
     let exit: Exit;
     try {
-      exit = await this.waitForExit(container, log);
+      exit = await this.waitForExit(container, follower, stopper, deadline + spec.killGraceMs, log);
     } finally {
       clearTimeout(timer);
       this.closeStdin(containerId);
@@ -169,13 +196,18 @@ export class DockerRuntime implements Runtime {
     await stopper.settled();
     await settledWithin(follower.ended, LOG_DRAIN_MS);
     follower.stop();
+    this.startedAt.delete(containerId);
+    if ('unreachable' in exit) {
+      // Nothing more can be read: the tail is what was followed.
+      const { text: logTail, end: logBytes } = follower.tail.snapshot();
+      return { outcome: 'lost', reason: exit.unreachable, logTail, logBytes };
+    }
     // The final tail is always read again from the finished log: the follow stream can end
     // before the engine flushed a last line without a newline (json-file writes partial
     // lines at exit), and a broken stream may have left a gap.
     await follower.reread(container).catch((err: unknown) => log.warn({ err }, 'could not read the log after exit'));
-    this.startedAt.delete(containerId);
     const { text: logTail, end: logBytes } = follower.tail.snapshot();
-    if ('lost' in exit) return { outcome: 'failed', reason: exit.lost, logTail, logBytes };
+    if ('failed' in exit) return { outcome: 'failed', reason: exit.failed, logTail, logBytes };
 
     // output.json is read now, after exit and before the owner removes the container.
     const [state, captured] = await Promise.all([
@@ -224,6 +256,39 @@ export class DockerRuntime implements Runtime {
       if (status === 404) return;
       if (status === 409 && /already in progress/i.test(engineMessage(err))) return;
       throw err;
+    }
+  }
+
+  async kill(containerId: string, opts: KillOptions): Promise<KillResult> {
+    const log = this.logger.child({ containerId: containerId.slice(0, 12), reason: opts.reason });
+    const container = this.docker.getContainer(containerId);
+    const giveUpAt = Date.now() + (opts.giveUpAfterMs ?? opts.graceMs + KILL_GIVE_UP_MS);
+    // The Stopper sends and resends the signals; this loop only watches for the end.
+    const stopper = new Stopper<string>(container, opts.graceMs, log);
+    try {
+      for (let failures = 0; ;) {
+        let running: boolean;
+        try {
+          running = (await container.inspect({ abortSignal: AbortSignal.timeout(ENGINE_QUESTION_MS) })).State.Running;
+          if (failures > 0) stopper.retryNow();
+          failures = 0;
+        } catch (err) {
+          if (engineStatus(err) === 404) return 'gone';
+          if (failures === 0) log.warn({ err }, 'the Docker engine does not answer; asking again until it does, to stop the container');
+          if (Date.now() >= giveUpAt) return 'gave_up';
+          await delay(signalRetryDelay(failures++));
+          continue;
+        }
+        if (!running) return 'stopped';
+        if (Date.now() >= giveUpAt) {
+          log.warn('the container still runs after the signals; giving up for now');
+          return 'gave_up';
+        }
+        stopper.stop(opts.reason);
+        await delay(KILL_POLL_MS);
+      }
+    } finally {
+      stopper.exited();
     }
   }
 
@@ -361,24 +426,102 @@ export class DockerRuntime implements Runtime {
 
   /**
    * The engine's long-poll wait: one request that returns when the container stops (at once
-   * if it already has). It is only asked again when the request itself broke (engine restart,
-   * a client timeout), never on a schedule.
+   * if it already has). It is not polled. But its answer can be lost: when the engine
+   * restarts with live-restore, the container runs on while every connection to the old
+   * dockerd breaks, and a wait whose response had begun never settles (dockerode sees the
+   * reset on a response nobody listens to). So the wait is raced against the log stream
+   * (a connection to the same engine, broken by the same restart) and, once the run is
+   * overdue (past deadline and kill grace), against a check every OVERDUE_CHECK_MS. Whichever
+   * fires, the engine is asked where the container is (`findAfterBreak`): still running →
+   * wait again, follow the log on from the bytes already read, and resend at once a signal
+   * the engine could not take while it was away; ended → its exit code;
+   * gone → failed; engine silent past the deadline → unreachable.
    */
-  private async waitForExit(container: Docker.Container, log: Logger): Promise<Exit> {
+  private async waitForExit(
+    container: Docker.Container,
+    follower: LogFollower,
+    stopper: Stopper,
+    overdueAt: number,
+    log: Logger,
+  ): Promise<Exit> {
     let quickFailures = 0;
+    let checkAt = overdueAt + OVERDUE_CHECK_MS;
     for (;;) {
+      const asked = new AbortController();
       const askedAt = Date.now();
-      try {
-        const res = (await container.wait()) as { StatusCode: number };
-        return { statusCode: res.StatusCode };
-      } catch (err) {
-        if (engineStatus(err) === 404)
-          return { lost: `container ${container.id.slice(0, 12)} no longer exists (it was removed outside this runtime)` };
+      const answer = container.wait({ abortSignal: asked.signal }).then(
+        (res: { StatusCode: number }) => ({ statusCode: res.StatusCode }),
+        (error: unknown) => ({ error }),
+      );
+      const overdue = timerUntil(checkAt);
+      const woke = await Promise.race([answer, follower.ended.then(() => 'logs' as const), overdue.fired.then(() => 'overdue' as const)]);
+      overdue.cancel();
+      if (typeof woke === 'object' && 'statusCode' in woke) return woke;
+      let late: { statusCode: number } | { error: unknown } | undefined = typeof woke === 'object' ? woke : undefined;
+      if (woke === 'logs' && !follower.failed) {
+        // The log ends as the container does: its wait answers within moments.
+        const patience = timerUntil(Date.now() + WAIT_AFTER_LOGS_MS);
+        late = await Promise.race([answer, patience.fired.then(() => undefined)]);
+        patience.cancel();
+        if (late && 'statusCode' in late) return late;
+      }
+      asked.abort();
+      if (late && 'error' in late) {
+        if (engineStatus(late.error) === 404) return { failed: removedReason(container) };
         quickFailures = Date.now() - askedAt < 1_000 ? quickFailures + 1 : 0;
         if (quickFailures >= 5)
-          return { lost: `lost contact with the Docker engine while waiting for the container: ${engineMessage(err)}` };
-        log.warn({ err }, 'waiting for the container failed; waiting again');
-        await delay(1_000);
+          return { failed: `lost contact with the Docker engine while waiting for the container: ${engineMessage(late.error)}` };
+        if (!notConnected(late.error)) log.warn({ err: late.error }, 'waiting for the container failed; asking the engine where it is');
+      } else {
+        quickFailures = 0;
+        if (woke === 'logs')
+          log.warn(
+            follower.failed
+              ? 'the log stream of the container broke (the engine restarted?); asking the engine where it is'
+              : 'the log stream of the container ended but its wait did not answer; asking the engine where it is',
+          );
+      }
+      const found = await this.findAfterBreak(container, overdueAt, log);
+      if (!('running' in found)) return found;
+      stopper.retryNow();
+      if (woke === 'overdue') checkAt = Date.now() + OVERDUE_CHECK_MS;
+      // A log stream that ended while the container runs on is followed again from where it stopped.
+      if (!follower.following) {
+        follower.resume(container);
+        log.info({ offset: follower.tail.total }, 'following the log again from where it broke');
+      }
+      if (woke !== 'overdue') await delay(quickFailures > 0 ? 1_000 : 0);
+    }
+  }
+
+  /**
+   * Asks the engine, with a time limit, whether the container still runs, again with backoff
+   * while it does not answer; gives up (`unreachable`) once past `giveUpAt` (the run's deadline
+   * and kill grace) and silent for at least ENGINE_SILENT_MIN_MS.
+   */
+  private async findAfterBreak(container: Docker.Container, giveUpAt: number, log: Logger): Promise<Found> {
+    let silentSince: number | undefined;
+    for (let failures = 0; ; failures++) {
+      // Silent since the question it did not answer was asked (a frozen engine takes the whole time limit to tell).
+      const askedAt = Date.now();
+      try {
+        const info = await container.inspect({ abortSignal: AbortSignal.timeout(ENGINE_QUESTION_MS) });
+        if (silentSince !== undefined)
+          log.info({ silentMs: Date.now() - silentSince, running: info.State.Running }, 'the Docker engine answers again');
+        if (info.State.Running) return { running: true };
+        return { statusCode: info.State.ExitCode };
+      } catch (err) {
+        if (engineStatus(err) === 404) return { failed: removedReason(container) };
+        const now = Date.now();
+        if (silentSince === undefined) {
+          silentSince = askedAt;
+          log.warn({ err }, 'the Docker engine does not answer; asking again until it does (the container may still be running)');
+        }
+        if (now >= Math.max(giveUpAt, silentSince + ENGINE_SILENT_MIN_MS))
+          return {
+            unreachable: `the Docker engine did not answer since ${new Date(silentSince).toISOString()}, past the run's deadline and kill grace (${engineMessage(err)}); the container may still be running there`,
+          };
+        await delay(signalRetryDelay(failures));
       }
     }
   }
@@ -391,12 +534,6 @@ export class DockerRuntime implements Runtime {
  */
 export function containerName(task: string, runId: string, attempt: number): string {
   return `runlet-${task}-${runId}-a${attempt}`.toLowerCase().replace(/[^a-z0-9_.-]/g, '-');
-}
-
-/** The engine's socket is missing or refuses: nothing was sent. */
-function notConnected(err: unknown): boolean {
-  const { code, syscall } = (err ?? {}) as NodeJS.ErrnoException;
-  return syscall === 'connect' && (code === 'ENOENT' || code === 'ECONNREFUSED');
 }
 
 function createFailure(spec: RunSpec, name: string, err: unknown): RunFailedToStart {
@@ -417,6 +554,17 @@ function createFailure(spec: RunSpec, name: string, err: unknown): RunFailedToSt
 
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function removedReason(container: Docker.Container): string {
+  return `container ${container.id.slice(0, 12)} no longer exists (it was removed outside this runtime)`;
+}
+
+/** A timer that fires at epoch ms `at` (at once if past), and can be cancelled. */
+function timerUntil(at: number): { fired: Promise<void>; cancel: () => void } {
+  let timer: NodeJS.Timeout | undefined;
+  const fired = new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.min(MAX_TIMER_MS, Math.max(0, at - Date.now())))));
+  return { fired, cancel: () => clearTimeout(timer) };
 }
 
 /** Waits for `promise` (which never rejects) but at most `ms`; the timer does not outlive it. */

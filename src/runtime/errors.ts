@@ -25,3 +25,9 @@ export function engineMessage(err: unknown): string {
   if (err instanceof Error) return err.message.replace(/^\(HTTP code \d+\)[^-]*- /, '');
   return String(err);
 }
+
+/** The engine's socket is missing or refuses: nothing was sent. */
+export function notConnected(err: unknown): boolean {
+  const { code, syscall } = (err ?? {}) as NodeJS.ErrnoException;
+  return syscall === 'connect' && (code === 'ENOENT' || code === 'ECONNREFUSED');
+}

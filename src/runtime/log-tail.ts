@@ -110,18 +110,27 @@ export class FrameDecoder {
   }
 }
 
+/** Reading a finished log of at most 16 MiB from the local engine takes well under a second; this bounds a stuck one. */
+const REREAD_TIMEOUT_MS = 30_000;
+
 /**
  * Follows a container's output into a TailBuffer for as long as the engine streams it.
  * json-file logs are read from the beginning of the file, so attaching after start loses
  * nothing; on a container that already exited the engine sends what it has and ends.
  * `ended` never rejects: missing output must not turn into a failed wait.
+ *
+ * When the stream breaks while the container still runs (its engine restarted with
+ * live-restore), resume() follows again from the start of the log and skips the bytes
+ * already read, so the tail and onLog get every byte once, at its offset. (Output past the
+ * json-file cap, 16 MiB, has been rotated away and cannot be skipped by count: only then can
+ * a resumed stream repeat or miss live chunks. The stored tail is read again after exit anyway.)
  */
 export class LogFollower {
   tail = new TailBuffer();
-  readonly ended: Promise<void>;
-  /** The stream broke before its end (e.g. the engine restarted): the tail may have a gap. */
+  /** The current stream broke before its end (e.g. the engine restarted): the tail may have a gap. */
   failed = false;
-  private readonly abort = new AbortController();
+  private stream: { readonly ended: Promise<void>; readonly abort: AbortController; done: boolean };
+  private stopped = false;
   private timer: NodeJS.Timeout | undefined;
   private lastEmitAt = 0;
   private emittedVersion = 0;
@@ -132,11 +141,25 @@ export class LogFollower {
     private readonly logger: Logger,
     private readonly onLog?: (chunk: Buffer, offset: number) => void,
   ) {
-    this.ended = this.follow(container).catch((err) => {
-      if (this.abort.signal.aborted) return;
-      this.failed = true;
-      this.logger.debug({ err }, 'log stream failed');
-    });
+    this.stream = this.open(container, 0);
+  }
+
+  /** Resolves when the current stream ends or breaks (see `failed`); never rejects. */
+  get ended(): Promise<void> {
+    return this.stream.ended;
+  }
+
+  /** Whether the current stream is still open (it has neither ended nor broken). */
+  get following(): boolean {
+    return !this.stream.done;
+  }
+
+  /** Follows again, skipping what was already read: after the stream broke under a container that still runs. */
+  resume(container: Docker.Container): void {
+    if (this.stopped) return;
+    this.stream.abort.abort();
+    this.failed = false;
+    this.stream = this.open(container, this.tail.total);
   }
 
   /**
@@ -144,7 +167,7 @@ export class LogFollower {
    * keeps it until the container is removed) into a fresh tail, so no gap is left inside it.
    */
   async reread(container: Docker.Container): Promise<void> {
-    const bytes = await container.logs({ follow: false, stdout: true, stderr: true });
+    const bytes = await container.logs({ follow: false, stdout: true, stderr: true, abortSignal: AbortSignal.timeout(REREAD_TIMEOUT_MS) });
     const tail = new TailBuffer();
     new FrameDecoder((payload) => tail.push(payload)).write(bytes);
     this.tail = tail;
@@ -154,13 +177,37 @@ export class LogFollower {
   stop(): void {
     clearTimeout(this.timer);
     this.timer = undefined;
-    this.abort.abort();
+    this.stopped = true;
+    this.stream.abort.abort();
   }
 
-  private async follow(container: Docker.Container): Promise<void> {
+  private open(container: Docker.Container, skip: number): LogFollower['stream'] {
+    const abort = new AbortController();
+    const stream = { abort, done: false, ended: Promise.resolve() };
+    stream.ended = this.follow(container, abort.signal, skip)
+      .catch((err: unknown) => {
+        if (abort.signal.aborted) return;
+        this.failed = true;
+        this.logger.debug({ err }, 'log stream failed');
+      })
+      .finally(() => (stream.done = true));
+    return stream;
+  }
+
+  /** Follows the log from its start, dropping its first `skip` payload bytes (read by an earlier stream). */
+  private async follow(container: Docker.Container, signal: AbortSignal, skip: number): Promise<void> {
     // Payload pieces of one stream chunk are handed to onLog together: one call per read.
     let piece: Buffer[] = [];
+    let toSkip = skip;
     const decoder = new FrameDecoder((bytes) => {
+      if (toSkip > 0) {
+        if (bytes.length <= toSkip) {
+          toSkip -= bytes.length;
+          return;
+        }
+        bytes = bytes.subarray(toSkip);
+        toSkip = 0;
+      }
       this.written(bytes);
       if (this.onLog) piece.push(Buffer.from(bytes));
     });
@@ -168,10 +215,11 @@ export class LogFollower {
       follow: true,
       stdout: true,
       stderr: true,
-      abortSignal: this.abort.signal,
+      abortSignal: signal,
     } as Docker.ContainerLogsOptions & { follow: true });
     await new Promise<void>((resolve, reject) => {
       stream.on('data', (chunk: Buffer) => {
+        if (signal.aborted) return;
         const offset = this.tail.total;
         decoder.write(chunk);
         if (piece.length === 0) return;
@@ -184,15 +232,20 @@ export class LogFollower {
         }
       });
       stream.on('end', resolve);
-      stream.on('close', resolve);
+      // A stream torn down under us (the engine went away) closes without 'end': that is a break.
+      stream.on('close', () =>
+        signal.aborted || (stream as { readableEnded?: boolean }).readableEnded
+          ? resolve()
+          : reject(new Error('the log stream closed before its end')),
+      );
       stream.on('error', reject);
-      this.abort.signal.addEventListener('abort', () => resolve(), { once: true });
+      signal.addEventListener('abort', () => resolve(), { once: true });
     });
   }
 
   private written(bytes: Buffer): void {
     this.tail.push(bytes);
-    if (!this.onOutput || this.timer || this.abort.signal.aborted) return;
+    if (!this.onOutput || this.timer || this.stopped) return;
     const delay = Math.max(0, this.lastEmitAt + OUTPUT_THROTTLE_MS - Date.now());
     this.timer = setTimeout(() => this.emit(), delay);
   }

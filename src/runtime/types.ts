@@ -39,7 +39,12 @@ export interface RunSpec {
 /** Why the runtime stopped a container itself. Recorded before the signal is sent. */
 export type KillReason = 'timeout' | 'cancel';
 
-export type Outcome = 'succeeded' | 'failed' | 'timed_out' | 'oom_killed' | 'cancelled';
+/**
+ * `lost`: the container's engine stopped answering and was still silent past the run's
+ * deadline and kill grace, so its end could not be known; the container may still be
+ * running there (kill() or remove() it once the engine answers again).
+ */
+export type Outcome = 'succeeded' | 'failed' | 'timed_out' | 'oom_killed' | 'cancelled' | 'lost';
 
 export interface RunResult {
   readonly outcome: Outcome;
@@ -102,6 +107,22 @@ export interface WaitOptions {
   readonly deadline?: number;
 }
 
+export interface KillOptions {
+  /** Why, for the logs (e.g. "past its deadline, its daemon gone"). */
+  readonly reason: string;
+  /** SIGTERM first, SIGKILL after this long if it still runs. */
+  readonly graceMs: number;
+  /** Stop asking an engine that does not answer after this long (default: grace + 30 s). */
+  readonly giveUpAfterMs?: number;
+}
+
+/**
+ * What kill() found: `stopped` (not running: already, or stopped now), `gone` (no such
+ * container), `gave_up` (still not known to be stopped at giveUpAfterMs: the engine did not
+ * answer, or the container did not end; call again later).
+ */
+export type KillResult = 'stopped' | 'gone' | 'gave_up';
+
 export interface Runtime {
   /** Creates the container (never pulls). Throws RunFailedToStart with a reason a user can act on. */
   prepare(spec: RunSpec): Promise<PreparedRun>;
@@ -111,13 +132,28 @@ export interface Runtime {
    * spec.killGraceMs). `cancel` aborts the same way and yields `cancelled`.
    * `onOutput` receives the log tail whenever it grew (throttled), for live logs.
    * Every way a container can end resolves to a RunResult, including a container removed
-   * under it (`failed`, with a reason): it does not throw for those.
+   * under it (`failed`, with a reason): it does not throw for those. An engine that restarts
+   * under a running container (live-restore) does not end the wait: it waits again on the
+   * same container and follows its log on; an engine silent past the deadline and kill grace
+   * ends it as `lost`.
    */
   wait(run: PreparedRun, opts?: WaitOptions): Promise<RunResult>;
   /** Removes the container and its anonymous volumes; ignores one that is already gone. */
   remove(containerId: string): Promise<void>;
   /** Containers carrying all of these labels. */
   list(labels: Readonly<Record<string, string>>): Promise<OwnedContainer[]>;
+  /**
+   * Stops a container for good, whoever started it: for a reconciler that enforces a deadline
+   * from the container's labels, or ends a leftover whose owner is gone. SIGTERM, then SIGKILL
+   * after graceMs; a signal the engine cannot take (restarting, frozen) is sent again with
+   * backoff until the container no longer runs, is gone, or giveUpAfterMs passed. Idempotent:
+   * a container already stopped or removed answers at once, without a signal. It does not
+   * remove the container, so its exit state can still be read (remove() does). A wait() on the
+   * same container reads the end as the program's own exit (e.g. 143), not as a timeout: kill
+   * what no wait() in this process watches; for a run waited on here, its deadline and cancel
+   * signal are the way. Never throws for an engine that does not answer.
+   */
+  kill(containerId: string, opts: KillOptions): Promise<KillResult>;
   /** Re-attaches to a container this runtime created earlier (e.g. by a process that died). */
   adopt(container: OwnedContainer, spec: RunSpec): PreparedRun;
 }

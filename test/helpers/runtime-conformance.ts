@@ -177,6 +177,27 @@ export function runtimeConformance(name: string, makeRuntime: () => Runtime, fix
       }
     });
 
+    it('kill stops a running container (SIGKILL after the grace when SIGTERM is ignored), answers "stopped" again, and "gone" once removed', async () => {
+      const spec = fixture.shellSpec('trap "" TERM; echo ready; while :; do sleep 1; done', { timeoutMs: 60_000 });
+      const prepared = await runtime.prepare(spec);
+      try {
+        await runtime.start(prepared);
+        let ready!: () => void;
+        const trapped = new Promise<void>((resolve) => (ready = resolve));
+        const waiting = runtime.wait(prepared, { onOutput: (tail) => tail.includes('ready') && ready() });
+        await trapped;
+        expect(await runtime.kill(prepared.containerId, { reason: 'conformance', graceMs: 1_000 })).toBe('stopped');
+        const [after] = await runtime.list({ ...fixture.labels, 'runlet.run': spec.runId });
+        expect(after?.running).toBe(false);
+        // Not this wait's own stop: the end reads as the program's (killed), not as a timeout or cancel.
+        expect(await waiting).toMatchObject({ outcome: 'failed', exitCode: 137 });
+        expect(await runtime.kill(prepared.containerId, { reason: 'conformance, again', graceMs: 1_000 })).toBe('stopped');
+      } finally {
+        await runtime.remove(prepared.containerId);
+      }
+      expect(await runtime.kill(prepared.containerId, { reason: 'conformance, removed', graceMs: 1_000 })).toBe('gone');
+    });
+
     it('adopting a container that already ended returns its outcome and output at once', async () => {
       const spec = fixture.shellSpec('echo finished-earlier; exit 5');
       const prepared = await runtime.prepare(spec);
