@@ -47,7 +47,9 @@ describe('three daemons on three engines firing a per-second cron for 30 s', () 
     await until(
       'every run of the window to end',
       async () => {
-        const open = (await store.list({ task: 'every-second', limit: 1000 })).filter((r) => ['queued', 'starting', 'running'].includes(r.status));
+        const open = (await store.list({ task: 'every-second', limit: 1000 })).filter((r) =>
+          ['queued', 'starting', 'running'].includes(r.status),
+        );
         return open.length === 0;
       },
       60_000,

@@ -106,7 +106,9 @@ describe('20 restarts of a daemon in 30 s while another runs', () => {
     const open = await until(
       'the runs of the window to end',
       async () => {
-        const o = (await cluster.store.list({ task: 'every-second', limit: 1000 })).filter((r) => ['queued', 'starting', 'running'].includes(r.status));
+        const o = (await cluster.store.list({ task: 'every-second', limit: 1000 })).filter((r) =>
+          ['queued', 'starting', 'running'].includes(r.status),
+        );
         return o.length === 0 || Date.now() - pausedAt > 20_000 ? o : undefined;
       },
       30_000,

@@ -61,7 +61,9 @@ export class ClusterNode {
 
   /** Starts the daemon and resolves once it logged that it is running. */
   async start(extraEnv: Record<string, string> = {}): Promise<void> {
-    await (await this.launch(extraEnv)).ready;
+    await (
+      await this.launch(extraEnv)
+    ).ready;
   }
 
   /**
