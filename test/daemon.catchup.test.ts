@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keys } from '../src/runs/keys.js';
+import { STARTUP_GRACE_MS } from '../src/triggers/cron.js';
 import { configFrom, removeClusterContainers, startTestDaemon, type TestDaemon } from './helpers/daemon.js';
 import { startTestRedis } from './helpers/redis.js';
 
@@ -28,7 +29,7 @@ afterAll(async () => {
 });
 
 describe('catch-up after downtime', () => {
-  it('runs missed ticks once inside the window, and records a skip outside it', async () => {
+  it('runs missed ticks once inside the window, and records a skip outside it; ticks of the start-up grace run late', async () => {
     const config = configFrom(CONFIG);
     daemon = await startTestDaemon({ config, redisUrl: redis.url });
     // Let both tasks claim a tick, so there is a "last tick" to miss from.
@@ -39,7 +40,8 @@ describe('catch-up after downtime', () => {
     const conn = new Redis({ path: redis.path });
     const downAt = Number(await conn.get(keys.cronLast('forgiving')));
     conn.disconnect();
-    await new Promise((r) => setTimeout(r, 3_500));
+    // Down longer than the start-up grace: ticks older than it are missed ones.
+    await new Promise((r) => setTimeout(r, STARTUP_GRACE_MS + 3_500));
 
     daemon = await startTestDaemon({ config, redisUrl: redis.url });
     const upAt = Date.now();
@@ -48,7 +50,8 @@ describe('catch-up after downtime', () => {
     expect(after.map((r) => r.task).sort()).toEqual(['forgiving', 'strict']);
 
     const forgiving = after.find((r) => r.task === 'forgiving')!;
-    const missedExpected = Math.floor((upAt - downAt) / 1000);
+    // Missed: the ticks from the last claimed one to the grace before the start.
+    const missedExpected = Math.floor((upAt - STARTUP_GRACE_MS - downAt) / 1000);
     expect(forgiving.missedTicks).toBeGreaterThanOrEqual(missedExpected - 1);
     expect(forgiving.missedTicks).toBeLessThanOrEqual(missedExpected + 2);
     const ended = await daemon.waitForEnd(forgiving.id);
@@ -60,5 +63,11 @@ describe('catch-up after downtime', () => {
     expect(strict.reason).toMatch(
       /^catch-up window passed: \d+ tick\(s\) missed while no daemon ran, the latest at .*; catchup is off \(0s\)$/,
     );
+    // The ticks of the grace are not missed: the timer fires them late, each its own run.
+    const graceTicks = (await daemon.store.list({ task: 'strict', limit: 1000 })).filter(
+      (r) => r.scheduledAt! > strict.scheduledAt! && r.scheduledAt! <= upAt - 1_000,
+    );
+    expect(graceTicks.length).toBeGreaterThanOrEqual(STARTUP_GRACE_MS / 1000 - 2);
+    expect(graceTicks.filter((r) => r.status === 'skipped' || r.missedTicks !== undefined)).toEqual([]);
   });
 });

@@ -32,6 +32,16 @@ const MISSED_COUNT_LIMIT = 10_000;
 
 /** setTimeout's limit; longer waits are taken in steps. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
+/**
+ * A tick at most this old when a daemon starts is fired by its timer, late, rather than
+ * taken for one missed. A running daemon claims each tick a moment after it (its timer, a
+ * Redis round trip, an event loop busy on a loaded host): a daemon starting in that moment
+ * would otherwise find the tick unclaimed and record it `skipped` ("missed while no daemon
+ * ran") while the other was about to run it (test/cluster.restarts.test.ts). Fired by the
+ * timer, it goes through its dedupe key like any tick: one run, whichever daemon claims it.
+ * With no other daemon up, such a tick runs a few seconds late, as a stalled process's do.
+ */
+export const STARTUP_GRACE_MS = 5_000;
 const RETRY_MIN_MS = 500;
 const RETRY_MAX_MS = 30_000;
 
@@ -63,22 +73,30 @@ export class CronTrigger implements Trigger {
   }
 
   /**
-   * Starts firing ticks after now. First, catch-up: if ticks were missed since the last one
-   * any daemon claimed (no daemon ran), the latest of them becomes one run when it is
-   * inside the task's `catchup` window, or one `skipped` record saying why not. It goes
-   * through the tick's own dedupe key, so daemons starting together still make one record,
-   * and a start-up never makes more than one catch-up run per task.
+   * Starts firing ticks. First, catch-up: if ticks were missed since the last one any daemon
+   * claimed (no daemon ran), the latest of them becomes one run when it is inside the task's
+   * `catchup` window, or one `skipped` record saying why not. It goes through the tick's own
+   * dedupe key, so daemons starting together still make one record, and a start-up never
+   * makes more than one catch-up run per task. Ticks of the last STARTUP_GRACE_MS are not
+   * missed ones: the timer starts from there and fires them as live ticks. With no tick ever
+   * claimed (a new task or cluster) nothing was missed, and the timer starts from now.
    */
   async start(): Promise<void> {
     this.stopped = false;
     const now = this.now();
     this.cursor = now;
-    if (this.lastClaimedTick !== undefined) await this.catchUp(this.lastClaimedTick, now);
+    if (this.lastClaimedTick !== undefined) {
+      const missedUntil = now - STARTUP_GRACE_MS;
+      await this.catchUp(this.lastClaimedTick, missedUntil, now);
+      // Ticks up to the last claimed one are claimed for sure: no need to propose them again.
+      this.cursor = Math.max(this.lastClaimedTick, missedUntil);
+    }
     this.arm();
   }
 
-  private async catchUp(lastClaimedTick: number, now: number): Promise<void> {
-    const { ticks, more } = ticksBetween(this.task, lastClaimedTick, now, MISSED_COUNT_LIMIT);
+  /** Ticks in (lastClaimedTick, missedUntil] were missed: at most one record for them. */
+  private async catchUp(lastClaimedTick: number, missedUntil: number, now: number): Promise<void> {
+    const { ticks, more } = ticksBetween(this.task, lastClaimedTick, missedUntil, MISSED_COUNT_LIMIT);
     if (ticks.length === 0) return;
     const latest = ticks[ticks.length - 1];
     const missed = more ? `more than ${MISSED_COUNT_LIMIT}` : String(ticks.length);

@@ -7,6 +7,7 @@ import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { LABEL_CLUSTER, LABEL_RUN, parseRunLabels } from '../../src/runtime/labels.js';
 import { keys } from '../../src/runs/keys.js';
+import { RunStore } from '../../src/runs/store.js';
 import { removeClusterContainers } from './daemon.js';
 import { freePort, spawnDaemon, type DaemonProcess } from './process.js';
 import { startTestRedis } from './redis.js';
@@ -60,6 +61,16 @@ export class ClusterNode {
 
   /** Starts the daemon and resolves once it logged that it is running. */
   async start(extraEnv: Record<string, string> = {}): Promise<void> {
+    await (
+      await this.launch(extraEnv)
+    ).ready;
+  }
+
+  /**
+   * Starts the daemon without waiting for it to be ready (a crash loop kills it mid-start):
+   * the returned process's `ready` says when it is, and rejects if it exits first.
+   */
+  async launch(extraEnv: Record<string, string> = {}): Promise<DaemonProcess> {
     const p = spawnDaemon(this.configFile, {
       ...this.env(),
       DOCKER_HOST: this.engine.dockerHost,
@@ -69,7 +80,7 @@ export class ClusterNode {
     });
     this.process = p;
     this.outputs.push(p.output);
-    await p.ready;
+    return p;
   }
 
   get pid(): number | undefined {
@@ -95,6 +106,21 @@ export class ClusterNode {
 
   output(): string {
     return this.outputs.map((o) => o()).join('\n--- restarted ---\n');
+  }
+
+  /** The JSON log lines of every process of this node, oldest first (a line cut by a kill is skipped). */
+  logLines(): Array<Record<string, unknown>> {
+    const lines: Array<Record<string, unknown>> = [];
+    for (const o of this.outputs)
+      for (const line of o().split('\n')) {
+        if (!line.startsWith('{')) continue;
+        try {
+          lines.push(JSON.parse(line) as Record<string, unknown>);
+        } catch {
+          // the process was killed mid-line
+        }
+      }
+    return lines;
   }
 }
 
@@ -179,6 +205,8 @@ export class ContainerSampler {
 export interface Cluster {
   readonly redis: Awaited<ReturnType<typeof startTestRedis>>;
   readonly redisClient: Redis;
+  /** The cluster's run records, read from its Redis. */
+  readonly store: RunStore;
   readonly engines: Engine[];
   readonly nodes: ClusterNode[];
   readonly sampler: ContainerSampler;
@@ -215,6 +243,7 @@ export async function startCluster(opts: {
   return {
     redis,
     redisClient,
+    store: new RunStore(redisClient),
     engines,
     nodes,
     sampler,
