@@ -5,6 +5,7 @@ import type { RunletConfig, TaskConfig } from '../config/types.js';
 import type { RunletEvents } from '../runs/events.js';
 import type { RunFailedToStartLike } from './failure.js';
 import { describeFailure } from './failure.js';
+import { TaskNotConfigured } from './errors.js';
 import type { PreparedRun, RunResult, RunSpec, Runtime } from '../runtime/types.js';
 import type { RunStore } from '../runs/store.js';
 import { currentAttempt, isTerminal, MOVES, type RunRecord, type RunStatus } from '../runs/types.js';
@@ -46,15 +47,10 @@ export async function runJob(ctx: RunContext, runId: string): Promise<void> {
   if (!run || isTerminal(run.status)) return;
   if (run.status !== 'queued') return settleRedelivered(ctx, run);
 
+  // Not failed here: a daemon whose config lacks the task (a reload removed it, or its file
+  // is older than a peer's) hands the job back for a daemon that can run it (workers.ts).
   const task = ctx.config.tasks[run.task];
-  if (!task) {
-    await ctx.store.transition(runId, MOVES.failUnconfigured.to, {
-      from: MOVES.failUnconfigured.from,
-      reason: `task "${run.task}" is not in the configuration this daemon loaded (${ctx.config.file})`,
-      fields: { finishedAt: Date.now() },
-    });
-    return;
-  }
+  if (!task) throw new TaskNotConfigured(run.task);
 
   // The claim, exactly once per attempt: of all workers that may hold this job (BullMQ
   // delivers at least once, and a retry's job can meet a late redelivery of the last one),
