@@ -49,6 +49,11 @@ export const API_ERRORS = {
     status: 404,
     message: (p: { task: string }) => `task "${p.task}" has no webhook (add webhook: to it in the config to accept POST /hooks/${p.task})`,
   },
+  WEBHOOK_NEEDS_RESTART: {
+    status: 404,
+    message: (p: { task: string }) =>
+      `task "${p.task}" was given a webhook by a config reload; webhook routes are made when the daemon starts, so POST /hooks/${p.task} is accepted after a restart`,
+  },
   WEBHOOK_UNAUTHORIZED: {
     status: 401,
     message: (p: { why: string; expected: string }) => `${p.why}; expected ${p.expected}. Nothing was queued`,

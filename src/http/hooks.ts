@@ -92,6 +92,8 @@ export const hookRoutes: FastifyPluginAsync<{ deps: HttpDeps }> = async (app, { 
 function notAHook(deps: HttpDeps, name: string): never {
   const task = deps.config.tasks[name];
   if (!task) throw apiError('TASK_NOT_FOUND', { task: name, hint: didYouMean(name, Object.keys(deps.config.tasks)) });
+  // Given a webhook by a reload: its route is made at the next start (see registerHook).
+  if (task.webhook) throw apiError('WEBHOOK_NEEDS_RESTART', { task: name });
   throw apiError('WEBHOOK_NOT_CONFIGURED', { task: name });
 }
 
