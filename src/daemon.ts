@@ -326,6 +326,7 @@ async function startAlerts(
       handedOver = await alerts.handOver();
       alerts = undefined;
     }
+    // Nothing to do without rules: no consumer group, no scan.
     if (rules.length === 0) return;
     const next = new Alerts(
       {

@@ -73,7 +73,7 @@ describe('daemons with different configs on one Redis (a rolling config change)'
     // The older daemon never took (let alone failed) a run of a task its config lacks.
     expect(new Set(rollups.map((r) => r.node))).toEqual(new Set(['node-after']));
     expect((await newer.store.list({ task: 'rollup', limit: 1000 })).length).toBe(ROUNDS);
-  });
+  }, 120_000);
 
   it('after the older daemon reloads the newer file, the two share the work and each follower still runs once', async () => {
     writeFileSync(olderConfig.file, AFTER);
@@ -83,5 +83,5 @@ describe('daemons with different configs on one Redis (a rolling config change)'
     await rollupsOf(ids);
     await new Promise((r) => setTimeout(r, 1000));
     expect((await newer.store.list({ task: 'rollup', limit: 1000 })).length).toBe(2 * ROUNDS);
-  });
+  }, 120_000);
 });

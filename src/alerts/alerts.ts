@@ -101,11 +101,6 @@ export class Alerts {
     });
   }
 
-  /** Nothing to do without rules: no consumer group, no scan. */
-  static wanted(config: RunletConfig): boolean {
-    return config.alerts.length > 0;
-  }
-
   async start(from = this.deps.endedFrom ?? '$'): Promise<void> {
     await this.consumer.start(from);
     const touch = setInterval(() => void this.consumer.touch([...this.held.keys()]).catch(() => undefined), TOUCH_EVERY_MS);

@@ -89,6 +89,9 @@ export class Reloader {
     live.replace(next);
     try {
       await this.parts.apply();
+    } catch (err) {
+      logger.error({ err }, 'the new config is in place but applying it failed part-way; reload again to complete it');
+      throw err;
     } finally {
       // Also after a failed step: what stopped above must fire again under the new config.
       await triggers.startMissing(since);

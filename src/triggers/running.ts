@@ -85,9 +85,14 @@ export class RunningTriggers {
     if (!this.after && followers.length > 0) {
       const after = new AfterTrigger(this.deps, followers);
       // From where the replaced group stopped; followers with no group before: from now.
-      await after.start(this.afterFrom ?? '$');
-      this.after = after;
-      this.afterFrom = undefined;
+      // Should it fail, the next reload tries again from the same place.
+      await after.start(this.afterFrom ?? '$').then(
+        () => {
+          this.after = after;
+          this.afterFrom = undefined;
+        },
+        (err) => this.deps.logger.error({ err, trigger: after.name }, 'trigger failed to start; reload again to retry'),
+      );
     }
     await this.startAll(started);
   }
