@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import { CliError } from './cli/client.js';
 import { backfillCommand, cancelCommand, pauseCommand } from './cli/control.js';
 import { logsCommand } from './cli/logs.js';
+import { reloadCommand } from './cli/reload.js';
 import { runCommand } from './cli/run.js';
 import { retryCommand, runsCommand } from './cli/runs.js';
 import { startCommand } from './cli/start.js';
@@ -29,6 +30,8 @@ commands:
                               cluster-wide: ticks are recorded as skipped while paused
   backfill <task> --from T --to T
                               run the past ticks in [T, T] once each (ticks that ran are not repeated)
+  reload                      the daemon reads its config file again (as on SIGHUP): a file
+                              with errors is refused (exit 1) and the old config keeps running
 
 options:
   -c, --config FILE           config file (default config/runlet.yaml); for start and
@@ -41,7 +44,7 @@ environment: REDIS_URL, RUNLET_PORT (8080), RUNLET_TOKEN, RUNLET_DATA (.runlet),
 RUNLET_HOST (127.0.0.1; 0.0.0.0 with a token; without RUNLET_TOKEN only a loopback
 address, else start refuses), RUNLET_ALLOWED_HOSTS (more Host names to answer to, e.g. a
 proxy's, comma-separated; requests for other names get 421, cross-origin changes 403),
-RUNLET_NODE (hostname), RUNLET_URL (for run/status/logs), RUNLET_STALLED_MS (30000),
+RUNLET_NODE (hostname), RUNLET_URL (for run/status/logs/reload), RUNLET_STALLED_MS (30000),
 RUNLET_LABELS (extra container labels, k=v,k=v),
 RUNLET_LOG_LEVEL (info)`;
 
@@ -81,6 +84,7 @@ const COMMANDS: Record<string, { readonly args: readonly string[]; readonly opti
   pause: { args: ['<task>'], options: [] },
   resume: { args: ['<task>'], options: [] },
   backfill: { args: ['<task>'], options: ['from', 'to'] },
+  reload: { args: [], options: [] },
 };
 
 const flag = (name: OptionName) => ('short' in OPTIONS[name] ? `-${OPTIONS[name].short}/--${name}` : `--${name}`);
@@ -149,6 +153,8 @@ async function main(argv: string[]): Promise<number> {
     case 'pause':
     case 'resume':
       return pauseCommand({ ...common, task: arg!, resume: command === 'resume' });
+    case 'reload':
+      return reloadCommand(common);
     default: // backfill: checkArgs knows no other command
       return backfillCommand({ ...common, task: arg!, from: values.from, to: values.to });
   }

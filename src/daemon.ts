@@ -1,6 +1,9 @@
 import Docker from 'dockerode';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import type { ConfigChanges } from './config/diff.js';
+import { LiveConfig } from './config/live.js';
+import { loadConfig } from './config/load.js';
 import type { RunletConfig } from './config/types.js';
 import { nextFireTimes } from './config/fire-times.js';
 import { NodeAdmission } from './dispatch/admission.js';
@@ -17,11 +20,12 @@ import { startReconciler } from './dispatch/reconcile.js';
 import { runJob } from './dispatch/run-job.js';
 import { settleLeftovers } from './dispatch/settle.js';
 import { TaskWorkers } from './dispatch/workers.js';
-import { Alerts, type AlertsOptions } from './alerts/alerts.js';
+import { Alerts, alertsGroup, type AlertsOptions } from './alerts/alerts.js';
+import { Reloader } from './daemon/reload.js';
 import type { HttpDeps } from './http/deps.js';
 import { listenPolicy } from './http/hosts.js';
 import { ChangeFeed } from './http/live.js';
-import { buildServer } from './http/server.js';
+import { buildServer, fixedAtStart } from './http/server.js';
 import { startEmbeddedRedis } from './lib/embedded-redis.js';
 import { connect, describeTarget, redisOptions, type RedisTarget } from './lib/redis.js';
 import { Releasers } from './lib/releasers.js';
@@ -34,19 +38,22 @@ import { buildTaskImages } from './runtime/image-build.js';
 import type { Runtime } from './runtime/types.js';
 import { noteTasks } from './runs/daily-usage.js';
 import { EndedRuns } from './runs/ended.js';
+import { newestEnded } from './runs/ended-consumer.js';
 import { RedisEpoch } from './runs/epoch.js';
 import { RunletEvents } from './runs/events.js';
 import { RunletMetrics } from './runs/metrics.js';
 import { startRetentionSweep } from './runs/retention.js';
 import { RunStore } from './runs/store.js';
 import type { RunRequest } from './runs/types.js';
-import { allTriggers } from './triggers/events.js';
 import { manualRequest, retryRequest } from './triggers/manual.js';
 import { resetStream } from './triggers/mongo/cursor.js';
+import { RunningTriggers } from './triggers/running.js';
 import type { TriggerDeps } from './triggers/types.js';
 
 export interface DaemonOptions {
   readonly config: RunletConfig;
+  /** What a reload reads (SIGHUP, `runlet reload`); default: the config's file again, with the daemon's environment. */
+  readonly readConfig?: () => RunletConfig;
   readonly logger: Logger;
   /** Where the embedded Redis keeps its socket and append-only file. */
   readonly dataDir: string;
@@ -86,6 +93,8 @@ export interface Daemon {
   readonly redis: Redis;
   readonly redisTarget: RedisTarget;
   submit(request: RunRequest): Promise<{ runId: string; created: boolean }>;
+  /** Reads the config file again and applies it (daemon/reload.ts); throws ConfigError for a file with errors. */
+  reload(): Promise<ConfigChanges>;
   stop(): Promise<void>;
 }
 
@@ -99,19 +108,43 @@ type Submit = (request: RunRequest, opts?: { cronMarker?: boolean; skipReason?: 
  * step registers what it must release as it acquires it, so a failure part-way releases
  * exactly what was started.
  */
-export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
+export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   // First, before anything is started: a daemon that would be open to strangers doesn't start.
-  const listen = listenPolicy(opts);
-  const releasers = new Releasers(opts.logger);
+  const listen = listenPolicy(options);
+  const releasers = new Releasers(options.logger);
+  // Every part gets the live view: it reads the config a reload put in place.
+  const live = new LiveConfig(options.config);
+  const opts: DaemonOptions = { ...options, config: live.view };
   try {
     // This node's room for runs: the workers decide by it, the heartbeat reports it.
     const admission = new NodeAdmission(opts.config);
     const storage = await startStorage(opts, admission, releasers);
     const docker = await startRuntime(opts);
     const dispatch = await startDispatch(opts, storage, admission, docker, releasers);
-    await startAlerts(opts, storage, dispatch, releasers);
-    const url = await startHttp(opts, listen, storage, dispatch, docker.docker, releasers);
+    const alerts = await startAlerts(opts, live, storage, dispatch, releasers);
+    // The API is up before the triggers, so the route asks for a reloader made after them.
+    let reloader: Reloader | undefined;
+    const reload = () => reloader?.reload() ?? Promise.reject(new Error('the daemon is still starting; try again'));
+    const url = await startHttp(opts, listen, storage, dispatch, docker.docker, reload, releasers);
     const triggers = await startTriggers(opts, storage, dispatch, releasers);
+    reloader = new Reloader({
+      live,
+      logger: opts.logger,
+      read: options.readConfig ?? (() => loadConfig(live.current.file)),
+      fixedAtStart: (next) => fixedAtStart(options.config, next),
+      build: (next) => buildTaskImages(docker.docker, next, opts.logger),
+      triggers,
+      apply: async () => {
+        const tasks = Object.values(live.current.tasks);
+        // Limits before workers: an added task's runs are never taken without its limit.
+        await dispatch.queues.applyConcurrency(tasks);
+        await dispatch.workers.sync();
+        await noteTasks(storage.redis, tasks).catch((err) => opts.logger.warn({ err }, 'could not note the tasks for the usage report'));
+        await alerts.sync();
+      },
+    });
+    // Added last, so released first: no reload runs while the rest stops.
+    releasers.add('config reloads', () => reloader.close());
 
     const { identity, redis, redisTarget, store } = storage;
     opts.logger.info(
@@ -120,7 +153,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
         node: identity.node,
         redis: describeTarget(redisTarget),
         tasks: Object.keys(opts.config.tasks).length,
-        triggers: triggers.map((t) => t.name),
+        triggers: triggers.names(),
       },
       'runlet is running',
     );
@@ -133,6 +166,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       redis,
       redisTarget,
       submit: (request) => dispatch.submit(request),
+      reload,
       stop: () => releasers.releaseAll(),
     };
   } catch (err) {
@@ -150,6 +184,8 @@ interface Storage {
   readonly heartbeat: Heartbeat;
   /** Set by a graceful stop that leaves runs in progress: the heartbeat is kept until then (identity.ts). */
   readonly leaving: { until?: number };
+  /** The newest ended-runs entry at start: where consumer groups this daemon creates begin. */
+  readonly endedFrom: string;
 }
 
 /** runlet's Redis (its own embedded one unless REDIS_URL), the run store, and this daemon's identity and heartbeat (with the node's load). */
@@ -166,6 +202,8 @@ async function startStorage(opts: DaemonOptions, admission: NodeAdmission, relea
   const redis = connect(redisTarget, 'runlet');
   releasers.add('redis', async () => void redis.disconnect());
   await redis.ping();
+  // Before settling leftovers, which may end runs: their entries come after this one.
+  const endedFrom = await newestEnded(redis);
   const identity: Identity = { node: opts.node, clusterId: await clusterIdOf(redis), daemonId: newDaemonId(opts.node) };
   const heartbeat = startHeartbeat(
     redis,
@@ -180,7 +218,7 @@ async function startStorage(opts: DaemonOptions, admission: NodeAdmission, relea
   const epoch = new RedisEpoch(redis, identity.clusterId, opts.logger);
   await epoch.mark();
   releasers.add('redis epoch check', epoch.start());
-  return { redisTarget, redis, store: new RunStore(redis), identity, epoch, heartbeat, leaving };
+  return { redisTarget, redis, store: new RunStore(redis), identity, epoch, heartbeat, leaving, endedFrom };
 }
 
 /** The engine must answer before anything is taken; the tasks' `build:` images are built now. */
@@ -197,6 +235,7 @@ async function startRuntime(opts: DaemonOptions): Promise<{ docker: Docker; runt
 interface Dispatch {
   readonly events: RunletEvents;
   readonly queues: TaskQueues;
+  readonly workers: TaskWorkers;
   readonly pauses: PauseState;
   readonly metrics: RunletMetrics;
   readonly ended: EndedRuns;
@@ -256,8 +295,10 @@ async function startDispatch(
   };
 
   await noteTasks(redis, Object.values(config.tasks)).catch((err) => logger.warn({ err }, 'could not note the tasks for the usage report'));
-  if (config.retention.maxAgeMs !== undefined)
-    releasers.add('retention sweep', startRetentionSweep(store, config.retention.maxAgeMs, logger, opts.retentionSweepMs));
+  releasers.add(
+    'retention sweep',
+    startRetentionSweep(store, () => config.retention.maxAgeMs, logger, opts.retentionSweepMs),
+  );
   const waits = new WaitRecorder(redis, store, identity, logger);
   releasers.add('wait reasons', () => waits.clear());
   // Made before settling, started after: the containers it adopts take their room first.
@@ -314,27 +355,55 @@ async function startDispatch(
     facts: (now) => loadWaitFacts(redis, store, config, now),
     streams: mongoStreams(redis, config),
   });
-  return { events, queues, pauses, metrics, ended, stuck, submit: (request, o = {}) => enqueue(enqueueDeps, request, o) };
+  return { events, queues, workers, pauses, metrics, ended, stuck, submit: (request, o = {}) => enqueue(enqueueDeps, request, o) };
 }
 
-async function startAlerts(opts: DaemonOptions, storage: Storage, dispatch: Dispatch, releasers: Releasers): Promise<void> {
-  if (!Alerts.wanted(opts.config)) return;
-  const { config, logger } = opts;
-  const alerts = new Alerts(
-    {
-      config,
-      redis: storage.redis,
-      store: storage.store,
-      identity: storage.identity,
-      events: dispatch.events,
-      logger,
-      epoch: storage.epoch,
-      findStuck: () => dispatch.stuck.find(),
-    },
-    opts.alerts,
-  );
-  await alerts.start();
-  releasers.add('alerts', () => alerts.stop());
+/**
+ * Alerts for the rules of the config now, if it has any; `sync` after a reload replaces them
+ * when the rules changed (each rule set reads in a consumer group of its own, alerts.ts).
+ */
+async function startAlerts(
+  opts: DaemonOptions,
+  live: LiveConfig,
+  storage: Storage,
+  dispatch: Dispatch,
+  releasers: Releasers,
+): Promise<{ sync(): Promise<void> }> {
+  let alerts: Alerts | undefined;
+  /** Where the group of rules a reload replaced stopped (Alerts.handOver). */
+  let handedOver: string | undefined;
+  const sync = async (reloading: boolean) => {
+    const rules = live.current.alerts;
+    if (alerts?.group === alertsGroup(rules)) return;
+    if (alerts) {
+      handedOver = await alerts.handOver();
+      alerts = undefined;
+    }
+    // Nothing to do without rules: no consumer group, no scan.
+    if (rules.length === 0) return;
+    const next = new Alerts(
+      {
+        // Fixed, not the live view: an Alerts is one rule set.
+        config: live.current,
+        redis: storage.redis,
+        store: storage.store,
+        identity: storage.identity,
+        events: dispatch.events,
+        logger: opts.logger,
+        epoch: storage.epoch,
+        endedFrom: storage.endedFrom,
+        findStuck: () => dispatch.stuck.find(),
+      },
+      opts.alerts,
+    );
+    // At start from the daemon's start; after a reload from where the old rules stopped, or now.
+    await next.start(reloading ? (handedOver ?? '$') : undefined);
+    alerts = next;
+    handedOver = undefined;
+  };
+  await sync(false);
+  releasers.add('alerts', async () => alerts?.stop());
+  return { sync: () => sync(true) };
 }
 
 /** The ops API, hooks, live views and dashboard; returns the URL it answers on. */
@@ -344,6 +413,7 @@ async function startHttp(
   storage: Storage,
   dispatch: Dispatch,
   docker: Docker,
+  reload: () => Promise<ConfigChanges>,
   releasers: Releasers,
 ): Promise<string> {
   const { config, logger } = opts;
@@ -381,6 +451,7 @@ async function startHttp(
     resetStream: (task) => resetStream(redis, task),
     status: () => clusterStatus({ redis, store, config, identity }),
     nodes: () => clusterNodes(redis),
+    reload,
   };
   const app = buildServer(httpDeps, logger);
   releasers.add('http server', () => app.close());
@@ -398,12 +469,8 @@ async function startHttp(
   return `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`;
 }
 
-/**
- * Last: nothing fires before the rest can take it. Each trigger stops on its own; one that
- * fails to start is logged, never fatal to the others (a change stream whose server is
- * down must not stop the schedules).
- */
-async function startTriggers(opts: DaemonOptions, storage: Storage, dispatch: Dispatch, releasers: Releasers) {
+/** Last: nothing fires before the rest can take it (triggers/running.ts). */
+async function startTriggers(opts: DaemonOptions, storage: Storage, dispatch: Dispatch, releasers: Releasers): Promise<RunningTriggers> {
   const { config, logger } = opts;
   const { redis, store, identity, redisTarget } = storage;
   const deps: TriggerDeps = {
@@ -417,9 +484,10 @@ async function startTriggers(opts: DaemonOptions, storage: Storage, dispatch: Di
     logger,
     stalledMs: opts.stalledMs,
     epoch: storage.epoch,
+    endedFrom: storage.endedFrom,
   };
-  const triggers = await allTriggers(deps);
-  releasers.add('triggers', async () => void (await Promise.allSettled(triggers.map((t) => t.stop()))));
-  for (const t of triggers) await t.start().catch((err) => logger.error({ err, trigger: t.name }, 'trigger failed to start'));
+  const triggers = new RunningTriggers(deps);
+  releasers.add('triggers', () => triggers.stop());
+  await triggers.start();
   return triggers;
 }

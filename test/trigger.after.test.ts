@@ -4,7 +4,7 @@ import { createLogger } from '../src/lib/logger.js';
 import { keys } from '../src/runs/keys.js';
 import { RunStore, type RunReader } from '../src/runs/store.js';
 import type { RunRecord } from '../src/runs/types.js';
-import { AFTER_GROUP, AfterTrigger } from '../src/triggers/after.js';
+import { afterGroup, AfterTrigger } from '../src/triggers/after.js';
 import type { TriggerDeps } from '../src/triggers/types.js';
 import { configFrom, removeClusterContainers, startTestDaemon, useDaemon, type TestDaemon } from './helpers/daemon.js';
 import { startTestRedis } from './helpers/redis.js';
@@ -134,6 +134,7 @@ describe('after: a daemon that died before acknowledging', () => {
         },
       }) as TriggerDeps;
 
+    const AFTER_GROUP = afterGroup([config.tasks.rollup!]);
     await conn.xgroup('CREATE', keys.ended(), AFTER_GROUP, '$', 'MKSTREAM');
     const { runId } = await store.create({ task: 'archive', trigger: 'manual', dedupeKey: 'archive:manual:ghost' });
     await store.transition(runId, 'succeeded', { from: ['queued'] });

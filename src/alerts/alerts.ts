@@ -13,8 +13,14 @@ import type { StuckItem } from '../ops/stuck.js';
 import { eventsFor, mayConcern, runAlert, stuckAlert } from './message.js';
 import { AlertSender, deliveryBudgetMs, type SenderOptions } from './sender.js';
 
-/** The consumer group of the ended-runs stream that alerts read with. */
-export const ALERTS_GROUP = 'alerts';
+/**
+ * The consumer group of the ended-runs stream that alerts read with: one per set of rules
+ * (`alerts:<hash>`), so the daemons of one group all alert alike on an entry. See the
+ * comment where an entry is acknowledged (Alerts.handle).
+ */
+export function alertsGroup(rules: readonly AlertRule[]): string {
+  return `alerts:${createHash('sha256').update(JSON.stringify(rules)).digest('hex').slice(0, 12)}`;
+}
 const RUN_MARKER_TTL_MS = 7 * 24 * 3600 * 1000;
 /** A stuck item alerts once a day at most, however long it stays stuck. */
 const STUCK_MARKER_TTL_MS = 24 * 3600 * 1000;
@@ -30,6 +36,7 @@ function ruleId(rule: AlertRule, index: number): string {
 }
 
 export interface AlertsDeps {
+  /** Fixed for this instance's life (its rules are its consumer group): a reload that changes the rules makes another. */
   readonly config: RunletConfig;
   readonly redis: Redis;
   readonly store: RunReader;
@@ -38,6 +45,8 @@ export interface AlertsDeps {
   readonly logger: Logger;
   /** Puts the alerts consumer group back when Redis comes back empty. */
   readonly epoch?: RedisEpoch;
+  /** Where a consumer group this daemon creates starts reading (see TriggerDeps.endedFrom); default '$'. */
+  readonly endedFrom?: string;
   /** What is stuck now (ops/stuck.ts StuckFinder). */
   findStuck(): Promise<StuckItem[]>;
 }
@@ -48,7 +57,7 @@ export interface AlertsOptions extends SenderOptions {
 }
 
 /**
- * Alerts on ended runs (from the ended-runs stream, consumer group `alerts`) and on stuck
+ * Alerts on ended runs (from the ended-runs stream, consumer group `alerts:<rules hash>`) and on stuck
  * items (a scan every 30 s by one daemon of the cluster at a time). Each (rule, run) and
  * (rule, stuck item) alerts once: see AlertSender.claim for the marker that makes sure.
  *
@@ -59,6 +68,8 @@ export interface AlertsOptions extends SenderOptions {
  * daemon's is claimed once it has been idle longer than any delivery can take.
  */
 export class Alerts {
+  /** The consumer group these rules read in (alertsGroup). */
+  readonly group: string;
   private readonly sender: AlertSender;
   private readonly consumer: EndedConsumer;
   private readonly ruleIds: string[];
@@ -74,10 +85,11 @@ export class Alerts {
     const rules = deps.config.alerts;
     this.ruleIds = rules.map(ruleId);
     this.sender = new AlertSender(deps.redis, rules, deps.identity.daemonId, deps.events, deps.logger.child({ component: 'alerts' }), opts);
+    this.group = alertsGroup(rules);
     const budget = Math.max(0, ...rules.map((r) => deliveryBudgetMs(r, opts.backoffMs, opts.backoffMaxMs)));
     this.consumer = new EndedConsumer({
       redis: deps.redis,
-      group: ALERTS_GROUP,
+      group: this.group,
       consumer: deps.identity.daemonId,
       logger: deps.logger,
       epoch: deps.epoch,
@@ -89,13 +101,8 @@ export class Alerts {
     });
   }
 
-  /** Nothing to do without rules: no consumer group, no scan. */
-  static wanted(config: RunletConfig): boolean {
-    return config.alerts.length > 0;
-  }
-
-  async start(): Promise<void> {
-    await this.consumer.start();
+  async start(from = this.deps.endedFrom ?? '$'): Promise<void> {
+    await this.consumer.start(from);
     const touch = setInterval(() => void this.consumer.touch([...this.held.keys()]).catch(() => undefined), TOUCH_EVERY_MS);
     this.timers.push(touch);
     if (this.deps.config.alerts.some((r) => r.on.includes('stuck'))) {
@@ -137,6 +144,11 @@ export class Alerts {
           ]
         : [];
     });
+    // Acknowledged (now, or in `done` once sent) only by a daemon whose rules are this
+    // group's: the group is named for the rules (alertsGroup), so during a rolling config
+    // change a daemon without a new rule never acknowledges an entry that rule would alert
+    // on; it reads in its own group. A rule both configs have alerts once: the sent marker
+    // is the rule's (ruleId), whichever group's daemon claims it first.
     if (outgoing.length === 0) return 'ack';
     this.held.set(entry.id, outgoing.length);
     for (const o of outgoing) this.sender.push(o);
@@ -184,5 +196,15 @@ export class Alerts {
     await this.consumer.stop();
     await this.scanning;
     await this.sender.stop();
+  }
+
+  /**
+   * Stops, and says where the group of the rules that replace these starts: before the
+   * first entry whose alerts this daemon had not sent yet, so they are sent under the new
+   * rules (once: an unchanged rule keeps its sent marker).
+   */
+  async handOver(): Promise<string> {
+    await this.stop();
+    return this.consumer.handOverPoint();
   }
 }

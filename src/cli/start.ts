@@ -7,7 +7,11 @@ import { CliError } from './client.js';
 import { loadOrExit, type CommonArgs } from './common.js';
 import { LABEL_NAMESPACE, USER_LABEL_PREFIX } from '../runtime/labels.js';
 
-/** `runlet start`: the daemon, until SIGINT or SIGTERM (a second one exits at once). */
+/**
+ * `runlet start`: the daemon, until SIGINT or SIGTERM (a second one exits at once). SIGHUP
+ * reloads the config file (as `runlet reload` does); one that arrives while the daemon starts
+ * is applied once it runs, since the file it started with may be older than the signal.
+ */
 export async function startCommand(args: CommonArgs): Promise<number> {
   const { env } = args;
   const config = loadOrExit(args);
@@ -23,7 +27,16 @@ export async function startCommand(args: CommonArgs): Promise<number> {
     throw new CliError(
       `RUNLET_ALLOWED_HOSTS must be host names or addresses separated by commas (or *), got "${allowed.invalid.join('", "')}"`,
     );
-  const daemon = await startDaemon({
+  let daemon: Awaited<ReturnType<typeof startDaemon>> | undefined;
+  let reloadWhenReady = false;
+  // The daemon logs what a reload did or why it refused the file.
+  const reload = () => void daemon?.reload().catch(() => undefined);
+  process.on('SIGHUP', () => {
+    logger.info({ signal: 'SIGHUP' }, 'reloading the config file');
+    if (daemon) reload();
+    else reloadWhenReady = true;
+  });
+  daemon = await startDaemon({
     stalledMs,
     labels: parseLabels(env.RUNLET_LABELS),
     config,
@@ -42,6 +55,8 @@ export async function startCommand(args: CommonArgs): Promise<number> {
     if (err.code === 'EADDRINUSE') throw new CliError(`port ${port} is already in use (another runlet?): set RUNLET_PORT to use another`);
     throw new CliError(`could not start: ${err.message}`);
   });
+  if (reloadWhenReady) reload();
+  const running = daemon;
   return new Promise<number>((done) => {
     let stopping = false;
     const onSignal = (signal: NodeJS.Signals) => {
@@ -51,7 +66,7 @@ export async function startCommand(args: CommonArgs): Promise<number> {
       }
       stopping = true;
       logger.info({ signal }, 'stopping');
-      daemon.stop().then(
+      running.stop().then(
         () => done(0),
         (err) => {
           logger.error({ err }, 'stop failed');

@@ -13,8 +13,9 @@ import type { KeyPath, Problem } from './yaml-source.js';
 import { zodFindings } from './zod-issues.js';
 
 /**
- * Reads runlet.yaml once, at start-up: the caller (cli.ts) passes the result on. `env` is
- * what `${VAR}` reads; it defaults to the daemon's environment.
+ * Reads runlet.yaml at start-up (the caller, cli.ts, passes the result on) and again on a
+ * reload (daemon/reload.ts). `env` is what `${VAR}` reads; it defaults to the daemon's
+ * environment.
  * @throws ConfigError listing every problem in the file.
  */
 export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): RunletConfig {

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { TaskConfig } from '../config/types.js';
 import type { RunFailedToStartLike } from './failure.js';
 import { describeFailure } from './failure.js';
+import { TaskNotConfigured } from './errors.js';
 import type { PreparedRun, RunSpec } from '../runtime/types.js';
 import { currentAttempt, isTerminal, MOVES, type RunRecord } from '../runs/types.js';
 import { LogPublisher } from '../runs/log-stream.js';
@@ -56,15 +57,10 @@ export async function runJob(ctx: RunContext, runId: string, job: JobHandle = {}
     return runJob(ctx, runId, job);
   }
 
+  // Not failed here: a daemon whose config lacks the task (a reload removed it, or its file
+  // is older than a peer's) hands the job back for a daemon that can run it (workers.ts).
   const task = ctx.config.tasks[run.task];
-  if (!task) {
-    await ctx.store.transition(runId, MOVES.failUnconfigured.to, {
-      from: MOVES.failUnconfigured.from,
-      reason: `task "${run.task}" is not in the configuration this daemon loaded (${ctx.config.file})`,
-      fields: { finishedAt: Date.now() },
-    });
-    return;
-  }
+  if (!task) throw new TaskNotConfigured(run.task);
 
   // The claim, exactly once per attempt: of all workers that may hold this job (BullMQ
   // delivers at least once, and a retry's job can meet a late redelivery of the last one),

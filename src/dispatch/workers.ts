@@ -4,6 +4,7 @@ import type { RunletConfig, TaskConfig } from '../config/types.js';
 import { BULL_PREFIX } from '../runs/keys.js';
 import type { RunletEvents } from '../runs/events.js';
 import type { NodeAdmission } from './admission.js';
+import { TaskNotConfigured } from './errors.js';
 import type { RunJobData } from './queues.js';
 import type { JobHandle } from './context.js';
 
@@ -32,9 +33,12 @@ export class TaskWorkers {
   private readonly inFlight = new Set<Promise<void>>();
   /** The reason each task is paused for here, as last told to `waits`. */
   private readonly blocked = new Map<string, string>();
+  /** Workers of tasks a reload removed, closing once their runs in progress have ended. */
+  private readonly retiring = new Set<Worker<RunJobData>>();
 
   constructor(
     private readonly connection: ConnectionOptions,
+    /** Read at each use (a LiveConfig view in the daemon): a reload is seen at the next fetch. */
     private readonly config: RunletConfig,
     private readonly admission: NodeAdmission,
     private readonly process: (runId: string, job: JobHandle) => Promise<void>,
@@ -54,12 +58,12 @@ export class TaskWorkers {
       if (this.workers.has(task.name)) continue;
       const worker = new Worker<RunJobData>(
         task.name,
-        (job, token) => this.take(task, job.data.runId, job.id, () => job.moveToWait(token)),
+        (job, token) => this.take(task.name, job.data.runId, job.id, () => job.moveToWait(token)),
         {
           connection: this.connection,
           prefix: BULL_PREFIX,
           // Never more at once on this node than the task's pool allows.
-          concurrency: this.config.pools[task.pool]?.concurrency ?? 1,
+          concurrency: this.concurrencyOf(task),
           // A run's outcome is in its record; the job needs no second copy.
           removeOnComplete: { age: 3600, count: 1000 },
           removeOnFail: { age: 24 * 3600, count: 1000 },
@@ -80,23 +84,54 @@ export class TaskWorkers {
     this.refresh();
   }
 
-  private take(task: TaskConfig, runId: string, jobId: string | undefined, handBack: () => Promise<unknown>): Promise<void> {
+  private concurrencyOf(task: TaskConfig): number {
+    return this.config.pools[task.pool]?.concurrency ?? 1;
+  }
+
+  /**
+   * After a reload: a worker for each task the config gained, none for those it lost, each
+   * at its pool's concurrency now. A removed task's worker fetches nothing more and closes
+   * once its runs in progress have ended (they keep their job locks until then); a job it
+   * fetched meanwhile goes back to the queue (see `take`).
+   */
+  async sync(): Promise<void> {
+    for (const [name, worker] of this.workers) {
+      const task = this.config.tasks[name];
+      if (task) {
+        if (worker.concurrency !== this.concurrencyOf(task)) worker.concurrency = this.concurrencyOf(task);
+        continue;
+      }
+      this.workers.delete(name);
+      if (this.blocked.delete(name)) this.observers.waits?.taskBlocked(name, undefined);
+      this.retiring.add(worker);
+      void worker
+        .close()
+        .catch((err) => this.logger.warn({ err, task: name }, 'closing the worker of a removed task failed'))
+        .finally(() => this.retiring.delete(worker));
+    }
+    await this.start(Object.values(this.config.tasks));
+  }
+
+  private take(name: string, runId: string, jobId: string | undefined, handBack: () => Promise<unknown>): Promise<void> {
     let untrack = () => {};
-    const work = this.takeAndRun(task, runId, jobId, handBack, () => untrack());
+    const work = this.takeAndRun(name, runId, jobId, handBack, () => untrack());
     untrack = this.track(work);
     return work;
   }
 
   private async takeAndRun(
-    task: TaskConfig,
+    name: string,
     runId: string,
     jobId: string | undefined,
     handBack: () => Promise<unknown>,
     untrack: () => void,
   ): Promise<void> {
-    if (this.stopping) {
+    // Looked up at each fetch: a run is admitted with the task's limits of now.
+    const task = this.config.tasks[name];
+    if (this.stopping || !task) {
       // Fetched as the daemon stops: hand it back rather than hold it, or its active job
-      // would keep the task's cluster-wide slot until stalled-job detection frees it.
+      // would keep the task's cluster-wide slot until stalled-job detection frees it. The
+      // same for a task a reload just removed: a daemon whose config has it takes the job.
       await handBack();
       throw new WaitingError();
     }
@@ -128,6 +163,12 @@ export class TaskWorkers {
           untrack();
         },
       });
+    } catch (err) {
+      if (!(err instanceof TaskNotConfigured)) throw err;
+      // Removed by a reload between the fetch and the claim: never failed by a daemon that
+      // does not know the task (a newer config elsewhere may), only handed back.
+      await handBack();
+      throw new WaitingError();
     } finally {
       release();
     }
@@ -172,7 +213,7 @@ export class TaskWorkers {
   /** Shutdown, first step: fetch nothing more, and hand back what arrives anyway. */
   async stopTaking(): Promise<void> {
     this.stopping = true;
-    await Promise.allSettled([...this.workers.values()].map((w) => w.pause(true)));
+    await Promise.allSettled([...this.workers.values(), ...this.retiring].map((w) => w.pause(true)));
   }
 
   /** Pauses the workers of tasks that would not fit on this node now; resumes the rest. */
@@ -198,7 +239,7 @@ export class TaskWorkers {
 
   /** Stops taking new jobs; with `force`, does not wait for the ones in progress. */
   async close(force = false): Promise<void> {
-    await Promise.allSettled([...this.workers.values()].map((w) => w.close(force)));
+    await Promise.allSettled([...this.workers.values(), ...this.retiring].map((w) => w.close(force)));
     this.workers.clear();
   }
 }

@@ -1,4 +1,5 @@
 import type { Registry } from 'prom-client';
+import type { ConfigChanges } from '../config/diff.js';
 import type { RunletConfig } from '../config/types.js';
 import type { BackfillResult } from '../dispatch/backfill.js';
 import type { Redis } from 'ioredis';
@@ -54,4 +55,9 @@ export interface HttpDeps {
   stuck(now?: number): Promise<StuckItem[]>;
   /** Forgets a change stream's resume token (the operator's way out of history lost); returns the new fence. */
   resetStream(task: string): Promise<number>;
+  /**
+   * Reads the config file again and applies it (POST /api/reload). Throws ConfigError when
+   * the file has errors (nothing changed); without it the route is absent.
+   */
+  reload?(): Promise<ConfigChanges>;
 }

@@ -49,6 +49,11 @@ export const API_ERRORS = {
     status: 404,
     message: (p: { task: string }) => `task "${p.task}" has no webhook (add webhook: to it in the config to accept POST /hooks/${p.task})`,
   },
+  WEBHOOK_NEEDS_RESTART: {
+    status: 404,
+    message: (p: { task: string }) =>
+      `task "${p.task}" was given a webhook by a config reload; webhook routes are made when the daemon starts, so POST /hooks/${p.task} is accepted after a restart`,
+  },
   WEBHOOK_UNAUTHORIZED: {
     status: 401,
     message: (p: { why: string; expected: string }) => `${p.why}; expected ${p.expected}. Nothing was queued`,
@@ -84,6 +89,16 @@ export const API_ERRORS = {
   STREAM_NOT_CONFIGURED: {
     status: 404,
     message: (p: { task: string }) => `task "${p.task}" has no change stream (add mongo: to it in the config to watch a collection)`,
+  },
+  // POST /api/reload: src/http/reload.ts. The issues as `runlet validate` prints them.
+  CONFIG_INVALID: {
+    status: 422,
+    message: (p: { file: string; issues: string }) =>
+      `${p.file} has errors; the daemon goes on with the config it had, unchanged:\n${p.issues}`,
+  },
+  RELOAD_FAILED: {
+    status: 500,
+    message: (p: { detail: string }) => `the reload failed: ${p.detail}`,
   },
   NOT_FOUND: { status: 404, message: (p: { method: string; url: string }) => `no route ${p.method} ${p.url}` },
   INTERNAL: { status: 500, message: (_p: Record<string, never>) => 'internal error; the daemon log has the details' },

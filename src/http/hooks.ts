@@ -74,11 +74,7 @@ export const hookRoutes: FastifyPluginAsync<{ deps: HttpDeps }> = async (app, { 
   }
 
   // Everything else under /hooks/<name>: say precisely what is wrong.
-  const unknownOr = (name: string): never => {
-    const task = deps.config.tasks[name];
-    if (!task) throw apiError('TASK_NOT_FOUND', { task: name, hint: didYouMean(name, Object.keys(deps.config.tasks)) });
-    throw apiError('WEBHOOK_NOT_CONFIGURED', { task: name });
-  };
+  const unknownOr = (name: string): never => notAHook(deps, name);
   app.post<{ Params: { task: string } }>('/:task', async (req) => unknownOr(req.params.task));
   app.route<{ Params: { task: string } }>({
     method: [...OTHER_METHODS],
@@ -92,12 +88,29 @@ export const hookRoutes: FastifyPluginAsync<{ deps: HttpDeps }> = async (app, { 
   });
 };
 
-/**
- * The signed identity preValidation found, handed to the handler of the same request.
- * Kept rather than re-derived so the identity is exactly what was verified.
- */
-const signedIds = new WeakMap<FastifyRequest, SignedIdentity>();
+/** A request for /hooks/<name> that no webhook takes: which of the two reasons. */
+function notAHook(deps: HttpDeps, name: string): never {
+  const task = deps.config.tasks[name];
+  if (!task) throw apiError('TASK_NOT_FOUND', { task: name, hint: didYouMean(name, Object.keys(deps.config.tasks)) });
+  // Given a webhook by a reload: its route is made at the next start (see registerHook).
+  if (task.webhook) throw apiError('WEBHOOK_NEEDS_RESTART', { task: name });
+  throw apiError('WEBHOOK_NOT_CONFIGURED', { task: name });
+}
 
+/**
+ * The signed identity preValidation found, and the task and webhook settings it verified
+ * with, handed to the handler of the same request. Kept rather than re-derived so the
+ * identity is exactly what was verified.
+ */
+const verified = new WeakMap<FastifyRequest, { task: TaskConfig; hook: WebhookConfig; signed?: SignedIdentity }>();
+
+/**
+ * The route is made once, at start, with the body and rate limits of then (fastify fixes
+ * them per route; a reload that changes them reports that they need a restart, see
+ * server.ts `fixedAtStart`). Everything else is read per request from the config now: a
+ * reload's new secret or scheme applies to the next request, and a removed task or webhook
+ * answers 404.
+ */
 function registerHook(app: FastifyInstance, deps: HttpDeps, task: TaskConfig, hook: WebhookConfig): void {
   const limit = hook.rateLimit;
   app.post(
@@ -127,16 +140,19 @@ function registerHook(app: FastifyInstance, deps: HttpDeps, task: TaskConfig, ho
         throw err;
       },
       preValidation: async (req: FastifyRequest) => {
-        const verdict = verify(hook, req.headers, bodyOf(req), Date.now());
+        const now = deps.config.tasks[task.name];
+        if (!now?.webhook) notAHook(deps, task.name);
+        const verdict = verify(now.webhook, req.headers, bodyOf(req), Date.now());
         if (!verdict.ok) throw apiError('WEBHOOK_UNAUTHORIZED', { why: verdict.why, expected: verdict.expected });
-        if (verdict.signed) signedIds.set(req, verdict.signed);
+        verified.set(req, { task: now, hook: now.webhook, signed: verdict.signed });
       },
     },
     async (req, reply) => {
+      const { task, hook, signed } = verified.get(req)!;
       const body = bodyOf(req);
       const text = decodeBody(body);
       if (!text.ok) throw apiError('BODY_NOT_UTF8', { byteOffset: text.byteOffset });
-      const delivery = deliveryOf(task.name, hook, req.headers, body, signedIds.get(req));
+      const delivery = deliveryOf(task.name, hook, req.headers, body, signed);
       if (!delivery.ok) throw apiError('INVALID_HEADER', { header: delivery.header, detail: delivery.detail });
 
       // Exactly once per event: submit claims the dedupe key `<task>:hook:<event id>` and

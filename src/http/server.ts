@@ -1,5 +1,8 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import type { NeedsRestart } from '../config/diff.js';
+import type { RunletConfig } from '../config/types.js';
+import { formatBytes } from '../lib/format.js';
 import { requireToken } from './auth.js';
 import type { HttpDeps } from './deps.js';
 import { ApiError, apiError, API_ERRORS } from './errors.js';
@@ -11,6 +14,7 @@ import { liveRoutes } from './live.js';
 import { metricsRoutes } from './metrics.js';
 import { nodeRoutes } from './nodes.js';
 import { guardOrigin } from './origin.js';
+import { reloadRoutes } from './reload.js';
 import { runRoutes } from './runs.js';
 import { statusRoutes } from './status.js';
 import { streamRoutes } from './streams.js';
@@ -19,8 +23,41 @@ import { taskRoutes } from './tasks.js';
 import { usageRoutes } from './usage.js';
 
 /** The server reads no body larger than this; each task's own maxPayload is checked per route. */
-export function maxBodyBytes(deps: HttpDeps): number {
-  return Math.max(1024 * 1024, ...Object.values(deps.config.tasks).map((t) => t.maxPayloadBytes));
+export function maxBodyBytes(config: RunletConfig): number {
+  return Math.max(1024 * 1024, ...Object.values(config.tasks).map((t) => t.maxPayloadBytes));
+}
+
+/**
+ * What of `next` a server built from `started` cannot take on until it is built again (a
+ * restart): fastify fixes routes and their body limits when the server starts. So a
+ * webhook added to a task gets no route (POST /hooks/<task> answers 404), and a changed
+ * `maxBody` or `rateLimit` keeps the value of the start; the rest of a webhook (secret,
+ * signature, respond, ...) is read per request (hooks.ts).
+ */
+export function fixedAtStart(started: RunletConfig, next: RunletConfig): NeedsRestart[] {
+  const out: NeedsRestart[] = [];
+  for (const task of Object.values(next.tasks)) {
+    const hook = task.webhook;
+    const was = started.tasks[task.name]?.webhook;
+    if (!hook) continue;
+    const path = `tasks.${task.name}.webhook`;
+    if (!was)
+      out.push({ path, why: `POST /hooks/${task.name} has no route until a restart (webhook routes are made when the daemon starts)` });
+    else {
+      if (hook.maxBodyBytes !== was.maxBodyBytes)
+        out.push({ path: `${path}.maxBody`, why: `stays ${formatBytes(was.maxBodyBytes)} until a restart (fixed on the route at start)` });
+      if (JSON.stringify(hook.rateLimit) !== JSON.stringify(was.rateLimit))
+        out.push({ path: `${path}.rateLimit`, why: 'stays as it was at start until a restart (fixed on the route at start)' });
+    }
+  }
+  const limit = maxBodyBytes(started);
+  for (const task of Object.values(next.tasks))
+    if (task.maxPayloadBytes > limit)
+      out.push({
+        path: `tasks.${task.name}.maxPayload`,
+        why: `the ops API reads bodies up to ${formatBytes(limit)} (set at start from the largest maxPayload) until a restart`,
+      });
+  return out;
 }
 
 /**
@@ -29,10 +66,12 @@ export function maxBodyBytes(deps: HttpDeps): number {
  * /api requires the bearer token when one is configured.
  */
 export function buildServer(deps: HttpDeps, logger: Logger): FastifyInstance {
+  // Fixed now, though deps.config may be reloaded later (see fixedAtStart).
+  const bodyLimit = maxBodyBytes(deps.config);
   const app = Fastify({
     // Request lines are noise at info; errors still reach the log.
     loggerInstance: logger.child({ component: 'http' }, { level: 'warn' }) as FastifyBaseLogger,
-    bodyLimit: maxBodyBytes(deps),
+    bodyLimit,
   });
 
   // An empty body is "no payload", not a JSON error; anything else must parse.
@@ -51,7 +90,7 @@ export function buildServer(deps: HttpDeps, logger: Logger): FastifyInstance {
     if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
       return reply
         .code(413)
-        .send({ error: { code: 'PAYLOAD_TOO_LARGE', message: API_ERRORS.PAYLOAD_TOO_LARGE.message({ limit: maxBodyBytes(deps) }) } });
+        .send({ error: { code: 'PAYLOAD_TOO_LARGE', message: API_ERRORS.PAYLOAD_TOO_LARGE.message({ limit: bodyLimit }) } });
     }
     if (err.statusCode && err.statusCode < 500)
       return reply.code(err.statusCode).send({ error: { code: err.code ?? 'BAD_REQUEST', message: err.message } });
@@ -81,6 +120,7 @@ export function buildServer(deps: HttpDeps, logger: Logger): FastifyInstance {
       await api.register(usageRoutes, { deps });
       await api.register(stuckRoutes, { deps });
       await api.register(streamRoutes, { deps });
+      if (deps.reload) await api.register(reloadRoutes, { reload: deps.reload });
       if (deps.changes) await api.register(liveRoutes, { feed: deps.changes });
     },
     { prefix: '/api' },

@@ -157,8 +157,9 @@ export const noStreams = async (): Promise<StreamInfo[]> => [];
  * read directly so this module does not depend on the trigger's classes.
  */
 export function mongoStreams(redis: Redis, config: RunletConfig): () => Promise<StreamInfo[]> {
-  const tasks = Object.values(config.tasks).filter((t) => t.mongo);
   return async () => {
+    // Read at each call: a reload may have added or removed a stream.
+    const tasks = Object.values(config.tasks).filter((t) => t.mongo);
     if (tasks.length === 0) return [];
     const pipe = redis.pipeline();
     for (const t of tasks) {

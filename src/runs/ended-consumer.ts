@@ -42,12 +42,14 @@ export class EndedConsumer {
   constructor(private readonly opts: EndedConsumerOptions) {}
 
   /**
-   * Creates the group at '$' if it does not exist: runs that ended before this reader was
-   * first configured are not its business.
+   * Creates the group if it does not exist, reading from `from` (the entry id after which
+   * it starts; '$': from now): runs that ended before this reader was first configured are
+   * not its business. A group that exists is joined where it is.
    */
-  async start(): Promise<void> {
-    await this.createGroup('$');
-    this.opts.epoch?.onEmpty(`the ${this.opts.purpose} consumer group`, () => this.createGroup('0'));
+  async start(from = '$'): Promise<void> {
+    await this.createGroup(from);
+    // Registered for the daemon's life; a consumer a reload replaced does nothing.
+    this.opts.epoch?.onEmpty(`the ${this.opts.purpose} consumer group`, async () => void (this.stopped || (await this.createGroup('0'))));
     const reader = this.opts.redis.duplicate();
     reader.on('error', () => undefined);
     this.reader = reader;
@@ -63,7 +65,7 @@ export class EndedConsumer {
    * entries too; those are handled again, which dedupe keys and sent markers make harmless
    * where they survived.) BUSYGROUP: a peer or an earlier call made it already.
    */
-  private async createGroup(from: '$' | '0'): Promise<void> {
+  private async createGroup(from: string): Promise<void> {
     await this.opts.redis.xgroup('CREATE', keys.ended(), this.opts.group, from, 'MKSTREAM').catch((err: Error) => {
       if (!/BUSYGROUP/.test(err.message)) throw err;
     });
@@ -147,4 +149,36 @@ export class EndedConsumer {
     this.reader?.disconnect();
     await this.loop?.catch(() => undefined);
   }
+
+  /**
+   * After `stop`, where a group that replaces this one (a reload changed what the entries
+   * are read for) starts reading, so that no entry falls between the two: just before the
+   * first entry this consumer took and did not acknowledge, else after the last entry
+   * delivered in this group. Entries up to there were handled under the old config.
+   */
+  async handOverPoint(): Promise<string> {
+    const { redis, group, consumer } = this.opts;
+    const mine = (await redis.xpending(keys.ended(), group, '-', '+', 1, consumer).catch(() => [])) as [string, ...unknown[]][];
+    if (mine[0]) return idBefore(mine[0][0]);
+    const groups = (await redis.xinfo('GROUPS', keys.ended()).catch(() => [])) as unknown[][];
+    for (const fields of groups) {
+      const info = new Map<unknown, unknown>();
+      for (let i = 0; i + 1 < fields.length; i += 2) info.set(fields[i], fields[i + 1]);
+      if (info.get('name') === group) return String(info.get('last-delivered-id'));
+    }
+    return '$';
+  }
+}
+
+/** The stream id just before `id` ("<ms>-<seq>"): a group created there delivers `id` first. */
+export function idBefore(id: string): string {
+  const [ms, seq] = id.split('-').map(BigInt) as [bigint, bigint];
+  if (seq > 0n) return `${ms}-${seq - 1n}`;
+  return ms > 0n ? `${ms - 1n}-18446744073709551615` : '0-0';
+}
+
+/** Id of the newest entry of the ended-runs stream ('0-0' when it has none): where this daemon's new consumer groups start. */
+export async function newestEnded(redis: Redis): Promise<string> {
+  const [last] = (await redis.xrevrange(keys.ended(), '+', '-', 'COUNT', 1)) as [string, string[]][];
+  return last ? last[0] : '0-0';
 }

@@ -9,9 +9,17 @@ export const RETENTION_SWEEP_MS = 10 * 60_000;
  * rest: a task that never runs again (or was removed from the config) still ages out.
  * Every daemon sweeps; the script deletes a run once, and a second sweep finds nothing.
  */
-export function startRetentionSweep(store: RunStore, maxAgeMs: number, logger: Logger, everyMs = RETENTION_SWEEP_MS): () => Promise<void> {
+export function startRetentionSweep(
+  store: RunStore,
+  /** Read at each sweep, so a reloaded `retention.maxAge` applies; undefined: nothing to sweep. */
+  maxAge: () => number | undefined,
+  logger: Logger,
+  everyMs = RETENTION_SWEEP_MS,
+): () => Promise<void> {
   let running: Promise<void> = Promise.resolve();
   const sweep = () => {
+    const maxAgeMs = maxAge();
+    if (maxAgeMs === undefined) return;
     running = store.trimAged(maxAgeMs).then(
       (deleted) => {
         if (deleted > 0) logger.info({ deleted, maxAgeMs }, 'deleted runs older than retention.maxAge');

@@ -43,8 +43,6 @@ export const MOVES = {
   start: { from: ['queued'], to: 'starting' },
   /** Its container started. */
   run: { from: ['starting'], to: 'running' },
-  /** Its task is no longer configured, so it can never start. */
-  failUnconfigured: { from: ['queued'], to: 'failed' },
   /** Cancelled before it started; past `queued`, stopping its container ends the attempt `cancelled`. */
   cancelQueued: { from: ['queued'], to: 'cancelled' },
   /** Out of reach with its task no longer configured: no retry policy left to apply. */

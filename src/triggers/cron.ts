@@ -67,6 +67,12 @@ export class CronTrigger implements Trigger {
     private readonly now: () => number = Date.now,
     /** The last tick any daemon claimed (keys.cronLast), for catch-up; none on a first start. */
     private readonly lastClaimedTick?: number,
+    /**
+     * Made by a reload: fire the ticks after this time (when the timer it replaces stopped),
+     * without catch-up. The daemon was running all along, so nothing was missed "while no
+     * daemon ran"; a tick of the new schedule between the two timers fires at once.
+     */
+    private readonly resumeFrom?: number,
   ) {
     this.cron = cronOf(task.schedule as string, task.timezone);
     this.cursor = now();
@@ -84,8 +90,8 @@ export class CronTrigger implements Trigger {
   async start(): Promise<void> {
     this.stopped = false;
     const now = this.now();
-    this.cursor = now;
-    if (this.lastClaimedTick !== undefined) {
+    this.cursor = this.resumeFrom ?? now;
+    if (this.lastClaimedTick !== undefined && this.resumeFrom === undefined) {
       const missedUntil = now - STARTUP_GRACE_MS;
       await this.catchUp(this.lastClaimedTick, missedUntil, now);
       // Ticks up to the last claimed one are claimed for sure: no need to propose them again.

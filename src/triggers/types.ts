@@ -33,6 +33,11 @@ export interface TriggerDeps {
   readonly stalledMs?: number;
   /** Puts back what a trigger set once (the chaining consumer group) when Redis comes back empty. */
   readonly epoch?: RedisEpoch;
+  /**
+   * The newest entry of the ended-runs stream when this daemon started: a consumer group it
+   * creates reads from there, so the runs it settled at start-up are read too (default '$').
+   */
+  readonly endedFrom?: string;
 }
 
 /** A long-lived trigger a daemon starts after everything else and stops first. */

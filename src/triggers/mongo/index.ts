@@ -9,13 +9,15 @@ export type SourceFactory = (task: TaskConfig, mongo: MongoTriggerConfig & { url
 
 const realSource: SourceFactory = (_task, mongo) => new MongoSource(mongo);
 
-/** One change-stream watcher per task with `mongo:`; one with an empty url only reports itself unconfigured. */
-export function mongoTriggers(deps: TriggerDeps, opts: { sourceFor?: SourceFactory; watcher?: WatcherOptions } = {}): Trigger[] {
-  const sourceFor = opts.sourceFor ?? realSource;
-  return Object.values(deps.config.tasks).flatMap((task) => {
-    const m = task.mongo;
-    if (!m) return [];
-    const source = m.url !== undefined ? sourceFor(task, { ...m, url: m.url }) : undefined;
-    return [new StreamWatcher(deps, task, source, opts.watcher)];
-  });
+export interface MongoTriggerOptions {
+  readonly sourceFor?: SourceFactory;
+  readonly watcher?: WatcherOptions;
+}
+
+/** The change-stream watcher of a task with `mongo:`; one with an empty url only reports itself unconfigured. */
+export function mongoTriggersOf(deps: TriggerDeps, task: TaskConfig, opts: MongoTriggerOptions = {}): Trigger[] {
+  const m = task.mongo;
+  if (!m) return [];
+  const source = m.url !== undefined ? (opts.sourceFor ?? realSource)(task, { ...m, url: m.url }) : undefined;
+  return [new StreamWatcher(deps, task, source, opts.watcher)];
 }
