@@ -26,7 +26,7 @@ tasks:
   # SIGTERM ends it in time, not the SIGKILL due after the grace.
   overdue: { command: [sh, -c, 'echo started; exec sleep 300'], timeout: 8s, killGrace: 60s }
   # Ends on its own (exit 3) past its deadline, while the engine is away: no signal reached it.
-  selfend: { command: [sh, -c, 'echo a; sleep 8; exit 3'], timeout: 5s, killGrace: 60s }
+  selfend: { command: [sh, -c, 'echo a; sleep 9; exit 3'], timeout: 6s, killGrace: 60s }
   abandoned: { command: [sh, -c, 'echo started; exec sleep 300'], timeout: 3s, killGrace: 2s }
 `;
 
@@ -105,12 +105,12 @@ describe('the engine restarts mid-run with live-restore', () => {
 
   it('a run that ends on its own while the engine is away, past its deadline, keeps its own exit: no signal of ours reached it', async () => {
     const { runId, startedAt } = await started('selfend');
-    const deadline = startedAt + 5_000;
+    const deadline = startedAt + 6_000;
     await sleep(1_000);
     await engineHost('down', ENGINE);
     // Otherwise the SIGTERM was taken before the engine went, and this case is not the one meant.
     expect(Date.now(), 'the engine took longer than the deadline to stop').toBeLessThan(deadline);
-    await sleep(Math.max(0, startedAt + 10_000 - Date.now()));
+    await sleep(Math.max(0, startedAt + 11_000 - Date.now()));
     await engineHost('up', ENGINE);
     const rec = await daemon.waitForEnd(runId, 60_000);
     expect(rec, JSON.stringify(rec.attempts)).toMatchObject({ status: 'failed', exitCode: 3, reason: 'exit code 3' });

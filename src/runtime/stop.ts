@@ -89,11 +89,6 @@ export class Stopper<R extends string = KillReason> {
     this.wake = new AbortController();
   }
 
-  /** Whether a stop was asked for (its signals may not have reached the engine yet). */
-  get stopping(): boolean {
-    return this.recorded !== undefined && !this.withdrawn;
-  }
-
   /** What we did, if anything: read after exit and after `settled()`. */
   get outcome(): { reason: R; detail?: string; signal: StopSignal } | undefined {
     if (!this.recorded || this.withdrawn) return undefined;
