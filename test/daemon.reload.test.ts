@@ -31,7 +31,7 @@ const WITH_SLOW = config(
   slow:
     schedule: "* * * * * *"
     overlap: skip
-    command: [sh, -c, "sleep 6; echo slept"]
+    command: [sh, -c, "sleep 10; echo slept"]
     webhook: { auth: none }
 `,
 );
