@@ -59,6 +59,7 @@ export class Reloader {
   private async once(): Promise<ConfigChanges> {
     const { live, logger, triggers } = this.parts;
     if (this.closed) throw new Error('the daemon is stopping');
+    const began = Date.now();
     let next: RunletConfig;
     try {
       next = this.parts.read();
@@ -97,8 +98,8 @@ export class Reloader {
       await triggers.startMissing(since);
     }
     const { file, added, removed, changed, settings, needsRestart } = changes;
-    logger.info({ file, added, removed, changed, settings, triggers: triggers.names() }, 'config reloaded');
-    for (const n of needsRestart) logger.warn({ key: n.path }, `config reloaded, but ${n.path} needs a restart: ${n.why}`);
+    logger.info({ file, added, removed, changed, settings, triggers: triggers.names(), ms: Date.now() - began }, 'config reloaded');
+    for (const n of needsRestart) logger.warn({ key: n.path }, `${n.path} needs a restart (the reload applied the rest): ${n.why}`);
     return changes;
   }
 }
