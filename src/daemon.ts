@@ -20,6 +20,7 @@ import { listenPolicy } from './http/hosts.js';
 import { ChangeFeed } from './http/live.js';
 import { buildServer } from './http/server.js';
 import { startEmbeddedRedis } from './lib/embedded-redis.js';
+import { assertNoEviction } from './lib/eviction.js';
 import { connect, describeTarget, redisOptions, type RedisTarget } from './lib/redis.js';
 import { Releasers } from './lib/releasers.js';
 import { clusterStatus } from './ops/status.js';
@@ -153,6 +154,8 @@ async function startStorage(opts: DaemonOptions, releasers: Releasers): Promise<
   const redis = connect(redisTarget, 'runlet');
   releasers.add('redis', async () => void redis.disconnect());
   await redis.ping();
+  // Before the first write: a Redis that may evict run records and locks is refused, by name.
+  await assertNoEviction(redis, describeTarget(redisTarget));
   const identity: Identity = { node: opts.node, clusterId: await clusterIdOf(redis), daemonId: newDaemonId(opts.node) };
   const heartbeat = startHeartbeat(redis, identity, { version: process.env.npm_package_version });
   releasers.add('heartbeat', () => heartbeat.stop());
