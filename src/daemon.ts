@@ -198,7 +198,10 @@ async function startDispatch(opts: DaemonOptions, storage: Storage, engine: { ru
   const connection = redisOptions(redisTarget);
   const queues = new TaskQueues(connection);
   releasers.add('queues', () => queues.close());
-  const pauses = new PauseState(redis);
+  // Pauses Redis loses (emptied, failed over) are put back from what the daemons saw.
+  const pauses = new PauseState(redis, logger);
+  releasers.add('pause sync', pauses.start());
+  storage.epoch.onEmpty('paused tasks', () => pauses.all());
   await queues.applyConcurrency(Object.values(config.tasks));
   storage.epoch.onEmpty('task concurrency limits', () => queues.applyConcurrency(Object.values(config.tasks)));
   const counts = (task: string) => queues.counts(task);
