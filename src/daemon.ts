@@ -7,7 +7,8 @@ import { NodeAdmission } from './dispatch/admission.js';
 import { backfill } from './dispatch/backfill.js';
 import { cancelRun, subscribeToCancels } from './dispatch/cancel.js';
 import { enqueue, recoverOutbox, type EnqueueDeps, type Enqueued } from './dispatch/enqueue.js';
-import { clusterIdOf, newDaemonId, startHeartbeat, type Identity } from './dispatch/identity.js';
+import { clusterIdFor, newDaemonId, rememberClusterId, rememberedClusterId, startHeartbeat, type Identity } from './dispatch/identity.js';
+import { recordRunsInProgress } from './dispatch/orphans.js';
 import { PauseState } from './dispatch/pause.js';
 import { overlapPolicy, suspendedPolicy } from './dispatch/policies.js';
 import { TaskQueues } from './dispatch/queues.js';
@@ -156,7 +157,14 @@ async function startStorage(opts: DaemonOptions, releasers: Releasers): Promise<
   await redis.ping();
   // Before the first write: a Redis that may evict run records and locks is refused, by name.
   await assertNoEviction(redis, describeTarget(redisTarget));
-  const identity: Identity = { node: opts.node, clusterId: await clusterIdOf(redis), daemonId: newDaemonId(opts.node) };
+  const cluster = await clusterIdFor(redis, rememberedClusterId(opts.dataDir, describeTarget(redisTarget)));
+  if (cluster.restored)
+    opts.logger.warn(
+      { clusterId: cluster.id },
+      'redis had no cluster id (emptied while no daemon ran?): put back the one this node last ran under, which its containers carry',
+    );
+  rememberClusterId(opts.dataDir, describeTarget(redisTarget), cluster.id);
+  const identity: Identity = { node: opts.node, clusterId: cluster.id, daemonId: newDaemonId(opts.node) };
   const heartbeat = startHeartbeat(redis, identity, { version: process.env.npm_package_version });
   releasers.add('heartbeat', () => heartbeat.stop());
   // Started here, checked from now on; what later steps set once, they register with it.
@@ -221,6 +229,8 @@ async function startDispatch(opts: DaemonOptions, storage: Storage, engine: { ru
     logger,
   };
   const ctx: RunContext = { config, store, runtime: engine.runtime, redis, identity, events, logger, queues, active: new Map() };
+  // Runs this daemon runs whose records an emptied Redis lost show again, from their containers' labels.
+  storage.epoch.onEmpty('runs in progress', () => recordRunsInProgress(ctx));
 
   await noteTasks(redis, Object.values(config.tasks)).catch((err) => logger.warn({ err }, 'could not note the tasks for the usage report'));
   if (config.retention.maxAgeMs !== undefined)

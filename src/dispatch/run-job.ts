@@ -15,6 +15,7 @@ import { endAttempt } from './retries.js';
 import { LogPublisher } from '../runs/log-stream.js';
 import { addDailyUsage } from '../runs/daily-usage.js';
 import { formatRunLabels, LABEL_RUN, nodeLabels, parseRunLabels } from '../runtime/labels.js';
+import { recordAgainIfLost } from './orphans.js';
 
 export interface RunContext {
   readonly config: RunletConfig;
@@ -183,6 +184,8 @@ export async function waitAndFinish(ctx: RunContext, prepared: PreparedRun, task
   });
   await writing;
   await ctx.runtime.remove(prepared.containerId).catch((err) => log.error({ err }, 'could not remove container'));
+  // A run whose record Redis lost meanwhile (emptied, failed over) is recorded again first, so its end is not dropped.
+  await recordAgainIfLost(ctx, prepared, attempt, result.startedAt);
   const status = await finish(ctx, prepared.runId, task, result, attempt);
   log.info({ status, exitCode: result.exitCode, reason: result.reason }, 'run finished');
 }
@@ -320,6 +323,7 @@ export function specFor(ctx: RunContext, run: RunRecord, task: TaskConfig): RunS
       deadline: Date.now() + task.timeoutMs,
       // Start-up settling removes, unrecorded, a container of an attempt the run has moved past.
       attempt: currentAttempt(run),
+      trigger: run.trigger,
     }),
   };
 }

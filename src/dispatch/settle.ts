@@ -1,5 +1,6 @@
 import type { RunContext } from './run-job.js';
 import { markLost, waitAndFinish } from './run-job.js';
+import { recordAgainFromContainer } from './orphans.js';
 import { isDaemonAlive } from './identity.js';
 import type { TaskConfig } from '../config/types.js';
 import { nodeLabels, parseRunLabels } from '../runtime/labels.js';
@@ -27,7 +28,8 @@ export async function settleLeftovers(
     const { daemon: owner, attempt, deadline } = parseRunLabels(c.labels);
     if (owner && owner !== identity.daemonId && (await isDaemonAlive(ctx.redis, owner))) continue;
     if (ctx.active.has(c.runId)) continue;
-    const run = await store.get(c.runId);
+    // A started container with no record: Redis lost it (emptied, failed over); recorded again from the labels and adopted.
+    const run = (await store.get(c.runId)) ?? (await recordAgainFromContainer(ctx, c));
     const task: TaskConfig | undefined = run ? ctx.config.tasks[run.task] : undefined;
     // A container of an attempt the run has moved past (that attempt was declared lost and
     // retried meanwhile): its outcome is no longer the run's to record.
@@ -54,6 +56,7 @@ export async function settleLeftovers(
       runId: run.id,
       task: task.name,
       attempt,
+      labels: c.labels,
       image: task.image,
       env: {},
       memoryBytes: task.memoryBytes,

@@ -38,6 +38,7 @@ const NAMES = [
   'resetStream',
   'writeStreamState',
   'setPause',
+  'recordAgain',
 ] as const;
 export type ScriptName = (typeof NAMES)[number];
 
@@ -119,6 +120,10 @@ declare module 'ioredis' {
       paused: '1' | '0',
       at: Arg,
     ): Result<[code: ScriptCode.Applied | ScriptCode.Refused, at: number, paused: 0 | 1], Context>;
+    /** recordAgain-4.lua */
+    runletRecordAgain(
+      ...args: [runKey: string, transitionsKey: string, allRunsKey: string, taskRunsKey: string, ...argv: Arg[]]
+    ): Result<ScriptCode.Applied | ScriptCode.Refused, Context>;
     /** writeStreamState-2.lua */
     runletWriteStreamState(
       ...args: [stateKey: string, fenceKey: string, fence: string, ...fieldsAndValues: string[]]
