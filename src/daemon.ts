@@ -12,7 +12,17 @@ import { cancelRun, subscribeToCancels } from './dispatch/cancel.js';
 import { enqueue, recoverOutbox, type EnqueueDeps, type Enqueued } from './dispatch/enqueue.js';
 import { watchClaims } from './dispatch/claims.js';
 import type { RunContext } from './dispatch/context.js';
-import { clusterIdOf, DEFAULT_LEASE_MS, newDaemonId, startHeartbeat, type Heartbeat, type Identity } from './dispatch/identity.js';
+import {
+  clusterIdFor,
+  DEFAULT_LEASE_MS,
+  newDaemonId,
+  rememberClusterId,
+  rememberedClusterId,
+  startHeartbeat,
+  type Heartbeat,
+  type Identity,
+} from './dispatch/identity.js';
+import { recordRunsInProgress } from './dispatch/orphans.js';
 import { PauseState } from './dispatch/pause.js';
 import { overlapPolicy, suspendedPolicy } from './dispatch/policies.js';
 import { TaskQueues } from './dispatch/queues.js';
@@ -27,6 +37,7 @@ import { listenPolicy } from './http/hosts.js';
 import { ChangeFeed } from './http/live.js';
 import { buildServer, fixedAtStart } from './http/server.js';
 import { startEmbeddedRedis } from './lib/embedded-redis.js';
+import { assertNoEviction } from './lib/eviction.js';
 import { connect, describeTarget, redisOptions, type RedisTarget } from './lib/redis.js';
 import { Releasers } from './lib/releasers.js';
 import { clusterNodes } from './ops/nodes.js';
@@ -202,9 +213,18 @@ async function startStorage(opts: DaemonOptions, admission: NodeAdmission, relea
   const redis = connect(redisTarget, 'runlet');
   releasers.add('redis', async () => void redis.disconnect());
   await redis.ping();
+  // Before the first write: a Redis that may evict run records and locks is refused, by name.
+  await assertNoEviction(redis, describeTarget(redisTarget));
   // Before settling leftovers, which may end runs: their entries come after this one.
   const endedFrom = await newestEnded(redis);
-  const identity: Identity = { node: opts.node, clusterId: await clusterIdOf(redis), daemonId: newDaemonId(opts.node) };
+  const cluster = await clusterIdFor(redis, rememberedClusterId(opts.dataDir, describeTarget(redisTarget)));
+  if (cluster.restored)
+    opts.logger.warn(
+      { clusterId: cluster.id },
+      'redis had no cluster id (emptied while no daemon ran?): put back the one this node last ran under, which its containers carry',
+    );
+  rememberClusterId(opts.dataDir, describeTarget(redisTarget), cluster.id);
+  const identity: Identity = { node: opts.node, clusterId: cluster.id, daemonId: newDaemonId(opts.node) };
   const heartbeat = startHeartbeat(
     redis,
     identity,
@@ -260,7 +280,10 @@ async function startDispatch(
   const connection = redisOptions(redisTarget);
   const queues = new TaskQueues(connection);
   releasers.add('queues', () => queues.close());
-  const pauses = new PauseState(redis);
+  // Pauses Redis loses (emptied, failed over) are put back from what the daemons saw.
+  const pauses = new PauseState(redis, logger);
+  releasers.add('pause sync', pauses.start());
+  storage.epoch.onEmpty('paused tasks', () => pauses.all());
   await queues.applyConcurrency(Object.values(config.tasks));
   storage.epoch.onEmpty('task concurrency limits', () => queues.applyConcurrency(Object.values(config.tasks)));
   const counts = (task: string) => queues.counts(task);
@@ -293,6 +316,8 @@ async function startDispatch(
     leaseMs: opts.stalledMs ?? DEFAULT_LEASE_MS,
     stopping: stopping.signal,
   };
+  // Runs this daemon runs whose records an emptied Redis lost show again, from their containers' labels.
+  storage.epoch.onEmpty('runs in progress', () => recordRunsInProgress(ctx));
 
   await noteTasks(redis, Object.values(config.tasks)).catch((err) => logger.warn({ err }, 'could not note the tasks for the usage report'));
   releasers.add(

@@ -2,9 +2,10 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EPOCH_CHECK_MS } from '../src/runs/epoch.js';
 import { keys } from '../src/runs/keys.js';
-import { isTerminal } from '../src/runs/types.js';
+import { isTerminal, type RunRecord } from '../src/runs/types.js';
 import { useDaemon } from './helpers/daemon.js';
 import { docker } from './helpers/docker.js';
+import { until } from './helpers/until.js';
 
 // Redis that comes back empty (a flush, a failover to an empty replica, a restart without
 // the append-only file) under a running daemon: what it set once at start must come back.
@@ -18,6 +19,12 @@ tasks:
   rollup:
     after: { task: archive, status: [succeeded] }
     command: [sh, -c, "true"]
+  long:
+    retries: { attempts: 3, delay: 1s }
+    command:
+      - sh
+      - -c
+      - echo started; sleep 6; echo '{"rows":7}' > /runlet/output.json; echo done; exit 3
 `;
 
 const LOUD = /redis came back empty/;
@@ -26,8 +33,15 @@ describe('a daemon whose Redis comes back empty (FLUSHALL)', () => {
   const ctx = useDaemon(YAML);
   let client: Redis;
 
+  let inFlight: string;
+
   beforeAll(async () => {
     client = new Redis({ path: ctx.redis.path });
+    // A run whose container is running when Redis is emptied.
+    inFlight = (await ctx.daemon.submit({ task: 'long', trigger: 'manual', dedupeKey: 'long:manual:e1' })).runId;
+    const running = Date.now() + 30_000;
+    while ((await ctx.daemon.store.get(inFlight))?.status !== 'running' && Date.now() < running)
+      await new Promise((r) => setTimeout(r, 100));
     await client.flushall();
     // The daemon notices within a check period; give it two (the unfixed daemon never does,
     // and its tests then show what is lost).
@@ -36,6 +50,29 @@ describe('a daemon whose Redis comes back empty (FLUSHALL)', () => {
       await new Promise((r) => setTimeout(r, 100));
   });
   afterAll(() => client?.disconnect());
+
+  it('records a run whose container was running again from its labels, then its real outcome when it ends, with one error line', async () => {
+    const get = async () => {
+      const res = await fetch(`${ctx.daemon.url}/api/runs/${inFlight}`);
+      return res.status === 200 ? ((await res.json()) as RunRecord) : undefined;
+    };
+    // While its container still runs, the run is there again, running.
+    const shown = await until('the in-flight run recorded again', get, 20_000);
+    expect(shown.status).toBe('running');
+    expect(shown.attempt).toBe(1);
+    const ended = await until('the in-flight run to end', async () => {
+      const r = await get();
+      return r && isTerminal(r.status) && r;
+    });
+    // Its real outcome, as an attempt's end records it; not retried (the request went with the record).
+    expect(ended).toMatchObject({ task: 'long', trigger: 'manual', status: 'failed', exitCode: 3, output: { rows: 7 }, dead: true });
+    expect(ended.logTail).toContain('done');
+    expect(ended.attempts).toHaveLength(1);
+    expect(ended.reason).toBe('exit code 3');
+    const loud = ctx.daemon.logs.lines.filter((l) => l.runId === inFlight && l.level === 50);
+    expect(loud).toHaveLength(1);
+    expect(String(loud[0]!.msg)).toMatch(/redis lost the record of a run whose container was running/);
+  });
 
   it('keeps a concurrency: 1 task to one running container at a time', async () => {
     // Every 100 ms, how many of the task's containers the engine has running.

@@ -1,6 +1,8 @@
 import type { Redis } from 'ioredis';
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { join } from 'node:path';
 import { keys } from '../runs/keys.js';
 
 /**
@@ -32,10 +34,50 @@ export const DEFAULT_LEASE_MS = 30_000;
  */
 const PROCESS_BOOT = randomUUID();
 
-export async function clusterIdOf(redis: Redis): Promise<string> {
+/**
+ * The cluster id Redis holds; on a Redis without one, `remembered` (the id this node last
+ * ran under, kept in its data dir) or a new random one. `restored` is true when Redis had
+ * none and the remembered id was put back: Redis was emptied while no daemon ran (a restart
+ * without its append-only file), and the containers left running carry that id.
+ */
+export async function clusterIdOf(redis: Redis, remembered?: string): Promise<string> {
+  const { id } = await clusterIdFor(redis, remembered);
+  return id;
+}
+
+export async function clusterIdFor(redis: Redis, remembered?: string): Promise<{ id: string; restored: boolean }> {
   // SET NX: the first daemon on a fresh Redis names the cluster; everyone after reads it.
-  await redis.set(keys.clusterId(), randomUUID().slice(0, 8), 'NX');
-  return (await redis.get(keys.clusterId())) as string;
+  const set = await redis.set(keys.clusterId(), remembered ?? randomUUID().slice(0, 8), 'NX');
+  return { id: (await redis.get(keys.clusterId())) as string, restored: set === 'OK' && remembered !== undefined };
+}
+
+/**
+ * Where a node keeps the cluster id it runs under on one Redis (`target`, as described in
+ * logs): in its data dir, one file per Redis, so daemons started from one directory against
+ * different servers (tests, a staging and a production cluster) never share an id.
+ */
+function clusterIdFile(dataDir: string, target: string): string {
+  return join(dataDir, `cluster-id.${createHash('sha256').update(target).digest('hex').slice(0, 12)}`);
+}
+
+/** The cluster id this node last ran under on `target`, if it kept one. */
+export function rememberedClusterId(dataDir: string, target: string): string | undefined {
+  try {
+    return readFileSync(clusterIdFile(dataDir, target), 'utf8').trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Keeps the cluster id in the data dir: should Redis lose it while no daemon runs (emptied,
+ * restarted without its append-only file), the next start puts the same id back instead of
+ * a new one, which would orphan the containers labelled with the old one.
+ */
+export function rememberClusterId(dataDir: string, target: string, id: string): void {
+  if (rememberedClusterId(dataDir, target) === id) return;
+  mkdirSync(dataDir, { recursive: true });
+  writeFileSync(clusterIdFile(dataDir, target), `${id}\n`);
 }
 
 export function newDaemonId(node: string): string {

@@ -11,6 +11,7 @@ import { LogPublisher } from '../runs/log-stream.js';
 import { formatRunLabels, LABEL_RUN, nodeLabels, parseRunLabels } from '../runtime/labels.js';
 import { finish } from './attempt-end.js';
 import type { JobHandle, RunContext } from './context.js';
+import { recordAgainIfLost } from './orphans.js';
 import { watchRedelivered } from './redelivered.js';
 
 /**
@@ -232,6 +233,9 @@ export async function waitAndFinish(ctx: RunContext, prepared: PreparedRun, task
   });
   await writing;
   await ctx.runtime.remove(prepared.containerId).catch((err) => log.error({ err }, 'could not remove container'));
+  // A run whose record Redis lost meanwhile (emptied, failed over) is recorded again first,
+  // with this holder's claim, so its end is not dropped.
+  await recordAgainIfLost(ctx, prepared, { attempt, claim }, result.startedAt);
   const status = await finish(ctx, prepared.runId, task, result, { attempt, claim });
   log.info({ status, exitCode: result.exitCode, reason: result.reason }, 'run finished');
 }
@@ -284,6 +288,7 @@ export function specFor(ctx: RunContext, run: RunRecord, task: TaskConfig): RunS
       deadline: Date.now() + task.timeoutMs,
       // Start-up settling removes, unrecorded, a container of an attempt the run has moved past.
       attempt: currentAttempt(run),
+      trigger: run.trigger,
     }),
   };
 }

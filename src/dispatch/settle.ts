@@ -6,6 +6,7 @@ import { currentAttempt, isTerminal, MOVES } from '../runs/types.js';
 import { markLost } from './attempt-end.js';
 import type { RunContext } from './context.js';
 import { isDaemonAlive } from './identity.js';
+import { recordAgainFromContainer } from './orphans.js';
 import { waitAndFinish } from './run-job.js';
 import type { TaskWorkers } from './workers.js';
 
@@ -41,7 +42,8 @@ export async function settleLeftovers(ctx: RunContext, room: Pick<TaskWorkers, '
 async function settleOne(ctx: RunContext, room: Pick<TaskWorkers, 'holdUntil'>, c: OwnedContainer): Promise<keyof Settled> {
   const { runtime, store, logger, identity } = ctx;
   const { attempt, deadline } = parseRunLabels(c.labels);
-  const run = await store.get(c.runId);
+  // A started container with no record: Redis lost it (emptied, failed over); recorded again from the labels and adopted.
+  const run = (await store.get(c.runId)) ?? (await recordAgainFromContainer(ctx, c));
   const task: TaskConfig | undefined = run ? ctx.config.tasks[run.task] : undefined;
   const remove = async (why: string) => {
     logger.info({ runId: c.runId, containerId: c.containerId.slice(0, 12), attempt, running: c.running }, why);

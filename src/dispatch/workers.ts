@@ -8,6 +8,16 @@ import { TaskNotConfigured } from './errors.js';
 import type { RunJobData } from './queues.js';
 import type { JobHandle } from './context.js';
 
+/**
+ * BullMQ's answer when a job's keys are gone as it finishes: Redis was emptied (or failed
+ * over) while the run ran. The run's record is what counts, and it is recorded (again, from
+ * the container, if Redis lost it: orphans.ts); the job has nothing left to complete.
+ */
+const JOB_GONE = "a run's queue job was gone from redis when the run ended (redis emptied or failed over); its outcome is in its record";
+function jobGone(err: Error): boolean {
+  return /^Missing key for job /.test(err.message);
+}
+
 /** Hears why this node leaves a task's runs in the queue; never awaited, so it can't slow a worker. */
 export interface WaitListener {
   /** The node stopped fetching the task's runs for `reason`, or (undefined) fetches them again. */
@@ -31,6 +41,8 @@ export class TaskWorkers {
   private stopping = false;
   /** Jobs being processed here, from fetch to completion (a run may not be claimed yet). */
   private readonly inFlight = new Set<Promise<void>>();
+  /** Jobs whose keys were gone when their run ended, already logged (JOB_GONE). */
+  private readonly saidGone = new Set<string>();
   /** The reason each task is paused for here, as last told to `waits`. */
   private readonly blocked = new Map<string, string>();
   /** Workers of tasks a reload removed, closing once their runs in progress have ended. */
@@ -74,7 +86,15 @@ export class TaskWorkers {
           maxStalledCount: 2,
         },
       );
-      worker.on('error', (err) => this.logger.error({ err, task: task.name }, 'queue worker error'));
+      worker.on('error', (err) => {
+        if (!jobGone(err)) this.logger.error({ err, task: task.name }, 'queue worker error');
+        // BullMQ reports it more than once; once is the news.
+        else if (!this.saidGone.has(err.message)) {
+          if (this.saidGone.size >= 1000) this.saidGone.clear();
+          this.saidGone.add(err.message);
+          this.logger.warn({ task: task.name, detail: err.message }, JOB_GONE);
+        }
+      });
       worker.on('failed', (job, err) =>
         this.logger.error({ err, task: task.name, runId: job?.data.runId }, 'run job failed inside runlet'),
       );

@@ -39,6 +39,8 @@ const NAMES = [
   'storeCursor',
   'resetStream',
   'writeStreamState',
+  'setPause',
+  'recordAgain',
 ] as const;
 export type ScriptName = (typeof NAMES)[number];
 
@@ -125,6 +127,18 @@ declare module 'ioredis' {
     ): Result<ScriptCode.Applied | ScriptCode.Refused, Context>;
     /** resetStream-4.lua: the new fence. */
     runletResetStream(tokenKey: string, leaseKey: string, fenceKey: string, stateKey: string, now: Arg): Result<number, Context>;
+    /** setPause-2.lua: [Applied, the change's time, paused] or [Refused, the time of the newer change Redis holds, its paused]. */
+    runletSetPause(
+      pausedKey: string,
+      timesKey: string,
+      task: string,
+      paused: '1' | '0',
+      at: Arg,
+    ): Result<[code: ScriptCode.Applied | ScriptCode.Refused, at: number, paused: 0 | 1], Context>;
+    /** recordAgain-4.lua */
+    runletRecordAgain(
+      ...args: [runKey: string, transitionsKey: string, allRunsKey: string, taskRunsKey: string, ...argv: Arg[]]
+    ): Result<ScriptCode.Applied | ScriptCode.Refused, Context>;
     /** writeStreamState-2.lua */
     runletWriteStreamState(
       ...args: [stateKey: string, fenceKey: string, fence: string, ...fieldsAndValues: string[]]

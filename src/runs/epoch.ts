@@ -57,7 +57,7 @@ export class RedisEpoch {
     if (!this.reported)
       this.logger.error(
         { clusterId: this.clusterId },
-        'redis came back empty (flushed, failed over to an empty replica, or restarted without its append-only file): setting again the cluster id, task concurrency limits and ended-runs consumer groups; paused tasks, pending runs and queued jobs of before are lost',
+        'redis came back empty (flushed, failed over to an empty replica, or restarted without its append-only file): setting again the cluster id, task concurrency limits, ended-runs consumer groups and paused tasks, and recording again the runs in progress from their containers; queued runs and jobs of before are lost',
       );
     // NX, with the id this daemon already has: the containers it and its peers started carry
     // it as a label, and a new random id (a restarted daemon's clusterIdOf) would orphan them.

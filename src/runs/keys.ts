@@ -40,6 +40,11 @@ export const keys = {
   cronLast: (task: string) => `${PREFIX}:cron:${task}:last`,
   /** set of task names paused from the API or CLI. */
   paused: () => `${PREFIX}:paused`,
+  /**
+   * hash task → epoch ms of its latest pause or resume: which of two changes is newer, when a
+   * daemon puts back pauses Redis lost (dispatch/pause.ts).
+   */
+  pausedAt: () => `${PREFIX}:paused:at`,
   /** Heartbeat of one live daemon process (expires when it dies). */
   daemon: (daemonId: string) => `${PREFIX}:daemon:${daemonId}`,
   /**

@@ -42,6 +42,8 @@ type Fields = Partial<
     | 'dead'
     | 'deadline'
     | 'job'
+    | 'claim'
+    | 'maxAttempts'
   >
 >;
 
@@ -117,6 +119,49 @@ export class RunStore {
       ...fields,
     );
     return { runId: id, created: code === ScriptCode.Applied };
+  }
+
+  /**
+   * Records again a run in progress whose record Redis lost (emptied, or failed over before
+   * the record reached the replica), from its container's labels: status `starting` or
+   * `running`, at `fields.attempt`. Only when the run has no record at all (recordAgain-4.lua);
+   * false when it has one. Its end is then recorded as any attempt's, by `endAttempt`.
+   */
+  async recordAgain(
+    runId: string,
+    opts: {
+      task: string;
+      trigger: TriggerKind;
+      dedupeKey: string;
+      status: 'starting' | 'running';
+      createdAt: number;
+      reason: string;
+      cause?: string;
+      fields: Fields;
+      now?: number;
+    },
+  ): Promise<boolean> {
+    const now = opts.now ?? Date.now();
+    const transition: Transition = { status: opts.status, at: now, reason: opts.reason };
+    const code = await this.redis.runletRecordAgain(
+      keys.run(runId),
+      keys.transitions(runId),
+      keys.allRuns(),
+      keys.taskRuns(opts.task),
+      runId,
+      opts.task,
+      opts.status,
+      String(opts.createdAt),
+      JSON.stringify(transition),
+      CHANGES_CHANNEL,
+      ...flatten({ ...opts.fields, trigger: opts.trigger, dedupeKey: opts.dedupeKey, cause: opts.cause, reason: opts.reason }),
+    );
+    return code === ScriptCode.Applied;
+  }
+
+  /** Whether the run has a record. */
+  async exists(runId: string): Promise<boolean> {
+    return (await this.redis.exists(keys.run(runId))) === 1;
   }
 
   /**

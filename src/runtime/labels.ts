@@ -18,6 +18,11 @@ export const LABEL_DEADLINE = 'runlet.deadline';
  * moved past.
  */
 export const LABEL_ATTEMPT = 'runlet.attempt';
+/**
+ * What triggered the run (cron, webhook, ...): with the others, enough to record the run
+ * again should Redis lose its record while the container runs (dispatch/orphans.ts).
+ */
+export const LABEL_TRIGGER = 'runlet.trigger';
 /** On a container runlet starts for itself, not for a run (e.g. the host-address probe): never adopted. */
 export const LABEL_PROBE = 'runlet.probe';
 /** On an image runlet built from a task's `build:` directory. */
@@ -37,6 +42,8 @@ export interface RunLabels {
   /** Epoch ms. */
   readonly deadline: number;
   readonly attempt: number;
+  /** The run's trigger kind; absent on containers of an older runlet. */
+  readonly trigger?: string;
 }
 
 export function formatRunLabels(l: RunLabels): Record<string, string> {
@@ -46,6 +53,7 @@ export function formatRunLabels(l: RunLabels): Record<string, string> {
     [LABEL_DAEMON]: l.daemon,
     [LABEL_DEADLINE]: String(l.deadline),
     [LABEL_ATTEMPT]: String(l.attempt),
+    ...(l.trigger !== undefined && { [LABEL_TRIGGER]: l.trigger }),
   };
 }
 
@@ -62,6 +70,7 @@ export function parseRunLabels(
     ...(labels[LABEL_CLUSTER] !== undefined && { cluster: labels[LABEL_CLUSTER] }),
     ...(labels[LABEL_DAEMON] && { daemon: labels[LABEL_DAEMON] }),
     ...(deadline !== undefined && { deadline }),
+    ...(labels[LABEL_TRIGGER] && { trigger: labels[LABEL_TRIGGER] }),
     attempt: Number(labels[LABEL_ATTEMPT] ?? 1) || 1,
   };
 }

@@ -102,3 +102,29 @@ export async function exists(containerId: string): Promise<boolean> {
       },
     );
 }
+
+/**
+ * Every container start of one cluster on an engine, from the engine's event stream, by run
+ * id: the start markers a test counts to prove that no run ran twice (a run's containers all
+ * carry `runlet.run`; a retry is another start of the same run).
+ */
+export async function watchStarts(clusterId: string, engine: Docker = docker): Promise<{ starts: Map<string, number>; stop: () => void }> {
+  const starts = new Map<string, number>();
+  const stream = (await engine.getEvents({
+    filters: { type: ['container'], event: ['start'], label: [`runlet.cluster=${clusterId}`] },
+  })) as NodeJS.ReadableStream & { destroy?: () => void };
+  let buffered = '';
+  stream.on('data', (chunk: Buffer) => {
+    buffered += chunk.toString();
+    let nl: number;
+    while ((nl = buffered.indexOf('\n')) >= 0) {
+      const line = buffered.slice(0, nl).trim();
+      buffered = buffered.slice(nl + 1);
+      if (!line) continue;
+      const run = (JSON.parse(line) as { Actor?: { Attributes?: Record<string, string> } }).Actor?.Attributes?.['runlet.run'];
+      if (run) starts.set(run, (starts.get(run) ?? 0) + 1);
+    }
+  });
+  stream.on('error', () => undefined);
+  return { starts, stop: () => stream.destroy?.() };
+}

@@ -1,26 +1,16 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { Redis } from 'ioredis';
 import { join } from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
 import { removeClusterContainers } from './daemon.js';
+import { freePort } from './ports.js';
 import { startTestRedis } from './redis.js';
 
 type TestRedis = Awaited<ReturnType<typeof startTestRedis>>;
 
 export const CLI = join(import.meta.dirname, '..', '..', 'dist', 'src', 'cli.js');
 
-/** A free TCP port on `host`: loopback for a daemon run as its own process, all interfaces for a server task containers reach. */
-export function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.on('error', reject);
-    srv.listen(0, host, () => {
-      const addr = srv.address();
-      srv.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
-    });
-  });
-}
+export { freePort } from './ports.js';
 
 export interface DaemonProcess {
   child: ChildProcess;
@@ -49,11 +39,15 @@ export function spawnDaemon(configFile: string, env: Record<string, string>): Da
   return { child, output: () => out, ready };
 }
 
-/** Runs the CLI to completion. */
+/**
+ * Runs the CLI to completion. With `killAfterMs`, a CLI still running then is killed (SIGKILL,
+ * code null): for a command expected to exit, such as a `start` that must refuse to start.
+ */
 export function runCli(
   args: string[],
   env: Record<string, string> = {},
   cwd?: string,
+  killAfterMs?: number,
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -61,7 +55,11 @@ export function runCli(
     let stderr = '';
     child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
     child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
+    const timer = killAfterMs === undefined ? undefined : setTimeout(() => child.kill('SIGKILL'), killAfterMs);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
   });
 }
 
