@@ -106,7 +106,7 @@ class Soak {
   readonly hooks = new Map<string, { status?: number; tries: number }>();
   readonly jobs: string[] = [];
   jobErrors = 0;
-  readonly faults: Array<{ at: number; kind: string; node: string; detail: string }> = [];
+  readonly faults: Array<{ at: number; kind: string; node: string; detail: string; steps?: string[]; recoveredAt?: number }> = [];
   private readonly inflight = new Set<Promise<unknown>>();
 
   constructor(
@@ -206,9 +206,17 @@ async function bringBack(node: ClusterNode): Promise<void> {
 async function fault(soak: Soak, kind: FaultKind): Promise<void> {
   const node = pick(soak.cluster.nodes);
   const engine = node.engine.name;
+  const entry: Soak['faults'][number] = { at: Date.now(), kind, node: node.node, detail: '', steps: [] };
   const record = (detail: string) => {
-    soak.faults.push({ at: Date.now(), kind, node: node.node, detail });
+    entry.detail = detail;
+    soak.faults.push(entry);
     say(`fault: ${kind} on ${node.node}${detail ? ` (${detail})` : ''}`);
+  };
+  /** How long each step of a recovery took (a slow stop or start is worth seeing). */
+  const timed = async (step: string, p: Promise<unknown>) => {
+    const t = Date.now();
+    await p;
+    entry.steps!.push(`${step} ${((Date.now() - t) / 1000).toFixed(1)} s`);
   };
   switch (kind) {
     case 'kill -9': {
@@ -216,13 +224,13 @@ async function fault(soak: Soak, kind: FaultKind): Promise<void> {
       record(`back after ${down} ms`);
       await node.stop('SIGKILL');
       await sleep(down);
-      await bringBack(node);
+      await timed('start', bringBack(node));
       break;
     }
     case 'SIGTERM + start': {
       record('');
-      await node.stop('SIGTERM');
-      await bringBack(node);
+      await timed('graceful stop', node.stop('SIGTERM'));
+      await timed('start', bringBack(node));
       break;
     }
     case 'SIGSTOP 40 s': {
@@ -234,7 +242,7 @@ async function fault(soak: Soak, kind: FaultKind): Promise<void> {
     }
     case 'engine restart': {
       record(`engine ${engine}`);
-      await engineHost('restart', engine);
+      await timed('engine restart', engineHost('restart', engine));
       break;
     }
     case 'daemon kill -9 + engine down': {
@@ -243,12 +251,13 @@ async function fault(soak: Soak, kind: FaultKind): Promise<void> {
       await node.stop('SIGKILL');
       await engineHost('down', engine);
       await sleep(down);
-      await upEngine(engine, [IMAGE]);
-      await bringBack(node);
+      await timed('engine up', upEngine(engine, [IMAGE]));
+      await timed('start', bringBack(node));
       break;
     }
   }
-  say(`  ${kind} on ${node.node}: recovered`);
+  entry.recoveredAt = Date.now();
+  say(`  ${kind} on ${node.node}: recovered${entry.steps!.length ? ` (${entry.steps!.join(', ')})` : ''}`);
 }
 
 /** Faults one after another, every faultMin–faultMax s, each kind in turn (shuffled), until the load stops. */
@@ -357,8 +366,10 @@ async function main(): Promise<void> {
       await sleep((opts.minutes * 60_000) / 2);
       if (soak.stopping) return;
       say('fault: Redis restart (SIGTERM, down 5 s, back from its append-only file)');
-      soak.faults.push({ at: Date.now(), kind: 'Redis restart', node: 'redis', detail: 'down 5 s' });
+      const entry: Soak['faults'][number] = { at: Date.now(), kind: 'Redis restart', node: 'redis', detail: 'down 5 s' };
+      soak.faults.push(entry);
       await cluster.restartRedis(5_000);
+      entry.recoveredAt = Date.now();
       say('  Redis restart: recovered');
     })();
     const progress = setInterval(() => {
@@ -565,7 +576,11 @@ function analyse(a: {
     ...[...overlaps].slice(0, 20).map((id) => `- two containers at once: run ${id}`),
     ...a.leaked.slice(0, 20).map((x) => `- leaked: ${x}`),
     ...soak.faults.map(
-      (f) => `- fault at +${((f.at - a.loadStart) / 1000).toFixed(0)} s: ${f.kind} on ${f.node}${f.detail ? ` (${f.detail})` : ''}`,
+      (f) =>
+        `- fault at +${((f.at - a.loadStart) / 1000).toFixed(0)} s: ${f.kind} on ${f.node}${f.detail ? ` (${f.detail})` : ''}` +
+        (f.recoveredAt
+          ? `; recovered after ${((f.recoveredAt - f.at) / 1000).toFixed(1)} s${f.steps?.length ? ` (${f.steps.join(', ')})` : ''}`
+          : ''),
     ),
   ];
   return [...lines, '', '<details><summary>Details (first 20 of each)</summary>', '', ...details, '', '</details>', ''].join('\n');
