@@ -25,6 +25,8 @@ import { until } from './helpers/until.js';
 const RESTARTS = 20;
 const CONFIG = `
 defaults: { image: ${BUSYBOX}, memory: 16m, timeout: 30s }
+# Every run of the window is counted: none may be trimmed (100 by default) on a slow machine.
+retention: { runs: 1000 }
 tasks:
   every-second:
     schedule: "* * * * * *"
@@ -85,7 +87,7 @@ describe('20 restarts of a daemon in 30 s while another runs', () => {
       if (i % 2 === 0 && Date.now() - startedAt < 30_000) {
         // Up and firing for a moment. A loaded machine takes seconds to start a process; past
         // 30 s the rest are crash-loop restarts, so the file stays within its time.
-        await Promise.race([p.ready.catch(() => undefined), sleep(8_000)]);
+        await Promise.race([p.ready.catch(() => undefined), sleep(15_000)]);
         await sleep(Math.random() * 500);
       } else {
         // The next stop comes on a cadence, whether or not it finished starting: a crash loop.

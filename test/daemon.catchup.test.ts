@@ -54,7 +54,7 @@ describe('catch-up after downtime', () => {
     const missedExpected = Math.floor((upAt - STARTUP_GRACE_MS - downAt) / 1000);
     expect(forgiving.missedTicks).toBeGreaterThanOrEqual(missedExpected - 1);
     expect(forgiving.missedTicks).toBeLessThanOrEqual(missedExpected + 2);
-    const ended = await daemon.waitForEnd(forgiving.id);
+    const ended = await daemon.waitForEnd(forgiving.id, 90_000);
     expect(ended.status).toBe('succeeded');
     expect(ended.logTail).toContain(`caught up ${new Date(forgiving.scheduledAt!).toISOString()}`);
 
@@ -69,5 +69,5 @@ describe('catch-up after downtime', () => {
     );
     expect(graceTicks.length).toBeGreaterThanOrEqual(STARTUP_GRACE_MS / 1000 - 2);
     expect(graceTicks.filter((r) => r.status === 'skipped' || r.missedTicks !== undefined)).toEqual([]);
-  });
+  }, 120_000);
 });

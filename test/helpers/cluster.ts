@@ -8,8 +8,9 @@ import { Redis } from 'ioredis';
 import { LABEL_CLUSTER, LABEL_RUN, parseRunLabels } from '../../src/runtime/labels.js';
 import { keys } from '../../src/runs/keys.js';
 import { RunStore } from '../../src/runs/store.js';
-import { removeClusterContainers } from './daemon.js';
-import { freePort, spawnDaemon, type DaemonProcess } from './process.js';
+import { removeClusterContainers } from './docker.js';
+import { freePort, spawnDaemon, type DaemonProcess } from './spawn.js';
+import { startEmbeddedRedis } from '../../src/lib/embedded-redis.js';
 import { startTestRedis } from './redis.js';
 
 /**
@@ -211,6 +212,11 @@ export interface Cluster {
   readonly nodes: ClusterNode[];
   readonly sampler: ContainerSampler;
   clusterId(): string | undefined;
+  /**
+   * Stops the Redis server gracefully (it writes its append-only file), leaves it down for
+   * `downMs`, and starts it again on the same socket and data dir: it comes back from its AOF.
+   */
+  restartRedis(downMs: number): Promise<void>;
   /** Stops every daemon (SIGKILL if SIGTERM does not end it), removes the cluster's containers on every engine, stops Redis; `down` the engines. */
   teardown(opts?: { downEngines?: boolean }): Promise<void>;
 }
@@ -233,7 +239,10 @@ export async function startCluster(opts: {
   const engines: Engine[] = [];
   for (const name of opts.engineNames) engines.push(await upEngine(name, opts.images, opts.engineEnv));
   const redis = await startTestRedis();
+  /** The running server's stop: the first one's, then a restarted one's. */
+  let stopRedis = redis.stop;
   const redisClient = new Redis(redis.url);
+  redisClient.on('error', () => undefined); // reconnects by itself (restartRedis)
   let clusterId: string | undefined;
   const env = () => ({ REDIS_URL: redis.url, RUNLET_DATA: join(dir, 'data'), ...opts.env });
   const nodes = engines.map((e) => new ClusterNode(`node-${e.name}`, e, configFile, env));
@@ -248,11 +257,17 @@ export async function startCluster(opts: {
     nodes,
     sampler,
     clusterId: () => clusterId,
+    restartRedis: async (downMs) => {
+      await stopRedis();
+      await new Promise((r) => setTimeout(r, downMs));
+      stopRedis = (await startEmbeddedRedis(redis.dir)).stop;
+    },
     teardown: async ({ downEngines = true } = {}) => {
       clearInterval(timer);
       await sampler.stop();
       await Promise.all(
         nodes.map(async (n) => {
+          n.signal('SIGCONT'); // a frozen daemon acts on nothing until it runs again
           const graceful = n.stop('SIGTERM');
           const late = setTimeout(() => n.signal('SIGKILL'), 20_000);
           await graceful;
@@ -261,10 +276,20 @@ export async function startCluster(opts: {
       );
       await refreshId().catch(() => undefined);
       for (const e of engines) {
+        // An engine left down (a fault in progress) keeps its containers on disk: up it to remove them.
+        if (
+          clusterId &&
+          !(await e.docker.ping().then(
+            () => true,
+            () => false,
+          ))
+        )
+          await engineHost('up', e.name).catch(() => undefined);
         if (clusterId) await removeClusterContainers(clusterId, e.docker).catch(() => undefined);
         if (downEngines) await engineHost('down', e.name).catch(() => undefined);
       }
       redisClient.disconnect();
+      await stopRedis();
       await redis.stopAndClean();
       rmSync(dir, { recursive: true, force: true });
     },

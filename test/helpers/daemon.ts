@@ -13,7 +13,8 @@ import { startTestRedis } from './redis.js';
 
 type TestRedis = Awaited<ReturnType<typeof startTestRedis>>;
 import { isTerminal } from '../../src/runs/types.js';
-import { removeContainers } from './docker.js';
+import { removeClusterContainers } from './docker.js';
+export { removeClusterContainers };
 
 /** Log lines a daemon wrote, read back as objects. */
 export class LogLines extends Writable {
@@ -63,14 +64,6 @@ export async function startTestDaemon(
     }
   };
   return { ...daemon, logs, waitForEnd };
-}
-
-/** Removes every container of one cluster (one test Redis) on an engine (the local one unless given), and says how many there were. */
-export async function removeClusterContainers(clusterId: string, docker: Docker = new Docker()): Promise<number> {
-  return removeContainers(
-    docker,
-    await docker.listContainers({ all: true, filters: { label: [`runlet.cluster=${clusterId}`] } }).catch(() => []),
-  );
 }
 
 export async function containersOfRun(runId: string): Promise<number> {

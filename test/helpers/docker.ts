@@ -28,6 +28,14 @@ export async function removeContainers(engine: Docker, containers: readonly { Id
   return containers.length;
 }
 
+/** Removes every container of one cluster (one test Redis) on an engine (the local one unless given), and says how many there were. */
+export async function removeClusterContainers(clusterId: string, docker: Docker = new Docker()): Promise<number> {
+  return removeContainers(
+    docker,
+    await docker.listContainers({ all: true, filters: { label: [`runlet.cluster=${clusterId}`] } }).catch(() => []),
+  );
+}
+
 /** Removes every container of one test file, whatever state the test left it in. */
 export async function removeTestContainers(file: string): Promise<number> {
   return removeContainers(docker, await docker.listContainers({ all: true, filters: { label: [`${TEST_LABEL}=${file}`] } }));
