@@ -118,4 +118,29 @@ describe('adoption: a compare-and-set on the claim', () => {
     const job = await queues.get('job').getJob(`${runId}-a2`);
     expect(job?.opts.delay).toBeGreaterThanOrEqual(deadline - Date.now() - 1000);
   });
+
+  it('an attempt known never to have started does not count: a task without retries still gets the run it was owed', async () => {
+    const once: TaskConfig = configFrom(`
+tasks:
+  job: { image: runlet/busybox:local }
+`).tasks.job;
+    const { runId } = await store.create({ task: 'job', trigger: 'cron', dedupeKey: `job:cron:never-started-${n++}` }, { maxAttempts: 1 });
+    expect(await store.claim(runId, { attempt: 1, token: 'daemon-a:a1:x' })).toBe(true);
+    const lost = {
+      attempt: 1,
+      claim: 'daemon-a:a1:x',
+      status: 'lost' as const,
+      finishedAt: Date.now(),
+      usage: { containerSeconds: 0, gbSeconds: 0 },
+    };
+    // Its daemon died between the claim and the start (no container of it ran): given back.
+    expect((await endAttempt(deps, runId, once, { ...lost, neverStarted: true })).kind).toBe('retrying');
+    expect(await store.get(runId)).toMatchObject({ status: 'queued', attempt: 2, maxAttempts: 2 });
+
+    // One that may have run (it was running) counts: no retries, it stays lost.
+    const ran = await store.create({ task: 'job', trigger: 'cron', dedupeKey: `job:cron:ran-${n++}` }, { maxAttempts: 1 });
+    expect(await store.claim(ran.runId, { attempt: 1, token: 'daemon-a:a1:y' })).toBe(true);
+    expect((await endAttempt(deps, ran.runId, once, { ...lost, claim: 'daemon-a:a1:y' })).kind).toBe('ended');
+    expect((await store.get(ran.runId))?.status).toBe('lost');
+  });
 });

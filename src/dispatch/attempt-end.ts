@@ -75,6 +75,8 @@ export interface LostOptions {
   readonly claim?: string;
   /** The next attempt starts no earlier (epoch ms): the lost container's deadline, when it may still run. */
   readonly notBefore?: number;
+  /** Known never to have started (this node's engine has no started container of it): it does not count as an attempt. */
+  readonly neverStarted?: boolean;
 }
 
 /**
@@ -96,6 +98,7 @@ export async function markLost(ctx: RunContext, run: RunRecord, attempt: number,
     attempt,
     claim: opts.claim,
     notBefore: opts.notBefore,
+    neverStarted: opts.neverStarted,
     status: 'lost',
     reason,
     finishedAt: Date.now(),

@@ -54,7 +54,13 @@ async function loseStranded(ctx: RunContext, now = Date.now()): Promise<number> 
     if (run.node === identity.node) {
       const containers = await ctx.runtime.list({ ...nodeLabels(identity.clusterId, identity.node), [LABEL_RUN]: run.id });
       if (containers.some((c) => parseRunLabels(c.labels).attempt === attempt)) continue; // settled above, next pass
-      if (await markLost(ctx, run, attempt, `the daemon running it on this node is gone and its container with it`, { claim: run.claim }))
+      const neverStarted = run.status === 'starting';
+      if (
+        await markLost(ctx, run, attempt, `the daemon running it on this node is gone and its container with it`, {
+          claim: run.claim,
+          neverStarted,
+        })
+      )
         lost++;
     } else if (now > deadlineOf(ctx, run)) {
       const reason = `the daemon running it on node "${run.node}" is gone, and the attempt's deadline has passed`;

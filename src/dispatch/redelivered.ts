@@ -58,6 +58,8 @@ export async function watchRedelivered(ctx: RunContext, first: RunRecord, job: J
         // Nothing on this engine, where the attempt would be: it never started or is gone.
         await markLost(ctx, run, attempt, `the daemon running it on this node stopped while the run was ${run.status}`, {
           claim: run.claim,
+          // `starting` with no container of it on this engine: it was never created, so never ran.
+          neverStarted: run.status === 'starting',
         });
         return;
       }

@@ -58,6 +58,12 @@ export interface AttemptEnd {
    * may still run on a host nobody reaches is retried only after that container's deadline.
    */
   readonly notBefore?: number;
+  /**
+   * The attempt's container is known never to have started (its daemon died between the
+   * claim and the start, on this node): nothing of it ran, so it does not count against the
+   * task's attempts, and the run gets its next attempt even with no retries configured.
+   */
+  readonly neverStarted?: boolean;
   /** One of MOVES.endAttempt.to. */
   readonly status: AttemptEndStatus;
   readonly exitCode?: number;
@@ -100,7 +106,8 @@ export async function endAttempt(
   if (!run) return { kind: 'refused' };
   const attempt = end.attempt ?? currentAttempt(run);
   if (attempt !== currentAttempt(run)) return { kind: 'refused' };
-  const maxAttempts = run.maxAttempts ?? task.retries.attempts;
+  // An attempt that never started gives its place back (neverStarted): one more is allowed.
+  const maxAttempts = (run.maxAttempts ?? task.retries.attempts) + (end.neverStarted ? 1 : 0);
   const entry: AttemptRecord = {
     attempt,
     status: end.status,
@@ -122,7 +129,7 @@ export async function endAttempt(
       claim: end.claim,
       entry,
       reason: `attempt ${attempt} of ${maxAttempts} ${describeEnd(end)}; ${delayMs > 0 ? `retrying in ${formatDuration(delayMs)}` : 'retrying now'}`,
-      fields: { attempt: nextAttempt, retryAt: now + delayMs, usage },
+      fields: { attempt: nextAttempt, retryAt: now + delayMs, usage, ...(end.neverStarted && { maxAttempts }) },
       clear: PER_ATTEMPT_FIELDS,
       left: end.left,
       now,

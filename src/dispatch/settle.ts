@@ -57,7 +57,7 @@ async function settleOne(ctx: RunContext, room: Pick<TaskWorkers, 'holdUntil'>, 
   if (attempt < currentAttempt(run)) return remove('removing a container of an attempt the run has moved past');
   if (isTerminal(run.status) && run.status !== 'lost') return remove('removing a left-over container of a run that has ended');
   if (c.startedAt === undefined) {
-    await markLost(ctx, run, attempt, 'the daemon stopped before the container started', { claim: run.claim });
+    await markLost(ctx, run, attempt, 'the daemon stopped before the container started', { claim: run.claim, neverStarted: true });
     return remove('removing a container that was never started');
   }
   // Adoption is a compare-and-set on the claim read here: of two daemons of this node
