@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import { ReplyError, type Redis } from 'ioredis';
 import type { Logger } from 'pino';
 
 /**
@@ -34,6 +34,7 @@ export class ReplicaAcks {
   /** Bumped on each (re)connect: a change during an ask means another server may have answered. */
   private generation = 0;
   private degraded = false;
+  private cannotAsk = false;
 
   constructor(
     private readonly connection: Redis,
@@ -70,10 +71,11 @@ export class ReplicaAcks {
         .exec();
       const [incrErr] = res?.[0] ?? [];
       const [waitErr, n] = res?.[1] ?? [];
-      if (incrErr || waitErr) return 'unknown';
+      const err = incrErr ?? waitErr;
+      if (err) return this.refused(err);
       acked = Number(n);
-    } catch {
-      return 'unknown';
+    } catch (err) {
+      return this.refused(err as Error);
     }
     if (generation !== this.generation) return 'unknown';
     if (acked >= 1) {
@@ -87,6 +89,22 @@ export class ReplicaAcks {
         "no replica acknowledged runlet's writes in time (none connected, or lagging): until one does, a failover could lose the latest writes",
       );
     this.degraded = true;
+    return 'unacked';
+  }
+
+  /**
+   * A refusal by the server (an ACL without WAIT or INCR, a renamed command) will not pass
+   * by asking again: said once, and the writes go on unconfirmed. Anything else (the
+   * connection dropped) may mean another server: the caller writes again.
+   */
+  private refused(err: Error): ReplicaAnswer {
+    if (!(err instanceof ReplyError)) return 'unknown';
+    if (!this.cannotAsk)
+      this.logger.warn(
+        { err: err.message },
+        "cannot ask the replicas whether they have runlet's writes (WAIT refused): a failover could lose the latest writes",
+      );
+    this.cannotAsk = true;
     return 'unacked';
   }
 }
