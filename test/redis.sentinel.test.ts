@@ -150,7 +150,7 @@ afterAll(async () => {
 });
 
 /** The records of `ids` once all have ended; a timeout names where each one stood. */
-async function ended(ids: string[], ms = 90_000): Promise<RunRecord[]> {
+async function ended(ids: string[], ms = 50_000): Promise<RunRecord[]> {
   try {
     return await until(
       `${ids.length} runs to end`,
