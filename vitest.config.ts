@@ -18,6 +18,7 @@ const PURE = [
   'test/log-stream.abort.test.ts',
   'test/run-status.test.ts',
   'test/redis.scripts.test.ts',
+  'test/redis.url.test.ts',
 ];
 
 export default defineConfig({

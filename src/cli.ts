@@ -40,7 +40,7 @@ options:
 
 An argument a command does not take is an error (exit 2), never ignored.
 
-environment: REDIS_URL, RUNLET_PORT (8080), RUNLET_TOKEN, RUNLET_DATA (.runlet),
+environment: REDIS_URL (or REDIS_SENTINELS with REDIS_SENTINEL_NAME), RUNLET_PORT (8080), RUNLET_TOKEN, RUNLET_DATA (.runlet),
 RUNLET_HOST (127.0.0.1; 0.0.0.0 with a token; without RUNLET_TOKEN only a loopback
 address, else start refuses), RUNLET_ALLOWED_HOSTS (more Host names to answer to, e.g. a
 proxy's, comma-separated; requests for other names get 421, cross-origin changes 403),

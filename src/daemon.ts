@@ -38,7 +38,8 @@ import { ChangeFeed } from './http/live.js';
 import { buildServer, fixedAtStart } from './http/server.js';
 import { startEmbeddedRedis } from './lib/embedded-redis.js';
 import { assertNoEviction } from './lib/eviction.js';
-import { connect, describeTarget, redisOptions, type RedisTarget } from './lib/redis.js';
+import { connect, describeTarget, isSentinel, redisOptions, type RedisTarget } from './lib/redis.js';
+import { ReplicaAcks } from './lib/replicas.js';
 import { Releasers } from './lib/releasers.js';
 import { clusterNodes } from './ops/nodes.js';
 import { clusterStatus } from './ops/status.js';
@@ -51,6 +52,7 @@ import { noteTasks } from './runs/daily-usage.js';
 import { EndedRuns } from './runs/ended.js';
 import { newestEnded } from './runs/ended-consumer.js';
 import { RedisEpoch } from './runs/epoch.js';
+import { keys } from './runs/keys.js';
 import { RunletEvents } from './runs/events.js';
 import { RunletMetrics } from './runs/metrics.js';
 import { startRetentionSweep } from './runs/retention.js';
@@ -238,7 +240,15 @@ async function startStorage(opts: DaemonOptions, admission: NodeAdmission, relea
   const epoch = new RedisEpoch(redis, identity.clusterId, opts.logger);
   await epoch.mark();
   releasers.add('redis epoch check', epoch.start());
-  return { redisTarget, redis, store: new RunStore(redis), identity, epoch, heartbeat, leaving, endedFrom };
+  // Behind Sentinel, a failover promotes a replica that may lack the master's latest writes:
+  // the writes a caller acts on next wait for a replica's ack (runs/store.ts, lib/replicas.ts).
+  let replicas: ReplicaAcks | undefined;
+  if (isSentinel(redisTarget)) {
+    const acks = connect(redisTarget, 'runlet-replica-acks');
+    releasers.add('replica acks', async () => void acks.disconnect());
+    replicas = new ReplicaAcks(acks, keys.replicaAck(), opts.logger);
+  }
+  return { redisTarget, redis, store: new RunStore(redis, { replicas }), identity, epoch, heartbeat, leaving, endedFrom };
 }
 
 /** The engine must answer before anything is taken; the tasks' `build:` images are built now. */

@@ -56,7 +56,7 @@ afterAll(async () => {
 });
 
 /** The records of `ids` once all have ended; on a timeout, the error says where each one stood. */
-async function ended(ids: string[], ms = 90_000): Promise<RunRecord[]> {
+async function ended(ids: string[], ms = 50_000): Promise<RunRecord[]> {
   try {
     return await until(
       `runs ${ids.join(', ')} to end`,

@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { startDaemon } from '../daemon.js';
 import { parseAllowedHosts, UnsafeListenError } from '../http/hosts.js';
 import { createLogger } from '../lib/logger.js';
+import { isSentinelUrl, parseSentinelUrl, sentinelUrlOf } from '../lib/redis.js';
 import { CliError } from './client.js';
 import { loadOrExit, type CommonArgs } from './common.js';
 import { LABEL_NAMESPACE, USER_LABEL_PREFIX } from '../runtime/labels.js';
@@ -43,7 +44,7 @@ export async function startCommand(args: CommonArgs): Promise<number> {
     logger,
     dataDir: resolve(env.RUNLET_DATA ?? '.runlet'),
     node: env.RUNLET_NODE ?? hostname(),
-    redisUrl: env.REDIS_URL || undefined,
+    redisUrl: redisUrlOf(env),
     port,
     host: env.RUNLET_HOST || undefined,
     token: env.RUNLET_TOKEN || undefined,
@@ -81,6 +82,34 @@ export async function startCommand(args: CommonArgs): Promise<number> {
     setTimeout(() => process.exit(code), 100).unref();
     return code;
   });
+}
+
+/**
+ * The Redis to use: REDIS_URL, or REDIS_SENTINELS (host:port,...) with REDIS_SENTINEL_NAME,
+ * which stand for the sentinel URL `redis+sentinel://<sentinels>/<name>`; unset, the
+ * embedded server. A sentinel URL is checked here, so a typo is a message, not a stack.
+ */
+export function redisUrlOf(env: NodeJS.ProcessEnv): string | undefined {
+  const url = env.REDIS_URL || undefined;
+  const sentinels = env.REDIS_SENTINELS?.trim() || undefined;
+  const name = env.REDIS_SENTINEL_NAME?.trim() || undefined;
+  if (url && (sentinels || name))
+    throw new CliError(
+      'set either REDIS_URL or REDIS_SENTINELS with REDIS_SENTINEL_NAME, not both (a sentinel URL may also go in REDIS_URL)',
+    );
+  if (sentinels && !name)
+    throw new CliError('REDIS_SENTINELS is set without REDIS_SENTINEL_NAME, the name of the master the sentinels monitor');
+  if (name && !sentinels)
+    throw new CliError('REDIS_SENTINEL_NAME is set without REDIS_SENTINELS, the sentinels to ask (host:port,host:port)');
+  const chosen = sentinels && name ? sentinelUrlOf(sentinels, name) : url;
+  if (chosen && isSentinelUrl(chosen)) {
+    try {
+      parseSentinelUrl(chosen);
+    } catch (err) {
+      throw new CliError(`${sentinels ? 'REDIS_SENTINELS/REDIS_SENTINEL_NAME' : 'REDIS_URL'}: ${(err as Error).message}`);
+    }
+  }
+  return chosen;
 }
 
 /** RUNLET_LABELS="team=data,env=prod": extra Docker labels on every container this daemon starts. */

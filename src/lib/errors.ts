@@ -16,3 +16,11 @@ export class EvictingRedisError extends Error {
     this.name = 'EvictingRedisError';
   }
 }
+
+/** A Redis URL runlet cannot use; the message says what is wrong and what was expected. */
+export class RedisUrlError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RedisUrlError';
+  }
+}

@@ -62,6 +62,11 @@ export const keys = {
    */
   alive: () => `${PREFIX}:epoch`,
   /**
+   * integer, INCR'd before each WAIT for a replica (lib/replicas.ts): WAIT covers the writes
+   * of the connection that asks, so the asking connection makes one of its own first.
+   */
+  replicaAck: () => `${PREFIX}:replica-ack`,
+  /**
    * pub/sub channel of a running run's output (runs/log-stream.ts): chunks as the engine
    * streams them, and a notice each time the stored tail is rewritten.
    */

@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import { monotonicFactory } from 'ulid';
+import type { ReplicaAnswer } from '../lib/replicas.js';
 import { registerScripts, ScriptCode } from '../redis/scripts.js';
 import { CHANGES_CHANNEL, keys } from './keys.js';
 import {
@@ -62,8 +63,31 @@ export type RunReader = Pick<RunStore, 'get' | 'getMany' | 'list' | 'last' | 'lo
  * race go through the Lua scripts in src/redis/lua/.
  */
 export class RunStore {
-  constructor(private readonly redis: Redis) {
+  constructor(
+    private readonly redis: Redis,
+    private readonly opts: RunStoreOptions = {},
+  ) {
     registerScripts(redis);
+  }
+
+  /**
+   * A write someone acts on next — a run acknowledged to its requester, a claim before its
+   * container starts, a status change, an attempt's end — made to stick across a failover:
+   * with replicas to ask (Sentinel), it returns once a replica holds it. Replication is
+   * asynchronous, so a master that dies right after applying a write may take it along;
+   * without this, a lost claim starts the run a second time and a lost creation leaves an
+   * acknowledged run that does not exist. When the answer is that the master changed while
+   * asking, the write is made again (`again`): every write here is idempotent for its
+   * writer (the dedupe key, the claim token, the status and attempt guards), so a repeat of
+   * one that did survive changes nothing. A replica that does not answer in time is logged,
+   * and the write stands as it is (availability over a wait for nobody).
+   */
+  private async replicated<T>(first: T, applied: boolean, again: () => Promise<T>): Promise<T> {
+    const replicas = this.opts.replicas;
+    if (!replicas || !applied) return first;
+    let result = first;
+    for (let i = 0; i < 3 && (await replicas.ask()) === 'unknown'; i++) result = await again();
+    return result;
   }
 
   /**
@@ -95,30 +119,39 @@ export class RunStore {
       ...(status === 'skipped' ? { finishedAt: now } : {}),
       ...(status === 'queued' && opts.maxAttempts !== undefined ? { attempt: 1, maxAttempts: opts.maxAttempts } : {}),
     });
-    const [id, code] = await this.redis.runletCreateRun(
-      keys.dedupe(request.dedupeKey),
-      keys.run(runId),
-      keys.transitions(runId),
-      keys.allRuns(),
-      keys.taskRuns(request.task),
-      keys.outbox(),
-      keys.ended(),
-      // Always passed; the script moves it only when the tick below is given.
-      keys.cronLast(request.task),
-      runId,
-      String(now),
-      // The key's own lifetime (SET PX in the script): the claim expires with it, so the
-      // same event after a request's window is a new run, never before.
-      String(request.dedupeTtlMs ?? DEDUPE_TTL_MS),
-      JSON.stringify(transition),
-      status,
-      request.scheduledAt !== undefined && opts.cronMarker ? String(request.scheduledAt) : '',
-      request.task,
-      String(ENDED_STREAM_MAXLEN),
-      CHANGES_CHANNEL,
-      ...fields,
-    );
-    return { runId: id, created: code === ScriptCode.Applied };
+    const write = () =>
+      this.redis.runletCreateRun(
+        keys.dedupe(request.dedupeKey),
+        keys.run(runId),
+        keys.transitions(runId),
+        keys.allRuns(),
+        keys.taskRuns(request.task),
+        keys.outbox(),
+        keys.ended(),
+        // Always passed; the script moves it only when the tick below is given.
+        keys.cronLast(request.task),
+        runId,
+        String(now),
+        // The key's own lifetime (SET PX in the script): the claim expires with it, so the
+        // same event after a request's window is a new run, never before.
+        String(request.dedupeTtlMs ?? DEDUPE_TTL_MS),
+        JSON.stringify(transition),
+        status,
+        request.scheduledAt !== undefined && opts.cronMarker ? String(request.scheduledAt) : '',
+        request.task,
+        String(ENDED_STREAM_MAXLEN),
+        CHANGES_CHANNEL,
+        ...fields,
+      );
+    const [id, code] = await write();
+    const created = code === ScriptCode.Applied;
+    // Written again only if lost: then it is ours again, or, if another writer's request for
+    // the same key landed first on the new master, theirs (created false: we queue nothing).
+    const [finalId, finalCode] = await this.replicated([id, code] as const, created, async () => {
+      const [againId, againCode] = await write();
+      return againId === id ? ([id, code] as const) : ([againId, againCode] as const);
+    });
+    return { runId: finalId, created: finalCode === ScriptCode.Applied };
   }
 
   /**
@@ -175,9 +208,12 @@ export class RunStore {
     opts: { from: readonly RunStatus[] | '*'; reason?: string; fields?: Fields; now?: number },
   ): Promise<boolean> {
     const [head, fields] = guardedChange(status, opts);
-    return (
-      (await this.redis.runletTransition(keys.run(runId), keys.transitions(runId), keys.ended(), ...head, ...fields)) === ScriptCode.Applied
-    );
+    const write = async () =>
+      (await this.redis.runletTransition(keys.run(runId), keys.transitions(runId), keys.ended(), ...head, ...fields)) ===
+      ScriptCode.Applied;
+    const applied = await write();
+    // Applied once is applied: a repeat that is refused means the first one survived.
+    return this.replicated(applied, applied, async () => (await write()) || applied);
   }
 
   /**
@@ -190,16 +226,21 @@ export class RunStore {
    */
   async claim(runId: string, opts: { attempt: number; token: string; fields?: Fields; now?: number }): Promise<boolean> {
     const [head, fields] = guardedChange(MOVES.start.to, { from: MOVES.start.from, fields: opts.fields, now: opts.now });
-    const code = await this.redis.runletClaimRun(
-      keys.run(runId),
-      keys.transitions(runId),
-      keys.ended(),
-      ...head,
-      String(opts.attempt),
-      opts.token,
-      ...fields,
-    );
-    return code === ScriptCode.Applied;
+    const write = async () =>
+      (await this.redis.runletClaimRun(
+        keys.run(runId),
+        keys.transitions(runId),
+        keys.ended(),
+        ...head,
+        String(opts.attempt),
+        opts.token,
+        ...fields,
+      )) === ScriptCode.Applied;
+    const claimed = await write();
+    // Before the container starts. Asked again with the same token, the claim is true if it
+    // survived or is made now, and false only if another claimant won meanwhile: then this
+    // one must not start a container.
+    return this.replicated(claimed, claimed, write);
   }
 
   /**
@@ -213,16 +254,19 @@ export class RunStore {
     opts: { from: readonly RunStatus[]; attempt: number; claim: string; reason?: string; fields?: Fields; now?: number },
   ): Promise<boolean> {
     const [head, fields] = guardedChange(status, opts);
-    const code = await this.redis.runletFencedTransition(
-      keys.run(runId),
-      keys.transitions(runId),
-      keys.ended(),
-      ...head,
-      String(opts.attempt),
-      opts.claim,
-      ...fields,
-    );
-    return code === ScriptCode.Applied;
+    const write = async () =>
+      (await this.redis.runletFencedTransition(
+        keys.run(runId),
+        keys.transitions(runId),
+        keys.ended(),
+        ...head,
+        String(opts.attempt),
+        opts.claim,
+        ...fields,
+      )) === ScriptCode.Applied;
+    const applied = await write();
+    // Before the container is trusted to run: made again (same claim) if the master changed.
+    return this.replicated(applied, applied, async () => (await write()) || applied);
   }
 
   /**
@@ -247,21 +291,25 @@ export class RunStore {
    * the attempt lost, one wins.
    */
   async adopt(runId: string, opts: { attempt: number; expected: string | undefined; claim: string; daemon: string }): Promise<boolean> {
-    const code = await this.redis.runletAdoptRun(
-      keys.run(runId),
-      String(opts.attempt),
-      opts.expected ?? '',
-      opts.claim,
-      opts.daemon,
-      MOVES.endAttempt.from.join(','),
-    );
-    return code === ScriptCode.Applied;
+    const write = async () =>
+      (await this.redis.runletAdoptRun(
+        keys.run(runId),
+        String(opts.attempt),
+        opts.expected ?? '',
+        opts.claim,
+        opts.daemon,
+        MOVES.endAttempt.from.join(','),
+      )) === ScriptCode.Applied;
+    const adopted = await write();
+    // Asked again after a failover: refused then only because this adoption already holds.
+    return this.replicated(adopted, adopted, async () => (await write()) || adopted);
   }
 
   /**
    * Ends the run's current attempt: the same guard as `transition`, and refused unless
    * `attempt` is still the run's current one (and, given `claim`, its claim still the
-   * writer's: a holder deposed by an adopter or a daemon that judged it dead writes nothing), so an attempt is ended once and a late one
+   * writer's: a holder deposed by an adopter or a daemon that judged it dead writes nothing),
+   * so an attempt is ended once and a late one
    * (its daemon frozen or cut off while the run was retried) writes nothing. Appends `entry`
    * to the run's attempts; `clear` deletes fields that belonged to the attempt; `left` (the
    * attempt's log tail and output) replaces the run's in the same script, behind the same
@@ -284,23 +332,25 @@ export class RunStore {
   ): Promise<boolean> {
     const [head, fields] = guardedChange(status, opts);
     const left = opts.left && { ...opts.left, logTail: keptTail(opts.left.logTail) };
-    const code = await this.redis.runletEndAttempt(
-      keys.run(runId),
-      keys.transitions(runId),
-      keys.attempts(runId),
-      keys.outbox(),
-      keys.ended(),
-      keys.logs(runId),
-      keys.output(runId),
-      ...head,
-      String(opts.attempt),
-      opts.claim ?? '',
-      JSON.stringify(opts.entry),
-      (opts.clear ?? []).join(','),
-      left ? JSON.stringify(left) : '',
-      ...fields,
-    );
-    return code === ScriptCode.Applied;
+    const write = () =>
+      this.redis.runletEndAttempt(
+        keys.run(runId),
+        keys.transitions(runId),
+        keys.attempts(runId),
+        keys.outbox(),
+        keys.ended(),
+        keys.logs(runId),
+        keys.output(runId),
+        ...head,
+        String(opts.attempt),
+        opts.claim ?? '',
+        JSON.stringify(opts.entry),
+        (opts.clear ?? []).join(','),
+        left ? JSON.stringify(left) : '',
+        ...fields,
+      );
+    const applied = (await write()) === ScriptCode.Applied;
+    return this.replicated(applied, applied, async () => (await write()) === ScriptCode.Applied || applied);
   }
 
   /**
@@ -483,6 +533,14 @@ export class RunStore {
   async runIdForDedupeKey(dedupeKey: string): Promise<string | undefined> {
     return (await this.redis.get(keys.dedupe(dedupeKey))) ?? undefined;
   }
+}
+
+export interface RunStoreOptions {
+  /**
+   * Asked after each write a caller acts on next, when Redis has replicas that a failover
+   * may promote (Sentinel): see `replicated` and lib/replicas.ts. Unset: no waiting.
+   */
+  readonly replicas?: { ask(): Promise<ReplicaAnswer> };
 }
 
 /** What an attempt left for the record: its log tail (and where it ends) and its output. */
