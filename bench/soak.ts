@@ -562,7 +562,7 @@ function analyse(a: {
     row('runs retried (more than one attempt)', (c) => c.retried),
     '',
     `- **Leaked containers** (any container of the cluster on any engine after settling): **${a.leaked.length}**`,
-    `- **Longest wait for a retry** (an attempt's recorded end to the next attempt's start): **${longest.run ? `${fmtMs(longest.ms)}** (run ${longest.run}, after ${longest.after}; ${fmtMs(longest.fromStartMs)} from that attempt's start)` : 'none**'}`,
+    `- **Longest wait for a retry** (an attempt's recorded end to the next attempt's start): **${longest.run ? `${fmtMs(longest.ms)}** (run ${longest.run}, after ${longest.after}${Number.isFinite(longest.fromStartMs) ? `; ${fmtMs(longest.fromStartMs)} from that attempt's start` : '; that attempt never started'})` : 'none**'}`,
     `- Faults: ${[...faultCounts].map(([k, n]) => `${k} ×${n}`).join(', ') || 'none'}`,
     `- Settling took ${fmtMs(a.settleMs)}${a.open.length ? `, and ${a.open.length} run(s) were still open at the cap (${a.opts.settleCapS} s)` : ''}; ${samples} samples of every engine, ${unreachable} engine answers missed (engine down or restarting)`,
     `- Runs made for no request counted above (a webhook whose sender gave up after its run was made): ${unasked.length}; webhooks never accepted: ${soak.hooks.size - accepted.length} of ${soak.hooks.size} sent; job adds that failed: ${soak.jobErrors}`,
