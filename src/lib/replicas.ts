@@ -42,8 +42,9 @@ export class ReplicaAcks {
     private readonly logger: Logger,
     private readonly timeoutMs = REPLICA_ACK_TIMEOUT_MS,
   ) {
-    // The first ready is the connection's start, not a change of server.
-    let started = false;
+    // The first ready is the connection's start, not a change of server (unless the
+    // connection was ready already: then every ready from now on is a reconnection).
+    let started = connection.status === 'ready';
     connection.on('ready', () => {
       if (started) this.generation++;
       started = true;
