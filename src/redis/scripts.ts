@@ -41,6 +41,8 @@ const NAMES = [
   'writeStreamState',
   'setPause',
   'recordAgain',
+  'admitRun',
+  'freeSlot',
 ] as const;
 export type ScriptName = (typeof NAMES)[number];
 
@@ -139,6 +141,33 @@ declare module 'ioredis' {
     runletRecordAgain(
       ...args: [runKey: string, transitionsKey: string, allRunsKey: string, taskRunsKey: string, ...argv: Arg[]]
     ): Result<ScriptCode.Applied | ScriptCode.Refused, Context>;
+    /** admitRun-4.lua: Applied (the run holds a slot) or Refused (parked). */
+    runletAdmitRun(
+      ...args: [
+        slotsKey: string,
+        parkedKey: string,
+        slottedKey: string,
+        parkedTasksKey: string,
+        runId: string,
+        limit: Arg,
+        now: Arg,
+        task: string,
+      ]
+    ): Result<ScriptCode.Applied | ScriptCode.Refused, Context>;
+    /** freeSlot-5.lua: the run ids admitted. */
+    runletFreeSlot(
+      ...args: [
+        slotsKey: string,
+        parkedKey: string,
+        slottedKey: string,
+        parkedTasksKey: string,
+        outboxKey: string,
+        runId: string,
+        limit: Arg,
+        now: Arg,
+        task: string,
+      ]
+    ): Result<string[], Context>;
     /** writeStreamState-2.lua */
     runletWriteStreamState(
       ...args: [stateKey: string, fenceKey: string, fence: string, ...fieldsAndValues: string[]]

@@ -38,6 +38,8 @@ interface Waiter {
  */
 export class EndedRuns {
   private readonly waiters = new Map<string, Set<Waiter>>();
+  /** Told of every run that ends, in stream order (the task gate frees slots by it). */
+  private readonly listeners: Array<(entry: EndedEntry) => void> = [];
   private reader?: Redis;
   private stopped = false;
   private loop?: Promise<void>;
@@ -65,6 +67,7 @@ export class EndedRuns {
         const reply = await reader.xread('BLOCK', 5000, 'STREAMS', keys.ended(), last);
         for (const entry of parseEnded(reply)) {
           last = entry.id;
+          for (const listener of this.listeners) listener(entry);
           if (this.waiters.has(entry.run)) await this.settle(entry.run);
         }
       } catch (err) {
@@ -75,6 +78,15 @@ export class EndedRuns {
         for (const runId of [...this.waiters.keys()]) await this.settle(runId).catch(() => undefined);
       }
     }
+  }
+
+  /**
+   * Calls `listener` for each run that ends from now on while this reader runs. At most
+   * once per end per daemon, and not for ends while no daemon reads: a listener that must
+   * not miss one has a sweep of its own (gate.ts).
+   */
+  onEnded(listener: (entry: EndedEntry) => void): void {
+    this.listeners.push(listener);
   }
 
   private async newestId(reader: Redis): Promise<string | undefined> {

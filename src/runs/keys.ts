@@ -85,7 +85,7 @@ export const keys = {
  */
 export const CHANGES_CHANNEL = `${PREFIX}:changes`;
 
-/** BullMQ's own keys live under this prefix; one queue per task, named after it. */
+/** BullMQ's own keys live under this prefix; one queue per pool (dispatch/queues.ts). */
 export const BULL_PREFIX = `${PREFIX}:bull`;
 
 /** Daemons listen here; the one running the run's container stops it (dispatch/cancel.ts). */
@@ -94,9 +94,25 @@ export const CANCEL_CHANNEL = `${PREFIX}:cancel`;
 /** The cluster-wide webhook rate limits (@fastify/rate-limit's Redis store) live under this prefix. */
 export const HOOK_RATE_PREFIX = `${PREFIX}:hook-rate:`;
 
+/**
+ * The task gate (dispatch/gate.ts): which runs hold one of their task's cluster-wide slots,
+ * and which wait for one. Run queues are per pool; these keys are what makes a task's limit
+ * hold across them.
+ */
+export const gateKeys = {
+  /** zset run id → admitted at: the task's runs in progress (queued with a job, starting, running, between attempts). */
+  slots: (task: string) => `${PREFIX}:task:${task}:slots`,
+  /** zset run id → parked at: the task's queued runs waiting for a slot, with no queue job yet. */
+  parked: (task: string) => `${PREFIX}:task:${task}:parked`,
+  /** set of task names whose slots zset is not empty (the sweep reads only these). */
+  slotted: () => `${PREFIX}:gate:slotted`,
+  /** set of task names with parked runs. */
+  parkedTasks: () => `${PREFIX}:gate:parked`,
+} as const;
+
 export const waitingKeys = {
-  /** hash daemonId → JSON Block: why that daemon does not fetch the task's runs now (ops/waiting.ts). */
-  blocked: (task: string) => `${PREFIX}:task:${task}:blocked`,
+  /** hash daemonId → JSON Block: why that daemon does not fetch the pool's runs now (ops/waiting.ts). */
+  blocked: (pool: string) => `${PREFIX}:pool:${pool}:blocked`,
 } as const;
 
 export const alertKeys = {
