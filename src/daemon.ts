@@ -167,7 +167,9 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
         node: identity.node,
         redis: describeTarget(redisTarget),
         tasks: Object.keys(opts.config.tasks).length,
-        triggers: triggers.names(),
+        // The first few by name, and how many: a log line stays a line with thousands of tasks.
+        triggers: triggers.names().slice(0, 20),
+        triggerCount: triggers.names().length,
       },
       'runlet is running',
     );
