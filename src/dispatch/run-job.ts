@@ -235,6 +235,7 @@ export async function waitAndFinish(ctx: RunContext, prepared: PreparedRun, task
     onLog: (chunk, offset) => live.chunk(offset, chunk),
   });
   await writing;
+  await live.close();
   await ctx.runtime.remove(prepared.containerId).catch((err) => log.error({ err }, 'could not remove container'));
   // A run whose record Redis lost meanwhile (emptied, failed over) is recorded again first,
   // with this holder's claim, so its end is not dropped.
