@@ -60,7 +60,7 @@ type Arg = string | number;
 declare module 'ioredis' {
   // Typed by hand from each script's header; registerScripts defines them on a connection.
   interface RedisCommander<Context extends ClientContext = { type: 'default' }> {
-    /** createRun-8.lua: { run id, Applied (created) | Refused (the dedupe key names that run) }. */
+    /** createRun-9.lua: { run id, Applied (created) | Refused (the dedupe key names that run) }. */
     runletCreateRun(
       ...args: [
         dedupeKey: string,
@@ -71,6 +71,7 @@ declare module 'ioredis' {
         outboxKey: string,
         endedKey: string,
         cronMarkerKey: string,
+        payloadKey: string,
         ...argv: Arg[],
       ]
     ): Result<[runId: string, code: ScriptCode.Applied | ScriptCode.Refused], Context>;

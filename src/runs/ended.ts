@@ -109,20 +109,21 @@ export class EndedRuns {
   async waitFor(runId: string, timeoutMs: number): Promise<RunRecord | undefined> {
     return new Promise<RunRecord | undefined>((resolve) => {
       let timer: NodeJS.Timeout | undefined;
+      const set = this.waiters.get(runId) ?? new Set<Waiter>();
+      // Every way a wait ends (the stream, the first check, the timeout, stop) goes through
+      // here and takes the waiter out: a wait answered by its first check (the run had
+      // already ended: a redelivery, a skipped run) would otherwise stay registered for good.
       const waiter: Waiter = {
         resolve: (run) => {
           if (timer) clearTimeout(timer);
+          set.delete(waiter);
+          if (set.size === 0 && this.waiters.get(runId) === set) this.waiters.delete(runId);
           resolve(run);
         },
       };
-      const set = this.waiters.get(runId) ?? new Set<Waiter>();
       set.add(waiter);
       this.waiters.set(runId, set);
-      timer = setTimeout(() => {
-        set.delete(waiter);
-        if (set.size === 0 && this.waiters.get(runId) === set) this.waiters.delete(runId);
-        resolve(undefined);
-      }, timeoutMs);
+      timer = setTimeout(() => waiter.resolve(undefined), timeoutMs);
       // Registered before this check, so an end between the check and the stream read
       // is seen by one of them.
       this.store.get(runId, { withLogs: true }).then(
@@ -135,11 +136,18 @@ export class EndedRuns {
     });
   }
 
+  /** How many waits are registered now (each ends with its run, its timeout or stop). */
+  get waiting(): number {
+    let n = 0;
+    for (const set of this.waiters.values()) n += set.size;
+    return n;
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
     this.reader?.disconnect();
     await this.loop?.catch(() => undefined);
-    for (const set of this.waiters.values()) for (const w of set) w.resolve(undefined);
+    for (const set of [...this.waiters.values()]) for (const w of [...set]) w.resolve(undefined);
     this.waiters.clear();
   }
 }

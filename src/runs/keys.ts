@@ -3,7 +3,13 @@ export const PREFIX = 'runlet';
 
 const RUN = `${PREFIX}:run:`;
 /** A run's other keys are its own key plus one of these; deleting a run deletes them all. */
-const RUN_PARTS = { transitions: ':transitions', logs: ':logs', output: ':output', attempts: ':attempts' } as const;
+const RUN_PARTS = {
+  transitions: ':transitions',
+  logs: ':logs',
+  output: ':output',
+  attempts: ':attempts',
+  payload: ':payload',
+} as const;
 const TASK_RUNS: readonly [string, string] = [`${PREFIX}:task:`, ':runs'];
 
 export const keys = {
@@ -12,6 +18,12 @@ export const keys = {
   logs: (id: string) => `${RUN}${id}${RUN_PARTS.logs}`,
   /** hash { text, error }: what the task wrote to /runlet/output.json. */
   output: (id: string) => `${RUN}${id}${RUN_PARTS.output}`,
+  /**
+   * string: the JSON text of the run's payload (absent: none). Apart from the hash, like the
+   * output, so that listings, the status page and the stuck scan never load it: runs with
+   * 1 MiB payloads would make each of those read megabytes per run.
+   */
+  payload: (id: string) => `${RUN}${id}${RUN_PARTS.payload}`,
   /** list of JSON AttemptRecords, one per ended attempt, oldest first. */
   attempts: (id: string) => `${RUN}${id}${RUN_PARTS.attempts}`,
   /** zset runId → createdAt, all runs. */

@@ -110,7 +110,6 @@ export class RunStore {
       scheduledAt: request.scheduledAt,
       backfill: request.backfill ? 'true' : undefined,
       missedTicks: request.missedTicks,
-      payload: request.payload === undefined ? undefined : JSON.stringify(request.payload),
       reason: opts.reason,
       retryOf: request.retryOf,
       contentType: request.contentType,
@@ -130,6 +129,7 @@ export class RunStore {
         keys.ended(),
         // Always passed; the script moves it only when the tick below is given.
         keys.cronLast(request.task),
+        keys.payload(runId),
         runId,
         String(now),
         // The key's own lifetime (SET PX in the script): the claim expires with it, so the
@@ -141,6 +141,7 @@ export class RunStore {
         request.task,
         String(ENDED_STREAM_MAXLEN),
         CHANGES_CHANNEL,
+        request.payload === undefined ? '' : JSON.stringify(request.payload),
         ...fields,
       );
     const [id, code] = await write();
@@ -425,12 +426,29 @@ export class RunStore {
     return this.redis.zrangebyscore(keys.outbox(), 0, now - olderThanMs);
   }
 
-  async get(runId: string, opts: { withLogs?: boolean } = {}): Promise<RunRecord | undefined> {
+  async get(runId: string, opts: ReadOptions = {}): Promise<RunRecord | undefined> {
     const [records] = await this.getMany([runId], opts);
     return records;
   }
 
-  async getMany(runIds: readonly string[], opts: { withLogs?: boolean } = {}): Promise<(RunRecord | undefined)[]> {
+  /** The run's payload alone (undefined: none, or no such run): what its container is given. */
+  async payload(runId: string): Promise<unknown> {
+    const [kept, old] = await this.redis
+      .multi()
+      .get(keys.payload(runId))
+      .hget(keys.run(runId), 'payload')
+      .exec()
+      .then((r) => (r ?? []).map(([, v]) => v as string | null));
+    const text = kept ?? old;
+    return text === null || text === undefined ? undefined : (JSON.parse(text) as unknown);
+  }
+
+  /**
+   * The records of `runIds` in one round trip. The log tail and output (`withLogs`) and the
+   * payload (`withPayload`) are separate keys, read only when asked for: a listing of
+   * thousands of runs must not load megabytes of each.
+   */
+  async getMany(runIds: readonly string[], opts: ReadOptions = {}): Promise<(RunRecord | undefined)[]> {
     if (runIds.length === 0) return [];
     const pipe = this.redis.pipeline();
     for (const id of runIds) {
@@ -439,20 +457,24 @@ export class RunStore {
       pipe.lrange(keys.attempts(id), 0, -1);
       if (opts.withLogs) pipe.get(keys.logs(id));
       if (opts.withLogs) pipe.hgetall(keys.output(id));
+      if (opts.withPayload) pipe.get(keys.payload(id));
     }
     const res = (await pipe.exec()) ?? [];
-    const step = opts.withLogs ? 5 : 3;
+    const step = 3 + (opts.withLogs ? 2 : 0) + (opts.withPayload ? 1 : 0);
     return runIds.map((_, i) => {
-      const hash = res[i * step]?.[1] as Record<string, string> | undefined;
+      const at = (n: number) => res[i * step + n]?.[1];
+      const hash = at(0) as Record<string, string> | undefined;
       if (!hash || !hash.id) return undefined;
-      const transitions = (res[i * step + 1]?.[1] as string[]).map((s) => JSON.parse(s) as Transition);
-      const attempts = ((res[i * step + 2]?.[1] as string[] | undefined) ?? []).map((s) => JSON.parse(s) as AttemptRecord);
-      const logTail = opts.withLogs ? ((res[i * step + 3]?.[1] as string | null) ?? undefined) : undefined;
+      const transitions = (at(1) as string[]).map((s) => JSON.parse(s) as Transition);
+      const attempts = ((at(2) as string[] | undefined) ?? []).map((s) => JSON.parse(s) as AttemptRecord);
+      const logTail = opts.withLogs ? ((at(3) as string | null) ?? undefined) : undefined;
+      const output = opts.withLogs ? ((at(4) as Record<string, string> | undefined) ?? {}) : {};
+      // A record written before payloads moved out of the hash keeps its own there.
+      const payload = opts.withPayload ? ((at(opts.withLogs ? 5 : 3) as string | null) ?? hash.payload) : undefined;
       const record = toRecord(hash, transitions, attempts, logTail);
-      const output = opts.withLogs ? ((res[i * step + 4]?.[1] as Record<string, string> | undefined) ?? {}) : {};
-      if (output.text === undefined && output.error === undefined) return record;
       return {
         ...record,
+        ...(payload !== undefined && { payload: JSON.parse(payload) as unknown }),
         ...(output.text !== undefined && { output: output.text }),
         ...(output.error !== undefined && { outputError: output.error }),
       };
@@ -533,6 +555,14 @@ export class RunStore {
   async runIdForDedupeKey(dedupeKey: string): Promise<string | undefined> {
     return (await this.redis.get(keys.dedupe(dedupeKey))) ?? undefined;
   }
+}
+
+/** What a read loads besides the record's hash, transitions and attempts. */
+export interface ReadOptions {
+  /** The log tail and the output. */
+  readonly withLogs?: boolean;
+  /** The payload (keys.payload): for the run's own page, its container, running it again. */
+  readonly withPayload?: boolean;
 }
 
 export interface RunStoreOptions {
@@ -638,7 +668,6 @@ function toRecord(h: Record<string, string>, transitions: Transition[], attempts
     if (h[k] !== undefined) rec[k] = h[k];
   if (h.backfill === 'true') rec.backfill = true;
   if (h.dead === 'true') rec.dead = true;
-  if (h.payload !== undefined) rec.payload = JSON.parse(h.payload);
   if (h.headers !== undefined) rec.headers = JSON.parse(h.headers);
   if (h.usage !== undefined) rec.usage = JSON.parse(h.usage) as Usage;
   if (logTail !== undefined) rec.logTail = logTail;

@@ -153,6 +153,7 @@ export interface RunRecord {
   readonly image?: string;
   readonly exitCode?: number;
   readonly reason?: string;
+  /** Only when read with `withPayload` (a key of its own: listings never load it). */
   readonly payload?: unknown;
   readonly usage?: Usage;
   readonly memoryBytes?: number;
