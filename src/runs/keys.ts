@@ -94,6 +94,9 @@ export const CANCEL_CHANNEL = `${PREFIX}:cancel`;
 /** The cluster-wide webhook rate limits (@fastify/rate-limit's Redis store) live under this prefix. */
 export const HOOK_RATE_PREFIX = `${PREFIX}:hook-rate:`;
 
+/** The cluster-wide per-API-key rate limits of HTTP functions (@fastify/rate-limit's Redis store). */
+export const FN_RATE_PREFIX = `${PREFIX}:fn-rate:`;
+
 export const waitingKeys = {
   /** hash daemonId → JSON Block: why that daemon does not fetch the task's runs now (ops/waiting.ts). */
   blocked: (task: string) => `${PREFIX}:task:${task}:blocked`,
