@@ -3,7 +3,7 @@
  * runlet-lambda: runs a handler written for AWS Lambda behind API Gateway, unchanged, as a
  * runlet function (one run per request, a fresh container each time).
  *
- *   command: [node, /app/lib/lambda-handler.js, handler.handler]     # <file>.<export>, as Lambda's "Handler"
+ *   command: [node, /app/lib/lambda-handler.cjs, handler.handler]     # <file>.<export>, as Lambda's "Handler"
  *
  * The file is looked up relative to LAMBDA_TASK_ROOT (default: the working directory), as
  * Lambda does; `_HANDLER` may name it instead of the argument. The event is
@@ -103,7 +103,7 @@ module.exports = { invoke };
 if (require.main === module) {
   const spec = process.argv[2] || process.env._HANDLER;
   if (!spec) {
-    process.stderr.write('usage: node lambda-handler.js <file>.<export> (or set _HANDLER)\n');
+    process.stderr.write('usage: node lambda-handler.cjs <file>.<export> (or set _HANDLER)\n');
     process.exit(2);
   }
   let handler;
