@@ -37,6 +37,7 @@ import type { HttpDeps } from './http/deps.js';
 import { listenPolicy } from './http/hosts.js';
 import { ChangeFeed } from './http/live.js';
 import { buildServer, fixedAtStart } from './http/server.js';
+import { functionsFixedAtStart, hasFunctions, listenFunctions } from './http/functions/server.js';
 import { startEmbeddedRedis } from './lib/embedded-redis.js';
 import { assertNoEviction } from './lib/eviction.js';
 import { connect, describeTarget, isSentinel, redisOptions, type RedisTarget } from './lib/redis.js';
@@ -97,10 +98,16 @@ export interface DaemonOptions {
   readonly retentionSweepMs?: number;
   /** Alert sending and the stuck scan's period (tests shorten them). */
   readonly alerts?: AlertsOptions;
+  /** The HTTP functions listener (RUNLET_FN_PORT, default 8081; 0 picks a free port), opened only when a task has `http:`. */
+  readonly fnPort?: number;
+  /** RUNLET_FN_HOST, default 0.0.0.0: functions are the public side, each with its own auth. */
+  readonly fnHost?: string;
 }
 
 export interface Daemon {
   readonly url: string;
+  /** The HTTP functions listener's URL, when the config has functions. */
+  readonly fnUrl?: string;
   readonly identity: Identity;
   readonly events: RunletEvents;
   readonly store: RunStore;
@@ -140,12 +147,13 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     let reloader: Reloader | undefined;
     const reload = () => reloader?.reload() ?? Promise.reject(new Error('the daemon is still starting; try again'));
     const url = await startHttp(opts, listen, storage, dispatch, docker.docker, reload, releasers);
+    const fnUrl = await startFunctions(opts, storage, dispatch, releasers);
     const triggers = await startTriggers(opts, storage, dispatch, releasers);
     reloader = new Reloader({
       live,
       logger: opts.logger,
       read: options.readConfig ?? (() => loadConfig(live.current.file)),
-      fixedAtStart: (next) => fixedAtStart(options.config, next),
+      fixedAtStart: (next) => [...fixedAtStart(options.config, next), ...functionsFixedAtStart(options.config, next)],
       build: (next) => buildTaskImages(docker.docker, next, opts.logger),
       triggers,
       apply: async () => {
@@ -176,6 +184,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     dispatch.events.emit('daemon:ready', { url });
     return {
       url,
+      ...(fnUrl !== undefined && { fnUrl }),
       identity,
       events: dispatch.events,
       store,
@@ -522,6 +531,32 @@ async function startHttp(
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : opts.port;
   return `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`;
+}
+
+/** The HTTP functions listener, on its own port, when the config has functions at start. */
+async function startFunctions(
+  opts: DaemonOptions,
+  storage: Storage,
+  dispatch: Dispatch,
+  releasers: Releasers,
+): Promise<string | undefined> {
+  if (!hasFunctions(opts.config)) return undefined;
+  const { redis, store } = storage;
+  const fn = await listenFunctions(
+    {
+      config: opts.config,
+      redis,
+      store,
+      ended: dispatch.ended,
+      submit: (r) => dispatch.submit(r),
+      cancelRun: (id) => cancelRun(redis, store, id),
+    },
+    opts.logger,
+    { port: opts.fnPort ?? 8081, host: opts.fnHost ?? '0.0.0.0' },
+  );
+  releasers.add('functions listener', () => fn.close());
+  opts.logger.info({ url: fn.url }, 'HTTP functions listening');
+  return fn.url;
 }
 
 /** Last: nothing fires before the rest can take it (triggers/running.ts). */

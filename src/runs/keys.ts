@@ -106,6 +106,9 @@ export const CANCEL_CHANNEL = `${PREFIX}:cancel`;
 /** The cluster-wide webhook rate limits (@fastify/rate-limit's Redis store) live under this prefix. */
 export const HOOK_RATE_PREFIX = `${PREFIX}:hook-rate:`;
 
+/** The cluster-wide per-API-key rate limits of HTTP functions (@fastify/rate-limit's Redis store). */
+export const FN_RATE_PREFIX = `${PREFIX}:fn-rate:`;
+
 /**
  * The task gate (dispatch/gate.ts): which runs hold one of their task's cluster-wide slots,
  * and which wait for one. Run queues are per pool; these keys are what makes a task's limit
