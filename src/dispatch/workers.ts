@@ -175,8 +175,10 @@ export class PoolWorkers {
     if (name === undefined) return; // no record: nothing to run (Redis lost it; orphans.ts records what ran)
     if (this.stopping || !task) {
       // Fetched as the daemon stops: hand it back rather than hold it, or another node would
-      // wait for stalled-job detection to take it. The same for a task a reload just removed:
-      // a daemon whose config has it takes the job.
+      // wait for stalled-job detection to take it. The same for a task a reload just removed
+      // (or a newer file elsewhere added): a daemon whose config has it takes the job, and
+      // this pool waits a moment before fetching again rather than take it back at once.
+      if (!task) this.holdBack(pool);
       await handBack();
       throw new WaitingError();
     }
@@ -220,6 +222,7 @@ export class PoolWorkers {
       if (!(err instanceof TaskNotConfigured)) throw err;
       // Removed by a reload between the fetch and the claim: never failed by a daemon that
       // does not know the task (a newer config elsewhere may), only handed back.
+      this.holdBack(pool);
       await handBack();
       throw new WaitingError();
     } finally {
