@@ -127,3 +127,29 @@ describe('the task gate', () => {
     expect(await redis.smembers(gateKeys.parkedTasks())).toEqual([]);
   });
 });
+
+describe('runs in progress are read from the gate, not by scanning the history', () => {
+  it('a listing of queued/starting/running runs reads those runs only, however long the history', async () => {
+    await redis.flushall();
+    const { RunStore } = await import('../src/runs/store.js');
+    const store = new RunStore(redis);
+    const gate = new TaskGate(redis, config(1), logger);
+    // 2,000 finished runs of history, then one running and one parked.
+    for (let i = 0; i < 2000; i++)
+      await store.create({ task: 'one', trigger: 'manual', dedupeKey: `old-${i}` }, { status: 'skipped', reason: 'old' });
+    const running = await store.create({ task: 'one', trigger: 'manual', dedupeKey: 'running' });
+    const parked = await store.create({ task: 'one', trigger: 'manual', dedupeKey: 'parked' });
+    expect(await gate.admit('one', running.runId)).toBe(true);
+    expect(await gate.admit('one', parked.runId)).toBe(false);
+    await redis.hset(keys.run(running.runId), 'status', 'running');
+
+    const hgetallCalls = async () => Number(/cmdstat_hgetall:calls=(\d+)/.exec(await redis.info('commandstats'))?.[1] ?? 0);
+    const before = await hgetallCalls();
+    const list = await store.list({ status: ['queued', 'starting', 'running'], limit: 1000 });
+    const read = (await hgetallCalls()) - before;
+    expect(list.map((r) => r.id)).toEqual([parked.runId, running.runId]);
+    expect((await store.list({ status: ['running'] })).map((r) => r.id)).toEqual([running.runId]);
+    // The two runs (a hash each, and their transitions), not the 2,000 finished ones.
+    expect(read).toBeLessThanOrEqual(4);
+  });
+});

@@ -105,6 +105,15 @@ export class TaskGate {
     return this.free(taskName, runId, now);
   }
 
+  /**
+   * Counts a run that runs already without having been admitted (recorded again from its
+   * container after Redis lost its record, orphans.ts): it takes its slot, fit or not, as
+   * refusing it would not stop the container, only hide it from the limit and the scans.
+   */
+  async hold(taskName: string, runId: string, now = Date.now()): Promise<void> {
+    await this.redis.multi().zadd(gateKeys.slots(taskName), now, runId).sadd(gateKeys.slotted(), taskName).exec();
+  }
+
   /** Told of the runs each free admitted, so their jobs are added (set by the daemon). */
   onAdmitted: (taskName: string, runIds: string[]) => Promise<void> = async () => undefined;
 

@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import { monotonicFactory } from 'ulid';
 import type { ReplicaAnswer } from '../lib/replicas.js';
 import { registerScripts, ScriptCode } from '../redis/scripts.js';
-import { CHANGES_CHANNEL, keys } from './keys.js';
+import { CHANGES_CHANNEL, gateKeys, keys } from './keys.js';
 import {
   MOVES,
   TERMINAL_STATUSES,
@@ -62,6 +62,9 @@ export type RunReader = Pick<RunStore, 'get' | 'getMany' | 'list' | 'last' | 'lo
  * log tail, indexed by two sorted sets (all runs, runs per task). Writes that must not
  * race go through the Lua scripts in src/redis/lua/.
  */
+/** The statuses of a run in progress: every such run holds a task slot or waits parked (dispatch/gate.ts). */
+const IN_PROGRESS: readonly RunStatus[] = ['queued', 'starting', 'running'];
+
 export class RunStore {
   constructor(
     private readonly redis: Redis,
@@ -489,6 +492,9 @@ export class RunStore {
     opts: { task?: string; status?: readonly RunStatus[]; trigger?: TriggerKind; dead?: boolean; limit?: number; before?: string } = {},
   ): Promise<RunRecord[]> {
     const limit = Math.max(1, Math.min(opts.limit ?? 50, 1000));
+    if (opts.status?.length && opts.status.every((s) => IN_PROGRESS.includes(s)) && !opts.before) {
+      return this.listInProgress(opts.status, opts, limit);
+    }
     const index = opts.task ? keys.taskRuns(opts.task) : keys.allRuns();
     const filtered = Boolean(opts.status?.length || opts.trigger || opts.dead !== undefined);
     const scan = filtered ? 5000 : limit + 1;
@@ -507,6 +513,37 @@ export class RunStore {
       }
     }
     return out;
+  }
+
+  /**
+   * Runs in progress, newest first, read from the task gate's index (dispatch/gate.ts: every
+   * run from admission to its end holds a slot or waits parked) rather than by scanning the
+   * history: the reconciler, the stuck scan and the status page ask this every few seconds,
+   * and their cost then follows the runs in progress, not the runs kept.
+   */
+  private async listInProgress(
+    statuses: readonly RunStatus[],
+    opts: { task?: string; trigger?: TriggerKind; dead?: boolean },
+    limit: number,
+  ): Promise<RunRecord[]> {
+    const tasks = opts.task
+      ? [opts.task]
+      : [...new Set([...(await this.redis.smembers(gateKeys.slotted())), ...(await this.redis.smembers(gateKeys.parkedTasks()))])];
+    const pipe = this.redis.pipeline();
+    for (const t of tasks) pipe.zrange(gateKeys.slots(t), 0, -1).zrange(gateKeys.parked(t), 0, -1);
+    const res = tasks.length > 0 ? ((await pipe.exec()) ?? []) : [];
+    const ids = [...new Set(res.flatMap(([, v]) => (v as string[] | null) ?? []))];
+    const out: RunRecord[] = [];
+    for (let i = 0; i < ids.length; i += 200) {
+      for (const r of await this.getMany(ids.slice(i, i + 200))) {
+        if (!r || !statuses.includes(r.status)) continue;
+        if (opts.trigger && r.trigger !== opts.trigger) continue;
+        if (opts.dead !== undefined && Boolean(r.dead) !== opts.dead) continue;
+        out.push(r);
+      }
+    }
+    // Run ids are ULIDs: newest first, as the history listing orders them.
+    return out.sort((a, b) => b.createdAt - a.createdAt || (a.id < b.id ? 1 : -1)).slice(0, limit);
   }
 
   /** The newest run of a task, if any. */
