@@ -416,6 +416,48 @@ export class DockerRuntime implements Runtime, WarmRuntime {
     return { instanceId, containerId: container.id, spec, createdAt, startedAt: Date.now() };
   }
 
+  /**
+   * Creates and starts a container that runs the task's own command (no shim) for many
+   * invocations, labelled as a reusable instance (LABEL_REUSE, no runlet.run). `env` is
+   * added to the task's (AWS_LAMBDA_RUNTIME_API and friends): it goes to the engine only.
+   * reusable.ts drives it; wait() on `{ runId: instanceId, containerId, spec }` watches its end.
+   */
+  async startReusable(spec: WarmSpec, env: Readonly<Record<string, string>>): Promise<WarmInstance> {
+    const createdAt = Date.now();
+    const instanceId = `L${createdAt.toString(36)}${randomBytes(5).toString('hex')}`.toUpperCase();
+    const name = `runlet-reuse-${spec.task}-${instanceId}`.toLowerCase().replace(/[^a-z0-9_.-]/g, '-');
+    const probe = { ...spec, runId: instanceId, attempt: 1, env: spec.env ?? {}, timeoutMs: 0 } satisfies RunSpec;
+    const hostConfig = await this.hostConfig(spec);
+    let container: Docker.Container;
+    try {
+      container = await this.whenEngineAnswers(probe, () =>
+        this.docker.createContainer({
+          name,
+          Image: spec.image,
+          Cmd: spec.command ? [...spec.command] : undefined,
+          User: spec.user || undefined,
+          Env: Object.entries({ ...spec.env, ...env }).map(([key, value]) => `${key}=${value}`),
+          Labels: { ...this.labels, ...spec.labels, [LABEL_MANAGED]: 'true', [LABEL_REUSE]: instanceId, [LABEL_TASK]: spec.task },
+          Tty: false,
+          AttachStdout: false,
+          AttachStderr: false,
+          HostConfig: hostConfig,
+        }),
+      );
+    } catch (err) {
+      throw createFailure(probe, name, err);
+    }
+    try {
+      await container.start();
+    } catch (err) {
+      await this.remove(container.id).catch(() => undefined);
+      throw new RunFailedToStart(`could not start a reusable instance: ${startFailureReason(engineMessage(err))}`, { cause: err });
+    }
+    const startedAt = Date.now();
+    this.startedAt.set(container.id, startedAt);
+    return { instanceId, containerId: container.id, spec, createdAt, startedAt };
+  }
+
   async deliver(instance: WarmInstance, run: RunSpec): Promise<DeliveredRun> {
     const misfit = warmMisfit(instance.spec, run);
     const held = this.held.get(instance.containerId);
