@@ -381,8 +381,8 @@ export class ReusablePool {
 
   private acquire(): Promise<ReusableInstance> {
     if (this.closed) return Promise.reject(new Error('the pool is closed'));
-    const instance = this.idle.shift();
-    if (instance) return Promise.resolve(instance);
+    // One spent while idle (its container ended) leaves the idle list only once removed: skip it meanwhile.
+    for (let instance = this.idle.shift(); instance; instance = this.idle.shift()) if (!instance.spent) return Promise.resolve(instance);
     const taken = new Promise<ReusableInstance>((take, fail) => this.waiting.push({ take, fail }));
     if (this.instances.size + this.starting < this.size) void this.grow().catch(() => undefined);
     return taken;
