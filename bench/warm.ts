@@ -109,7 +109,14 @@ function pct(xs: number[], p: number): number {
 
 async function removeLeftovers(): Promise<void> {
   const left = await docker.listContainers({ all: true, filters: { label: ['runlet.bench=warm'] } });
-  await Promise.all(left.map((c) => docker.getContainer(c.Id).remove({ force: true, v: true }).catch(() => undefined)));
+  await Promise.all(
+    left.map((c) =>
+      docker
+        .getContainer(c.Id)
+        .remove({ force: true, v: true })
+        .catch(() => undefined),
+    ),
+  );
 }
 
 async function main(): Promise<void> {
@@ -166,7 +173,8 @@ async function main(): Promise<void> {
   await removeLeftovers();
 
   const f = (x: number) => `${x.toFixed(1)} ms`;
-  const row = (label: string, xs: number[]) => `| ${label} | ${f(pct(xs, 50))} | ${f(pct(xs, 99))} | ${f(Math.min(...xs))} | ${xs.length} |`;
+  const row = (label: string, xs: number[]) =>
+    `| ${label} | ${f(pct(xs, 50))} | ${f(pct(xs, 99))} | ${f(Math.min(...xs))} | ${xs.length} |`;
   console.log(`warm instances and reuse, ${new Date().toISOString()}, node dist/bench/warm.js ${RUNS} ${INSTANCES} ${CLIENTS}`);
   console.log('| | p50 | p99 | min | n |');
   console.log('|---|---|---|---|---|');

@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DockerRuntime } from '../src/runtime/docker.js';
 import { RunFailedToStart } from '../src/runtime/errors.js';
@@ -154,6 +156,27 @@ describe('DockerRuntime: warm instances', () => {
     } finally {
       await runtime.retire(instance);
     }
+  });
+
+  it('an idle instance whose runlet process dies exits by itself (125) without running the command', async () => {
+    // The built runtime (npm test builds it first, as for the CLI tests) in a process of its own, killed with SIGKILL.
+    const module = join(import.meta.dirname, '..', 'dist', 'src', 'runtime', 'docker.js');
+    const spec = warmSpecOf(busyboxSpec(FILE, { command: ['sh', '-c', 'echo the-command-ran'] }));
+    const script = `const { DockerRuntime } = await import(${JSON.stringify(module)});
+      const i = await new DockerRuntime().warm(${JSON.stringify(spec)});
+      console.log(i.containerId); setInterval(() => {}, 1000);`;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const containerId = await new Promise<string>((resolve, reject) => {
+      child.stdout!.once('data', (b: Buffer) => resolve(b.toString().trim()));
+      child.once('exit', (code) => reject(new Error(`the child exited (${code}) before making its instance`)));
+    });
+    child.kill('SIGKILL');
+    const container = docker.getContainer(containerId);
+    const { StatusCode } = (await container.wait()) as { StatusCode: number };
+    expect(StatusCode).toBe(125);
+    const log = (await container.logs({ stdout: true, stderr: true })).toString();
+    expect(log).not.toContain('the-command-ran');
+    await runtime.remove(containerId);
   });
 
   it('works with network none and a read-only rootfs (the event needs no network)', async () => {
