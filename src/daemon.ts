@@ -31,6 +31,11 @@ import { startReconciler } from './dispatch/reconcile.js';
 import { runJob } from './dispatch/run-job.js';
 import { settleLeftovers } from './dispatch/settle.js';
 import { PoolWorkers } from './dispatch/workers.js';
+import { ReusePools } from './dispatch/reuse-pools.js';
+import { settleWarm } from './dispatch/settle.js';
+import { WarmPool } from './dispatch/warm-pool.js';
+import { hostAddress } from './runtime/host-address.js';
+import { LambdaRuntimeApi } from './runtime/lambda-api.js';
 import { Alerts, alertsGroup, type AlertsOptions } from './alerts/alerts.js';
 import { Reloader } from './daemon/reload.js';
 import type { HttpDeps } from './http/deps.js';
@@ -49,8 +54,8 @@ import { mongoStreams, StuckFinder } from './ops/stuck.js';
 import { loadWaitFacts, WaitRecorder } from './ops/waiting.js';
 import { DockerRuntime } from './runtime/docker.js';
 import { buildTaskImages } from './runtime/image-build.js';
-import type { Runtime } from './runtime/types.js';
-import { noteTasks } from './runs/daily-usage.js';
+import type { Runtime, WarmRuntime } from './runtime/types.js';
+import { addWarmIdle, noteTasks } from './runs/daily-usage.js';
 import { EndedRuns } from './runs/ended.js';
 import { newestEnded } from './runs/ended-consumer.js';
 import { RedisEpoch } from './runs/epoch.js';
@@ -331,6 +336,21 @@ async function startDispatch(
   };
   gate.onAdmitted = (task, runIds) => addAdmitted(enqueueDeps, task, runIds);
   const stopping = new AbortController();
+  // Warm instances (`warm: N`, and scale to zero for functions) and reusable ones (`reuse:
+  // true`) need the engine's warm side; a runtime without it (tests' fakes) runs every run cold.
+  let workers: PoolWorkers | undefined;
+  const runtime = engine.runtime;
+  const warm = isWarmRuntime(runtime)
+    ? new WarmPool({ config, runtime, admission, identity, events, logger, roomFreed: () => workers?.refresh() })
+    : undefined;
+  const reuse = await startReuse(opts, runtime, identity, events);
+  events.on(
+    'warm:idle',
+    (e) =>
+      void addWarmIdle(redis, e.task, e.idleMs, Date.now()).catch((err) =>
+        logger.warn({ err }, 'could not add warm idle time to the daily usage'),
+      ),
+  );
   const ctx: RunContext = {
     config,
     store,
@@ -344,6 +364,8 @@ async function startDispatch(
     active: new Map(),
     leaseMs: opts.stalledMs ?? DEFAULT_LEASE_MS,
     stopping: stopping.signal,
+    ...(warm && { warm }),
+    ...(reuse && { reuse }),
   };
   // Runs this daemon runs whose records an emptied Redis lost show again, from their containers' labels.
   storage.epoch.onEmpty('runs in progress', () => recordRunsInProgress(ctx));
@@ -356,12 +378,27 @@ async function startDispatch(
   const waits = new WaitRecorder(redis, store, identity, logger);
   releasers.add('wait reasons', () => waits.clear());
   // Made before settling, started after: the containers it adopts take their room first.
-  const workers = new PoolWorkers(bull, config, admission, (runId, job) => runJob(ctx, runId, job), logger, opts.stalledMs, {
+  workers = new PoolWorkers(bull, config, admission, (runId, job) => runJob(ctx, runId, job), logger, opts.stalledMs, {
     events,
     waits,
   });
   const settled = await settleLeftovers(ctx, workers);
   if (settled.adopted + settled.settled + settled.removed > 0) logger.info(settled, 'settled containers left by a previous process');
+  // Before this daemon makes its own: idle warm and reusable containers of dead daemons of this node.
+  const warmRemoved = await settleWarm(ctx).catch((err) => {
+    logger.warn({ err }, 'could not settle warm containers left by a previous process');
+    return 0;
+  });
+  if (warmRemoved > 0) logger.info({ removed: warmRemoved }, 'removed warm containers left by a previous process');
+  if (warm) {
+    // Released after the workers (added before them): no run takes an instance while they go.
+    releasers.add('warm instances', () => warm.close());
+    warm.start();
+  }
+  if (reuse) {
+    releasers.add('reusable instances', () => reuse.close());
+    reuse.start();
+  }
   await recoverOutbox(enqueueDeps);
   const outboxTimer = setInterval(
     () => void recoverOutbox(enqueueDeps).catch((err) => logger.error({ err }, 'outbox recovery failed')),
@@ -420,6 +457,26 @@ async function startDispatch(
     streams: mongoStreams(redis, config),
   });
   return { events, queues, gate, workers, pauses, metrics, ended, stuck, submit: (request, o = {}) => enqueue(enqueueDeps, request, o) };
+}
+
+function isWarmRuntime(runtime: Runtime): runtime is Runtime & WarmRuntime {
+  return typeof (runtime as Partial<WarmRuntime>).warm === 'function' && typeof (runtime as Partial<WarmRuntime>).deliver === 'function';
+}
+
+/**
+ * The Lambda Runtime API and the reusable pools, when a task has `reuse: true` at start and
+ * the runtime is Docker's (a reload that adds reuse to a task runs it cold until a restart).
+ */
+async function startReuse(
+  opts: DaemonOptions,
+  runtime: Runtime,
+  identity: Identity,
+  events: RunletEvents,
+): Promise<ReusePools | undefined> {
+  if (!Object.values(opts.config.tasks).some((t) => t.reuse) || !(runtime instanceof DockerRuntime)) return undefined;
+  const docker = opts.docker ?? new Docker();
+  const api = await LambdaRuntimeApi.listen((await hostAddress(docker)).address);
+  return new ReusePools({ config: opts.config, runtime, api, identity, events, logger: opts.logger });
 }
 
 /**

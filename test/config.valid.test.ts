@@ -78,6 +78,7 @@ describe('a valid config', () => {
       jitterMs: 30_000,
       retries: { attempts: 4, backoff: 'fixed', delayMs: 60_000, maxDelayMs: 5 * 60_000 },
       warm: 0,
+      warmIdleMs: 0,
       reuse: false,
     });
   });
@@ -105,6 +106,7 @@ describe('a valid config', () => {
       jitterMs: 0,
       retries: { attempts: 2, backoff: 'exponential', delayMs: 10_000, maxDelayMs: 10 * 60_000 },
       warm: 0,
+      warmIdleMs: 0,
       reuse: false,
     });
     expect(config.retention).toEqual({ runsPerTask: 20 });

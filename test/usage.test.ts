@@ -69,6 +69,9 @@ describe('GET /api/usage', () => {
       '60',
       'half:runs',
       '3',
+      // A warm instance's idle time (runs/daily-usage.ts addWarmIdle), reported apart.
+      'half:wis',
+      '30',
       'half:mem',
       String(512 * 2 ** 20),
     );
@@ -76,7 +79,7 @@ describe('GET /api/usage', () => {
     expect(r.days).toHaveLength(2);
     expect(r.days[0]).toEqual({
       day: yesterday,
-      tasks: { half: { runs: 3, containerSeconds: 120, gbSeconds: 60, alwaysOnGbSeconds: 43200 } },
+      tasks: { half: { runs: 3, containerSeconds: 120, gbSeconds: 60, alwaysOnGbSeconds: 43200, warmIdleSeconds: 30 } },
     });
     const today = r.days[1]!.tasks.half!;
     expect(r.totals.tasks.half).toEqual({
@@ -84,6 +87,7 @@ describe('GET /api/usage', () => {
       containerSeconds: expect.closeTo(120 + today.containerSeconds, 2),
       gbSeconds: expect.closeTo(60 + today.gbSeconds, 2),
       alwaysOnGbSeconds: expect.closeTo(43200 + today.alwaysOnGbSeconds, 2),
+      warmIdleSeconds: expect.closeTo(30 + today.warmIdleSeconds, 2),
     });
     // Default 30 days, oldest first.
     const month = await usage();

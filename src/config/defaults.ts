@@ -25,6 +25,8 @@ export const DEFAULTS = {
   pool: 'default',
   poolConcurrency: 8,
   retentionRuns: 100,
+  /** How long a function's instance stays warm after a request (scale to zero after it); other tasks: 0. */
+  warmIdle: '5m',
 } as const;
 
 /** "Default 256m." for a schema description, from the table, so the two never disagree. */

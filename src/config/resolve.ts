@@ -150,6 +150,7 @@ export function buildConfig(raw: RawConfig, file: string): RunletConfig {
       ...(t.after !== undefined && { after: resolveAfter(t.after) }),
       ...(t.http !== undefined && { http: resolveHttp(t.http, configDir) }),
       warm: t.warm ?? 0,
+      warmIdleMs: t.warmIdle ?? (t.http !== undefined ? parseDurationMs(DEFAULTS.warmIdle)! : 0),
       reuse: t.reuse ?? false,
     };
   }

@@ -151,6 +151,11 @@ export const TaskSchema = z
         ).optional(),
         { default: 0 },
       ),
+      warmIdle: durationField(
+        `After a request, one instance of a function (two with reuse) stays warm this long, then goes (scale to zero); 0 turns it off. Default ${DEFAULTS.warmIdle} for tasks with http:, 0 for others.`,
+        0,
+        '0s',
+      ).optional(),
       reuse: withHints(
         boolField(
           'true: one instance serves several runs one after another (never two at once) through the AWS Lambda Runtime API; state may leak between runs. Default false.',

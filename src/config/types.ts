@@ -56,6 +56,8 @@ export interface TaskConfig {
   readonly http?: HttpFunctionConfig;
   /** Containers started ahead of triggers, waiting for their run (0: none). */
   readonly warm: number;
+  /** After a run, keep one instance warm this long (scale to zero after); 0: only `warm`. */
+  readonly warmIdleMs: number;
   /** One instance serves several runs one after another (the Lambda Runtime API). */
   readonly reuse: boolean;
 }

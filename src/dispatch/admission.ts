@@ -5,11 +5,18 @@ interface Reservation {
   readonly task: string;
   readonly pool: string;
   readonly memoryBytes: number;
+  /** A warm instance (dispatch/warm-pool.ts): its memory counts, but it takes no run slot. */
+  readonly warm?: boolean;
 }
+
+/** The reservation id of a warm instance: released when a run takes it (the run's own replaces it) or it is retired. */
+export const warmReservation = (instanceId: string): string => `warm:${instanceId}`;
 
 export interface PoolLoad {
   /** Runs of the pool on this node, against its per-node concurrency (null: a pool no longer configured). */
   runs: number;
+  /** Idle warm instances of the pool's tasks here (their memory is in memoryBytes; they take no run slot). */
+  warm: number;
   concurrency: number | null;
   /** Sum of those runs' memory limits, against the pool's per-node budget (null: none). */
   memoryBytes: number;
@@ -19,6 +26,8 @@ export interface PoolLoad {
 /** A node's load as its admission sees it (NodeAdmission.load). */
 export interface NodeLoad {
   readonly runs: ReadonlyArray<{ id: string; task: string; pool: string; memoryBytes: number }>;
+  /** Idle warm instances per task, with the memory they hold (in memoryBytes too). */
+  readonly warm: Readonly<Record<string, { instances: number; memoryBytes: number }>>;
   /** Sum of the runs' memory limits, against the node's budget (null: no budget). */
   readonly memoryBytes: number;
   readonly budgetBytes: number | null;
@@ -38,7 +47,7 @@ export class NodeAdmission {
   constructor(private readonly config: RunletConfig) {}
 
   /** Why a run of `task` would not fit on this node now, or undefined if it would. */
-  whyNot(task: TaskConfig): string | undefined {
+  whyNot(task: TaskConfig, extraBytes = 0): string | undefined {
     const pool = this.config.pools[task.pool];
     let poolRuns = 0;
     let poolBytes = 0;
@@ -46,19 +55,31 @@ export class NodeAdmission {
     for (const r of this.reserved.values()) {
       nodeBytes += r.memoryBytes;
       if (r.pool === task.pool) {
-        poolRuns++;
+        if (!r.warm) poolRuns++;
         poolBytes += r.memoryBytes;
       }
     }
+    const needs = task.memoryBytes + extraBytes;
     if (pool && poolRuns >= pool.concurrency) return `pool "${task.pool}" is at its concurrency of ${pool.concurrency} on this node`;
-    if (pool?.memoryBytes !== undefined && poolBytes + task.memoryBytes > pool.memoryBytes) {
-      return `pool "${task.pool}" has ${formatBytes(pool.memoryBytes - poolBytes)} of its ${formatBytes(pool.memoryBytes)} memory budget free on this node; the run needs ${formatBytes(task.memoryBytes)}`;
+    if (pool?.memoryBytes !== undefined && poolBytes + needs > pool.memoryBytes) {
+      return `pool "${task.pool}" has ${formatBytes(pool.memoryBytes - poolBytes)} of its ${formatBytes(pool.memoryBytes)} memory budget free on this node; the run needs ${formatBytes(needs)}`;
     }
     const node = this.config.node.memoryBytes;
-    if (node !== undefined && nodeBytes + task.memoryBytes > node) {
-      return `the node has ${formatBytes(node - nodeBytes)} of its ${formatBytes(node)} memory budget free; the run needs ${formatBytes(task.memoryBytes)}`;
+    if (node !== undefined && nodeBytes + needs > node) {
+      return `the node has ${formatBytes(node - nodeBytes)} of its ${formatBytes(node)} memory budget free; the run needs ${formatBytes(needs)}`;
     }
     return undefined;
+  }
+
+  /**
+   * Reserves a warm instance's memory, only if the instance *and one run of its task* still
+   * fit the pool's and the node's budgets: warm instances never take the last room a run of
+   * their own task needs, and never push a node past its budget (fewer instances are made).
+   */
+  reserveWarm(instanceId: string, task: TaskConfig): boolean {
+    if (this.whyNot(task, task.memoryBytes) !== undefined) return false;
+    this.reserved.set(warmReservation(instanceId), { task: task.name, pool: task.pool, memoryBytes: task.memoryBytes, warm: true });
+    return true;
   }
 
   reserve(runId: string, task: TaskConfig): boolean {
@@ -89,16 +110,26 @@ export class NodeAdmission {
   load(): NodeLoad {
     const pools: Record<string, PoolLoad> = {};
     for (const p of Object.values(this.config.pools))
-      pools[p.name] = { runs: 0, concurrency: p.concurrency, memoryBytes: 0, budgetBytes: p.memoryBytes ?? null };
+      pools[p.name] = { runs: 0, warm: 0, concurrency: p.concurrency, memoryBytes: 0, budgetBytes: p.memoryBytes ?? null };
     const runs: Array<NodeLoad['runs'][number]> = [];
+    const warm: Record<string, { instances: number; memoryBytes: number }> = {};
     for (const [id, r] of this.reserved) {
+      if (r.warm) {
+        const w = (warm[r.task] ??= { instances: 0, memoryBytes: 0 });
+        w.instances++;
+        w.memoryBytes += r.memoryBytes;
+        const pool = (pools[r.pool] ??= { runs: 0, warm: 0, concurrency: null, memoryBytes: 0, budgetBytes: null });
+        pool.warm++;
+        pool.memoryBytes += r.memoryBytes;
+        continue;
+      }
       runs.push({ id, task: r.task, pool: r.pool, memoryBytes: r.memoryBytes });
       // A pool no longer in the config (an adopted run of an old one) still shows its runs.
-      const pool = (pools[r.pool] ??= { runs: 0, concurrency: null, memoryBytes: 0, budgetBytes: null });
+      const pool = (pools[r.pool] ??= { runs: 0, warm: 0, concurrency: null, memoryBytes: 0, budgetBytes: null });
       pool.runs++;
       pool.memoryBytes += r.memoryBytes;
     }
-    return { runs, memoryBytes: this.reservedBytes(), budgetBytes: this.config.node.memoryBytes ?? null, pools };
+    return { runs, warm, memoryBytes: this.reservedBytes(), budgetBytes: this.config.node.memoryBytes ?? null, pools };
   }
 
   /** Bytes of memory limits reserved on this node now. */

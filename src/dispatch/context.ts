@@ -7,6 +7,8 @@ import type { Runtime } from '../runtime/types.js';
 import type { Identity } from './identity.js';
 import type { TaskGate } from './gate.js';
 import type { PoolQueues } from './queues.js';
+import type { ReusePools } from './reuse-pools.js';
+import type { WarmPool } from './warm-pool.js';
 
 /** An attempt this process runs or has adopted: its container is waited on here. */
 export interface ActiveRun {
@@ -40,6 +42,10 @@ export interface RunContext {
   readonly leaseMs: number;
   /** Aborted when the daemon stops: a job that only watches a run gives it up then. */
   readonly stopping: AbortSignal;
+  /** This node's idle warm instances (`warm: N`, scale to zero for functions); absent: every run starts cold. */
+  readonly warm?: WarmPool;
+  /** This node's reusable instances of `reuse: true` tasks (the Lambda Runtime API); absent: those run cold. */
+  readonly reuse?: ReusePools;
 }
 
 /** The queue job a run is processed under, as the worker hands it over. */

@@ -5,7 +5,9 @@ import type { TaskConfig } from '../config/types.js';
 import type { RunFailedToStartLike } from './failure.js';
 import { describeFailure } from './failure.js';
 import { TaskNotConfigured } from './errors.js';
-import type { PreparedRun, RunSpec } from '../runtime/types.js';
+import { RunFailedToStart } from '../runtime/errors.js';
+import type { DeliveredRun, PreparedRun, RunSpec, WarmInstance } from '../runtime/types.js';
+import { invokeReused } from './reuse-run.js';
 import { currentAttempt, isTerminal, MOVES, type RunRecord } from '../runs/types.js';
 import { LogPublisher } from '../runs/log-stream.js';
 import { formatRunLabels, LABEL_RUN, nodeLabels, parseRunLabels } from '../runtime/labels.js';
@@ -111,44 +113,27 @@ async function execute(ctx: RunContext, run: RunRecord, task: TaskConfig, held: 
   // that only the container needs (redeliveries and watches never load it).
   const payload = await ctx.store.payload(run.id);
   const spec = specFor(ctx, payload === undefined ? run : { ...run, payload }, task);
-  let prepared: PreparedRun;
-  try {
-    prepared = await ctx.runtime.prepare(spec);
-  } catch (err) {
-    // Never log-and-drop: a run that could not start is recorded as failed with the reason.
-    const reason = describeFailure(err as RunFailedToStartLike);
-    log.warn({ reason }, 'run could not be created');
-    await finish(ctx, run.id, task, { outcome: 'failed', reason, logTail: '', logBytes: 0 }, fence);
-    return;
+  if (task.reuse && ctx.reuse)
+    return invokeReused(ctx, run, task, spec, { ...fence, startBy: held.claimedAt + START_BUDGET_MS, cancel, log });
+  // A warm instance of the task here, if one is ready: its container is created and started
+  // already, so the run skips both. Taken once, by this run only (take() hands it out once).
+  const instance = ctx.warm?.take(task);
+  let prepared: PreparedRun | undefined;
+  if (instance) {
+    const warm = await deliverWarm(ctx, run, task, spec, instance, held, log);
+    if (warm === 'gone') return;
+    prepared = warm;
   }
-  // After prepare, not before: prepare waits for an engine that is coming back, so the
-  // engine answers now and the leftovers can be found.
-  await removeEarlierAttempts(ctx, run.id, held.attempt, log);
+  if (!prepared) {
+    const cold = await startCold(ctx, run, task, spec, held, log);
+    if (cold === 'gone') return;
+    prepared = cold;
+  }
   const removeContainer = () => ctx.runtime.remove(prepared.containerId).catch((err) => log.error({ err }, 'could not remove container'));
-  // Still ours? Creating can take long (an engine coming back): if this daemon was deposed
-  // meanwhile, or the start budget it announced is spent, the container is never started.
-  const now = await ctx.store.get(run.id);
-  if (!now || now.claim !== held.claim || currentAttempt(now) !== held.attempt || Date.now() > held.claimedAt + START_BUDGET_MS) {
-    log.warn(
-      { status: now?.status },
-      'the claim on the run was lost (or its start budget spent) before its container started: not starting it',
-    );
-    await removeContainer();
-    return;
-  }
-  try {
-    await ctx.runtime.start(prepared);
-  } catch (err) {
-    const reason = describeFailure(err as RunFailedToStartLike);
-    log.warn({ reason }, 'run could not be started');
-    await removeContainer();
-    await finish(ctx, run.id, task, { outcome: 'failed', reason, logTail: '', logBytes: 0 }, fence);
-    return;
-  }
   const startedAt = Date.now();
-  // Fenced by the claim: a daemon deposed between the check above and the start learns it
-  // here and stops the container at once, so it never runs beside the attempt of whoever
-  // holds the run now.
+  // Fenced by the claim: a daemon deposed between the check and the start learns it here and
+  // stops the container at once, so it never runs beside the attempt of whoever holds the
+  // run now. The same for a warm delivery: its command started at deliver().
   const started = await ctx.store.fencedTransition(run.id, MOVES.run.to, {
     from: MOVES.run.from,
     ...fence,
@@ -162,12 +147,99 @@ async function execute(ctx: RunContext, run: RunRecord, task: TaskConfig, held: 
   // A retry is due at retryAt, not when the run was first made.
   const queuedAt = held.attempt > 1 && run.retryAt !== undefined ? run.retryAt : run.createdAt;
   ctx.events.emit('run:started', { runId: run.id, task: task.name, containerId: prepared.containerId, startedAt, queuedAt });
-  log.info({ containerId: prepared.containerId.slice(0, 12) }, 'run started');
+  log.info({ containerId: prepared.containerId.slice(0, 12), warm: instance !== undefined && 'instance' in prepared }, 'run started');
   // waitAndFinish removes the container itself; only a failure inside it leaves that to us.
   await waitAndFinish(ctx, prepared, task, { ...fence, cancel, log }).catch(async (err) => {
     await removeContainer();
     throw err;
   });
+}
+
+/** Still ours? If this daemon was deposed meanwhile, or the start budget it announced is spent, nothing is started. */
+async function stillHeld(ctx: RunContext, runId: string, held: Held): Promise<{ ok: boolean; status?: string }> {
+  const now = await ctx.store.get(runId);
+  const ok = !!now && now.claim === held.claim && currentAttempt(now) === held.attempt && Date.now() <= held.claimedAt + START_BUDGET_MS;
+  return { ok, status: now?.status };
+}
+
+/** Creates and starts the run's own container; 'gone' when the run was ended here (failed to start) or is no longer ours. */
+async function startCold(
+  ctx: RunContext,
+  run: RunRecord,
+  task: TaskConfig,
+  spec: RunSpec,
+  held: Held,
+  log: Logger,
+): Promise<PreparedRun | 'gone'> {
+  const fence = { attempt: held.attempt, claim: held.claim };
+  let prepared: PreparedRun;
+  try {
+    prepared = await ctx.runtime.prepare(spec);
+  } catch (err) {
+    // Never log-and-drop: a run that could not start is recorded as failed with the reason.
+    const reason = describeFailure(err as RunFailedToStartLike);
+    log.warn({ reason }, 'run could not be created');
+    await finish(ctx, run.id, task, { outcome: 'failed', reason, logTail: '', logBytes: 0 }, fence);
+    return 'gone';
+  }
+  // After prepare, not before: prepare waits for an engine that is coming back, so the
+  // engine answers now and the leftovers can be found.
+  await removeEarlierAttempts(ctx, run.id, held.attempt, log);
+  const removeContainer = () => ctx.runtime.remove(prepared.containerId).catch((err) => log.error({ err }, 'could not remove container'));
+  // Creating can take long (an engine coming back): checked after it, right before the start.
+  const now = await stillHeld(ctx, run.id, held);
+  if (!now.ok) {
+    log.warn(
+      { status: now.status },
+      'the claim on the run was lost (or its start budget spent) before its container started: not starting it',
+    );
+    await removeContainer();
+    return 'gone';
+  }
+  try {
+    await ctx.runtime.start(prepared);
+  } catch (err) {
+    const reason = describeFailure(err as RunFailedToStartLike);
+    log.warn({ reason }, 'run could not be started');
+    await removeContainer();
+    await finish(ctx, run.id, task, { outcome: 'failed', reason, logTail: '', logBytes: 0 }, fence);
+    return 'gone';
+  }
+  return prepared;
+}
+
+/**
+ * Hands the run to a warm instance: the same claim check as a cold start, right before the
+ * delivery (which is the start). A delivery the runtime refuses (RunFailedToStart: the
+ * instance no longer waits, or does not fit) ran nothing, so the run goes cold (undefined).
+ * Exactly one run per instance: the pool handed it to this run alone, and it is delivered
+ * once or retired.
+ */
+async function deliverWarm(
+  ctx: RunContext,
+  run: RunRecord,
+  task: TaskConfig,
+  spec: RunSpec,
+  instance: WarmInstance,
+  held: Held,
+  log: Logger,
+): Promise<DeliveredRun | undefined | 'gone'> {
+  const pool = ctx.warm!;
+  await removeEarlierAttempts(ctx, run.id, held.attempt, log);
+  const now = await stillHeld(ctx, run.id, held);
+  if (!now.ok) {
+    log.warn({ status: now.status }, 'the claim on the run was lost (or its start budget spent) before its delivery: not delivering it');
+    pool.retire(instance, 'its run was taken over before the delivery');
+    return 'gone';
+  }
+  try {
+    return await pool.deliver(instance, spec);
+  } catch (err) {
+    if (!(err instanceof RunFailedToStart)) throw err;
+    log.warn({ reason: err.message, instanceId: instance.instanceId }, 'the warm instance refused the run; starting it cold');
+    pool.retire(instance, 'it refused a delivery');
+    return undefined;
+  }
 }
 
 /**

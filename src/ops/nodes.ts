@@ -47,6 +47,8 @@ export interface NodeView {
    */
   readonly running: { count: number; runs: ReadonlyArray<{ id: string; task: string; pool: string; memoryBytes: number }> } | null;
   readonly memory: { inUseBytes: number; budgetBytes: number | null } | null;
+  /** Idle warm instances per task on the node (their memory is in memory.inUseBytes), from the same heartbeat. */
+  readonly warm: Readonly<Record<string, { instances: number; memoryBytes: number }>>;
   readonly pools: ReadonlyArray<{
     name: string;
     runs: number;
@@ -116,6 +118,13 @@ function view(name: string, beats: Beat[], now: number): Omit<NodeView, 'state' 
       });
     }
   const runs = loads.flatMap((l) => l.runs);
+  const warm: Record<string, { instances: number; memoryBytes: number }> = {};
+  for (const l of loads)
+    for (const [task, w] of Object.entries(l.warm ?? {})) {
+      const sum = (warm[task] ??= { instances: 0, memoryBytes: 0 });
+      sum.instances += w.instances;
+      sum.memoryBytes += w.memoryBytes;
+    }
   return {
     name,
     lastHeartbeatAt: new Date(at).toISOString(),
@@ -131,6 +140,7 @@ function view(name: string, beats: Beat[], now: number): Omit<NodeView, 'state' 
     memory: loads.length
       ? { inUseBytes: loads.reduce((n, l) => n + l.memoryBytes, 0), budgetBytes: (latest.load ?? loads[0]).budgetBytes }
       : null,
+    warm,
     pools: [...pools.values()].sort((a, b) => a.name.localeCompare(b.name)),
   };
 }

@@ -30,6 +30,20 @@ export async function addDailyUsage(redis: Redis, task: TaskConfig, usage: Usage
   await tx.exec();
 }
 
+/**
+ * Adds a warm or reusable instance's idle container time to its UTC day (`warmIdleSeconds`):
+ * reported apart from the runs' container-seconds, as the price of their latency.
+ */
+export async function addWarmIdle(redis: Redis, task: string, idleMs: number, at: number): Promise<void> {
+  if (idleMs <= 0) return;
+  const key = keys.usageDay(utcDay(at));
+  await redis
+    .multi()
+    .hincrbyfloat(key, `${task}:wis`, idleMs / 1000)
+    .expire(key, USAGE_DAY_TTL_S)
+    .exec();
+}
+
 /** Notes the first day each task was configured on a running daemon; later starts keep it. */
 export async function noteTasks(redis: Redis, tasks: readonly TaskConfig[], now = Date.now()): Promise<void> {
   if (tasks.length === 0) return;
@@ -48,6 +62,8 @@ export interface TaskDayUsage {
    * was first configured.
    */
   alwaysOnGbSeconds: number;
+  /** Container-seconds of warm and reusable instances with no run in them (apart from containerSeconds). */
+  warmIdleSeconds: number;
 }
 
 export interface UsageReport {
@@ -56,7 +72,7 @@ export interface UsageReport {
 }
 
 const round = (n: number) => Math.round(n * 1000) / 1000;
-const zero = (): TaskDayUsage => ({ runs: 0, containerSeconds: 0, gbSeconds: 0, alwaysOnGbSeconds: 0 });
+const zero = (): TaskDayUsage => ({ runs: 0, containerSeconds: 0, gbSeconds: 0, alwaysOnGbSeconds: 0, warmIdleSeconds: 0 });
 
 /**
  * The last `days` UTC days, oldest first, today included. Tasks shown: the configured ones,
@@ -93,11 +109,12 @@ export async function usageReport(
         containerSeconds: round(num('cs')),
         gbSeconds: round(num('gbs')),
         alwaysOnGbSeconds: existed ? round((memoryBytes / GIB) * daySeconds) : 0,
+        warmIdleSeconds: round(num('wis')),
       };
-      if (u.runs === 0 && u.containerSeconds === 0 && u.alwaysOnGbSeconds === 0) continue;
+      if (u.runs === 0 && u.containerSeconds === 0 && u.alwaysOnGbSeconds === 0 && u.warmIdleSeconds === 0) continue;
       perTask[name] = u;
       const t = (totals.tasks[name] ??= zero());
-      for (const k of ['runs', 'containerSeconds', 'gbSeconds', 'alwaysOnGbSeconds'] as const) {
+      for (const k of ['runs', 'containerSeconds', 'gbSeconds', 'alwaysOnGbSeconds', 'warmIdleSeconds'] as const) {
         t[k] = round(t[k] + u[k]);
         totals.all[k] = round(totals.all[k] + u[k]);
       }

@@ -30,6 +30,8 @@ export interface RunletEventMap {
   'cron:missed': { task: string; ticks: number; runId: string; caughtUp: boolean };
   /** This node held a task's runs back: `reason` is admission's sentence (pool concurrency, pool or node memory). */
   'admission:refused': { task: string; pool: string; reason: string };
+  /** A warm or reusable instance's container time with no run in it, as it was used or retired: usage reports it apart. */
+  'warm:idle': { task: string; idleMs: number };
 }
 
 export class RunletEvents {

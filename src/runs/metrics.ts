@@ -72,6 +72,12 @@ export class RunletMetrics {
     labelNames: ['task'] as const,
     registers: [this.registry],
   });
+  private readonly warmIdleSeconds = new Counter({
+    name: 'runlet_warm_idle_seconds_total',
+    help: 'Seconds warm and reusable instances ran with no run in them, by task (the price of their latency, apart from runlet_container_seconds_total; counted when an instance is used or retired).',
+    labelNames: ['task'] as const,
+    registers: [this.registry],
+  });
   // Base units, as Prometheus names them: bytes × seconds, not the GB-seconds of the JSON
   // API's usage.gbSeconds (divide by 2^30 for those). promtool flags "gb" as an abbreviation.
   private readonly memoryLimitByteSeconds = new Counter({
@@ -123,6 +129,7 @@ export class RunletMetrics {
       if (e.queuedAt !== undefined && e.startedAt !== undefined)
         this.queueWait.observe({ task: e.task }, Math.max(0, e.startedAt - e.queuedAt) / 1000);
     });
+    events.on('warm:idle', (e) => this.warmIdleSeconds.inc({ task: e.task }, e.idleMs / 1000));
     events.on('admission:refused', (e) => this.admissionWaits.inc({ task: e.task, pool: e.pool, reason: admissionKind(e.reason) }));
     events.on('trigger:event', (e) => {
       const task = this.knownTask(e.task);

@@ -368,6 +368,25 @@ export class ReusablePool {
     }
   }
 
+  /**
+   * An instance for one invocation, for a caller that acts between taking it and invoking
+   * (dispatch records the run started on it first). Give it back with release(instance).
+   */
+  async lease(): Promise<{ instance: ReusableInstance }> {
+    return { instance: await this.acquire() };
+  }
+
+  /** Gives back an instance from lease(): to the next waiter, or replaced if it is spent. */
+  release(instance: ReusableInstance): void {
+    if (instance.spent) {
+      this.instances.delete(instance);
+      // A replacement for the spent one, if anyone waits or to keep the pool at its size.
+      if (!this.closed) void this.grow().catch(() => undefined);
+      return;
+    }
+    this.offer(instance);
+  }
+
   /** Instances alive now (for usage: each one's idleMs()). */
   get members(): readonly ReusableInstance[] {
     return [...this.instances];
@@ -386,16 +405,6 @@ export class ReusablePool {
     const taken = new Promise<ReusableInstance>((take, fail) => this.waiting.push({ take, fail }));
     if (this.instances.size + this.starting < this.size) void this.grow().catch(() => undefined);
     return taken;
-  }
-
-  private release(instance: ReusableInstance): void {
-    if (instance.spent) {
-      this.instances.delete(instance);
-      // A replacement for the spent one, if anyone waits or to keep the pool at its size.
-      if (!this.closed) void this.grow().catch(() => undefined);
-      return;
-    }
-    this.offer(instance);
   }
 
   private offer(instance: ReusableInstance): void {
