@@ -381,6 +381,7 @@ async function startDispatch(
   workers = new PoolWorkers(bull, config, admission, (runId, job) => runJob(ctx, runId, job), logger, opts.stalledMs, {
     events,
     waits,
+    reserved: (task) => warm?.shed(task.name),
   });
   const settled = await settleLeftovers(ctx, workers);
   if (settled.adopted + settled.settled + settled.removed > 0) logger.info(settled, 'settled containers left by a previous process');

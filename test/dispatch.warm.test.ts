@@ -17,7 +17,8 @@ async function warmContainers(daemon: TestDaemon, task: string, label = LABEL_WA
 }
 
 /** Warm instances the daemon's pool has said are ready, so far. */
-const readyCount = (daemon: TestDaemon): number => daemon.logs.lines.filter((l) => l.msg === 'warm instance ready for a run').length;
+const readyCount = (daemon: TestDaemon, task?: string): number =>
+  daemon.logs.lines.filter((l) => l.msg === 'warm instance ready for a run' && (task === undefined || l.task === task)).length;
 
 // Leaves a file in /tmp, then says whether it found one from before, what payload and env it got.
 const FRESH = `
@@ -98,6 +99,10 @@ tasks:
     command: [node, -e, "require('fs').writeFileSync('/runlet/output.json', '1')"]
     memory: 64m
     warm: 2
+  other:
+    image: runlet/node:local
+    command: [node, -e, "require('fs').writeFileSync('/runlet/output.json', '2')"]
+    memory: 96m
 `);
 
   it('makes fewer instances rather than exceed the node budget, and a run still fits', async () => {
@@ -109,6 +114,54 @@ tasks:
     const { runId } = await daemon.submit(manualRequest('tight', {}));
     expect((await daemon.waitForEnd(runId)).status).toBe('succeeded');
     await until('1 idle warm containers of tight', async () => (await warmContainers(daemon, 'tight')).length === 1, 30_000, 250);
+  });
+
+  it('runs come first: a run that needs the room an idle instance holds is admitted, and the instance is retired', async () => {
+    const { daemon } = ctx;
+    // The first test's instance and its replacement, ready (an instance still being made is shed once made).
+    await until('the replacement ready', () => readyCount(daemon, 'tight') >= 2, 30_000, 100);
+    const held = await warmContainers(daemon, 'tight');
+    expect(held).toHaveLength(1);
+    // 64m warm + 96m run > 128m: the instance goes, the run starts.
+    const { runId } = await daemon.submit(manualRequest('other', {}));
+    const rec = await daemon.waitForEnd(runId);
+    expect(rec.status).toBe('succeeded');
+    expect(await warmContainers(daemon, 'tight')).not.toEqual(held);
+    // Once the run's room is back, the instance is made again.
+    await until('tight warm again', async () => (await warmContainers(daemon, 'tight')).length === 1, 30_000, 250);
+  });
+});
+
+describe('scale to zero (a function with warm: 0)', () => {
+  const ctx = useDaemon(
+    `
+tasks:
+  fn:
+    image: runlet/node:local
+    command: [node, -e, "require('fs').writeFileSync('/runlet/output.json', JSON.stringify({ ok: true }))"]
+    memory: 64m
+    warmIdle: 4s
+    http:
+      routes: ["GET /zero"]
+      auth: none
+`,
+    { fnPort: 0, fnHost: '127.0.0.1' },
+  );
+
+  it('starts cold with no container, keeps one instance warm for warmIdle after a request, then none', async () => {
+    const { daemon } = ctx;
+    expect(await warmContainers(daemon, 'fn')).toEqual([]);
+    const first = await fetch(`${daemon.fnUrl}/zero`);
+    expect(first.status).toBe(200);
+    await until('one warm instance after the request', async () => (await warmContainers(daemon, 'fn')).length === 1, 30_000, 250);
+    await until('ready', () => readyCount(daemon) >= 1, 30_000, 100);
+    const [instance] = await warmContainers(daemon, 'fn');
+    const second = await fetch(`${daemon.fnUrl}/zero`);
+    expect(second.status).toBe(200);
+    const rec = await daemon.store.get(second.headers.get('x-runlet-run-id')!);
+    expect(rec?.containerId).toBe(instance);
+    // No request for warmIdle (4 s): no container.
+    await until('no warm instance after the idle period', async () => (await warmContainers(daemon, 'fn')).length === 0, 30_000, 250);
   });
 });
 

@@ -14,6 +14,7 @@ interface TaskUsage {
   containerSeconds: number;
   gbSeconds: number;
   alwaysOnGbSeconds: number;
+  warmIdleSeconds: number;
 }
 interface Report {
   days: { day: string; tasks: Record<string, TaskUsage> }[];

@@ -46,20 +46,28 @@ export class NodeAdmission {
 
   constructor(private readonly config: RunletConfig) {}
 
-  /** Why a run of `task` would not fit on this node now, or undefined if it would. */
-  whyNot(task: TaskConfig, extraBytes = 0): string | undefined {
+  /**
+   * Why a run of `task` would not fit on this node now, or undefined if it would. Warm
+   * instances' memory does not count against a run: runs come first, and the warm pool sheds
+   * idle instances once a run is reserved (fitsAll, warm-pool.ts shed).
+   */
+  whyNot(task: TaskConfig): string | undefined {
+    return this.why(task, task.memoryBytes, false);
+  }
+
+  private why(task: TaskConfig, needs: number, withWarm: boolean): string | undefined {
     const pool = this.config.pools[task.pool];
     let poolRuns = 0;
     let poolBytes = 0;
     let nodeBytes = 0;
     for (const r of this.reserved.values()) {
+      if (r.warm && !withWarm) continue;
       nodeBytes += r.memoryBytes;
       if (r.pool === task.pool) {
         if (!r.warm) poolRuns++;
         poolBytes += r.memoryBytes;
       }
     }
-    const needs = task.memoryBytes + extraBytes;
     if (pool && poolRuns >= pool.concurrency) return `pool "${task.pool}" is at its concurrency of ${pool.concurrency} on this node`;
     if (pool?.memoryBytes !== undefined && poolBytes + needs > pool.memoryBytes) {
       return `pool "${task.pool}" has ${formatBytes(pool.memoryBytes - poolBytes)} of its ${formatBytes(pool.memoryBytes)} memory budget free on this node; the run needs ${formatBytes(needs)}`;
@@ -73,12 +81,29 @@ export class NodeAdmission {
 
   /**
    * Reserves a warm instance's memory, only if the instance *and one run of its task* still
-   * fit the pool's and the node's budgets: warm instances never take the last room a run of
-   * their own task needs, and never push a node past its budget (fewer instances are made).
+   * fit the pool's and the node's budgets with everything reserved (warm instances
+   * included): warm instances never take the last room a run of their own task needs, and
+   * never push a node past its budget (fewer instances are made).
    */
   reserveWarm(instanceId: string, task: TaskConfig): boolean {
-    if (this.whyNot(task, task.memoryBytes) !== undefined) return false;
+    if (this.why(task, 2 * task.memoryBytes, true) !== undefined) return false;
     this.reserved.set(warmReservation(instanceId), { task: task.name, pool: task.pool, memoryBytes: task.memoryBytes, warm: true });
+    return true;
+  }
+
+  /** Whether everything reserved here, warm instances included, is within the node's and every pool's memory budget. */
+  fitsAll(): boolean {
+    const byPool = new Map<string, number>();
+    let node = 0;
+    for (const r of this.reserved.values()) {
+      node += r.memoryBytes;
+      byPool.set(r.pool, (byPool.get(r.pool) ?? 0) + r.memoryBytes);
+    }
+    if (this.config.node.memoryBytes !== undefined && node > this.config.node.memoryBytes) return false;
+    for (const [name, bytes] of byPool) {
+      const budget = this.config.pools[name]?.memoryBytes;
+      if (budget !== undefined && bytes > budget) return false;
+    }
     return true;
   }
 

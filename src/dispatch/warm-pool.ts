@@ -40,7 +40,8 @@ export interface WarmPoolDeps {
  *
  * Each instance holds a warm reservation in the node's admission (memory, no run slot) and
  * is only made when it and one run of its task fit the pool's and the node's budgets: fewer
- * instances rather than a node past its budget, and never the last room a run needs.
+ * instances rather than a node past its budget, and never the last room a run needs. Runs
+ * come first: a run is admitted without counting idle instances, which are then shed.
  */
 export class WarmPool {
   private readonly idle = new Map<string, Idle[]>();
@@ -57,6 +58,7 @@ export class WarmPool {
   start(): void {
     this.topUp();
     this.timer = setInterval(() => {
+      this.shed();
       this.expire();
       this.topUp();
     }, WARM_TICK_MS);
@@ -135,6 +137,20 @@ export class WarmPool {
         if (!this.deps.admission.reserveWarm(key.slice('warm:'.length), task)) break;
         this.make(task, key);
       }
+    }
+  }
+
+  /**
+   * Runs come first: once a run is reserved (or adopted) and the node or a pool is past its
+   * budget counting warm instances, idle ones are retired until it is not, other tasks'
+   * first (an instance of `forTask` is what its run will take).
+   */
+  shed(forTask?: string): void {
+    while (!this.deps.admission.fitsAll()) {
+      const lists = [...this.idle].filter(([, list]) => list.length > 0);
+      const pick = lists.find(([name]) => name !== forTask) ?? lists[0];
+      if (!pick) return;
+      this.drop(pick[1], 0, 'a run needed its room');
     }
   }
 

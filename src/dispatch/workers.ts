@@ -86,7 +86,12 @@ export class PoolWorkers {
      * `waits` is told why this node does not take a task's runs, for "why does this run
      * wait" (ops/waiting.ts); `events` feeds the admission-refusal counter (runs/metrics.ts).
      */
-    private readonly observers: { readonly waits?: WaitListener; readonly events?: RunletEvents } = {},
+    private readonly observers: {
+      readonly waits?: WaitListener;
+      readonly events?: RunletEvents;
+      /** A run of `task` took room here (warm instances are shed if the budgets are passed now). */
+      readonly reserved?: (task: TaskConfig) => void;
+    } = {},
   ) {}
 
   /** Resolves once every pool's worker is connected: a daemon is ready only when it can take jobs. */
@@ -193,6 +198,7 @@ export class PoolWorkers {
       await handBack();
       throw new WaitingError();
     }
+    this.observers.reserved?.(task);
     // Counted once the run is taken, for the task whose run it was: while the pool's worker
     // was paused nobody here knew which runs waited behind it.
     const block = this.lastBlock.get(pool);
@@ -276,6 +282,7 @@ export class PoolWorkers {
    */
   holdUntil(runId: string, task: TaskConfig, ended: Promise<unknown>): void {
     this.admission.hold(runId, task);
+    this.observers.reserved?.(task);
     this.refresh();
     const free = () => {
       this.admission.release(runId);
