@@ -181,6 +181,10 @@ function nodesTable(nodes) {
         { class: 'runs', 'data-count': n.running?.count ?? '' },
         n.running ? [gone ? `had ${n.running.count}` : String(n.running.count)] : '—',
         runs.map((r) => h('div', { class: 'small' }, runLink(r.id), ` ${r.task}`)),
+        // Idle warm instances per task (their memory is in the node's memory in use).
+        Object.entries(n.warm ?? {}).map(([task, w]) =>
+          h('div', { class: 'small muted warm', 'data-warm-task': task }, `${w.instances} warm · ${task}`),
+        ),
       ),
       h('td', { class: 'memory' }, memoryCell(n.memory, gone)),
       h(
