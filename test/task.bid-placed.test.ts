@@ -22,6 +22,12 @@ tasks:
     env: { AUCTION_REDIS_URL: "\${AUCTION_REDIS_URL}", SNIPING_WINDOW_MS: ${WINDOW_MS}, MIN_INCREMENT: ${MIN_INCREMENT} }
     webhook: { secret: ${SECRET}, respond: result, resultTimeout: 20s }
     queue: { name: bids }
+  bid-fn:
+    image: runlet/task-bid-placed:local
+    concurrency: 4
+    warm: 2
+    env: { AUCTION_REDIS_URL: "\${AUCTION_REDIS_URL}", SNIPING_WINDOW_MS: ${WINDOW_MS}, MIN_INCREMENT: ${MIN_INCREMENT} }
+    http: { routes: ["POST /bids"], auth: none }
   baseline:
     image: runlet/busybox:local
     command: ["true"]
@@ -36,7 +42,7 @@ let daemon: TestDaemon;
 beforeAll(async () => {
   [runletRedis, auctions] = await Promise.all([startTestRedis(), startTcpRedis()]);
   const config = configFrom(YAML, { AUCTION_REDIS_URL: auctions.urlForContainers });
-  daemon = await startTestDaemon({ config, redisUrl: runletRedis.url, stalledMs: 2000 });
+  daemon = await startTestDaemon({ config, redisUrl: runletRedis.url, stalledMs: 2000, fnPort: 0, fnHost: '127.0.0.1' });
 });
 afterAll(async () => {
   await daemon?.stop();
@@ -301,5 +307,52 @@ describe('latency from event to effect', () => {
     // start dominates both: the bid must stay within a small multiple of the baseline.
     expect(effectMs).toBeLessThan(answerMs);
     expect(figures.answerRatio).toBeLessThan(2.5);
+  });
+});
+
+describe('bid-placed served as a warm function (http: + warm: 2)', () => {
+  const ready = () => daemon.logs.lines.filter((l) => l.msg === 'warm instance ready for a run' && l.task === 'bid-fn').length;
+  const post = async (body: unknown) => {
+    const t0 = performance.now();
+    const res = await fetch(`${daemon.fnUrl}/bids`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    const answer = (await res.json()) as Answer & { message?: string };
+    return { status: res.status, runId: res.headers.get('x-runlet-run-id')!, answer, ms: performance.now() - t0 };
+  };
+
+  it('answers a bid from a warm instance, faster than a cold run of the same image through the webhook; a malformed bid is 400', async () => {
+    await seedAuction('a-fn', 30_000);
+    const deadline = Date.now() + 30_000;
+    while (ready() < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(ready()).toBeGreaterThanOrEqual(2);
+    let amount = 100;
+    const warmMs: number[] = [];
+    const coldMs: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      // Each warm request waits for the replacement of the instance the last one used.
+      const before = ready();
+      const res = await post({ auctionId: 'a-fn', bidder: 'fn', amount: (amount += MIN_INCREMENT) });
+      expect(res.status).toBe(200);
+      expect(res.answer).toMatchObject({ accepted: true, auctionId: 'a-fn', highestBid: amount });
+      const rec = await daemon.store.get(res.runId);
+      expect(rec?.status).toBe('succeeded');
+      warmMs.push(res.ms);
+      const t0 = performance.now();
+      const cold = await bid('a-fn', (amount += MIN_INCREMENT));
+      coldMs.push(performance.now() - t0);
+      expect(cold.accepted).toBe(true);
+      const until = Date.now() + 30_000;
+      while (ready() <= before && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+    }
+    const figures = { warmFunctionMs: Math.round(median(warmMs)), coldWebhookMs: Math.round(median(coldMs)) };
+    console.log(`[bid-placed as a warm function, medians of 3] ${JSON.stringify(figures)}`);
+    expect(figures.warmFunctionMs).toBeLessThan(figures.coldWebhookMs);
+
+    const bad = await post({ auctionId: 'a-fn', bidder: 'fn', amount: -1 });
+    expect(bad.status).toBe(400);
+    expect(bad.answer.message).toMatch(/amount must be a positive whole number/);
   });
 });
