@@ -5,6 +5,7 @@
  *
  *   node dist/bench/all.js [--quick] [--only latency,throughput,daemon-cost,webhook-intake,scale-out]
  *
+ * --throughput-runs N: runs per concurrency level (default 200).
  * --quick: fewer runs everywhere (latency 20, throughput 50 per level, daemon cost without
  * 10,000 tasks and a 10 s idle window, intake 2,000 × 2, scale-out 40).
  */
@@ -12,7 +13,7 @@ import { execFileSync } from 'node:child_process';
 import { cpus } from 'node:os';
 import { daemonCost } from './daemon-cost.js';
 import { latency } from './latency.js';
-import { flag } from './lib.js';
+import { flag, numFlag } from './lib.js';
 import { scaleOut } from './scale-out.js';
 import { throughput } from './throughput.js';
 import { webhookIntake } from './webhook-intake.js';
@@ -48,7 +49,7 @@ async function main() {
   );
   await section(
     'throughput',
-    () => throughput(quick ? 50 : 200, [1, 2, 4, 8, 16]),
+    () => throughput(numFlag('throughput-runs', quick ? 50 : 200), [1, 2, 4, 8, 16]),
     (r: { worstRatio: number }) => `worst runs/s ${r.worstRatio.toFixed(2)}× raw (target ≥ 0.9×)`,
   );
   await section(

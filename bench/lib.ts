@@ -16,6 +16,14 @@ import { createLogger } from '../src/lib/logger.js';
 export const IMAGE = 'runlet/busybox:local';
 /** Every container a benchmark makes carries this label (and runlet.managed), so a leftover is found and removed. */
 export const BENCH_LABEL = 'runlet.bench';
+/**
+ * A test suite's teardown on the same engine removes every runlet.managed container made
+ * during it that does not carry another suite's id under this label (test/global-setup.ts):
+ * without it a test run beside a benchmark would remove the benchmark's containers mid-run
+ * and fail for "leaking" them.
+ */
+export const SUITE_LABEL = 'runlet.x-suite';
+export const SUITE_ID = `bench-${process.pid}`;
 
 /**
  * The task's first act: `adjtimex` (busybox) reads the kernel's CLOCK_REALTIME with
@@ -147,7 +155,7 @@ export function floorCreateOptions(bench: string, cmd: readonly string[] = CLOCK
   return {
     Image: IMAGE,
     Cmd: [...cmd],
-    Labels: { 'runlet.managed': 'true', [BENCH_LABEL]: bench },
+    Labels: { 'runlet.managed': 'true', [BENCH_LABEL]: bench, [SUITE_LABEL]: SUITE_ID },
     Tty: false,
     HostConfig: {
       Memory: 16 * 2 ** 20,
@@ -232,7 +240,7 @@ export async function benchDaemon(yaml: string, bench: string, docker: Docker): 
     redisUrl: `unix://${redis.path}`,
     port: 0,
     docker,
-    labels: { [BENCH_LABEL]: bench },
+    labels: { [BENCH_LABEL]: bench, [SUITE_LABEL]: SUITE_ID },
   });
   return {
     daemon,

@@ -13,7 +13,7 @@ import Docker from 'dockerode';
 import { fileURLToPath } from 'node:url';
 import { keys } from '../src/runs/keys.js';
 import { startCluster } from '../test/helpers/cluster.js';
-import { IMAGE, listFlag, numFlag, row, sleep, within } from './lib.js';
+import { IMAGE, SUITE_ID, SUITE_LABEL, listFlag, numFlag, row, sleep, within } from './lib.js';
 
 const ENGINES = ['b1234567', 'c1234567', 'u1'];
 const LABEL = 'runlet.x-bench';
@@ -32,7 +32,7 @@ export async function scaleOut(runs: number, daemonCounts: readonly number[]): P
     yamlText: yaml,
     engineNames: ENGINES.slice(0, max),
     images: [IMAGE],
-    env: { RUNLET_LABELS: `${LABEL}=scale-out` },
+    env: { RUNLET_LABELS: `${LABEL}=scale-out,${SUITE_LABEL}=${SUITE_ID}` },
   });
   const results: { daemons: number; rate: number; byNode: Record<string, number>; failed: number }[] = [];
   try {
