@@ -9,7 +9,7 @@ import { nextFireTimes } from './config/fire-times.js';
 import { NodeAdmission } from './dispatch/admission.js';
 import { backfill } from './dispatch/backfill.js';
 import { cancelRun, subscribeToCancels } from './dispatch/cancel.js';
-import { enqueue, recoverOutbox, type EnqueueDeps, type Enqueued } from './dispatch/enqueue.js';
+import { addAdmitted, enqueue, recoverOutbox, type EnqueueDeps, type Enqueued } from './dispatch/enqueue.js';
 import { watchClaims } from './dispatch/claims.js';
 import type { RunContext } from './dispatch/context.js';
 import {
@@ -25,17 +25,19 @@ import {
 import { recordRunsInProgress } from './dispatch/orphans.js';
 import { PauseState } from './dispatch/pause.js';
 import { overlapPolicy, suspendedPolicy } from './dispatch/policies.js';
-import { TaskQueues } from './dispatch/queues.js';
+import { PoolQueues } from './dispatch/queues.js';
+import { TaskGate } from './dispatch/gate.js';
 import { startReconciler } from './dispatch/reconcile.js';
 import { runJob } from './dispatch/run-job.js';
 import { settleLeftovers } from './dispatch/settle.js';
-import { TaskWorkers } from './dispatch/workers.js';
+import { PoolWorkers } from './dispatch/workers.js';
 import { Alerts, alertsGroup, type AlertsOptions } from './alerts/alerts.js';
 import { Reloader } from './daemon/reload.js';
 import type { HttpDeps } from './http/deps.js';
 import { listenPolicy } from './http/hosts.js';
 import { ChangeFeed } from './http/live.js';
 import { buildServer, fixedAtStart } from './http/server.js';
+import { functionsFixedAtStart, hasFunctions, listenFunctions } from './http/functions/server.js';
 import { startEmbeddedRedis } from './lib/embedded-redis.js';
 import { assertNoEviction } from './lib/eviction.js';
 import { connect, describeTarget, isSentinel, redisOptions, type RedisTarget } from './lib/redis.js';
@@ -96,10 +98,16 @@ export interface DaemonOptions {
   readonly retentionSweepMs?: number;
   /** Alert sending and the stuck scan's period (tests shorten them). */
   readonly alerts?: AlertsOptions;
+  /** The HTTP functions listener (RUNLET_FN_PORT, default 8081; 0 picks a free port), opened only when a task has `http:`. */
+  readonly fnPort?: number;
+  /** RUNLET_FN_HOST, default 0.0.0.0: functions are the public side, each with its own auth. */
+  readonly fnHost?: string;
 }
 
 export interface Daemon {
   readonly url: string;
+  /** The HTTP functions listener's URL, when the config has functions. */
+  readonly fnUrl?: string;
   readonly identity: Identity;
   readonly events: RunletEvents;
   readonly store: RunStore;
@@ -139,18 +147,19 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     let reloader: Reloader | undefined;
     const reload = () => reloader?.reload() ?? Promise.reject(new Error('the daemon is still starting; try again'));
     const url = await startHttp(opts, listen, storage, dispatch, docker.docker, reload, releasers);
+    const fnUrl = await startFunctions(opts, storage, dispatch, releasers);
     const triggers = await startTriggers(opts, storage, dispatch, releasers);
     reloader = new Reloader({
       live,
       logger: opts.logger,
       read: options.readConfig ?? (() => loadConfig(live.current.file)),
-      fixedAtStart: (next) => fixedAtStart(options.config, next),
+      fixedAtStart: (next) => [...fixedAtStart(options.config, next), ...functionsFixedAtStart(options.config, next)],
       build: (next) => buildTaskImages(docker.docker, next, opts.logger),
       triggers,
       apply: async () => {
         const tasks = Object.values(live.current.tasks);
-        // Limits before workers: an added task's runs are never taken without its limit.
-        await dispatch.queues.applyConcurrency(tasks);
+        // A raised limit admits parked runs now, not at the next sweep.
+        await dispatch.gate.sweep().catch((err) => opts.logger.warn({ err }, 'could not admit parked runs after the reload'));
         await dispatch.workers.sync();
         await noteTasks(storage.redis, tasks).catch((err) => opts.logger.warn({ err }, 'could not note the tasks for the usage report'));
         await alerts.sync();
@@ -166,13 +175,16 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
         node: identity.node,
         redis: describeTarget(redisTarget),
         tasks: Object.keys(opts.config.tasks).length,
-        triggers: triggers.names(),
+        // The first few by name, and how many: a log line stays a line with thousands of tasks.
+        triggers: triggers.names().slice(0, 20),
+        triggerCount: triggers.names().length,
       },
       'runlet is running',
     );
     dispatch.events.emit('daemon:ready', { url });
     return {
       url,
+      ...(fnUrl !== undefined && { fnUrl }),
       identity,
       events: dispatch.events,
       store,
@@ -264,8 +276,9 @@ async function startRuntime(opts: DaemonOptions): Promise<{ docker: Docker; runt
 
 interface Dispatch {
   readonly events: RunletEvents;
-  readonly queues: TaskQueues;
-  readonly workers: TaskWorkers;
+  readonly queues: PoolQueues;
+  readonly gate: TaskGate;
+  readonly workers: PoolWorkers;
   readonly pauses: PauseState;
   readonly metrics: RunletMetrics;
   readonly ended: EndedRuns;
@@ -287,31 +300,36 @@ async function startDispatch(
   const { config, logger } = opts;
   const { redis, store, identity, redisTarget } = storage;
   const events = new RunletEvents();
-  const connection = redisOptions(redisTarget);
-  const queues = new TaskQueues(connection);
+  // One connection for every pool's queue and worker (each worker adds one blocking
+  // connection of its own): connections follow pools, not tasks.
+  const bull = connect(redisTarget, 'runlet-queues');
+  releasers.add('queue connection', async () => void bull.disconnect());
+  const queues = new PoolQueues(bull);
   releasers.add('queues', () => queues.close());
+  const gate = new TaskGate(redis, config, logger);
+  releasers.add('task gate', async () => gate.close());
   // Pauses Redis loses (emptied, failed over) are put back from what the daemons saw.
   const pauses = new PauseState(redis, logger);
   releasers.add('pause sync', pauses.start());
   storage.epoch.onEmpty('paused tasks', () => pauses.all());
-  await queues.applyConcurrency(Object.values(config.tasks));
-  storage.epoch.onEmpty('task concurrency limits', () => queues.applyConcurrency(Object.values(config.tasks)));
-  const counts = (task: string) => queues.counts(task);
+  const counts = (task: string) => gate.counts(task);
   const replaceOldest = async (task: string): Promise<void> => {
     const running = await store.list({ task, status: ['starting', 'running'], limit: 1000 });
     const oldest = running[running.length - 1];
     if (oldest) await cancelRun(redis, store, oldest.id, 'replaced by a newer run (overlap: replace)');
   };
-  // Gauges of queue state are read from the queues at scrape time: cluster-wide.
-  const metrics = new RunletMetrics(events, { config, queueState: counts });
+  // Gauges of queue state are read from the task gate at scrape time: cluster-wide.
+  const metrics = new RunletMetrics(events, { config, queueStates: () => gate.states() });
   const enqueueDeps: EnqueueDeps = {
     config,
     policies: [suspendedPolicy(pauses), overlapPolicy(counts, replaceOldest)],
     store,
     queues,
+    gate,
     events,
     logger,
   };
+  gate.onAdmitted = (task, runIds) => addAdmitted(enqueueDeps, task, runIds);
   const stopping = new AbortController();
   const ctx: RunContext = {
     config,
@@ -322,6 +340,7 @@ async function startDispatch(
     events,
     logger,
     queues,
+    gate,
     active: new Map(),
     leaseMs: opts.stalledMs ?? DEFAULT_LEASE_MS,
     stopping: stopping.signal,
@@ -337,7 +356,7 @@ async function startDispatch(
   const waits = new WaitRecorder(redis, store, identity, logger);
   releasers.add('wait reasons', () => waits.clear());
   // Made before settling, started after: the containers it adopts take their room first.
-  const workers = new TaskWorkers(connection, config, admission, (runId, job) => runJob(ctx, runId, job), logger, opts.stalledMs, {
+  const workers = new PoolWorkers(bull, config, admission, (runId, job) => runJob(ctx, runId, job), logger, opts.stalledMs, {
     events,
     waits,
   });
@@ -376,21 +395,31 @@ async function startDispatch(
     }
     await workers.close(true);
   });
-  await workers.start(Object.values(config.tasks));
+  await workers.start();
   // The holder's side of the fence, and the periodic settling of what nobody holds.
   releasers.add('claim watch', watchClaims(ctx));
   releasers.add('reconciler', startReconciler(ctx, workers));
 
   const ended = new EndedRuns(redis, store, logger);
+  // Every daemon frees the slot of every run that ends; the gate admits the next once.
+  ended.onEnded((entry) => {
+    const freeing =
+      entry.status === 'lost'
+        ? store.get(entry.run).then((run) => gate.ended(entry.task, entry.run, entry.status, run?.deadline))
+        : gate.ended(entry.task, entry.run, entry.status, undefined);
+    void freeing
+      .then((admitted) => (admitted.length > 0 ? addAdmitted(enqueueDeps, entry.task, admitted) : undefined))
+      .catch((err) => logger.warn({ err, runId: entry.run }, 'could not free the task slot of an ended run; the sweep frees it'));
+  });
   ended.start();
   releasers.add('ended runs reader', () => ended.stop());
   const stuck = new StuckFinder({
     config,
     inProgress: () => store.list({ status: ['queued', 'starting', 'running'], limit: 1000 }),
-    facts: (now) => loadWaitFacts(redis, store, config, now),
+    facts: (now) => loadWaitFacts(redis, config, now),
     streams: mongoStreams(redis, config),
   });
-  return { events, queues, workers, pauses, metrics, ended, stuck, submit: (request, o = {}) => enqueue(enqueueDeps, request, o) };
+  return { events, queues, gate, workers, pauses, metrics, ended, stuck, submit: (request, o = {}) => enqueue(enqueueDeps, request, o) };
 }
 
 /**
@@ -502,6 +531,32 @@ async function startHttp(
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : opts.port;
   return `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`;
+}
+
+/** The HTTP functions listener, on its own port, when the config has functions at start. */
+async function startFunctions(
+  opts: DaemonOptions,
+  storage: Storage,
+  dispatch: Dispatch,
+  releasers: Releasers,
+): Promise<string | undefined> {
+  if (!hasFunctions(opts.config)) return undefined;
+  const { redis, store } = storage;
+  const fn = await listenFunctions(
+    {
+      config: opts.config,
+      redis,
+      store,
+      ended: dispatch.ended,
+      submit: (r) => dispatch.submit(r),
+      cancelRun: (id) => cancelRun(redis, store, id),
+    },
+    opts.logger,
+    { port: opts.fnPort ?? 8081, host: opts.fnHost ?? '0.0.0.0' },
+  );
+  releasers.add('functions listener', () => fn.close());
+  opts.logger.info({ url: fn.url }, 'HTTP functions listening');
+  return fn.url;
 }
 
 /** Last: nothing fires before the rest can take it (triggers/running.ts). */

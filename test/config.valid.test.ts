@@ -77,6 +77,8 @@ describe('a valid config', () => {
       maxQueued: 5,
       jitterMs: 30_000,
       retries: { attempts: 4, backoff: 'fixed', delayMs: 60_000, maxDelayMs: 5 * 60_000 },
+      warm: 0,
+      reuse: false,
     });
   });
 
@@ -102,6 +104,8 @@ describe('a valid config', () => {
       maxQueued: 100,
       jitterMs: 0,
       retries: { attempts: 2, backoff: 'exponential', delayMs: 10_000, maxDelayMs: 10 * 60_000 },
+      warm: 0,
+      reuse: false,
     });
     expect(config.retention).toEqual({ runsPerTask: 20 });
     expect(config.node).toEqual({ memoryBytes: 8 * 1024 * MiB });

@@ -1,4 +1,6 @@
+import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
+import { keys } from '../src/runs/keys.js';
 import { useDaemon } from './helpers/daemon.js';
 
 // A run's payload arrives three ways (env, file, stdin); /runlet/output.json comes back in
@@ -46,6 +48,7 @@ async function runWith(task: string, payload?: unknown) {
   return (await (await fetch(`${ctx.daemon.url}/api/runs/${id}`)).json()) as {
     status: string;
     logTail: string;
+    payload: unknown;
     output: unknown;
     outputError: string | null;
   };
@@ -73,6 +76,53 @@ describe('payload and output', () => {
     expect(r.logTail).toContain('env-set=\n');
     expect(r.logTail).toContain(`file-bytes=${bytes}\n`);
     expect(r.logTail).toContain(`stdin-bytes=${bytes}`);
+    expect(r.payload).toEqual(payload);
+  });
+
+  it('listings and the status page do not read payloads: a large one is read by its run alone', async () => {
+    // Runs with 1 MiB payloads, as many webhooks with big bodies leave; skipped, of a task no
+    // longer configured, so no container runs. Bytes Redis sends are counted around each read.
+    const MiB = 1024 * 1024;
+    const n = 12;
+    const ids: string[] = [];
+    for (let i = 0; i < n; i++) {
+      const payload = { blob: String(i).padEnd(MiB, 'x') };
+      const { runId } = await ctx.daemon.store.create(
+        { task: 'gone-task', trigger: 'manual', dedupeKey: `gone-task:big:${i}`, payload },
+        { status: 'skipped', reason: 'test' },
+      );
+      ids.push(runId);
+    }
+    const counter = new Redis({ path: ctx.redis.path });
+    try {
+      const sent = async () => Number(/total_net_output_bytes:(\d+)/.exec(await counter.info('stats'))![1]);
+      const bytesFor = async (path: string) => {
+        const before = await sent();
+        const res = await fetch(`${ctx.daemon.url}${path}`);
+        expect(res.status).toBe(200);
+        const body = (await res.json()) as Record<string, unknown>;
+        return { bytes: (await sent()) - before, body };
+      };
+      // /api/status scans recent runs for queued ones (the dashboard asks every 5 s): before
+      // payloads had their own key it read all n MiB here; now a few KiB (the daemon's own
+      // heartbeats and polls are counted too, hence the margin).
+      const status = await bytesFor('/api/status');
+      expect(status.bytes).toBeLessThan(MiB);
+      const listing = await bytesFor('/api/runs?task=gone-task&limit=50');
+      expect((listing.body.runs as unknown[]).length).toBe(n);
+      expect(listing.bytes).toBeLessThan(MiB);
+      // The run's own page still has its payload, and reads it alone.
+      const one = await bytesFor(`/api/runs/${ids[3]}`);
+      expect((one.body.payload as { blob: string }).blob).toBe('3'.padEnd(MiB, 'x'));
+      expect(one.bytes).toBeGreaterThan(MiB);
+      expect(one.bytes).toBeLessThan(2 * MiB);
+      // The payload is a part of the run: retention deletes it with the rest.
+      expect(await counter.exists(keys.payload(ids[0]!))).toBe(1);
+      expect(await ctx.daemon.store.trim('gone-task', 0)).toBe(n);
+      expect(await counter.exists(...ids.map((id) => keys.payload(id)))).toBe(0);
+    } finally {
+      counter.disconnect();
+    }
   });
 
   it("a payload over the task's maxPayload is refused with 413 and nothing is queued", async () => {

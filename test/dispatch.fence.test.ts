@@ -2,9 +2,8 @@ import { Redis } from 'ioredis';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TaskConfig } from '../src/config/types.js';
-import { TaskQueues } from '../src/dispatch/queues.js';
+import { PoolQueues } from '../src/dispatch/queues.js';
 import { endAttempt, type RetryDeps } from '../src/dispatch/retries.js';
-import { redisOptions } from '../src/lib/redis.js';
 import { RunletEvents } from '../src/runs/events.js';
 import { RunStore } from '../src/runs/store.js';
 import { MOVES } from '../src/runs/types.js';
@@ -25,13 +24,13 @@ let server: Awaited<ReturnType<typeof startTestRedis>>;
 let redis: Redis;
 let store: RunStore;
 let deps: RetryDeps;
-let queues: TaskQueues;
+let queues: PoolQueues;
 
 beforeAll(async () => {
   server = await startTestRedis();
   redis = new Redis({ path: server.path });
   store = new RunStore(redis);
-  queues = new TaskQueues(redisOptions({ path: server.path }));
+  queues = new PoolQueues(new Redis({ path: server.path, maxRetriesPerRequest: null }));
   deps = { store, queues, events: new RunletEvents(), logger: pino({ level: 'silent' }) };
 });
 afterAll(async () => {
@@ -115,7 +114,7 @@ describe('adoption: a compare-and-set on the claim', () => {
     expect(out.kind).toBe('retrying');
     const rec = await store.get(runId);
     expect(rec?.retryAt).toBeGreaterThanOrEqual(deadline);
-    const job = await queues.get('job').getJob(`${runId}-a2`);
+    const job = await queues.get('default').getJob(`${runId}-a2`);
     expect(job?.opts.delay).toBeGreaterThanOrEqual(deadline - Date.now() - 1000);
   });
 

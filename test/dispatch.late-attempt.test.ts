@@ -2,12 +2,12 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunletConfig } from '../src/config/types.js';
 import { clusterIdOf } from '../src/dispatch/identity.js';
-import { TaskQueues } from '../src/dispatch/queues.js';
+import { PoolQueues } from '../src/dispatch/queues.js';
+import { TaskGate } from '../src/dispatch/gate.js';
 import { markLost } from '../src/dispatch/attempt-end.js';
 import type { RunContext } from '../src/dispatch/context.js';
 import { runJob } from '../src/dispatch/run-job.js';
 import { createLogger } from '../src/lib/logger.js';
-import { redisOptions } from '../src/lib/redis.js';
 import { RunletEvents } from '../src/runs/events.js';
 import { RunStore } from '../src/runs/store.js';
 import { DockerRuntime } from '../src/runtime/docker.js';
@@ -40,14 +40,14 @@ tasks:
 `;
 
 // Shared by both daemons of the test, as one Redis and one engine are.
-let server: Awaited<ReturnType<typeof startTestRedis>>, redis: Redis, queues: TaskQueues;
+let server: Awaited<ReturnType<typeof startTestRedis>>, redis: Redis, queues: PoolQueues;
 let config: RunletConfig, clusterId: string;
 
 beforeAll(async () => {
   await requireImages('runlet/busybox:local');
   server = await startTestRedis();
   redis = new Redis({ path: server.path });
-  queues = new TaskQueues(redisOptions({ path: server.path }));
+  queues = new PoolQueues(new Redis({ path: server.path, maxRetriesPerRequest: null }));
   config = configFrom(CONFIG);
   clusterId = await clusterIdOf(redis);
 });
@@ -71,6 +71,7 @@ function daemonOn(node: string): RunContext & { logs: LogLines } {
     events: new RunletEvents(),
     logger,
     queues,
+    gate: new TaskGate(redis, config, logger),
     active: new Map(),
     leaseMs: 30_000,
     stopping: new AbortController().signal,

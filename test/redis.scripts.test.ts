@@ -15,7 +15,7 @@ const split = (lua: string) => {
 describe('redis/lua: one file per script, a header, includes resolved', () => {
   it('loads every script with its includes in place, once each', () => {
     const scripts = loadScripts();
-    expect(scripts).toHaveLength(18);
+    expect(scripts).toHaveLength(20);
     for (const s of scripts) {
       expect(s.lua).not.toContain('@include');
       for (const fn of ['member', 'guardStatus', 'statusChange', 'writeStatus', 'recordEnded', 'publishChange', 'deleteIfEnded']) {

@@ -3,10 +3,10 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RetryPolicy, TaskConfig } from '../src/config/types.js';
 import { recoverOutbox } from '../src/dispatch/enqueue.js';
-import { TaskQueues } from '../src/dispatch/queues.js';
+import { PoolQueues } from '../src/dispatch/queues.js';
+import { TaskGate } from '../src/dispatch/gate.js';
 import { endAttempt, retryDelayMs, type AttemptEnd, type RetryDeps } from '../src/dispatch/retries.js';
 import { RunletEvents } from '../src/runs/events.js';
-import { redisOptions } from '../src/lib/redis.js';
 import { RunStore } from '../src/runs/store.js';
 import { configFrom } from './helpers/daemon.js';
 import { startTestRedis } from './helpers/redis.js';
@@ -36,12 +36,12 @@ tasks:
 let server: Awaited<ReturnType<typeof startTestRedis>>;
 let redis: Redis;
 let deps: RetryDeps;
-let queues: TaskQueues;
+let queues: PoolQueues;
 
 beforeAll(async () => {
   server = await startTestRedis();
   redis = new Redis({ path: server.path });
-  queues = new TaskQueues(redisOptions({ path: server.path }));
+  queues = new PoolQueues(new Redis({ path: server.path, maxRetriesPerRequest: null }));
   deps = { store: new RunStore(redis), queues, events: new RunletEvents(), logger: pino({ level: 'silent' }) };
 });
 afterAll(async () => {
@@ -87,8 +87,8 @@ describe('ending an attempt', () => {
     expect(run.transitions.map((t) => t.status)).toEqual(['queued', 'starting', 'running', 'queued']);
     expect(run.usage).toEqual({ containerSeconds: 0.5, gbSeconds: 0.1 });
 
-    const job = await queues.get('job').getJob(`${runId}-a2`);
-    expect(job?.data).toEqual({ runId });
+    const job = await queues.get('default').getJob(`${runId}-a2`);
+    expect(job?.data).toEqual({ runId, task: 'job' });
     expect(await job?.getState()).toBe('delayed');
     expect(job!.opts.delay).toBeGreaterThanOrEqual(8000);
     expect(job!.opts.delay).toBeLessThanOrEqual(10_000);
@@ -148,7 +148,7 @@ describe('ending an attempt', () => {
     for (const status of ['cancelled', 'succeeded'] as const) {
       const runId = await runningRun();
       expect(await endAttempt(deps, runId, task, { ...failed(), status })).toEqual({ kind: 'ended', status, dead: false });
-      expect(await queues.get('job').getJob(`${runId}-a2`)).toBeUndefined();
+      expect(await queues.get('default').getJob(`${runId}-a2`)).toBeUndefined();
     }
   });
 
@@ -164,11 +164,19 @@ describe('ending an attempt', () => {
     expect(claimed).toBe(true);
     expect(await deps.store.unconfirmed(0)).toContain(runId);
     const recovered = await recoverOutbox(
-      { config: { tasks: {} } as never, policies: [], store: deps.store, queues, events: deps.events, logger: deps.logger },
+      {
+        config: { tasks: {} } as never,
+        policies: [],
+        store: deps.store,
+        queues,
+        gate: new TaskGate(redis, { tasks: {} } as never, deps.logger),
+        events: deps.events,
+        logger: deps.logger,
+      },
       0,
     );
     expect(recovered).toBeGreaterThanOrEqual(1);
-    const job = await queues.get('job').getJob(`${runId}-a2`);
+    const job = await queues.get('default').getJob(`${runId}-a2`);
     expect(await job?.getState()).toBe('delayed');
     expect(job!.opts.delay).toBeGreaterThan(3000);
     expect(job!.opts.delay).toBeLessThanOrEqual(5000);

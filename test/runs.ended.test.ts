@@ -86,4 +86,25 @@ describe('EndedRuns.waitFor', () => {
     const runs = await Promise.all(waits);
     expect(runs.map((r) => r?.status)).toEqual(Array(10).fill('failed'));
   });
+
+  it('keeps no waiter once a wait is answered, however it was answered', async () => {
+    // A webhook's `respond: result` redelivered, a skipped run, a queue redelivery: waits on
+    // runs that had already ended, answered by the first look at the record.
+    const before = ended.waiting;
+    const id = await newRun('t:leak');
+    await writer.transition(id, 'succeeded', { from: ['queued'] });
+    // Past the stream's entry for it, so only the first look at the record answers.
+    await new Promise((r) => setTimeout(r, 300));
+    const answers = await Promise.all(Array.from({ length: 1000 }, () => ended.waitFor(id, 60_000)));
+    expect(answers.every((r) => r?.status === 'succeeded')).toBe(true);
+    expect(ended.waiting).toBe(before);
+    // And a run that has no record, and one that ends while waited for.
+    expect(await ended.waitFor('no-such-run', 60_000)).toBeUndefined();
+    const later = await newRun('t:leak-later');
+    const waiting = ended.waitFor(later, 60_000);
+    await new Promise((r) => setTimeout(r, 100));
+    await writer.transition(later, 'failed', { from: ['queued'] });
+    expect((await waiting)?.status).toBe('failed');
+    expect(ended.waiting).toBe(before);
+  });
 });

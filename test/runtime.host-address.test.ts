@@ -5,6 +5,7 @@ import { DockerRuntime } from '../src/runtime/docker.js';
 import { addressFromBridge, hostAddress, inSubnet, probeHostGateway, type BridgeNetwork } from '../src/runtime/host-address.js';
 import { BUSYBOX, busyboxSpec, docker, removeTestContainers, requireImages, runToEnd, testLabels } from './helpers/docker.js';
 import { freePort } from './helpers/process.js';
+import { until } from './helpers/until.js';
 
 const FILE = 'runtime.host-address';
 
@@ -37,8 +38,13 @@ describe('the address at which a task container reaches the host', () => {
   });
 
   it("on a first-start engine (the bridge has a subnet but no gateway) it is the bridge interface's address", async () => {
-    const local = (networkInterfaces().docker0 ?? []).find((a) => a.family === 'IPv4' && inSubnet(a.address, '172.17.0.0/16'))?.address;
-    expect(local, 'this machine has a docker0 in 172.17.0.0/16').toBeDefined();
+    // Right after an engine (re)start docker0 exists a moment before it has its address.
+    const local = await until(
+      "docker0's IPv4 address in 172.17.0.0/16 (the engine just started?)",
+      async () => (networkInterfaces().docker0 ?? []).find((a) => a.family === 'IPv4' && inSubnet(a.address, '172.17.0.0/16'))?.address,
+      20_000,
+      100,
+    );
     expect(addressFromBridge(FIRST_START_BRIDGE)).toEqual({ address: local, source: 'bridge-interface' });
     // A bridge interface this machine does not have (an engine elsewhere): no guess, the probe decides.
     expect(addressFromBridge({ ...FIRST_START_BRIDGE, Options: { 'com.docker.network.bridge.name': 'no-such-br0' } })).toBeUndefined();

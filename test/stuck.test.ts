@@ -60,14 +60,14 @@ describe('findStuck and whyWaiting (unit)', () => {
     const f = facts(now, { active: new Map([['sync', 2]]) });
     expect(whyWaiting(retrying, f)).toMatchObject({ code: 'retry_backoff', text: 'retry backoff: attempt 2 of 3 is due in 1m' });
     expect(whyWaiting(jittered, f).code).toBe('jitter');
-    expect(whyWaiting(waiting, f)).toEqual({ code: 'task_concurrency', text: 'task concurrency: 2 of 2 running cluster-wide' });
+    expect(whyWaiting(waiting, f)).toEqual({ code: 'task_concurrency', text: 'task concurrency: 2 of 2 in progress cluster-wide' });
     const stuck = findStuck({ config: UNIT, now, runs: [retrying, jittered, waiting], facts: f, streams: [] });
     expect(stuck.map((s) => s.runId)).toEqual(['w']);
     expect(stuck[0]).toMatchObject({ kind: 'queued_too_long', since: T0, waiting: { code: 'task_concurrency' } });
-    expect(stuck[0]!.detail).toBe('queued for 10m: task concurrency: 2 of 2 running cluster-wide');
+    expect(stuck[0]!.detail).toBe('queued for 10m: task concurrency: 2 of 2 in progress cluster-wide');
   });
 
-  it('admission reasons of every live daemon explain the wait, named by node', () => {
+  it('admission reasons of every live daemon (per pool) explain the wait, named by node', () => {
     const run = record({ id: 'w', task: 'sync', status: 'queued' });
     const block = {
       daemon: 'd1',
@@ -75,12 +75,12 @@ describe('findStuck and whyWaiting (unit)', () => {
       at: T0,
       reason: 'the node has 0 B of its 512 MiB memory budget free; the run needs 256 MiB',
     };
-    expect(whyWaiting(run, facts(T0, { blocks: new Map([['sync', [block]]]) }))).toEqual({
+    expect(whyWaiting(run, facts(T0, { blocks: new Map([['default', [block]]]) }))).toEqual({
       code: 'admission',
       text: 'memory budget: node node-a has 0 B of its 512 MiB memory budget free; the run needs 256 MiB',
     });
     // Another live daemon could take it: it waits for a worker, not for memory.
-    expect(whyWaiting(run, facts(T0, { blocks: new Map([['sync', [block]]]), liveDaemons: 2 })).code).toBe('free_worker');
+    expect(whyWaiting(run, facts(T0, { blocks: new Map([['default', [block]]]), liveDaemons: 2 })).code).toBe('free_worker');
   });
 
   it('a stream in error is stream_stalled at once; one nobody holds only after a minute', () => {

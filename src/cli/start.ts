@@ -20,6 +20,9 @@ export async function startCommand(args: CommonArgs): Promise<number> {
   const port = env.RUNLET_PORT === undefined ? 8080 : Number(env.RUNLET_PORT);
   if (!Number.isInteger(port) || port < 0 || port > 65535)
     throw new CliError(`RUNLET_PORT must be a port number, got "${env.RUNLET_PORT}"`);
+  const fnPort = env.RUNLET_FN_PORT === undefined ? 8081 : Number(env.RUNLET_FN_PORT);
+  if (!Number.isInteger(fnPort) || fnPort < 0 || fnPort > 65535)
+    throw new CliError(`RUNLET_FN_PORT must be a port number, got "${env.RUNLET_FN_PORT}"`);
   const stalledMs = env.RUNLET_STALLED_MS === undefined ? undefined : Number(env.RUNLET_STALLED_MS);
   if (stalledMs !== undefined && !(Number.isInteger(stalledMs) && stalledMs >= 1000))
     throw new CliError(`RUNLET_STALLED_MS must be a whole number of milliseconds, at least 1000, got "${env.RUNLET_STALLED_MS}"`);
@@ -49,11 +52,16 @@ export async function startCommand(args: CommonArgs): Promise<number> {
     host: env.RUNLET_HOST || undefined,
     token: env.RUNLET_TOKEN || undefined,
     allowedHosts: allowed.hosts,
+    fnPort,
+    fnHost: env.RUNLET_FN_HOST || undefined,
   }).catch((err: NodeJS.ErrnoException) => {
     if (err instanceof UnsafeListenError) throw new CliError(err.message);
     // Start-up failures are the user's to fix (a busy port, no engine, a failed build):
     // say what and how, without a stack trace.
-    if (err.code === 'EADDRINUSE') throw new CliError(`port ${port} is already in use (another runlet?): set RUNLET_PORT to use another`);
+    if (err.code === 'EADDRINUSE')
+      throw new CliError(
+        `port ${(err as { port?: number }).port ?? port} is already in use (another runlet?): set RUNLET_PORT (ops API) or RUNLET_FN_PORT (functions) to use another`,
+      );
     throw new CliError(`could not start: ${err.message}`);
   });
   if (reloadWhenReady) reload();

@@ -129,6 +129,19 @@ export function countField(description: string, what: string, example: number) {
   return withHints(schema, { examples: [example] });
 }
 
+/** A whole number ≥ 0, e.g. `warm` (0 means none). */
+export function wholeField(description: string, what: string, example: number) {
+  const expectation = `a whole number of ${what} like ${example}`;
+  const schema = stringOrNumber(expectation)
+    .transform((value, ctx) => {
+      const n = toNumber(value);
+      if (n === undefined || !Number.isInteger(n)) return fail(ctx, value, `expected ${expectation}, got ${got(value)}`);
+      return n;
+    })
+    .meta({ description, minimum: 0, pattern: editorPattern('[0-9]+') });
+  return withHints(schema, { examples: [example] });
+}
+
 // --- strings ------------------------------------------------------------------------
 
 /** One of a few fixed words (`backoff: exponential`), with a did-you-mean for a near miss. */

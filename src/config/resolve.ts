@@ -12,6 +12,7 @@ import type { Payload } from './triggers.js';
 import type { PoolConfig, RunletConfig, TaskConfig } from './types.js';
 import { closest } from './did-you-mean.js';
 import { alertFindings, resolveAlerts, resolveStuck } from './ops.js';
+import { httpFindings, resolveHttp, routeClashFindings } from './http.js';
 import { formatBytes, parseDurationMs, parseSizeBytes } from './units.js';
 import type { KeyPath } from './yaml-source.js';
 
@@ -50,6 +51,7 @@ export function crossCheck(raw: unknown, configDir: string): Finding[] {
     }
     findings.push(...admissionProblems(raw, name, t, defaults));
     findings.push(...webhookFindings(at, t, maxPayloadOf(t, defaults)));
+    findings.push(...httpFindings(at, t, configDir));
     if (isMap(t.env)) {
       for (const key of Object.keys(t.env)) {
         if (key === '' || /[=\0]/.test(key)) {
@@ -63,7 +65,7 @@ export function crossCheck(raw: unknown, configDir: string): Finding[] {
     }
   }
   findings.push(...retryDelayFindings(raw.defaults, raw.tasks));
-  findings.push(...queueClashFindings(raw.tasks), ...afterFindings(raw.tasks));
+  findings.push(...queueClashFindings(raw.tasks), ...afterFindings(raw.tasks), ...routeClashFindings(raw.tasks));
   findings.push(...alertFindings(raw));
   return findings;
 }
@@ -146,6 +148,9 @@ export function buildConfig(raw: RawConfig, file: string): RunletConfig {
       ...(t.queue !== undefined && { queue: resolveQueue(t.queue) }),
       ...(t.mongo !== undefined && { mongo: resolveMongo(t.mongo) }),
       ...(t.after !== undefined && { after: resolveAfter(t.after) }),
+      ...(t.http !== undefined && { http: resolveHttp(t.http, configDir) }),
+      warm: t.warm ?? 0,
+      reuse: t.reuse ?? false,
     };
   }
   return {

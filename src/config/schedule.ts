@@ -11,6 +11,18 @@ const NICKNAMES = ['@yearly', '@annually', '@monthly', '@weekly', '@daily', '@ho
 
 /** Why `expr` is not a schedule runlet accepts, or undefined if it is fine. */
 export function scheduleProblem(expr: string): string | undefined {
+  // Validated once per distinct expression: thousands of tasks share a few schedules.
+  if (checked.has(expr)) return checked.get(expr);
+  const problem = findScheduleProblem(expr);
+  if (checked.size >= CHECKED_MAX) checked.clear();
+  checked.set(expr, problem);
+  return problem;
+}
+
+const checked = new Map<string, string | undefined>();
+const CHECKED_MAX = 100_000;
+
+function findScheduleProblem(expr: string): string | undefined {
   const text = expr.trim();
   const shown = JSON.stringify(expr);
   if (text.startsWith('@')) {

@@ -17,10 +17,12 @@ import {
   textField,
   timezoneField,
   userField,
+  wholeField,
 } from './fields.js';
 import { withHints } from './editor-hints.js';
 import { RETRY_KEYS, retriesField } from './retries.js';
 import { afterField, mongoField, queueField, TRIGGER_KEYS, webhookField } from './triggers.js';
+import { httpField, HTTP_KEYS } from './http.js';
 import { ALERT_KEYS, alertsField, STUCK_KEYS, stuckField } from './ops.js';
 
 /**
@@ -140,6 +142,21 @@ export const TaskSchema = z
       queue: queueField().optional(),
       mongo: mongoField().optional(),
       after: afterField().optional(),
+      http: httpField().optional(),
+      warm: withHints(
+        wholeField(
+          'Containers of this task started ahead of its triggers, each waiting to run one event. Default 0 (none).',
+          'containers',
+          2,
+        ).optional(),
+        { default: 0 },
+      ),
+      reuse: withHints(
+        boolField(
+          'true: one instance serves several runs one after another (never two at once) through the AWS Lambda Runtime API; state may leak between runs. Default false.',
+        ).optional(),
+        { default: false },
+      ),
     },
     { error: mapError('a map of task settings') },
   )
@@ -251,6 +268,7 @@ export function allowedKeysAt(path: readonly PropertyKey[]): readonly string[] {
   ) {
     return TRIGGER_KEYS[path[2]];
   }
+  if (path.length === 3 && path[0] === 'tasks' && path[2] === 'http') return HTTP_KEYS;
   if (path.at(-1) === 'retries' && ((path.length === 2 && path[0] === 'defaults') || (path.length === 3 && path[0] === 'tasks')))
     return RETRY_KEYS;
   return [];

@@ -52,6 +52,43 @@ export interface TaskConfig {
   readonly mongo?: MongoTriggerConfig;
   /** Runs of other tasks ending in given statuses make runs (chaining). */
   readonly after?: readonly AfterTrigger[];
+  /** Served as an HTTP function on the functions listener: each request is one run. */
+  readonly http?: HttpFunctionConfig;
+  /** Containers started ahead of triggers, waiting for their run (0: none). */
+  readonly warm: number;
+  /** One instance serves several runs one after another (the Lambda Runtime API). */
+  readonly reuse: boolean;
+}
+
+/** "GET /users/:id": `key` is the route as written, normalised (upper-case method). */
+export interface FunctionRoute {
+  readonly method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE' | 'HEAD' | 'OPTIONS' | 'ANY';
+  readonly path: string;
+  readonly key: string;
+}
+
+export interface FunctionCors {
+  readonly origins: readonly string[];
+  /** Undefined: the methods of the function's routes. */
+  readonly methods?: readonly string[];
+  readonly headers: readonly string[];
+  readonly maxAgeMs: number;
+}
+
+export interface HttpFunctionConfig {
+  readonly routes: readonly FunctionRoute[];
+  readonly auth: 'none' | 'bearer' | 'apiKeys';
+  /** auth: bearer: the token. */
+  readonly secret?: string;
+  /** auth: apiKeys: consumer name → key (from apiKeys or apiKeysFile). */
+  readonly apiKeys?: Readonly<Record<string, string>>;
+  /** Absolute path, when the keys came from a file. */
+  readonly apiKeysFile?: string;
+  /** auth: apiKeys: requests per consumer per period, cluster-wide. */
+  readonly rateLimitPerKey?: { readonly count: number; readonly perMs: number };
+  readonly cors?: FunctionCors;
+  /** The request's deadline: queued and running together. */
+  readonly timeoutMs: number;
 }
 
 /** How a webhook request proves it is from the sender that knows the secret. */

@@ -29,7 +29,7 @@ const MAX_DEDUPE_WINDOW_MS = 24 * 3600 * 1000;
 const UNSIGNED_ID_SCHEMES: readonly string[] = ['bearer'];
 
 /** Never echoes the value: it is a secret. */
-const secretField = z
+export const secretField = z
   .string({
     error: (iss: Issue) =>
       iss.code === 'invalid_type'
@@ -63,7 +63,7 @@ export function parseRate(text: string): { count: number; perMs: number } | unde
   return perMs === undefined ? undefined : { count: Number(m[1]), perMs };
 }
 
-const rateLimitField = withHints(
+export const rateLimitField = withHints(
   z
     .union([z.string(), z.number()], { error: expected(RATE_EXAMPLE) })
     .transform((value, ctx) => {

@@ -5,7 +5,8 @@ import type { RunletEvents } from '../runs/events.js';
 import type { RunStore } from '../runs/store.js';
 import type { Runtime } from '../runtime/types.js';
 import type { Identity } from './identity.js';
-import type { TaskQueues } from './queues.js';
+import type { TaskGate } from './gate.js';
+import type { PoolQueues } from './queues.js';
 
 /** An attempt this process runs or has adopted: its container is waited on here. */
 export interface ActiveRun {
@@ -26,7 +27,9 @@ export interface RunContext {
   readonly events: RunletEvents;
   readonly logger: Logger;
   /** For the delayed job of a retried run's next attempt (retries.ts). */
-  readonly queues: TaskQueues;
+  readonly queues: PoolQueues;
+  /** Each task's cluster-wide slots: the reconciler sweeps what no end freed. */
+  readonly gate: TaskGate;
   /** Runs this process is executing or has adopted, so a redelivered job joins, not repeats. */
   readonly active: Map<string, ActiveRun>;
   /**

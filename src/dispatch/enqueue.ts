@@ -1,16 +1,19 @@
 import type { Logger } from 'pino';
+import { DEFAULTS } from '../config/defaults.js';
 import type { RunletConfig } from '../config/types.js';
 import type { RunletEvents } from '../runs/events.js';
 import type { RunStore } from '../runs/store.js';
 import { currentAttempt, type RunRequest } from '../runs/types.js';
 import { firstSkipReason, type Policy } from './policies.js';
-import { jobIdFor, type TaskQueues } from './queues.js';
+import type { TaskGate } from './gate.js';
+import { jobIdFor, type PoolQueues } from './queues.js';
 
 export interface EnqueueDeps {
   config: RunletConfig;
   policies: readonly Policy[];
   store: RunStore;
-  queues: TaskQueues;
+  queues: PoolQueues;
+  gate: TaskGate;
   events: RunletEvents;
   logger: Logger;
 }
@@ -29,9 +32,11 @@ export interface Enqueued {
  * Exactly once, argued in two steps:
  * 1. `store.create` claims the dedupe key and writes the run record in one Lua script, so of
  *    any number of daemons handling the same event, exactly one gets `created: true`.
- * 2. Only that one adds the queue job, with job id = run id. If it dies between the two
- *    steps, the run sits in the outbox, and `recoverOutbox` (run by every daemon) adds the
- *    job later; re-adding is harmless because BullMQ ignores an add whose job id exists, and
+ * 2. Only that one admits it through the task gate and adds the queue job, with job id =
+ *    run id (or parks it, and the free that admits it later adds the job). If it dies
+ *    between the steps, the run sits in the outbox, and `recoverOutbox` (run by every
+ *    daemon) admits it and adds the job later; re-admitting a run that holds a slot is a
+ *    no-op, re-adding is harmless because BullMQ ignores an add whose job id exists, and
  *    the worker refuses to start a run that is no longer `queued`.
  * So each event is queued at least once, and runs at most once: exactly once.
  */
@@ -63,9 +68,38 @@ export async function enqueue(
   if (!created) return { runId, created };
   // Jitter spreads the ticks of many tasks (and of many daemons' clocks) over a window.
   const delayMs = request.trigger === 'cron' && !request.backfill && task?.jitterMs ? Math.floor(Math.random() * task.jitterMs) : 0;
-  await addJob(deps, request.task, runId, delayMs);
+  await admitAndAdd(deps, request.task, runId, delayMs);
   deps.events.emit('run:queued', { runId, task: request.task, trigger: request.trigger });
   return { runId, created };
+}
+
+/**
+ * Through the task gate into the pool's queue: a run that gets a slot has its job added; one
+ * that is parked has none until a slot is freed for it (gate.ts), which puts it back in the
+ * outbox and adds its job then (`addAdmitted`). Either way it leaves the outbox only once
+ * one of the two holds it, so a crash in between leaves it for recoverOutbox.
+ */
+async function admitAndAdd(deps: EnqueueDeps, taskName: string, runId: string, delayMs = 0, jobId = runId): Promise<void> {
+  if (await deps.gate.admit(taskName, runId)) await addJob(deps, taskName, runId, delayMs, jobId);
+  else await deps.store.confirmQueued(runId);
+}
+
+/**
+ * Adds the jobs of parked runs a freed slot admitted (they are in the outbox since the same
+ * script admitted them). A run that ended meanwhile (cancelled while parked) gives its slot
+ * straight back, which admits the next.
+ */
+export async function addAdmitted(deps: EnqueueDeps, taskName: string, runIds: readonly string[]): Promise<void> {
+  for (const runId of runIds) {
+    const run = await deps.store.get(runId);
+    if (run?.status === 'queued') {
+      await addJob(deps, taskName, runId, Math.max(0, (run.retryAt ?? 0) - Date.now()), jobIdFor(runId, currentAttempt(run)));
+      continue;
+    }
+    await deps.store.confirmQueued(runId);
+    const next = await deps.gate.free(taskName, runId);
+    if (next.length > 0) await addAdmitted(deps, taskName, next);
+  }
 }
 
 /**
@@ -80,8 +114,11 @@ function received(deps: EnqueueDeps, request: RunRequest, res: { runId: string; 
   }
 }
 
-async function addJob(deps: EnqueueDeps, task: string, runId: string, delayMs = 0, jobId = runId): Promise<void> {
-  await deps.queues.get(task).add('run', { runId }, { jobId, ...(delayMs > 0 && { delay: delayMs }) });
+async function addJob(deps: EnqueueDeps, taskName: string, runId: string, delayMs = 0, jobId = runId): Promise<void> {
+  // A task a reload removed keeps its runs in the default pool's queue, where a daemon that
+  // still has the task may take them (workers.ts hands them back otherwise).
+  const pool = deps.config.tasks[taskName]?.pool ?? DEFAULTS.pool;
+  await deps.queues.add(pool, { runId, task: taskName }, jobId, delayMs);
   await deps.store.confirmQueued(runId);
 }
 
@@ -103,7 +140,7 @@ export async function recoverOutbox(deps: EnqueueDeps, graceMs = 10_000): Promis
     try {
       // A run waiting for a retry gets that attempt's job, with what is left of its delay.
       const attempt = currentAttempt(run);
-      await addJob(deps, run.task, runId, Math.max(0, (run.retryAt ?? 0) - Date.now()), jobIdFor(runId, attempt));
+      await admitAndAdd(deps, run.task, runId, Math.max(0, (run.retryAt ?? 0) - Date.now()), jobIdFor(runId, attempt));
       recovered++;
       deps.logger.warn({ runId, task: run.task }, 'queued a run whose job was never added (its daemon stopped in between)');
     } catch (err) {

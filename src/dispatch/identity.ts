@@ -97,18 +97,24 @@ export interface Heartbeat {
 
 /**
  * Keeps `runlet:daemon:<id>` alive while this process lives; it expires one lease after a crash.
+ * On a connection of its own (a duplicate of `redis`, closed by `stop`): on the shared one a
+ * beat queues behind whatever else that connection carries — record scripts, replica waits,
+ * a burst of writes — and a daemon that is merely busy would look dead to the other nodes.
  * `live` is read at every beat (what the node runs now, ops/nodes.ts shows it), and each beat
  * also becomes the node's entry in the last-seen hash, in the same transaction, so a node
  * whose heartbeat expired is still known, as gone, with when it was last seen.
  */
 export function startHeartbeat(
-  redis: Redis,
+  shared: Redis,
   identity: Identity,
   info: Record<string, unknown>,
   live: () => Record<string, unknown> = () => ({}),
   leaseMs = DEFAULT_LEASE_MS,
 ): Heartbeat {
   const key = keys.daemon(identity.daemonId);
+  const redis = shared.duplicate({ connectionName: 'runlet-heartbeat' });
+  // Errors are the beat's own business: a failed beat is retried at the next one.
+  redis.on('error', () => undefined);
   const startedAt = Date.now();
   const fixed = {
     ...info,
@@ -142,10 +148,14 @@ export function startHeartbeat(
     stop: async (keepUntil) => {
       clearInterval(timer);
       const keepMs = keepUntil === undefined ? 0 : keepUntil - Date.now();
-      if (keepMs > 0) {
-        const leaving = JSON.stringify({ ...JSON.parse(last), leaving: true, leftAt: Date.now() });
-        await redis.set(key, leaving, 'PX', Math.ceil(keepMs)).catch(() => undefined);
-      } else await redis.del(key).catch(() => undefined);
+      try {
+        if (keepMs > 0) {
+          const leaving = JSON.stringify({ ...JSON.parse(last), leaving: true, leftAt: Date.now() });
+          await redis.set(key, leaving, 'PX', Math.ceil(keepMs)).catch(() => undefined);
+        } else await redis.del(key).catch(() => undefined);
+      } finally {
+        redis.disconnect();
+      }
     },
   };
 }

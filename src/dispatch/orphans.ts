@@ -4,6 +4,7 @@ import type { OwnedContainer, PreparedRun, Runtime } from '../runtime/types.js';
 import { nodeLabels, parseRunLabels } from '../runtime/labels.js';
 import type { RunStore } from '../runs/store.js';
 import { TRIGGER_KINDS, type RunRecord, type TriggerKind } from '../runs/types.js';
+import type { TaskGate } from './gate.js';
 import type { Identity } from './identity.js';
 
 /**
@@ -28,6 +29,8 @@ export interface OrphanContext {
   readonly logger: Logger;
   /** Runs this process is executing or has adopted, with the claim it holds on each. */
   readonly active: ReadonlyMap<string, { readonly claim: string }>;
+  /** The run recorded again takes its task slot back (and so is seen by the scans of runs in progress). */
+  readonly gate?: Pick<TaskGate, 'hold'>;
 }
 
 /** The reason on a run recorded again; also what its transition says. */
@@ -138,6 +141,7 @@ async function recordAgain(
     },
     now,
   });
+  if (created) await ctx.gate?.hold(c.task, c.runId).catch(() => undefined);
   if (created)
     ctx.logger.error(
       { runId: c.runId, task: c.task, attempt: c.attempt, containerId: c.containerId.slice(0, 12) },

@@ -1,11 +1,12 @@
-import { Queue, type ConnectionOptions } from 'bullmq';
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
 import { BULL_PREFIX } from '../runs/keys.js';
-import type { TaskConfig } from '../config/types.js';
-import type { QueueCounts } from './policies.js';
 
-/** The job a queue carries: only the run id. The run record in Redis is the truth. */
+/** The job a queue carries: the run and its task. The run record in Redis is the truth. */
 export interface RunJobData {
   runId: string;
+  /** Which task's limits admit it on a node (a job of an older version may lack it: the record says). */
+  task?: string;
 }
 
 /**
@@ -17,48 +18,45 @@ export function jobIdFor(runId: string, attempt: number): string {
   return attempt <= 1 ? runId : `${runId}-a${attempt}`;
 }
 
+/** The BullMQ queue of a pool's runs (BullMQ refuses ':' in a queue name). */
+export function queueNameOf(pool: string): string {
+  return `pool.${pool}`;
+}
+
+/** A finished job is kept this long so a re-added job id stays a duplicate meanwhile. */
+export const KEEP_COMPLETED = { age: 3600, count: 1000 } as const;
+export const KEEP_FAILED = { age: 24 * 3600, count: 1000 } as const;
+
 /**
- * One BullMQ queue per task. Per-task queues let later rules act on one task cluster-wide
- * with BullMQ's own primitives (pause, global concurrency, counts of waiting jobs) instead
- * of scanning a shared queue.
+ * One BullMQ queue per pool, all on one shared connection: a daemon's queue connections do
+ * not grow with its tasks. A task's cluster-wide limit is not the queue's business: only
+ * runs that hold one of their task's slots are added (gate.ts).
  */
-export class TaskQueues {
+export class PoolQueues {
   private readonly queues = new Map<string, Queue<RunJobData>>();
 
-  constructor(private readonly connection: ConnectionOptions) {}
+  constructor(
+    /** Shared by every queue (BullMQ reuses a connection it is given, and never closes it). */
+    private readonly connection: Redis,
+  ) {}
 
-  /**
-   * The task limit is cluster-wide: BullMQ's global concurrency on the task's queue, set by
-   * every daemon from the same config (idempotent, so daemons starting together agree).
-   */
-  async applyConcurrency(tasks: readonly TaskConfig[]): Promise<void> {
-    for (const task of tasks) {
-      if (task.overlap === 'allow') await this.get(task.name).removeGlobalConcurrency();
-      else await this.get(task.name).setGlobalConcurrency(task.concurrency);
-    }
+  /** Adds the job of a run that holds its task's slot; a job id that exists is a duplicate BullMQ ignores. */
+  async add(pool: string, data: RunJobData, jobId: string, delayMs = 0): Promise<void> {
+    await this.get(pool).add('run', data, { jobId, ...(delayMs > 0 && { delay: delayMs }) });
   }
 
-  /** Runs taking a slot and runs waiting for one, across the cluster (policies and gauges read it). */
-  async counts(task: string): Promise<QueueCounts> {
-    const c = await this.get(task).getJobCounts('active', 'waiting', 'prioritized', 'delayed', 'paused');
-    return { active: c.active ?? 0, waiting: (c.waiting ?? 0) + (c.prioritized ?? 0) + (c.delayed ?? 0) + (c.paused ?? 0) };
-  }
-
-  get(task: string): Queue<RunJobData> {
-    let q = this.queues.get(task);
+  get(pool: string): Queue<RunJobData> {
+    let q = this.queues.get(pool);
     if (!q) {
-      q = new Queue<RunJobData>(task, {
+      q = new Queue<RunJobData>(queueNameOf(pool), {
         connection: this.connection,
         prefix: BULL_PREFIX,
-        defaultJobOptions: {
-          // Records keep history; the queue keeps only what is needed to dedupe a
-          // re-added job id for a while.
-          removeOnComplete: { age: 3600, count: 1000 },
-          removeOnFail: { age: 24 * 3600, count: 1000 },
-        },
+        // Records keep history; the queue keeps only what is needed to dedupe a
+        // re-added job id for a while.
+        defaultJobOptions: { removeOnComplete: KEEP_COMPLETED, removeOnFail: KEEP_FAILED },
       });
       q.on('error', () => undefined);
-      this.queues.set(task, q);
+      this.queues.set(pool, q);
     }
     return q;
   }

@@ -5,7 +5,7 @@ import type { RunContext } from './context.js';
 import { isDaemonAlive } from './identity.js';
 import { START_BUDGET_MS } from './run-job.js';
 import { settleLeftovers } from './settle.js';
-import type { TaskWorkers } from './workers.js';
+import type { PoolWorkers } from './workers.js';
 
 /**
  * The reconciler, on every node, every lease period: what start-up settling does once, and
@@ -21,10 +21,12 @@ import type { TaskWorkers } from './workers.js';
  *    exists, has surely been stopped by then), the attempt is lost and retried at once.
  *    Each is a compare-and-set on the claim read, so two reconcilers, a watcher and an
  *    adopter racing end the attempt once.
+ * 3. Task slots held by runs that ended with no daemon reading their end (gate.ts sweep),
+ *    and parked runs a raised limit now admits.
  * Kills that failed are retried by the runtime's stopper; the reconciler only finds what
  * nobody holds.
  */
-export function startReconciler(ctx: RunContext, room: Pick<TaskWorkers, 'holdUntil'>, everyMs = ctx.leaseMs): () => Promise<void> {
+export function startReconciler(ctx: RunContext, room: Pick<PoolWorkers, 'holdUntil'>, everyMs = ctx.leaseMs): () => Promise<void> {
   let running: Promise<void> = Promise.resolve();
   const tick = async () => {
     const settled = await settleLeftovers(ctx, room);
@@ -32,6 +34,8 @@ export function startReconciler(ctx: RunContext, room: Pick<TaskWorkers, 'holdUn
       ctx.logger.info(settled, 'reconciler: settled containers whose daemon is gone');
     const lost = await loseStranded(ctx);
     if (lost > 0) ctx.logger.warn({ lost }, 'reconciler: declared lost the attempts of runs whose daemon is gone');
+    const freed = await ctx.gate.sweep();
+    if (freed > 0) ctx.logger.warn({ freed }, 'reconciler: freed task slots of runs that ended while no daemon read their end');
   };
   const timer = setInterval(() => {
     if (ctx.stopping.aborted) return;

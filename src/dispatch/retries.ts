@@ -5,7 +5,7 @@ import { formatDuration } from '../lib/format.js';
 import type { AttemptLeft, RunStore } from '../runs/store.js';
 import { currentAttempt, MOVES, type AttemptEndStatus, type AttemptRecord, type RunStatus, type Usage } from '../runs/types.js';
 import { addUsage } from '../runs/usage.js';
-import { jobIdFor, type TaskQueues } from './queues.js';
+import { jobIdFor, type PoolQueues } from './queues.js';
 
 /**
  * Retries: when an attempt of a run ends, either the run goes back to `queued` for its next
@@ -34,7 +34,7 @@ export function retryDelayMs(policy: RetryPolicy, failedAttempt: number, random:
 
 export interface RetryDeps {
   readonly store: RunStore;
-  readonly queues: TaskQueues;
+  readonly queues: PoolQueues;
   readonly events: RunletEvents;
   readonly logger: Logger;
 }
@@ -149,7 +149,8 @@ export async function endAttempt(
     //    `starting`, so the retry job, however often delivered, runs the attempt once. (A
     //    late redelivery of the previous attempt's job could win that claim first: the
     //    attempt then starts before its delay is over, but still runs once.)
-    await deps.queues.get(task.name).add('run', { runId }, { jobId: jobIdFor(runId, nextAttempt), delay: delayMs });
+    // The run keeps its task's slot between attempts (gate.ts), so its job goes straight in.
+    await deps.queues.add(task.pool, { runId, task: task.name }, jobIdFor(runId, nextAttempt), delayMs);
     await deps.store.confirmQueued(runId);
     deps.events.emit('run:retrying', { runId, task: task.name, status: end.status, attempt, nextAttempt, delayMs });
     deps.logger.info({ runId, task: task.name, attempt, maxAttempts, status: end.status, delayMs }, 'attempt failed; retrying');

@@ -107,7 +107,10 @@ interface Held {
 async function execute(ctx: RunContext, run: RunRecord, task: TaskConfig, held: Held, cancel: AbortSignal): Promise<void> {
   const log = ctx.logger.child({ runId: run.id, task: task.name, trigger: run.trigger });
   const fence = { attempt: held.attempt, claim: held.claim };
-  const spec = specFor(ctx, run, task);
+  // Read here, once the claim is held, not with the record: the payload is a key of its own
+  // that only the container needs (redeliveries and watches never load it).
+  const payload = await ctx.store.payload(run.id);
+  const spec = specFor(ctx, payload === undefined ? run : { ...run, payload }, task);
   let prepared: PreparedRun;
   try {
     prepared = await ctx.runtime.prepare(spec);
@@ -232,6 +235,7 @@ export async function waitAndFinish(ctx: RunContext, prepared: PreparedRun, task
     onLog: (chunk, offset) => live.chunk(offset, chunk),
   });
   await writing;
+  await live.close();
   await ctx.runtime.remove(prepared.containerId).catch((err) => log.error({ err }, 'could not remove container'));
   // A run whose record Redis lost meanwhile (emptied, failed over) is recorded again first,
   // with this holder's claim, so its end is not dropped.

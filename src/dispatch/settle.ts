@@ -8,7 +8,7 @@ import type { RunContext } from './context.js';
 import { isDaemonAlive } from './identity.js';
 import { recordAgainFromContainer } from './orphans.js';
 import { waitAndFinish } from './run-job.js';
-import type { TaskWorkers } from './workers.js';
+import type { PoolWorkers } from './workers.js';
 
 export interface Settled {
   readonly adopted: number;
@@ -25,7 +25,7 @@ export interface Settled {
  * (two daemons may share one engine) and is left alone. Each one waited on holds its room in
  * this node's admission (`room`) until it ends, as a run taken from the queue would.
  */
-export async function settleLeftovers(ctx: RunContext, room: Pick<TaskWorkers, 'holdUntil'>): Promise<Settled> {
+export async function settleLeftovers(ctx: RunContext, room: Pick<PoolWorkers, 'holdUntil'>): Promise<Settled> {
   const { identity, runtime } = ctx;
   const containers = await runtime.list(nodeLabels(identity.clusterId, identity.node));
   const counts = { adopted: 0, settled: 0, removed: 0 };
@@ -39,7 +39,7 @@ export async function settleLeftovers(ctx: RunContext, room: Pick<TaskWorkers, '
   return counts;
 }
 
-async function settleOne(ctx: RunContext, room: Pick<TaskWorkers, 'holdUntil'>, c: OwnedContainer): Promise<keyof Settled> {
+async function settleOne(ctx: RunContext, room: Pick<PoolWorkers, 'holdUntil'>, c: OwnedContainer): Promise<keyof Settled> {
   const { runtime, store, logger, identity } = ctx;
   const { attempt, deadline } = parseRunLabels(c.labels);
   // A started container with no record: Redis lost it (emptied, failed over); recorded again from the labels and adopted.

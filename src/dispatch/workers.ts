@@ -1,11 +1,12 @@
-import { WaitingError, Worker, type ConnectionOptions } from 'bullmq';
+import { WaitingError, Worker, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { RunletConfig, TaskConfig } from '../config/types.js';
-import { BULL_PREFIX } from '../runs/keys.js';
+import { BULL_PREFIX, keys } from '../runs/keys.js';
 import type { RunletEvents } from '../runs/events.js';
 import type { NodeAdmission } from './admission.js';
 import { TaskNotConfigured } from './errors.js';
-import type { RunJobData } from './queues.js';
+import { KEEP_COMPLETED, KEEP_FAILED, queueNameOf, type RunJobData } from './queues.js';
 import type { JobHandle } from './context.js';
 
 /**
@@ -18,38 +19,62 @@ function jobGone(err: Error): boolean {
   return /^Missing key for job /.test(err.message);
 }
 
+/** How long a pool's worker that handed a run back waits before fetching again, unless a run here ends first. */
+const HAND_BACK_PAUSE_MS = 1_000;
+
+/** Per pool, its task with the smallest memory limit: what must fit for the pool's worker to fetch at all. */
+function smallestTasks(config: RunletConfig): Map<string, TaskConfig> {
+  const out = new Map<string, TaskConfig>();
+  for (const task of Object.values(config.tasks)) {
+    const best = out.get(task.pool);
+    if (!best || task.memoryBytes < best.memoryBytes) out.set(task.pool, task);
+  }
+  return out;
+}
+
 /** Hears why this node leaves a task's runs in the queue; never awaited, so it can't slow a worker. */
 export interface WaitListener {
-  /** The node stopped fetching the task's runs for `reason`, or (undefined) fetches them again. */
-  taskBlocked(task: string, reason: string | undefined): void;
+  /** The node stopped fetching the pool's runs for `reason`, or (undefined) fetches them again. */
+  poolBlocked(pool: string, reason: string | undefined): void;
   /** A fetched run was handed back for `reason` (two workers raced for the last room). */
   runRefused(runId: string, task: string, reason: string): void;
 }
 
 /**
- * One BullMQ worker per task on this node. A job completes only after its run's outcome is
- * recorded (the processor awaits the whole run), so a node that dies mid-run leaves the
- * job to stalled-job detection rather than losing it.
+ * One BullMQ worker per pool on this node, whatever the number of tasks: each holds one
+ * blocking connection, so a daemon's connections follow its pools. A job completes only
+ * after its run's outcome is recorded (the processor awaits the whole run), so a node that
+ * dies mid-run leaves the job to stalled-job detection rather than losing it.
  *
- * Admission is decided before a job is taken, not after: a task's worker is paused on this
- * node while a run of the task would not fit here (pool or memory budget), so the job stays
- * in the queue for a node that has room, and an idle daemon with waiting runs does no work
- * at all. The task's cluster-wide limit is BullMQ's global concurrency on its queue.
+ * Admission is decided before a job is taken where it can be: a pool's worker fetches at
+ * most the pool's per-node concurrency at once, and is paused while not even the pool's
+ * smallest run would fit the memory budgets here. A fetched run that does not fit (a bigger
+ * one) goes back to the front of its queue for a node that has room, and this pool's worker
+ * pauses until a run here ends (or a short while passes), so it does not fetch the same job
+ * again and again. The task's cluster-wide limit is the gate's (gate.ts): only runs holding
+ * a slot are in the queues.
  */
-export class TaskWorkers {
+export class PoolWorkers {
   private readonly workers = new Map<string, Worker<RunJobData>>();
   private stopping = false;
   /** Jobs being processed here, from fetch to completion (a run may not be claimed yet). */
   private readonly inFlight = new Set<Promise<void>>();
   /** Jobs whose keys were gone when their run ended, already logged (JOB_GONE). */
   private readonly saidGone = new Set<string>();
-  /** The reason each task is paused for here, as last told to `waits`. */
+  /** Why each pool's worker does not fetch here now, as last told to `waits`. */
   private readonly blocked = new Map<string, string>();
-  /** Workers of tasks a reload removed, closing once their runs in progress have ended. */
+  /** The latest period each pool did not fetch, and why: a run queued before its end waited for admission. */
+  private readonly lastBlock = new Map<string, { reason: string; until: number }>();
+  /** Pools whose worker handed a run back, until a run here ends or `HAND_BACK_PAUSE_MS` pass. */
+  private readonly handedBack = new Map<string, NodeJS.Timeout>();
+  /** Workers of pools a reload removed, closing once their runs in progress have ended. */
   private readonly retiring = new Set<Worker<RunJobData>>();
+  /** The smallest memory limit among each pool's tasks, as of the last start or sync. */
+  private smallest = new Map<string, TaskConfig>();
 
   constructor(
-    private readonly connection: ConnectionOptions,
+    /** Shared with the queues; each worker duplicates it once for its blocking reads. */
+    private readonly connection: Redis,
     /** Read at each use (a LiveConfig view in the daemon): a reload is seen at the next fetch. */
     private readonly config: RunletConfig,
     private readonly admission: NodeAdmission,
@@ -64,106 +89,116 @@ export class TaskWorkers {
     private readonly observers: { readonly waits?: WaitListener; readonly events?: RunletEvents } = {},
   ) {}
 
-  /** Resolves once every worker is connected: a daemon is ready only when it can take jobs. */
-  async start(tasks: readonly TaskConfig[]): Promise<void> {
-    for (const task of tasks) {
-      if (this.workers.has(task.name)) continue;
-      const worker = new Worker<RunJobData>(
-        task.name,
-        (job, token) => this.take(task.name, job.data.runId, job.id, () => job.moveToWait(token)),
-        {
-          connection: this.connection,
-          prefix: BULL_PREFIX,
-          // Never more at once on this node than the task's pool allows.
-          concurrency: this.concurrencyOf(task),
-          // A run's outcome is in its record; the job needs no second copy.
-          removeOnComplete: { age: 3600, count: 1000 },
-          removeOnFail: { age: 24 * 3600, count: 1000 },
-          // A run holds its job for as long as its container runs; the lock is renewed every
-          // lockDuration/2, and only a dead (or frozen) daemon lets it lapse.
-          lockDuration: this.stalledMs,
-          stalledInterval: this.stalledMs,
-          maxStalledCount: 2,
-        },
-      );
+  /** Resolves once every pool's worker is connected: a daemon is ready only when it can take jobs. */
+  async start(): Promise<void> {
+    this.smallest = smallestTasks(this.config);
+    for (const pool of Object.values(this.config.pools)) {
+      if (this.workers.has(pool.name)) continue;
+      const worker = new Worker<RunJobData>(queueNameOf(pool.name), (job, token) => this.take(pool.name, job, token), {
+        connection: this.connection,
+        prefix: BULL_PREFIX,
+        // Never more at once on this node than the pool allows.
+        concurrency: pool.concurrency,
+        // A run's outcome is in its record; the job needs no second copy.
+        removeOnComplete: KEEP_COMPLETED,
+        removeOnFail: KEEP_FAILED,
+        // A run holds its job for as long as its container runs; the lock is renewed every
+        // lockDuration/2, and only a dead (or frozen) daemon lets it lapse.
+        lockDuration: this.stalledMs,
+        stalledInterval: this.stalledMs,
+        maxStalledCount: 2,
+      });
       worker.on('error', (err) => {
-        if (!jobGone(err)) this.logger.error({ err, task: task.name }, 'queue worker error');
+        if (!jobGone(err)) this.logger.error({ err, pool: pool.name }, 'queue worker error');
         // BullMQ reports it more than once; once is the news.
         else if (!this.saidGone.has(err.message)) {
           if (this.saidGone.size >= 1000) this.saidGone.clear();
           this.saidGone.add(err.message);
-          this.logger.warn({ task: task.name, detail: err.message }, JOB_GONE);
+          this.logger.warn({ pool: pool.name, detail: err.message }, JOB_GONE);
         }
       });
       worker.on('failed', (job, err) =>
-        this.logger.error({ err, task: task.name, runId: job?.data.runId }, 'run job failed inside runlet'),
+        this.logger.error({ err, pool: pool.name, runId: job?.data.runId }, 'run job failed inside runlet'),
       );
-      this.workers.set(task.name, worker);
+      this.workers.set(pool.name, worker);
     }
     await Promise.all([...this.workers.values()].map((w) => w.waitUntilReady()));
     this.refresh();
   }
 
-  private concurrencyOf(task: TaskConfig): number {
-    return this.config.pools[task.pool]?.concurrency ?? 1;
-  }
-
   /**
-   * After a reload: a worker for each task the config gained, none for those it lost, each
-   * at its pool's concurrency now. A removed task's worker fetches nothing more and closes
-   * once its runs in progress have ended (they keep their job locks until then); a job it
-   * fetched meanwhile goes back to the queue (see `take`).
+   * After a reload: a worker for each pool the config gained, none for those it lost, each
+   * at its pool's concurrency now. A removed pool's worker fetches nothing more and closes
+   * once its runs in progress have ended (they keep their job locks until then).
    */
   async sync(): Promise<void> {
     for (const [name, worker] of this.workers) {
-      const task = this.config.tasks[name];
-      if (task) {
-        if (worker.concurrency !== this.concurrencyOf(task)) worker.concurrency = this.concurrencyOf(task);
+      const pool = this.config.pools[name];
+      if (pool) {
+        if (worker.concurrency !== pool.concurrency) worker.concurrency = pool.concurrency;
         continue;
       }
       this.workers.delete(name);
-      if (this.blocked.delete(name)) this.observers.waits?.taskBlocked(name, undefined);
       this.retiring.add(worker);
       void worker
         .close()
-        .catch((err) => this.logger.warn({ err, task: name }, 'closing the worker of a removed task failed'))
+        .catch((err) => this.logger.warn({ err, pool: name }, 'closing the worker of a removed pool failed'))
         .finally(() => this.retiring.delete(worker));
     }
-    await this.start(Object.values(this.config.tasks));
+    for (const name of [...this.blocked.keys()]) if (!this.config.pools[name]) this.unblock(name);
+    await this.start();
   }
 
-  private take(name: string, runId: string, jobId: string | undefined, handBack: () => Promise<unknown>): Promise<void> {
+  private take(pool: string, job: Job<RunJobData>, token: string | undefined): Promise<void> {
+    const handBack = async () => {
+      await job.moveToWait(token);
+    };
     let untrack = () => {};
-    const work = this.takeAndRun(name, runId, jobId, handBack, () => untrack());
+    const work = this.takeAndRun(pool, job.data, job.id, job.timestamp + (job.delay ?? 0), handBack, () => untrack());
     untrack = this.track(work);
     return work;
   }
 
   private async takeAndRun(
-    name: string,
-    runId: string,
+    pool: string,
+    data: RunJobData,
     jobId: string | undefined,
+    dueAt: number,
     handBack: () => Promise<unknown>,
     untrack: () => void,
   ): Promise<void> {
-    // Looked up at each fetch: a run is admitted with the task's limits of now.
-    const task = this.config.tasks[name];
+    const { runId } = data;
+    // Looked up at each fetch: a run is admitted with the task's limits of now. A job of an
+    // older version names no task: its record does.
+    const name = data.task ?? (await this.taskOfRun(runId));
+    const task = name === undefined ? undefined : this.config.tasks[name];
+    if (name === undefined) return; // no record: nothing to run (Redis lost it; orphans.ts records what ran)
     if (this.stopping || !task) {
-      // Fetched as the daemon stops: hand it back rather than hold it, or its active job
-      // would keep the task's cluster-wide slot until stalled-job detection frees it. The
-      // same for a task a reload just removed: a daemon whose config has it takes the job.
+      // Fetched as the daemon stops: hand it back rather than hold it, or another node would
+      // wait for stalled-job detection to take it. The same for a task a reload just removed
+      // (or a newer file elsewhere added): a daemon whose config has it takes the job, and
+      // this pool waits a moment before fetching again rather than take it back at once.
+      if (!task) this.holdBack(pool);
       await handBack();
       throw new WaitingError();
     }
     if (!this.admission.reserve(runId, task)) {
-      // AdmissionDeferred: another worker of this node took the last room between our fetch
-      // and now. The job goes back to the front of its queue for whichever node has room.
+      // Too big for the room left here (or another worker of this node took the last room
+      // between our fetch and now). The job goes back to the front of its queue for whichever
+      // node has room; this pool fetches again once a run here ends.
       const refused = this.admission.whyNot(task) ?? 'no room on this node';
       this.observers.waits?.runRefused(runId, task.name, refused);
       this.observers.events?.emit('admission:refused', { task: task.name, pool: task.pool, reason: refused });
+      this.holdBack(pool);
       await handBack();
-      this.refresh();
       throw new WaitingError();
+    }
+    // Counted once the run is taken, for the task whose run it was: while the pool's worker
+    // was paused nobody here knew which runs waited behind it.
+    const block = this.lastBlock.get(pool);
+    if (block && dueAt < block.until) {
+      this.lastBlock.delete(pool);
+      this.observers.events?.emit('admission:refused', { task: task.name, pool: task.pool, reason: block.reason });
     }
     this.refresh();
     let released = false;
@@ -171,7 +206,7 @@ export class TaskWorkers {
       if (released) return;
       released = true;
       this.admission.release(runId);
-      this.refresh();
+      this.roomFreed();
     };
     try {
       // `release`: the job only watches a run held elsewhere (dispatch/redelivered.ts), so its
@@ -187,11 +222,50 @@ export class TaskWorkers {
       if (!(err instanceof TaskNotConfigured)) throw err;
       // Removed by a reload between the fetch and the claim: never failed by a daemon that
       // does not know the task (a newer config elsewhere may), only handed back.
+      this.holdBack(pool);
       await handBack();
       throw new WaitingError();
     } finally {
       release();
     }
+  }
+
+  private async taskOfRun(runId: string): Promise<string | undefined> {
+    return (await this.connection.hget(keys.run(runId), 'task')) ?? undefined;
+  }
+
+  /** Pauses `pool`'s worker until a run here ends, or for a short while: the run it handed back may fit then. */
+  private holdBack(pool: string): void {
+    const worker = this.workers.get(pool);
+    if (!worker || this.handedBack.has(pool)) return;
+    const timer = setTimeout(() => {
+      this.handedBack.delete(pool);
+      this.refresh();
+    }, HAND_BACK_PAUSE_MS);
+    timer.unref();
+    this.handedBack.set(pool, timer);
+    if (!worker.isPaused()) void worker.pause(true).catch(() => undefined);
+  }
+
+  /** A run here ended: room came back, so every pool may fetch again. */
+  private roomFreed(): void {
+    for (const timer of this.handedBack.values()) clearTimeout(timer);
+    this.handedBack.clear();
+    this.refresh();
+  }
+
+  private block(pool: string, reason: string): void {
+    if (this.blocked.get(pool) === reason) return;
+    this.blocked.set(pool, reason);
+    this.observers.waits?.poolBlocked(pool, reason);
+  }
+
+  private unblock(pool: string): void {
+    const reason = this.blocked.get(pool);
+    if (reason === undefined) return;
+    this.blocked.delete(pool);
+    this.lastBlock.set(pool, { reason, until: Date.now() });
+    this.observers.waits?.poolBlocked(pool, undefined);
   }
 
   /**
@@ -205,7 +279,7 @@ export class TaskWorkers {
     this.refresh();
     const free = () => {
       this.admission.release(runId);
-      this.refresh();
+      this.roomFreed();
     };
     void ended.then(free, free);
   }
@@ -236,22 +310,21 @@ export class TaskWorkers {
     await Promise.allSettled([...this.workers.values(), ...this.retiring].map((w) => w.pause(true)));
   }
 
-  /** Pauses the workers of tasks that would not fit on this node now; resumes the rest. */
+  /**
+   * Pauses the workers of pools where not even the smallest of their runs would fit now, or
+   * that handed a run back and wait for room; resumes the rest.
+   */
   refresh(): void {
     if (this.stopping) return;
     for (const [name, worker] of this.workers) {
-      const task = this.config.tasks[name];
-      if (!task || worker.closing) continue;
-      const why = this.admission.whyNot(task);
-      const fits = why === undefined;
-      if (this.blocked.get(name) !== why) {
-        // Counted when the task becomes blocked, not each time the budget's wording changes.
-        if (why !== undefined && !this.blocked.has(name))
-          this.observers.events?.emit('admission:refused', { task: name, pool: task.pool, reason: why });
-        if (why === undefined) this.blocked.delete(name);
-        else this.blocked.set(name, why);
-        this.observers.waits?.taskBlocked(name, why);
-      }
+      if (worker.closing) continue;
+      const smallest = this.smallest.get(name);
+      // Said for people (ops/waiting.ts) only when the pool is full here, not for a hand-back:
+      // a run handed back carries its own reason.
+      const why = smallest === undefined ? undefined : this.admission.whyNot(smallest);
+      if (why === undefined) this.unblock(name);
+      else this.block(name, why);
+      const fits = !this.handedBack.has(name) && why === undefined;
       if (fits && worker.isPaused()) worker.resume();
       else if (!fits && !worker.isPaused()) void worker.pause(true).catch(() => undefined);
     }
@@ -259,6 +332,8 @@ export class TaskWorkers {
 
   /** Stops taking new jobs; with `force`, does not wait for the ones in progress. */
   async close(force = false): Promise<void> {
+    for (const timer of this.handedBack.values()) clearTimeout(timer);
+    this.handedBack.clear();
     await Promise.allSettled([...this.workers.values(), ...this.retiring].map((w) => w.close(force)));
     this.workers.clear();
   }

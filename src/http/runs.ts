@@ -39,7 +39,7 @@ export const runRoutes: FastifyPluginAsync<{ deps: HttpDeps }> = async (app, { d
   );
 
   app.get<{ Params: { id: string } }>('/runs/:id', async (req) => {
-    const run = await deps.store.get(req.params.id, { withLogs: true });
+    const run = await deps.store.get(req.params.id, { withLogs: true, withPayload: true });
     if (!run) throw apiError('RUN_NOT_FOUND', { id: req.params.id });
     return runDetail(run);
   });
@@ -106,7 +106,7 @@ export const runRoutes: FastifyPluginAsync<{ deps: HttpDeps }> = async (app, { d
 
   // Runs an ended run again (a dead one, typically) as a new manual run with its payload.
   app.post<{ Params: { id: string } }>('/runs/:id/retry', async (req, reply) => {
-    const run = await deps.store.get(req.params.id);
+    const run = await deps.store.get(req.params.id, { withPayload: true });
     if (!run) throw apiError('RUN_NOT_FOUND', { id: req.params.id });
     if (!isTerminal(run.status)) throw apiError('RUN_NOT_ENDED', { id: run.id, status: run.status });
     if (!deps.config.tasks[run.task]) throw apiError('TASK_NOT_FOUND', { task: run.task });

@@ -25,10 +25,7 @@ export async function clusterStatus(s: StatusSources, now = Date.now()): Promise
     s.store.list({ status: ['starting', 'running'], limit: 1000 }),
     s.store.list({ status: ['queued'], limit: 200 }),
   ]);
-  const [facts, nodes] = await Promise.all([
-    loadWaitFacts(s.redis, s.store, s.config, now, { running, live }),
-    clusterNodes(s.redis, now, live),
-  ]);
+  const [facts, nodes] = await Promise.all([loadWaitFacts(s.redis, s.config, now, { live }), clusterNodes(s.redis, now, live)]);
   return {
     node: s.identity.node,
     daemons: live,

@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { RunletConfig, TaskConfig } from '../config/types.js';
 import type { WaitListener } from '../dispatch/workers.js';
+import { slotHolders } from '../dispatch/gate.js';
 import { liveDaemons, type Identity } from '../dispatch/identity.js';
 import { formatDuration } from '../lib/format.js';
 import { waitingKeys } from '../runs/keys.js';
@@ -11,13 +12,13 @@ import { currentAttempt, type RunRecord } from '../runs/types.js';
 /**
  * Why a queued run waits, for people ("Now" on the dashboard, /api/status, stuck runs).
  *
- * Admission gates fetching (dispatch/workers.ts): a node that has no room for a task pauses
- * that task's worker, so the run is never handed to it and could not carry the reason
- * itself. So each node records, per task, why it does not fetch (a hash per task, one field
- * per daemon, written when the reason changes); the rare run fetched and handed back (two
- * workers raced for the last room) gets the reason on its own record. At read time the
- * reasons of live daemons are combined with what the record says (retry, jitter) and the
- * task's cluster-wide concurrency.
+ * Admission gates fetching (dispatch/workers.ts): a node that has no room for a pool's runs
+ * pauses that pool's worker, so the run is never handed to it and could not carry the
+ * reason itself. So each node records, per pool, why it does not fetch (a hash per pool, one
+ * field per daemon, written when the reason changes); a run fetched and handed back (too big
+ * for the room left, or two workers raced for the last room) gets the reason on its own
+ * record. At read time the reasons of live daemons are combined with what the record says
+ * (retry, jitter) and the task's cluster-wide slots (dispatch/gate.ts).
  */
 
 /** A run's own recorded refusal counts this long; after that the per-task reasons speak. */
@@ -44,9 +45,11 @@ export interface WaitReason {
 export interface WaitFacts {
   readonly now: number;
   readonly tasks: Readonly<Record<string, TaskConfig>>;
-  /** Runs starting or running per task, cluster-wide. */
+  /** Runs in progress per task (holding one of its slots), cluster-wide. */
   readonly active: ReadonlyMap<string, number>;
-  /** Per task: the live daemons that do not fetch its runs, and why. */
+  /** The queued runs among them hold their slot already: the task's limit is not why they wait. */
+  readonly holding?: ReadonlySet<string>;
+  /** Per pool: the live daemons that do not fetch its runs, and why. */
   readonly blocks: ReadonlyMap<string, readonly Block[]>;
   /** Live daemons in the cluster: a task waits for room only if every one of them refuses it. */
   readonly liveDaemons: number;
@@ -100,10 +103,10 @@ export function whyWaiting(run: RunRecord, facts: WaitFacts): WaitReason {
     };
   }
   const active = facts.active.get(run.task) ?? 0;
-  if (task && task.overlap !== 'allow' && active >= task.concurrency) {
-    return { code: 'task_concurrency', text: `task concurrency: ${active} of ${task.concurrency} running cluster-wide` };
+  if (task && task.overlap !== 'allow' && active >= task.concurrency && !facts.holding?.has(run.id)) {
+    return { code: 'task_concurrency', text: `task concurrency: ${active} of ${task.concurrency} in progress cluster-wide` };
   }
-  const blocks = facts.blocks.get(run.task) ?? [];
+  const blocks = task ? (facts.blocks.get(task.pool) ?? []) : [];
   if (blocks.length > 0 && blocks.length >= facts.liveDaemons) return { code: 'admission', text: blocks.map(onNode).join('; ') };
   if (run.waitReason && run.waitReasonAt !== undefined && now - run.waitReasonAt < RUN_REASON_FRESH_MS) {
     return { code: 'admission', text: onNode({ node: run.waitReasonNode ?? 'a node', reason: run.waitReason }) };
@@ -112,23 +115,22 @@ export function whyWaiting(run: RunRecord, facts: WaitFacts): WaitReason {
   return { code: 'free_worker', text: `waiting for a free worker${some}` };
 }
 
-/** Reads the facts for `config`'s tasks: active runs, live daemons, and their refusals. */
+/**
+ * Reads the facts for `config`'s tasks: runs in progress, live daemons, and their refusals.
+ * Its cost follows the pools and the tasks with runs in progress, not the tasks declared.
+ */
 export async function loadWaitFacts(
   redis: Redis,
-  store: RunReader,
   config: RunletConfig,
   now = Date.now(),
-  // A caller that already read these (GET /api/status) passes them, so a request scans the runs once.
-  loaded: { running?: readonly RunRecord[]; live?: Awaited<ReturnType<typeof liveDaemons>> } = {},
+  // A caller that already read this (GET /api/status) passes it.
+  loaded: { live?: Awaited<ReturnType<typeof liveDaemons>> } = {},
 ): Promise<WaitFacts> {
-  const [running, live] = await Promise.all([
-    loaded.running ?? store.list({ status: ['starting', 'running'], limit: 1000 }),
-    loaded.live ?? liveDaemons(redis),
-  ]);
-  const active = new Map<string, number>();
-  for (const r of running) active.set(r.task, (active.get(r.task) ?? 0) + 1);
+  const [holders, live] = await Promise.all([slotHolders(redis), loaded.live ?? liveDaemons(redis)]);
+  const active = new Map([...holders].map(([task, ids]) => [task, ids.length]));
+  const holding = new Set([...holders.values()].flat());
   const liveIds = new Set(live.map((d) => String(d.id)));
-  const names = Object.keys(config.tasks);
+  const names = Object.keys(config.pools);
   const pipe = redis.pipeline();
   for (const name of names) pipe.hgetall(waitingKeys.blocked(name));
   const res = (await pipe.exec()) ?? [];
@@ -141,7 +143,7 @@ export async function loadWaitFacts(
       .map(([, json]) => JSON.parse(json) as Block);
     if (list.length > 0) blocks.set(name, list);
   });
-  return { now, tasks: config.tasks, active, blocks, liveDaemons: liveIds.size };
+  return { now, tasks: config.tasks, active, holding, blocks, liveDaemons: liveIds.size };
 }
 
 /**
@@ -150,7 +152,7 @@ export async function loadWaitFacts(
  * slow the worker that reported it.
  */
 export class WaitRecorder implements WaitListener {
-  private readonly tasks = new Set<string>();
+  private readonly pools = new Set<string>();
 
   constructor(
     private readonly redis: Redis,
@@ -159,8 +161,8 @@ export class WaitRecorder implements WaitListener {
     private readonly logger: Logger,
   ) {}
 
-  taskBlocked(task: string, reason: string | undefined): void {
-    const key = waitingKeys.blocked(task);
+  poolBlocked(pool: string, reason: string | undefined): void {
+    const key = waitingKeys.blocked(pool);
     const write =
       reason === undefined
         ? this.redis.hdel(key, this.identity.daemonId)
@@ -169,8 +171,8 @@ export class WaitRecorder implements WaitListener {
             this.identity.daemonId,
             JSON.stringify({ daemon: this.identity.daemonId, node: this.identity.node, reason, at: Date.now() } satisfies Block),
           );
-    if (reason !== undefined) this.tasks.add(task);
-    void write.catch((err: Error) => this.logger.debug({ err, task }, 'could not record why a task waits'));
+    if (reason !== undefined) this.pools.add(pool);
+    void write.catch((err: Error) => this.logger.debug({ err, pool }, "could not record why a pool's runs wait"));
   }
 
   runRefused(runId: string, task: string, reason: string): void {
@@ -181,7 +183,7 @@ export class WaitRecorder implements WaitListener {
 
   /** On shutdown: this daemon no longer refuses anything. */
   async clear(): Promise<void> {
-    await Promise.all([...this.tasks].map((t) => this.redis.hdel(waitingKeys.blocked(t), this.identity.daemonId)));
+    await Promise.all([...this.pools].map((p) => this.redis.hdel(waitingKeys.blocked(p), this.identity.daemonId)));
   }
 }
 

@@ -41,6 +41,8 @@ const NAMES = [
   'writeStreamState',
   'setPause',
   'recordAgain',
+  'admitRun',
+  'freeSlot',
 ] as const;
 export type ScriptName = (typeof NAMES)[number];
 
@@ -58,7 +60,7 @@ type Arg = string | number;
 declare module 'ioredis' {
   // Typed by hand from each script's header; registerScripts defines them on a connection.
   interface RedisCommander<Context extends ClientContext = { type: 'default' }> {
-    /** createRun-8.lua: { run id, Applied (created) | Refused (the dedupe key names that run) }. */
+    /** createRun-9.lua: { run id, Applied (created) | Refused (the dedupe key names that run) }. */
     runletCreateRun(
       ...args: [
         dedupeKey: string,
@@ -69,6 +71,7 @@ declare module 'ioredis' {
         outboxKey: string,
         endedKey: string,
         cronMarkerKey: string,
+        payloadKey: string,
         ...argv: Arg[],
       ]
     ): Result<[runId: string, code: ScriptCode.Applied | ScriptCode.Refused], Context>;
@@ -139,6 +142,33 @@ declare module 'ioredis' {
     runletRecordAgain(
       ...args: [runKey: string, transitionsKey: string, allRunsKey: string, taskRunsKey: string, ...argv: Arg[]]
     ): Result<ScriptCode.Applied | ScriptCode.Refused, Context>;
+    /** admitRun-4.lua: Applied (the run holds a slot) or Refused (parked). */
+    runletAdmitRun(
+      ...args: [
+        slotsKey: string,
+        parkedKey: string,
+        slottedKey: string,
+        parkedTasksKey: string,
+        runId: string,
+        limit: Arg,
+        now: Arg,
+        task: string,
+      ]
+    ): Result<ScriptCode.Applied | ScriptCode.Refused, Context>;
+    /** freeSlot-5.lua: the run ids admitted. */
+    runletFreeSlot(
+      ...args: [
+        slotsKey: string,
+        parkedKey: string,
+        slottedKey: string,
+        parkedTasksKey: string,
+        outboxKey: string,
+        runId: string,
+        limit: Arg,
+        now: Arg,
+        task: string,
+      ]
+    ): Result<string[], Context>;
     /** writeStreamState-2.lua */
     runletWriteStreamState(
       ...args: [stateKey: string, fenceKey: string, fence: string, ...fieldsAndValues: string[]]

@@ -38,6 +38,8 @@ interface Waiter {
  */
 export class EndedRuns {
   private readonly waiters = new Map<string, Set<Waiter>>();
+  /** Told of every run that ends, in stream order (the task gate frees slots by it). */
+  private readonly listeners: Array<(entry: EndedEntry) => void> = [];
   private reader?: Redis;
   private stopped = false;
   private loop?: Promise<void>;
@@ -65,6 +67,7 @@ export class EndedRuns {
         const reply = await reader.xread('BLOCK', 5000, 'STREAMS', keys.ended(), last);
         for (const entry of parseEnded(reply)) {
           last = entry.id;
+          for (const listener of this.listeners) listener(entry);
           if (this.waiters.has(entry.run)) await this.settle(entry.run);
         }
       } catch (err) {
@@ -75,6 +78,15 @@ export class EndedRuns {
         for (const runId of [...this.waiters.keys()]) await this.settle(runId).catch(() => undefined);
       }
     }
+  }
+
+  /**
+   * Calls `listener` for each run that ends from now on while this reader runs. At most
+   * once per end per daemon, and not for ends while no daemon reads: a listener that must
+   * not miss one has a sweep of its own (gate.ts).
+   */
+  onEnded(listener: (entry: EndedEntry) => void): void {
+    this.listeners.push(listener);
   }
 
   private async newestId(reader: Redis): Promise<string | undefined> {
@@ -97,20 +109,21 @@ export class EndedRuns {
   async waitFor(runId: string, timeoutMs: number): Promise<RunRecord | undefined> {
     return new Promise<RunRecord | undefined>((resolve) => {
       let timer: NodeJS.Timeout | undefined;
+      const set = this.waiters.get(runId) ?? new Set<Waiter>();
+      // Every way a wait ends (the stream, the first check, the timeout, stop) goes through
+      // here and takes the waiter out: a wait answered by its first check (the run had
+      // already ended: a redelivery, a skipped run) would otherwise stay registered for good.
       const waiter: Waiter = {
         resolve: (run) => {
           if (timer) clearTimeout(timer);
+          set.delete(waiter);
+          if (set.size === 0 && this.waiters.get(runId) === set) this.waiters.delete(runId);
           resolve(run);
         },
       };
-      const set = this.waiters.get(runId) ?? new Set<Waiter>();
       set.add(waiter);
       this.waiters.set(runId, set);
-      timer = setTimeout(() => {
-        set.delete(waiter);
-        if (set.size === 0 && this.waiters.get(runId) === set) this.waiters.delete(runId);
-        resolve(undefined);
-      }, timeoutMs);
+      timer = setTimeout(() => waiter.resolve(undefined), timeoutMs);
       // Registered before this check, so an end between the check and the stream read
       // is seen by one of them.
       this.store.get(runId, { withLogs: true }).then(
@@ -123,11 +136,18 @@ export class EndedRuns {
     });
   }
 
+  /** How many waits are registered now (each ends with its run, its timeout or stop). */
+  get waiting(): number {
+    let n = 0;
+    for (const set of this.waiters.values()) n += set.size;
+    return n;
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
     this.reader?.disconnect();
     await this.loop?.catch(() => undefined);
-    for (const set of this.waiters.values()) for (const w of set) w.resolve(undefined);
+    for (const set of [...this.waiters.values()]) for (const w of [...set]) w.resolve(undefined);
     this.waiters.clear();
   }
 }

@@ -3,7 +3,13 @@ export const PREFIX = 'runlet';
 
 const RUN = `${PREFIX}:run:`;
 /** A run's other keys are its own key plus one of these; deleting a run deletes them all. */
-const RUN_PARTS = { transitions: ':transitions', logs: ':logs', output: ':output', attempts: ':attempts' } as const;
+const RUN_PARTS = {
+  transitions: ':transitions',
+  logs: ':logs',
+  output: ':output',
+  attempts: ':attempts',
+  payload: ':payload',
+} as const;
 const TASK_RUNS: readonly [string, string] = [`${PREFIX}:task:`, ':runs'];
 
 export const keys = {
@@ -12,6 +18,12 @@ export const keys = {
   logs: (id: string) => `${RUN}${id}${RUN_PARTS.logs}`,
   /** hash { text, error }: what the task wrote to /runlet/output.json. */
   output: (id: string) => `${RUN}${id}${RUN_PARTS.output}`,
+  /**
+   * string: the JSON text of the run's payload (absent: none). Apart from the hash, like the
+   * output, so that listings, the status page and the stuck scan never load it: runs with
+   * 1 MiB payloads would make each of those read megabytes per run.
+   */
+  payload: (id: string) => `${RUN}${id}${RUN_PARTS.payload}`,
   /** list of JSON AttemptRecords, one per ended attempt, oldest first. */
   attempts: (id: string) => `${RUN}${id}${RUN_PARTS.attempts}`,
   /** zset runId → createdAt, all runs. */
@@ -85,7 +97,7 @@ export const keys = {
  */
 export const CHANGES_CHANNEL = `${PREFIX}:changes`;
 
-/** BullMQ's own keys live under this prefix; one queue per task, named after it. */
+/** BullMQ's own keys live under this prefix; one queue per pool (dispatch/queues.ts). */
 export const BULL_PREFIX = `${PREFIX}:bull`;
 
 /** Daemons listen here; the one running the run's container stops it (dispatch/cancel.ts). */
@@ -94,9 +106,28 @@ export const CANCEL_CHANNEL = `${PREFIX}:cancel`;
 /** The cluster-wide webhook rate limits (@fastify/rate-limit's Redis store) live under this prefix. */
 export const HOOK_RATE_PREFIX = `${PREFIX}:hook-rate:`;
 
+/** The cluster-wide per-API-key rate limits of HTTP functions (@fastify/rate-limit's Redis store). */
+export const FN_RATE_PREFIX = `${PREFIX}:fn-rate:`;
+
+/**
+ * The task gate (dispatch/gate.ts): which runs hold one of their task's cluster-wide slots,
+ * and which wait for one. Run queues are per pool; these keys are what makes a task's limit
+ * hold across them.
+ */
+export const gateKeys = {
+  /** zset run id → admitted at: the task's runs in progress (queued with a job, starting, running, between attempts). */
+  slots: (task: string) => `${PREFIX}:task:${task}:slots`,
+  /** zset run id → parked at: the task's queued runs waiting for a slot, with no queue job yet. */
+  parked: (task: string) => `${PREFIX}:task:${task}:parked`,
+  /** set of task names whose slots zset is not empty (the sweep reads only these). */
+  slotted: () => `${PREFIX}:gate:slotted`,
+  /** set of task names with parked runs. */
+  parkedTasks: () => `${PREFIX}:gate:parked`,
+} as const;
+
 export const waitingKeys = {
-  /** hash daemonId → JSON Block: why that daemon does not fetch the task's runs now (ops/waiting.ts). */
-  blocked: (task: string) => `${PREFIX}:task:${task}:blocked`,
+  /** hash daemonId → JSON Block: why that daemon does not fetch the pool's runs now (ops/waiting.ts). */
+  blocked: (pool: string) => `${PREFIX}:pool:${pool}:blocked`,
 } as const;
 
 export const alertKeys = {

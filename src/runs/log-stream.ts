@@ -19,17 +19,53 @@ import { isTerminal, type RunRecord } from './types.js';
  * was sent is cut, and a chunk beyond `sent` (published between the last tail write and our
  * subscribe) is held until the tail covers the gap. Every tail write is followed by a `t`
  * notice, and the tail is written at most ~500 ms after the bytes arrive, so the gap closes
- * within about that. All messages of a run go out on one Redis connection, chunks as they
- * arrive and a notice only after its tail write, so a notice never overtakes the chunks it
- * covers.
+ * within about that. All messages of a run go out on one Redis connection, chunks gathered
+ * for up to PUBLISH_EVERY_MS and a notice only after its tail write, so a notice never
+ * overtakes the chunks it covers. Nothing is published while nobody follows (LogPublisher).
  */
 export function logChannel(runId: string): string {
   return keys.logChannel(runId);
 }
 
-/** The publishing side, one per attempt of a run, on the daemon that runs the container. */
+/** How often a publisher asks Redis whether anyone follows its run (PUBSUB NUMSUB). */
+export const FOLLOWER_CHECK_MS = 1000;
+/** Chunks are gathered this long and published as one message: a chatty task makes ~20 a second. */
+export const PUBLISH_EVERY_MS = 50;
+/**
+ * Bytes gathered for one message at most; beyond it, output is dropped until the next
+ * publish. A follower's cursor then holds what comes after the gap and fills the gap from
+ * the stored tail at the next tail notice, saying so when the tail no longer has it.
+ */
+export const PUBLISH_MAX_BYTES = 256 * 1024;
+
+/**
+ * The publishing side, one per attempt of a run, on the daemon that runs the container.
+ *
+ * It publishes only while someone follows: it asks `PUBSUB NUMSUB` for the run's channel at
+ * most once a second (every follower's daemon holds a subscription to it while it follows,
+ * LogSubscriptions below), so a run nobody watches costs one small command a second, not a
+ * PUBLISH per chunk on the connection that carries the record scripts. A follower that joins
+ * is seen within a second; until then it has the stored tail it read after subscribing, and
+ * the first tail notice after that closes the gap.
+ *
+ * While someone follows, chunks are gathered and published at most every
+ * PUBLISH_EVERY_MS, with at most one publish in flight and PUBLISH_MAX_BYTES gathered: a task
+ * that writes faster than Redis takes it loses live bytes (the tail and the notice cover
+ * them), never memory or the shared connection's time.
+ */
 export class LogPublisher {
   private readonly channel: string;
+  /** Whether a follower listened at the last check; undefined before the first answer. */
+  private listening: boolean | undefined;
+  private checkedAt = -Infinity;
+  private checking = false;
+  /** Gathered output, contiguous from `offset`. */
+  private pieces: Buffer[] = [];
+  private offset = 0;
+  private bytes = 0;
+  private timer?: NodeJS.Timeout;
+  private inFlight?: Promise<unknown>;
+  private closed = false;
 
   constructor(
     private readonly redis: Redis,
@@ -37,15 +73,84 @@ export class LogPublisher {
     private readonly attempt: number,
   ) {
     this.channel = logChannel(runId);
+    this.check();
   }
 
-  /** Fire-and-forget: a follower that misses one recovers from the stored tail. */
+  /** Output at `offset` of the attempt's output, as the engine streams it. */
   chunk(offset: number, bytes: Buffer): void {
-    this.redis.publish(this.channel, Buffer.concat([Buffer.from(`c ${this.attempt} ${offset}\n`), bytes])).catch(() => undefined);
+    if (this.closed) return;
+    this.check();
+    if (this.listening === false) return this.drop();
+    // Dropped (full, or not contiguous after a drop): what follows starts a new message
+    // after the gap, which the follower's cursor fills from the tail.
+    if (this.bytes > 0 && offset !== this.offset + this.bytes) return;
+    if (this.bytes + bytes.length > PUBLISH_MAX_BYTES) return;
+    if (this.bytes === 0) this.offset = offset;
+    this.pieces.push(bytes);
+    this.bytes += bytes.length;
+    this.timer ??= setTimeout(() => void this.flush(), PUBLISH_EVERY_MS);
   }
 
-  tailWritten(end: number): Promise<unknown> {
-    return this.redis.publish(this.channel, `t ${this.attempt} ${end}\n`).catch(() => undefined);
+  /**
+   * The stored tail now ends at `end`. Published after the gathered chunks, on the same
+   * connection, so it never overtakes them (a follower takes each byte once by offset either way).
+   */
+  async tailWritten(end: number): Promise<void> {
+    this.check();
+    if (this.listening !== true) return;
+    await this.flush();
+    await this.redis.publish(this.channel, `t ${this.attempt} ${end}\n`).catch(() => undefined);
+  }
+
+  /** Publishes what is gathered (if anyone listens) and stops. */
+  async close(): Promise<void> {
+    await this.flush();
+    this.closed = true;
+  }
+
+  private async flush(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    // One publish in flight: while Redis is busy with the last one, chunks keep gathering
+    // (up to the bound) instead of queueing on the connection.
+    while (this.inFlight) await this.inFlight;
+    if (this.bytes === 0) return;
+    if (this.listening !== true) {
+      // Not known to be followed: unknown only before the first check answers; kept till then.
+      if (this.listening === false) this.drop();
+      else this.timer = setTimeout(() => void this.flush(), PUBLISH_EVERY_MS);
+      return;
+    }
+    const message = Buffer.concat([Buffer.from(`c ${this.attempt} ${this.offset}\n`), ...this.pieces]);
+    this.drop();
+    const sent = this.redis.publish(this.channel, message).catch(() => undefined);
+    this.inFlight = sent;
+    await sent;
+    this.inFlight = undefined;
+  }
+
+  private drop(): void {
+    this.pieces = [];
+    this.bytes = 0;
+  }
+
+  /** Asks whether anyone follows, at most every FOLLOWER_CHECK_MS, without waiting for the answer. */
+  private check(): void {
+    const now = Date.now();
+    if (this.checking || now - this.checkedAt < FOLLOWER_CHECK_MS) return;
+    this.checking = true;
+    this.checkedAt = now;
+    this.redis
+      .pubsub('NUMSUB', this.channel)
+      .then(
+        (reply) => {
+          this.listening = Number((reply as [string, number | string])[1]) > 0;
+        },
+        () => undefined,
+      )
+      .finally(() => {
+        this.checking = false;
+      });
   }
 }
 

@@ -3,18 +3,18 @@ import type { RunletConfig } from '../config/types.js';
 import type { RunletEvents } from './events.js';
 import type { RunRecord } from './types.js';
 
-/** A task queue's counts, as BullMQ keeps them cluster-wide. */
+/** A task's runs in progress, cluster-wide (dispatch/gate.ts keeps them in Redis). */
 export interface QueueState {
-  /** Jobs taken by a worker: runs starting or running. */
+  /** Runs starting or running. */
   readonly active: number;
-  /** Jobs waiting, delayed (jitter, a retry's backoff) or paused: runs `queued`. */
+  /** Runs queued: waiting for a node, for a slot of the task, or between attempts. */
   readonly waiting: number;
 }
 
 export interface MetricsOptions {
   readonly config?: RunletConfig;
-  /** Reads one task's queue counts from Redis; enables the cluster-wide gauges. */
-  readonly queueState?: (task: string) => Promise<QueueState>;
+  /** Reads the tasks' counts from Redis (tasks absent have none); enables the cluster-wide gauges. */
+  readonly queueStates?: () => Promise<ReadonlyMap<string, QueueState>>;
 }
 
 /** 0.1 s to 1 h: a 2-second sync and a 45-minute archive both land in a useful bucket. */
@@ -156,18 +156,19 @@ export class RunletMetrics {
   }
 
   /**
-   * runlet_runs_running / runlet_runs_queued: read from the task queues at scrape time (one
-   * counts script per task) rather than kept from events, because this process sees only
-   * its own runs' events while the queues hold the whole cluster's.
+   * runlet_runs_running / runlet_runs_queued: read from the task gate at scrape time (the
+   * statuses of the runs in progress) rather than kept from events, because this process
+   * sees only its own runs' events while the gate holds the whole cluster's.
    */
   private clusterGauges(): void {
-    const { config, queueState } = this.opts;
-    if (!config || !queueState) return;
+    const { config, queueStates } = this.opts;
+    if (!config || !queueStates) return;
     // Both gauges are collected in the same scrape, at once: they share the read in flight.
     const read = (): Promise<Map<string, QueueState>> => {
       if (this.state) return this.state;
-      const value = Promise.all(Object.values(config.tasks).map(async (t) => [t.name, await queueState(t.name)] as const)).then(
-        (entries) => new Map(entries),
+      // Every configured task gets a sample (0 when it has no runs in progress).
+      const value = queueStates().then(
+        (known) => new Map(Object.keys(config.tasks).map((t) => [t, known.get(t) ?? { active: 0, waiting: 0 }] as const)),
       );
       this.state = value;
       void value.finally(() => (this.state = undefined)).catch(() => undefined);

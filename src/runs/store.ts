@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import { monotonicFactory } from 'ulid';
 import type { ReplicaAnswer } from '../lib/replicas.js';
 import { registerScripts, ScriptCode } from '../redis/scripts.js';
-import { CHANGES_CHANNEL, keys } from './keys.js';
+import { CHANGES_CHANNEL, gateKeys, keys } from './keys.js';
 import {
   MOVES,
   TERMINAL_STATUSES,
@@ -62,6 +62,9 @@ export type RunReader = Pick<RunStore, 'get' | 'getMany' | 'list' | 'last' | 'lo
  * log tail, indexed by two sorted sets (all runs, runs per task). Writes that must not
  * race go through the Lua scripts in src/redis/lua/.
  */
+/** The statuses of a run in progress: every such run holds a task slot or waits parked (dispatch/gate.ts). */
+const IN_PROGRESS: readonly RunStatus[] = ['queued', 'starting', 'running'];
+
 export class RunStore {
   constructor(
     private readonly redis: Redis,
@@ -110,7 +113,6 @@ export class RunStore {
       scheduledAt: request.scheduledAt,
       backfill: request.backfill ? 'true' : undefined,
       missedTicks: request.missedTicks,
-      payload: request.payload === undefined ? undefined : JSON.stringify(request.payload),
       reason: opts.reason,
       retryOf: request.retryOf,
       contentType: request.contentType,
@@ -130,6 +132,7 @@ export class RunStore {
         keys.ended(),
         // Always passed; the script moves it only when the tick below is given.
         keys.cronLast(request.task),
+        keys.payload(runId),
         runId,
         String(now),
         // The key's own lifetime (SET PX in the script): the claim expires with it, so the
@@ -141,6 +144,7 @@ export class RunStore {
         request.task,
         String(ENDED_STREAM_MAXLEN),
         CHANGES_CHANNEL,
+        request.payload === undefined ? '' : JSON.stringify(request.payload),
         ...fields,
       );
     const [id, code] = await write();
@@ -425,12 +429,29 @@ export class RunStore {
     return this.redis.zrangebyscore(keys.outbox(), 0, now - olderThanMs);
   }
 
-  async get(runId: string, opts: { withLogs?: boolean } = {}): Promise<RunRecord | undefined> {
+  async get(runId: string, opts: ReadOptions = {}): Promise<RunRecord | undefined> {
     const [records] = await this.getMany([runId], opts);
     return records;
   }
 
-  async getMany(runIds: readonly string[], opts: { withLogs?: boolean } = {}): Promise<(RunRecord | undefined)[]> {
+  /** The run's payload alone (undefined: none, or no such run): what its container is given. */
+  async payload(runId: string): Promise<unknown> {
+    const [kept, old] = await this.redis
+      .multi()
+      .get(keys.payload(runId))
+      .hget(keys.run(runId), 'payload')
+      .exec()
+      .then((r) => (r ?? []).map(([, v]) => v as string | null));
+    const text = kept ?? old;
+    return text === null || text === undefined ? undefined : (JSON.parse(text) as unknown);
+  }
+
+  /**
+   * The records of `runIds` in one round trip. The log tail and output (`withLogs`) and the
+   * payload (`withPayload`) are separate keys, read only when asked for: a listing of
+   * thousands of runs must not load megabytes of each.
+   */
+  async getMany(runIds: readonly string[], opts: ReadOptions = {}): Promise<(RunRecord | undefined)[]> {
     if (runIds.length === 0) return [];
     const pipe = this.redis.pipeline();
     for (const id of runIds) {
@@ -439,20 +460,24 @@ export class RunStore {
       pipe.lrange(keys.attempts(id), 0, -1);
       if (opts.withLogs) pipe.get(keys.logs(id));
       if (opts.withLogs) pipe.hgetall(keys.output(id));
+      if (opts.withPayload) pipe.get(keys.payload(id));
     }
     const res = (await pipe.exec()) ?? [];
-    const step = opts.withLogs ? 5 : 3;
+    const step = 3 + (opts.withLogs ? 2 : 0) + (opts.withPayload ? 1 : 0);
     return runIds.map((_, i) => {
-      const hash = res[i * step]?.[1] as Record<string, string> | undefined;
+      const at = (n: number) => res[i * step + n]?.[1];
+      const hash = at(0) as Record<string, string> | undefined;
       if (!hash || !hash.id) return undefined;
-      const transitions = (res[i * step + 1]?.[1] as string[]).map((s) => JSON.parse(s) as Transition);
-      const attempts = ((res[i * step + 2]?.[1] as string[] | undefined) ?? []).map((s) => JSON.parse(s) as AttemptRecord);
-      const logTail = opts.withLogs ? ((res[i * step + 3]?.[1] as string | null) ?? undefined) : undefined;
+      const transitions = (at(1) as string[]).map((s) => JSON.parse(s) as Transition);
+      const attempts = ((at(2) as string[] | undefined) ?? []).map((s) => JSON.parse(s) as AttemptRecord);
+      const logTail = opts.withLogs ? ((at(3) as string | null) ?? undefined) : undefined;
+      const output = opts.withLogs ? ((at(4) as Record<string, string> | undefined) ?? {}) : {};
+      // A record written before payloads moved out of the hash keeps its own there.
+      const payload = opts.withPayload ? ((at(opts.withLogs ? 5 : 3) as string | null) ?? hash.payload) : undefined;
       const record = toRecord(hash, transitions, attempts, logTail);
-      const output = opts.withLogs ? ((res[i * step + 4]?.[1] as Record<string, string> | undefined) ?? {}) : {};
-      if (output.text === undefined && output.error === undefined) return record;
       return {
         ...record,
+        ...(payload !== undefined && { payload: JSON.parse(payload) as unknown }),
         ...(output.text !== undefined && { output: output.text }),
         ...(output.error !== undefined && { outputError: output.error }),
       };
@@ -467,6 +492,9 @@ export class RunStore {
     opts: { task?: string; status?: readonly RunStatus[]; trigger?: TriggerKind; dead?: boolean; limit?: number; before?: string } = {},
   ): Promise<RunRecord[]> {
     const limit = Math.max(1, Math.min(opts.limit ?? 50, 1000));
+    if (opts.status?.length && opts.status.every((s) => IN_PROGRESS.includes(s)) && !opts.before) {
+      return this.listInProgress(opts.status, opts, limit);
+    }
     const index = opts.task ? keys.taskRuns(opts.task) : keys.allRuns();
     const filtered = Boolean(opts.status?.length || opts.trigger || opts.dead !== undefined);
     const scan = filtered ? 5000 : limit + 1;
@@ -485,6 +513,37 @@ export class RunStore {
       }
     }
     return out;
+  }
+
+  /**
+   * Runs in progress, newest first, read from the task gate's index (dispatch/gate.ts: every
+   * run from admission to its end holds a slot or waits parked) rather than by scanning the
+   * history: the reconciler, the stuck scan and the status page ask this every few seconds,
+   * and their cost then follows the runs in progress, not the runs kept.
+   */
+  private async listInProgress(
+    statuses: readonly RunStatus[],
+    opts: { task?: string; trigger?: TriggerKind; dead?: boolean },
+    limit: number,
+  ): Promise<RunRecord[]> {
+    const tasks = opts.task
+      ? [opts.task]
+      : [...new Set([...(await this.redis.smembers(gateKeys.slotted())), ...(await this.redis.smembers(gateKeys.parkedTasks()))])];
+    const pipe = this.redis.pipeline();
+    for (const t of tasks) pipe.zrange(gateKeys.slots(t), 0, -1).zrange(gateKeys.parked(t), 0, -1);
+    const res = tasks.length > 0 ? ((await pipe.exec()) ?? []) : [];
+    const ids = [...new Set(res.flatMap(([, v]) => (v as string[] | null) ?? []))];
+    const out: RunRecord[] = [];
+    for (let i = 0; i < ids.length; i += 200) {
+      for (const r of await this.getMany(ids.slice(i, i + 200))) {
+        if (!r || !statuses.includes(r.status)) continue;
+        if (opts.trigger && r.trigger !== opts.trigger) continue;
+        if (opts.dead !== undefined && Boolean(r.dead) !== opts.dead) continue;
+        out.push(r);
+      }
+    }
+    // Run ids are ULIDs: newest first, as the history listing orders them.
+    return out.sort((a, b) => b.createdAt - a.createdAt || (a.id < b.id ? 1 : -1)).slice(0, limit);
   }
 
   /** The newest run of a task, if any. */
@@ -533,6 +592,14 @@ export class RunStore {
   async runIdForDedupeKey(dedupeKey: string): Promise<string | undefined> {
     return (await this.redis.get(keys.dedupe(dedupeKey))) ?? undefined;
   }
+}
+
+/** What a read loads besides the record's hash, transitions and attempts. */
+export interface ReadOptions {
+  /** The log tail and the output. */
+  readonly withLogs?: boolean;
+  /** The payload (keys.payload): for the run's own page, its container, running it again. */
+  readonly withPayload?: boolean;
 }
 
 export interface RunStoreOptions {
@@ -638,7 +705,6 @@ function toRecord(h: Record<string, string>, transitions: Transition[], attempts
     if (h[k] !== undefined) rec[k] = h[k];
   if (h.backfill === 'true') rec.backfill = true;
   if (h.dead === 'true') rec.dead = true;
-  if (h.payload !== undefined) rec.payload = JSON.parse(h.payload);
   if (h.headers !== undefined) rec.headers = JSON.parse(h.headers);
   if (h.usage !== undefined) rec.usage = JSON.parse(h.usage) as Usage;
   if (logTail !== undefined) rec.logTail = logTail;

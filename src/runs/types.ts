@@ -53,9 +53,9 @@ export const MOVES = {
   endAttempt: { from: ATTEMPT_IN_PROGRESS, to: ATTEMPT_END_STATUSES },
 } as const satisfies Record<string, StatusMove>;
 
-export type TriggerKind = 'cron' | 'manual' | 'webhook' | 'queue' | 'mongo' | 'after';
+export type TriggerKind = 'cron' | 'manual' | 'webhook' | 'queue' | 'mongo' | 'after' | 'http';
 
-export const TRIGGER_KINDS: readonly TriggerKind[] = ['cron', 'manual', 'webhook', 'queue', 'mongo', 'after'];
+export const TRIGGER_KINDS: readonly TriggerKind[] = ['cron', 'manual', 'webhook', 'queue', 'mongo', 'after', 'http'];
 
 export interface Transition {
   readonly status: RunStatus;
@@ -79,7 +79,7 @@ export interface RunRequest {
    * Derived from the trigger so that the same outside event never makes two runs:
    * cron `<task>:cron:<tickMs>`, manual `<task>:manual:<runId>` (or `<task>:manual:key:<Idempotency-Key>`),
    * webhook `<task>:hook:<event id>` (triggers/webhook/delivery.ts), queue `<task>:queue:<queue>:<job id>`,
-   * mongo `<task>:mongo:<resume token>`, after `<task>:after:<finished run id>`.
+   * mongo `<task>:mongo:<resume token>`, after `<task>:after:<finished run id>`, http `<task>:http:<request id>` (never deduped).
    */
   readonly dedupeKey: string;
   /**
@@ -153,6 +153,7 @@ export interface RunRecord {
   readonly image?: string;
   readonly exitCode?: number;
   readonly reason?: string;
+  /** Only when read with `withPayload` (a key of its own: listings never load it). */
   readonly payload?: unknown;
   readonly usage?: Usage;
   readonly memoryBytes?: number;

@@ -3,7 +3,7 @@ import pino, { type Logger } from 'pino';
 import { engineMessage, engineStatus, notConnected, RunFailedToStart } from './errors.js';
 import { HOST_ALIAS, hostAddress } from './host-address.js';
 import { isolationHostConfig } from './isolation.js';
-import { LABEL_MANAGED, LABEL_RUN, LABEL_TASK } from './labels.js';
+import { LABEL_MANAGED, LABEL_REUSE, LABEL_RUN, LABEL_TASK, LABEL_WARM } from './labels.js';
 import { LogFollower } from './log-tail.js';
 import { engineTime, outcomeOf } from './outcome.js';
 import { readOutput } from './output.js';
@@ -17,9 +17,25 @@ import {
   runDirVolumeOnly,
   usesRunDirVolume,
 } from './run-dir.js';
-import { StdinFeed } from './stdin.js';
+import { type HeldStdin, StdinFeed } from './stdin.js';
 import { signalRetryDelay, Stopper } from './stop.js';
-import type { KillOptions, KillResult, OwnedContainer, PreparedRun, RunResult, RunSpec, Runtime, WaitOptions } from './types.js';
+import type {
+  DeliveredRun,
+  KillOptions,
+  KillResult,
+  OwnedContainer,
+  PreparedRun,
+  RunResult,
+  RunSpec,
+  Runtime,
+  WaitOptions,
+  WarmContainer,
+  WarmInstance,
+  WarmRuntime,
+  WarmSpec,
+} from './types.js';
+import { envRecord, eventBytes, imageCommand, placeShim, SHIM_BUSYBOX, SHIM_DIR, SHIM_SCRIPT, shellRestore } from './warm-shim.js';
+import { randomBytes } from 'node:crypto';
 
 /** After exit the log stream normally ends within milliseconds; this bounds a stuck one. */
 const LOG_DRAIN_MS = 2_000;
@@ -56,6 +72,8 @@ export interface DockerRuntimeOptions {
   readonly logger?: Logger;
   /** Put on every container besides the spec's own (RUNLET_LABELS: an operator's tooling, a test suite's id). */
   readonly labels?: Readonly<Record<string, string>>;
+  /** The static busybox copied into warm instances as their shim (default /bin/busybox, Debian's busybox-static). */
+  readonly shimSource?: string;
 }
 
 /**
@@ -72,7 +90,7 @@ type Found = Exit | { readonly running: true };
  * spec enforced by the engine (memory without swap, CPU, pids) and a timeout enforced here.
  * Never pulls: an image must already be on the engine.
  */
-export class DockerRuntime implements Runtime {
+export class DockerRuntime implements Runtime, WarmRuntime {
   private readonly docker: Docker;
   private readonly logger: Logger;
   private readonly labels: Readonly<Record<string, string>>;
@@ -83,6 +101,11 @@ export class DockerRuntime implements Runtime {
   private readonly startedAt = new Map<string, number>();
   /** Payload deliveries still connected, by container id: closed once the container exits. */
   private readonly stdin = new Map<string, StdinFeed>();
+  /** Warm instances' stdin connections, waiting for their one event, by container id. */
+  private readonly held = new Map<string, { readonly stdin: HeldStdin; readonly restore: readonly string[] }>();
+  /** When a warm instance got its run, by container id: the run's start as its record tells it. */
+  private readonly deliveredAt = new Map<string, number>();
+  private readonly shimSource: string | undefined;
   private swappinessSupported: Promise<boolean> | undefined;
   private hostEntry: Promise<string> | undefined;
 
@@ -90,6 +113,7 @@ export class DockerRuntime implements Runtime {
     this.docker = opts.docker ?? new Docker();
     this.logger = opts.logger ?? pino({ level: 'silent' });
     this.labels = opts.labels ?? {};
+    this.shimSource = opts.shimSource;
   }
 
   async prepare(spec: RunSpec): Promise<PreparedRun> {
@@ -209,8 +233,10 @@ export class DockerRuntime implements Runtime {
     }
     await stopper.settled();
     await settledWithin(follower.ended, LOG_DRAIN_MS);
+    const deliveredAt = this.deliveredAt.get(containerId);
     follower.stop();
     this.startedAt.delete(containerId);
+    this.deliveredAt.delete(containerId);
     if ('unreachable' in exit) {
       // Nothing more can be read: the tail is what was followed.
       const { text: logTail, end: logBytes } = follower.tail.snapshot();
@@ -249,7 +275,8 @@ export class DockerRuntime implements Runtime {
       {
         exitCode: state?.ExitCode ?? exit.statusCode,
         oomKilled: state?.OOMKilled ?? false,
-        startedAt: engineTime(state?.StartedAt),
+        // A warm instance's run started when it was delivered, not when its container did.
+        startedAt: deliveredAt ?? engineTime(state?.StartedAt),
         finishedAt: engineTime(state?.FinishedAt),
         engineError: state?.Error || undefined,
         stopped: stopper.outcome,
@@ -262,6 +289,9 @@ export class DockerRuntime implements Runtime {
 
   async remove(containerId: string): Promise<void> {
     this.startedAt.delete(containerId);
+    this.deliveredAt.delete(containerId);
+    this.held.get(containerId)?.stdin.close();
+    this.held.delete(containerId);
     this.closeStdin(containerId);
     try {
       await this.docker.getContainer(containerId).remove({ force: true, v: true });
@@ -337,6 +367,170 @@ export class DockerRuntime implements Runtime {
     return owned.filter((c): c is OwnedContainer => c !== undefined);
   }
 
+  async warm(spec: WarmSpec): Promise<WarmInstance> {
+    const createdAt = Date.now();
+    const instanceId = `W${createdAt.toString(36)}${randomBytes(5).toString('hex')}`.toUpperCase();
+    const name = `runlet-warm-${spec.task}-${instanceId}`.toLowerCase().replace(/[^a-z0-9_.-]/g, '-');
+    const probe = { ...spec, runId: instanceId, attempt: 1, env: spec.env ?? {}, timeoutMs: 0 } satisfies RunSpec;
+    let command: string[];
+    let restore: string[];
+    try {
+      const image = await this.whenEngineAnswers(probe, () => this.docker.getImage(spec.image).inspect());
+      command = imageCommand(image.Config, spec.command);
+      restore = shellRestore({ ...envRecord(image.Config.Env), ...spec.env });
+    } catch (err) {
+      if (err instanceof RunFailedToStart) throw err;
+      throw createFailure(probe, name, err);
+    }
+    const hostConfig = await this.hostConfig(spec);
+    const inVolume = usesRunDirVolume(spec);
+    let container: Docker.Container;
+    try {
+      container = await this.whenEngineAnswers(probe, () =>
+        this.docker.createContainer({
+          name,
+          Image: spec.image,
+          // The shim runs first and execs the image's own command (ENTRYPOINT + CMD, resolved above) once.
+          Entrypoint: [SHIM_BUSYBOX, 'sh', '-c', SHIM_SCRIPT, 'runlet-shim'],
+          Cmd: command,
+          User: spec.user || undefined,
+          // Only the task's own settings: the run's env (secrets included) comes on stdin at delivery, never logged.
+          Env: Object.entries(spec.env ?? {}).map(([key, value]) => `${key}=${value}`),
+          // No runlet.run: see LABEL_WARM.
+          Labels: { ...this.labels, ...spec.labels, [LABEL_MANAGED]: 'true', [LABEL_WARM]: instanceId, [LABEL_TASK]: spec.task },
+          Tty: false,
+          // The event comes on stdin; the engine closes it when our one attach ends (StdinOnce), so the
+          // command reads the payload then EOF, as in a cold run.
+          OpenStdin: true,
+          StdinOnce: true,
+          AttachStdin: true,
+          AttachStdout: false,
+          AttachStderr: false,
+          ...(inVolume ? { Volumes: { [RUN_DIR]: {}, [SHIM_DIR]: {} } } : {}),
+          HostConfig: hostConfig,
+        }),
+      );
+    } catch (err) {
+      throw createFailure(probe, name, err);
+    }
+    const log = this.logger.child({ instanceId, task: spec.task, containerId: container.id.slice(0, 12) });
+    try {
+      await placeRunDir(container, { readOnly: spec.readOnly });
+      await placeShim(container, inVolume, this.shimSource);
+      this.held.set(container.id, { stdin: await StdinFeed.hold(container, log), restore });
+      await container.start();
+    } catch (err) {
+      await this.remove(container.id).catch((removeErr) =>
+        log.warn({ err: removeErr }, 'could not remove a warm instance that failed to start'),
+      );
+      if (err instanceof RunFailedToStart) throw err;
+      throw new RunFailedToStart(`could not start a warm instance: ${startFailureReason(engineMessage(err))}`, { cause: err });
+    }
+    log.debug('warm instance started');
+    return { instanceId, containerId: container.id, spec, createdAt, startedAt: Date.now() };
+  }
+
+  /**
+   * Creates and starts a container that runs the task's own command (no shim) for many
+   * invocations, labelled as a reusable instance (LABEL_REUSE, no runlet.run). `env` is
+   * added to the task's (AWS_LAMBDA_RUNTIME_API and friends): it goes to the engine only.
+   * reusable.ts drives it; wait() on `{ runId: instanceId, containerId, spec }` watches its end.
+   */
+  async startReusable(spec: WarmSpec, env: Readonly<Record<string, string>>): Promise<WarmInstance> {
+    const createdAt = Date.now();
+    const instanceId = `L${createdAt.toString(36)}${randomBytes(5).toString('hex')}`.toUpperCase();
+    const name = `runlet-reuse-${spec.task}-${instanceId}`.toLowerCase().replace(/[^a-z0-9_.-]/g, '-');
+    const probe = { ...spec, runId: instanceId, attempt: 1, env: spec.env ?? {}, timeoutMs: 0 } satisfies RunSpec;
+    const hostConfig = await this.hostConfig(spec);
+    let container: Docker.Container;
+    try {
+      container = await this.whenEngineAnswers(probe, () =>
+        this.docker.createContainer({
+          name,
+          Image: spec.image,
+          Cmd: spec.command ? [...spec.command] : undefined,
+          User: spec.user || undefined,
+          Env: Object.entries({ ...spec.env, ...env }).map(([key, value]) => `${key}=${value}`),
+          Labels: { ...this.labels, ...spec.labels, [LABEL_MANAGED]: 'true', [LABEL_REUSE]: instanceId, [LABEL_TASK]: spec.task },
+          Tty: false,
+          AttachStdout: false,
+          AttachStderr: false,
+          HostConfig: hostConfig,
+        }),
+      );
+    } catch (err) {
+      throw createFailure(probe, name, err);
+    }
+    try {
+      await container.start();
+    } catch (err) {
+      await this.remove(container.id).catch(() => undefined);
+      throw new RunFailedToStart(`could not start a reusable instance: ${startFailureReason(engineMessage(err))}`, { cause: err });
+    }
+    const startedAt = Date.now();
+    this.startedAt.set(container.id, startedAt);
+    return { instanceId, containerId: container.id, spec, createdAt, startedAt };
+  }
+
+  async deliver(instance: WarmInstance, run: RunSpec): Promise<DeliveredRun> {
+    const misfit = warmMisfit(instance.spec, run);
+    const held = this.held.get(instance.containerId);
+    const why = misfit
+      ? `run ${run.runId} does not fit warm instance ${instance.instanceId}: its ${misfit} differs`
+      : !held
+        ? `warm instance ${instance.instanceId} was already delivered or retired`
+        : !held.stdin.open
+          ? `warm instance ${instance.instanceId} is no longer waiting (its shim ended)`
+          : undefined;
+    // A refused instance is the caller's to retire (a misfit is still a good instance for another run).
+    if (why) throw new RunFailedToStart(why);
+    const bytes = eventBytes(run.env, run.payload, held!.restore);
+    this.held.delete(instance.containerId);
+    const deliveredAt = Date.now();
+    // The timeout counts from here (wait() reads startedAt), and the record's start is this moment.
+    this.startedAt.set(instance.containerId, deliveredAt);
+    this.deliveredAt.set(instance.containerId, deliveredAt);
+    // Kept with the run's stdin feeds: wait() and remove() close it as they close a cold run's.
+    this.stdin.set(instance.containerId, held!.stdin);
+    held!.stdin.send(bytes);
+    this.logger.debug({ runId: run.runId, instanceId: instance.instanceId }, 'run delivered to a warm instance');
+    return {
+      runId: run.runId,
+      containerId: instance.containerId,
+      spec: run,
+      instance,
+      deliveredAt,
+      idleMs: deliveredAt - instance.startedAt,
+    };
+  }
+
+  async retire(instance: WarmInstance): Promise<{ idleMs: number }> {
+    const idleMs = Date.now() - instance.startedAt;
+    await this.remove(instance.containerId);
+    return { idleMs };
+  }
+
+  async listWarm(labels: Readonly<Record<string, string>>): Promise<WarmContainer[]> {
+    const filter = Object.entries({ ...labels, [LABEL_MANAGED]: 'true' }).map(([key, value]) => `${key}=${value}`);
+    const infos = await this.docker.listContainers({ all: true, filters: { label: filter } });
+    return infos.flatMap((info): WarmContainer[] => {
+      const warm = info.Labels[LABEL_WARM];
+      const reuse = info.Labels[LABEL_REUSE];
+      if (!warm && !reuse) return [];
+      return [
+        {
+          containerId: info.Id,
+          instanceId: (warm || reuse)!,
+          kind: warm ? 'warm' : 'reuse',
+          task: info.Labels[LABEL_TASK] ?? '',
+          labels: info.Labels,
+          running: info.State === 'running',
+          createdAt: info.Created * 1000,
+        },
+      ];
+    });
+  }
+
   adopt(container: OwnedContainer, spec: RunSpec): PreparedRun {
     if (container.startedAt !== undefined) this.startedAt.set(container.containerId, container.startedAt);
     return { runId: container.runId, containerId: container.containerId, spec };
@@ -364,7 +558,7 @@ export class DockerRuntime implements Runtime {
     }
   }
 
-  private async hostConfig(spec: RunSpec): Promise<Docker.HostConfig> {
+  private async hostConfig(spec: Pick<RunSpec, 'memoryBytes' | 'cpus' | 'pids' | 'readOnly' | 'network'>): Promise<Docker.HostConfig> {
     return {
       Memory: spec.memoryBytes,
       MemorySwap: spec.memoryBytes, // equal to Memory: no swap, so the limit is a hard one
@@ -578,6 +772,19 @@ function createFailure(spec: RunSpec, name: string, err: unknown): RunFailedToSt
   if (notConnected(err))
     return new RunFailedToStart(`the Docker engine did not answer for ${ENGINE_BACK_MS / 1000} s: ${message}`, { cause: err });
   return new RunFailedToStart(`the engine could not create the container: ${startFailureReason(message)}`, { cause: err });
+}
+
+/** What of a run differs from what a warm instance was made with, if anything: such a run must go cold. */
+export function warmMisfit(warm: WarmSpec, run: RunSpec): string | undefined {
+  const same = (a: unknown, b: unknown) => JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
+  if (warm.task !== run.task) return 'task';
+  if (warm.image !== run.image) return 'image';
+  if (!same(warm.command, run.command)) return 'command';
+  if (warm.memoryBytes !== run.memoryBytes || warm.cpus !== run.cpus || warm.pids !== run.pids) return 'limits';
+  if ((warm.user || '') !== (run.user || '')) return 'user';
+  if (!!warm.readOnly !== !!run.readOnly) return 'readOnly';
+  if ((warm.network || 'bridge') !== (run.network || 'bridge')) return 'network';
+  return undefined;
 }
 
 function delay(ms: number): Promise<void> {

@@ -22,6 +22,8 @@ export interface HostAddressOptions {
   readonly probeImage?: string;
   /** Put on the probe container (a test suite's id), besides runlet's own labels. */
   readonly labels?: Readonly<Record<string, string>>;
+  /** How long to wait for a local bridge interface's address (BRIDGE_ADDRESS_WAIT_MS). */
+  readonly interfaceWaitMs?: number;
 }
 
 export interface BridgeNetwork {
@@ -43,14 +45,38 @@ export interface BridgeNetwork {
  */
 export async function hostAddress(docker: Docker, opts: HostAddressOptions = {}): Promise<HostAddress> {
   const bridge = (await docker.getNetwork('bridge').inspect()) as BridgeNetwork;
-  return addressFromBridge(bridge) ?? { address: await probeHostGateway(docker, opts), source: 'host-gateway' };
+  const found = addressFromBridge(bridge);
+  if (found) return found;
+  // Right after an engine start the bridge's interface exists here but has no address yet
+  // (dockerd gives it one a moment later): wait for it rather than spend a probe container.
+  if (bridgeInterfaceIsLocal(bridge)) {
+    const deadline = Date.now() + (opts.interfaceWaitMs ?? BRIDGE_ADDRESS_WAIT_MS);
+    while (Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 100));
+      const later = addressFromBridge(bridge);
+      if (later) return later;
+    }
+  }
+  return { address: await probeHostGateway(docker, opts), source: 'host-gateway' };
+}
+
+/** How long a local bridge interface with no address yet (an engine just started) is waited for. */
+export const BRIDGE_ADDRESS_WAIT_MS = 5_000;
+
+/** Whether the bridge's interface exists on this machine (with or without an address yet). */
+function bridgeInterfaceIsLocal(bridge: BridgeNetwork): boolean {
+  return networkInterfaces()[bridgeInterfaceName(bridge)] !== undefined;
+}
+
+function bridgeInterfaceName(bridge: BridgeNetwork): string {
+  return bridge.Options?.['com.docker.network.bridge.name'] ?? 'docker0';
 }
 
 /** Sources 1 and 2: what the bridge's inspect output and this machine's interfaces tell. */
 export function addressFromBridge(bridge: BridgeNetwork): HostAddress | undefined {
   const gateway = bridge.IPAM?.Config?.find((c) => c.Gateway)?.Gateway;
   if (gateway) return { address: gateway, source: 'bridge-gateway' };
-  const iface = bridge.Options?.['com.docker.network.bridge.name'] ?? 'docker0';
+  const iface = bridgeInterfaceName(bridge);
   const subnets = (bridge.IPAM?.Config ?? []).map((c) => c.Subnet).filter((s): s is string => !!s);
   const local = interfaceAddress(iface, subnets);
   return local ? { address: local, source: 'bridge-interface' } : undefined;

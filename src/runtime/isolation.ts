@@ -15,7 +15,9 @@ const REFUSED_NETWORKS = [
 ];
 
 /** The task's own isolation choices (RunSpec.readOnly, .network) as engine settings; the fixed hardening stays in DockerRuntime. */
-export function isolationHostConfig(spec: RunSpec): Pick<Docker.HostConfig, 'ReadonlyRootfs' | 'Tmpfs' | 'NetworkMode'> {
+export function isolationHostConfig(
+  spec: Pick<RunSpec, 'readOnly' | 'network'>,
+): Pick<Docker.HostConfig, 'ReadonlyRootfs' | 'Tmpfs' | 'NetworkMode'> {
   return {
     ReadonlyRootfs: spec.readOnly === true,
     ...(spec.readOnly ? { Tmpfs: { ...READ_ONLY_TMPFS } } : {}),
@@ -24,7 +26,7 @@ export function isolationHostConfig(spec: RunSpec): Pick<Docker.HostConfig, 'Rea
 }
 
 /** 'bridge' unless the spec names another network. Throws RunFailedToStart for one we refuse. */
-export function networkMode(spec: RunSpec): string {
+export function networkMode(spec: Pick<RunSpec, 'network'>): string {
   const mode = spec.network || 'bridge';
   const refused = REFUSED_NETWORKS.find((rule) => rule.test(mode));
   if (refused)

@@ -25,6 +25,17 @@ export const LABEL_ATTEMPT = 'runlet.attempt';
 export const LABEL_TRIGGER = 'runlet.trigger';
 /** On a container runlet starts for itself, not for a run (e.g. the host-address probe): never adopted. */
 export const LABEL_PROBE = 'runlet.probe';
+/**
+ * On a warm instance (value: its instance id): a container created and started ahead of any
+ * run, waiting on runlet's shim for one event. Labels cannot change after creation, so the
+ * container never says which run it was given: it carries no runlet.run, the runs'
+ * re-attach path (Runtime.list) never sees it, and start-up settling removes every one it
+ * finds (an idle one holds nothing; a delivered one's run had its record written by the
+ * daemon that died, and becomes lost like any run whose container is gone).
+ */
+export const LABEL_WARM = 'runlet.warm';
+/** On a reusable instance (value: its instance id): serves Lambda Runtime API invocations one after another. */
+export const LABEL_REUSE = 'runlet.reuse';
 /** On an image runlet built from a task's `build:` directory. */
 export const LABEL_IMAGE = 'runlet.image';
 

@@ -19,7 +19,7 @@ export const PAYLOAD_FILE_ENV = 'RUNLET_PAYLOAD_FILE';
  * write, the engine archives after exit like any path, and remove({ v: true }) deletes.
  * Otherwise /runlet lives in the container's own layer and no mount is added.
  */
-export function usesRunDirVolume(spec: RunSpec): boolean {
+export function usesRunDirVolume(spec: Pick<RunSpec, 'readOnly'>): boolean {
   return spec.readOnly === true;
 }
 
@@ -64,7 +64,7 @@ export const RUN_DIR_VOLUME_MOUNT = {
  * has not started): the engine unpacks in a re-executed helper of its own, which adds about
  * 50 ms to a trivial run (Docker 20.10: ~320 → ~375 ms median, prepare to remove).
  */
-export async function placeRunDir(container: Docker.Container, spec: RunSpec): Promise<void> {
+export async function placeRunDir(container: Docker.Container, spec: Pick<RunSpec, 'payload' | 'readOnly'>): Promise<void> {
   const payload = spec.payload === undefined ? undefined : Buffer.from(spec.payload, 'utf8');
   const inVolume = usesRunDirVolume(spec);
   // Into the volume the archive must be unpacked at /runlet itself (the engine checks the

@@ -12,7 +12,7 @@ import type { Logger } from 'pino';
  * would hang the run, and its EPIPE/reset is expected, so it is only logged at debug.
  */
 export class StdinFeed {
-  private constructor(private readonly socket: Duplex) {}
+  protected constructor(private readonly socket: Duplex) {}
 
   /** Attaches and starts writing. Throws when the attach fails: the payload can't be delivered. */
   static async open(container: Docker.Container, payload: Buffer, logger: Logger): Promise<StdinFeed> {
@@ -25,8 +25,42 @@ export class StdinFeed {
     return new StdinFeed(socket);
   }
 
+  /**
+   * Attaches now and writes nothing yet: for a warm instance, whose stdin carries its one
+   * event later (deliver). Opened when the instance is made, so a delivery is one write on a
+   * connection already there, not an HTTP upgrade on the hot path.
+   */
+  static async hold(container: Docker.Container, logger: Logger): Promise<HeldStdin> {
+    const socket = (await container.attach({ stream: true, stdin: true, stdout: false, stderr: false, hijack: true })) as Duplex;
+    socket.on('error', (err) => logger.debug({ err }, 'stdin connection of a warm instance ended early'));
+    socket.resume();
+    return new HeldStdin(socket);
+  }
+
   /** After exit (or when the run is abandoned): drops what was not delivered and the connection. */
   close(): void {
     this.socket.destroy();
+  }
+}
+
+/** A warm instance's stdin: written once, then closed (the engine then closes the container's stdin: StdinOnce). */
+export class HeldStdin extends StdinFeed {
+  private sent = false;
+
+  constructor(private readonly held: Duplex) {
+    super(held);
+  }
+
+  /** Whether the connection still stands: a broken one means the shim has exited (or will, on EOF). */
+  get open(): boolean {
+    return !this.held.destroyed && this.held.writable;
+  }
+
+  /** Writes the event and ends the stream. Throws if called twice or on a broken connection. */
+  send(bytes: Buffer): void {
+    if (this.sent) throw new Error('this warm instance already received its event');
+    if (!this.open) throw new Error('the stdin connection of the warm instance is closed');
+    this.sent = true;
+    this.held.end(bytes);
   }
 }

@@ -157,3 +157,67 @@ export interface Runtime {
   /** Re-attaches to a container this runtime created earlier (e.g. by a process that died). */
   adopt(container: OwnedContainer, spec: RunSpec): PreparedRun;
 }
+
+/**
+ * What a warm instance is made from: a RunSpec without the run. The image, command, limits,
+ * hardening, user, readOnly and network are fixed at creation; the run's env, payload and
+ * timeout come with deliver().
+ */
+export type WarmSpec = Omit<RunSpec, 'runId' | 'attempt' | 'payload' | 'env' | 'timeoutMs'> & {
+  /** Put on the container at creation (the task's own settings); deliver()'s env is added over it. */
+  readonly env?: Readonly<Record<string, string>>;
+};
+
+/** A container created and started ahead of any run, its shim waiting for one event. */
+export interface WarmInstance {
+  readonly instanceId: string;
+  readonly containerId: string;
+  readonly spec: WarmSpec;
+  /** Epoch ms: warm() was asked (creation began) and the container had started (idle from then). */
+  readonly createdAt: number;
+  readonly startedAt: number;
+}
+
+/** A run delivered to a warm instance: wait() and remove() take it as any PreparedRun. */
+export interface DeliveredRun extends PreparedRun {
+  readonly instance: WarmInstance;
+  /** Epoch ms the event was written: the run's timeout counts from here, as a cold run's from start(). */
+  readonly deliveredAt: number;
+  /** deliveredAt - instance.startedAt: container time spent idle, the price of the latency (usage reports it apart). */
+  readonly idleMs: number;
+}
+
+/** A warm (or reusable) container as the engine lists it, by its labels. */
+export interface WarmContainer {
+  readonly containerId: string;
+  readonly instanceId: string;
+  readonly kind: 'warm' | 'reuse';
+  readonly task: string;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly running: boolean;
+  /** Epoch ms of the container's creation (as the engine lists it). */
+  readonly createdAt: number;
+}
+
+/** Warm instances: runs that skip create and start. */
+export interface WarmRuntime {
+  /**
+   * Creates and starts a container for `spec` whose shim waits for one event (never pulls).
+   * Throws RunFailedToStart as prepare() does. The instance holds no run: retire() it or
+   * deliver() one run to it.
+   */
+  warm(spec: WarmSpec): Promise<WarmInstance>;
+  /**
+   * Hands the run to the instance: its command starts at once with the run's env and payload
+   * (stdin and /runlet/payload.json), exactly once. Then wait() / remove() as for a cold run;
+   * the timeout counts from delivery. Throws RunFailedToStart if the run does not fit the
+   * instance (another image, limits, user...) or the instance is no longer waiting (its shim
+   * ended, it was delivered before): the caller then runs the run cold. A throw means the
+   * command did not start (the instance is removed then).
+   */
+  deliver(instance: WarmInstance, run: RunSpec): Promise<DeliveredRun>;
+  /** Removes an instance that will not get a run; idempotent. Returns its idle ms. */
+  retire(instance: WarmInstance): Promise<{ idleMs: number }>;
+  /** Warm and reusable containers carrying all of these labels (start-up settling removes them). */
+  listWarm(labels: Readonly<Record<string, string>>): Promise<WarmContainer[]>;
+}

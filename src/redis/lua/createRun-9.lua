@@ -12,6 +12,7 @@
     KEYS[7] ended-runs stream (a run created skipped has ended)
     KEYS[8] the task's cron "last tick" marker; always passed, touched only when ARGV[6]
             is a tick (the key count stays fixed)
+    KEYS[9] the run's payload (a string, apart from the hash so that listings never load it)
 
     ARGV[1] run id
     ARGV[2] now (epoch ms)
@@ -22,7 +23,8 @@
     ARGV[7] task
     ARGV[8] ended-runs stream max length (approximate)
     ARGV[9] changes channel
-    ARGV[10..] hash field/value pairs
+    ARGV[10] the payload's JSON text; '' = no payload (JSON text is never empty)
+    ARGV[11..] hash field/value pairs
 
   Output: { runId, code }
     { ARGV[1], 1 }  created by this call
@@ -39,6 +41,7 @@ local taskRunsKey = KEYS[5]
 local outboxKey = KEYS[6]
 local endedKey = KEYS[7]
 local cronMarkerKey = KEYS[8]
+local payloadKey = KEYS[9]
 
 local runId = ARGV[1]
 local now = ARGV[2]
@@ -50,8 +53,9 @@ local existing = redis.call('GET', dedupeKey)
 if existing then return { existing, 0 } end
 redis.call('SET', dedupeKey, runId, 'PX', ARGV[3])
 local fields = {}
-for i = 10, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = 11, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', runKey, 'id', runId, 'status', status, 'createdAt', now, 'updatedAt', now, unpack(fields))
+if ARGV[10] ~= '' then redis.call('SET', payloadKey, ARGV[10]) end
 redis.call('RPUSH', transitionsKey, ARGV[4])
 redis.call('ZADD', allRunsKey, now, runId)
 redis.call('ZADD', taskRunsKey, now, runId)
