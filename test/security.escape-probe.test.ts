@@ -22,6 +22,22 @@ let embedded: Awaited<ReturnType<typeof startTestRedis>>;
 let external: RedisProcess;
 let control: Server;
 let lines: string[] = [];
+/** The same probe in a task that opted out (user: root, readOnly: false): the walls it gave up must show as FAIL. */
+let optOutLines: string[] = [];
+const OPT_OUT_YAML = `
+  opted-out:
+    image: ${PROBE_IMAGE}
+    user: root
+    readOnly: false
+`;
+
+async function probeLines(task: string): Promise<string[]> {
+  const { runId } = await daemon.submit(manualRequest(task, undefined));
+  const run = await daemon.waitForEnd(runId, 120_000);
+  const found = (run.logTail ?? '').split('\n').filter((l) => /^(PASS|FAIL) /.test(l));
+  expect(found.length, `the probe printed no PASS/FAIL lines; its log:\n${run.logTail}`).toBeGreaterThan(0);
+  return found;
+}
 let apiPort: number;
 
 /** A TCP server on every interface that answers anyone: what the probe must reach, to show a refusal is a wall. */
@@ -44,12 +60,10 @@ beforeAll(async () => {
     PROBE_PATHS: embedded.path,
   };
   // No token: the ops API listens on 127.0.0.1 only, its default.
-  config = configFrom(TASK_YAML, env);
+  config = configFrom(TASK_YAML + OPT_OUT_YAML, env);
   daemon = await startTestDaemon({ config, redisUrl: embedded.url, port: apiPort });
-  const { runId } = await daemon.submit(manualRequest('escape-probe', undefined));
-  const run = await daemon.waitForEnd(runId, 120_000);
-  lines = (run.logTail ?? '').split('\n').filter((l) => /^(PASS|FAIL) /.test(l));
-  expect(lines.length, `the probe printed no PASS/FAIL lines; its log:\n${run.logTail}`).toBeGreaterThan(0);
+  lines = await probeLines('escape-probe');
+  optOutLines = await probeLines('opted-out');
 }, 180_000);
 
 afterAll(async () => {
@@ -106,4 +120,15 @@ describe('the escape probe, run with the isolation defaults', () => {
   });
   it('a fork loop ends at the pids limit', () => wall('pids-limit'));
   it('no wall fell', () => expect(lines.filter((l) => l.startsWith('FAIL '))).toEqual([]));
+});
+
+describe('the same probe in a task that opted out (user: root, readOnly: false)', () => {
+  it('shows the walls it gave up as FAIL, and keeps the rest', () => {
+    expect(optOutLines).toContain('FAIL not-root uid=0');
+    expect(optOutLines).toContain('FAIL read-only-root wrote /escape-probe');
+    expect(optOutLines).toContain('FAIL read-only-etc wrote /etc/escape-probe');
+    // Root without capabilities: CapEff 0 and NoNewPrivs still hold.
+    expect(optOutLines.filter((l) => l.startsWith('PASS no-capabilities'))).toHaveLength(3);
+    expect(optOutLines.some((l) => l.startsWith('PASS no-new-privileges'))).toBe(true);
+  });
 });
