@@ -94,7 +94,9 @@ describe('a valid config', () => {
       killGraceMs: 10_000,
       pids: 256,
       maxPayloadBytes: 1024 * 1024,
-      readOnly: false,
+      // The isolation defaults: not root, read-only root filesystem.
+      user: '65534:65534',
+      readOnly: true,
       network: 'bridge',
       suspended: false,
       catchupMs: 0,

@@ -106,7 +106,7 @@ export function buildConfig(raw: RawConfig, file: string): RunletConfig {
     killGraceMs: d.killGrace ?? parseDurationMs(DEFAULTS.killGrace)!,
     pids: d.pids ?? DEFAULTS.pids,
     maxPayloadBytes: d.maxPayload ?? DEFAULT_MAX_PAYLOAD_BYTES,
-    user: d.user,
+    user: d.user ?? DEFAULTS.user,
     readOnly: d.readOnly ?? DEFAULTS.readOnly,
     network: d.network ?? DEFAULTS.network,
   };
@@ -132,7 +132,7 @@ export function buildConfig(raw: RawConfig, file: string): RunletConfig {
       killGraceMs: t.killGrace ?? base.killGraceMs,
       pids: t.pids ?? base.pids,
       maxPayloadBytes,
-      ...((t.user ?? base.user) !== undefined && { user: t.user ?? base.user }),
+      user: t.user ?? base.user,
       readOnly: t.readOnly ?? base.readOnly,
       network: t.network ?? base.network,
       suspended: t.suspended ?? DEFAULTS.suspended,

@@ -25,8 +25,9 @@ export interface TaskConfig {
   readonly pids: number;
   /** Largest payload a run accepts; larger ones are refused, never truncated. */
   readonly maxPayloadBytes: number;
-  /** docker run --user; undefined keeps the image's user. */
-  readonly user?: string;
+  /** docker run --user: "65534:65534" (nobody) unless the task chose another; "root" is the explicit opt-out. */
+  readonly user: string;
+  /** Read-only root filesystem (default true); false is the opt-out. */
   readonly readOnly: boolean;
   /** "none", "bridge" or a named Docker network. */
   readonly network: string;

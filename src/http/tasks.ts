@@ -6,6 +6,7 @@ import type { HttpDeps } from './deps.js';
 import { apiError } from './errors.js';
 import { triggersOf } from '../triggers/describe.js';
 import { runSummary } from './views.js';
+import { runsAsRoot } from '../runtime/isolation.js';
 
 /** /api/tasks: what is configured, when it fires next, how it last ran; manual runs. */
 export const taskRoutes: FastifyPluginAsync<{ deps: HttpDeps }> = async (app, { deps }) => {
@@ -29,6 +30,8 @@ export const taskRoutes: FastifyPluginAsync<{ deps: HttpDeps }> = async (app, { 
       catchupMs: task.catchupMs,
       retries: task.retries,
       limits: { memoryBytes: task.memoryBytes, cpus: task.cpus, timeoutMs: task.timeoutMs, killGraceMs: task.killGraceMs, pids: task.pids },
+      // Shown whatever they are, so an opt-out (user: root, readOnly: false) is visible to the ops person.
+      isolation: { user: task.user, runsAsRoot: runsAsRoot(task.user), readOnly: task.readOnly, network: task.network },
       nextRunAt: next[0] !== undefined ? new Date(next[0]).toISOString() : null,
       nextRuns: next.map((t) => new Date(t).toISOString()),
       lastRun: last ? runSummary(last) : null,
