@@ -340,3 +340,22 @@ describe('what gives a run control of the host is refused by name, with the reas
     expect(message.split('\n').map((l) => l.split(' ')[0])).toEqual(['runlet.yaml:5:5', 'runlet.yaml:6:5', 'runlet.yaml:7:5']);
   });
 });
+
+describe('files built to exhaust the parser are refused, not parsed', () => {
+  it('flow nesting deeper than 64 levels, with where it passes the limit', () => {
+    expect(errorFor(['tasks: ' + '['.repeat(5000) + ']'.repeat(5000)])).toBe(
+      'runlet.yaml:1:72 YAML nested deeper than 64 levels of [ and {: no runlet setting needs that',
+    );
+  });
+
+  it('a billion laughs: aliases beyond yaml maxAliasCount (100)', () => {
+    const lines = ['a0: &a0 "lol"'];
+    for (let i = 1; i <= 9; i++)
+      lines.push(
+        `a${i}: &a${i} [${Array(9)
+          .fill(`*a${i - 1}`)
+          .join(', ')}]`,
+      );
+    expect(errorFor([...lines, 'tasks: { t: { image: x, command: *a9 } }'])).toMatch(/cannot read the YAML: .*alias/i);
+  });
+});
