@@ -2,6 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { launchBrowser, screenshotPath } from './helpers/browser.js';
 import { configFrom, removeClusterContainers, startTestDaemon, type TestDaemon } from './helpers/daemon.js';
 import { startTestRedis } from './helpers/redis.js';
 
@@ -137,5 +138,38 @@ describe('tokens with roles on the ops API', () => {
     expect(reload.body.error.message).toContain('tokens[0].token: a token must be at least 16 characters');
     expect(reload.body.error.message).not.toContain('short-secret');
     expect((await call(LATER, 'GET', '/api/whoami')).status).toBe(200);
+  });
+
+  it('the dashboard hides what the role may not do, and the run page says who asked for the run', async () => {
+    writeFileSync(tokensFile, tokensYaml());
+    expect((await call(ADMIN, 'POST', '/api/reload')).status).toBe(200);
+    const started = await call(OPERATOR, 'POST', '/api/tasks/hello/runs');
+    await daemon.waitForEnd(started.body.id);
+    const browser = await launchBrowser();
+    try {
+      const page = await browser.context.newPage();
+      const signIn = async (token: string) => {
+        await page.goto(`${daemon.url}/#/login`);
+        await page.evaluate(() => localStorage.clear());
+        await page.goto(`${daemon.url}/#/tasks`);
+        await page.fill('#token', token);
+        await page.click('#login button[type=submit]');
+        await page.waitForSelector('#tasks tr[data-task="hello"]');
+      };
+      await signIn(VIEWER);
+      expect(await page.evaluate(() => document.body.dataset.role)).toBe('viewer');
+      expect(await page.isVisible('#tasks tr[data-task="hello"] details.run-now')).toBe(false);
+      await page.evaluate((h) => (location.hash = h), `#/runs/${started.body.id}`);
+      await page.waitForSelector('#main :text("Requested by")');
+      expect(await page.textContent('#main')).toContain('ops-bob');
+      expect(await page.textContent('#logs')).toBe('Your role may not read logs.');
+      await page.screenshot({ path: screenshotPath('security-viewer-run'), fullPage: true });
+
+      await signIn(OPERATOR);
+      expect(await page.evaluate(() => document.body.dataset.role)).toBe('operator');
+      expect(await page.isVisible('#tasks tr[data-task="hello"] details.run-now')).toBe(true);
+    } finally {
+      await browser.close();
+    }
   });
 });
