@@ -26,6 +26,9 @@ export function describeConfig(config: RunletConfig, now = new Date()): string {
       if (trigger.type !== 'cron' && trigger.type !== 'manual') lines.push(`  ${describeTrigger(trigger)}`);
     lines.push('  manual  runlet run ' + t.name);
     lines.push(`  isolation  ${isolationLine(t)}`);
+    // Names only: a secret's value is shown nowhere.
+    const secrets = Object.keys(t.secrets);
+    if (secrets.length > 0) lines.push(`  secrets  ${secrets.join(', ')} (values hidden)`);
     const r = t.retries;
     if (r.attempts > 1) {
       const wait =

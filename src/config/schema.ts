@@ -88,6 +88,9 @@ export const TaskSchema = z
       ).optional(),
       command: commandField("Program and arguments, as a list; no shell. Leave out to use the image's CMD.").optional(),
       env: envField('Environment variables. Numbers and booleans become strings. `${VAR}` reads the daemon environment.').optional(),
+      secrets: envField(
+        "Environment variables whose values are never shown: not by the API, the dashboard, `runlet validate` nor alerts, and masked as *** in the run's logs. Usually `${VAR}`.",
+      ).optional(),
       schedule: scheduleField(
         'Cron expression: 5 fields, 6 with seconds first, or @hourly/@daily/@weekly/@monthly/@yearly. Leave out for no schedule.',
       ).optional(),

@@ -14,6 +14,11 @@ export interface TaskConfig {
   /** Overrides the image's CMD. Undefined keeps the image's own. */
   readonly command?: readonly string[];
   readonly env: Readonly<Record<string, string>>;
+  /**
+   * Environment variables whose values are never shown (API, dashboard, validate, alerts)
+   * and are masked in the run's logs (runs/secret-mask.ts). Never stored in a run record.
+   */
+  readonly secrets: Readonly<Record<string, string>>;
   /** Cron expression (5 or 6 fields, or @hourly/@daily/...). Undefined: no schedule. */
   readonly schedule?: string;
   /** IANA zone the schedule is read in. */
