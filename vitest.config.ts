@@ -15,6 +15,7 @@ const PURE = [
   'test/webhook.signature.test.ts',
   'test/webhook.identity.test.ts',
   'test/log-cursor.test.ts',
+  'test/secret-mask.test.ts',
   'test/log-stream.abort.test.ts',
   'test/run-status.test.ts',
   'test/redis.scripts.test.ts',

@@ -4,6 +4,7 @@
 #   runlet/busybox:local  busybox-static as a rootfs (sh, sleep, echo, ...)
 #   runlet/node:local     FROM scratch: the host's node binary and the libraries ldd lists
 #   runlet/tasks:local    runlet/node:local plus the example task programs in tasks/
+#   runlet/escape-probe:local  runlet/busybox:local plus tasks/escape-probe/probe.sh
 #   runlet/task-<name>:local  one image per tasks/<name>/main.ts: the task bundled by esbuild
 #                         into one file (its npm dependencies included) on runlet/node:local
 set -euo pipefail
@@ -64,6 +65,13 @@ build_tasks() {
   docker build -q --label "runlet.inputs=$hash" --label runlet.image=tasks -t runlet/tasks:local -f tasks/Dockerfile tasks >/dev/null
 }
 
+build_escape_probe() {
+  local hash; hash="$( (sha256sum tasks/escape-probe/Dockerfile tasks/escape-probe/probe.sh; current_hash runlet/busybox:local) | sha256sum | cut -c1-16)"
+  [ "$(current_hash runlet/escape-probe:local)" = "$hash" ] && return 0
+  say "building runlet/escape-probe:local"
+  docker build -q --label "runlet.inputs=$hash" --label runlet.image=probe -t runlet/escape-probe:local tasks/escape-probe >/dev/null
+}
+
 # Each task is bundled into a single CommonJS file, so its image is the base plus one file,
 # however many npm packages the task uses (no node_modules in the image).
 build_task_images() {
@@ -87,4 +95,5 @@ build_task_images() {
 build_busybox
 build_node
 build_tasks
+build_escape_probe
 build_task_images

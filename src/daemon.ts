@@ -40,6 +40,8 @@ import { Alerts, alertsGroup, type AlertsOptions } from './alerts/alerts.js';
 import { Reloader } from './daemon/reload.js';
 import type { HttpDeps } from './http/deps.js';
 import { listenPolicy } from './http/hosts.js';
+import { ApiTokens } from './http/auth.js';
+import { loadTokens } from './config/tokens.js';
 import { ChangeFeed } from './http/live.js';
 import { buildServer, fixedAtStart } from './http/server.js';
 import { functionsFixedAtStart, hasFunctions, listenFunctions } from './http/functions/server.js';
@@ -85,6 +87,11 @@ export interface DaemonOptions {
   /** Defaults to 127.0.0.1 without a token and 0.0.0.0 with one; without a token, only a loopback address. */
   readonly host?: string;
   readonly token?: string;
+  /**
+   * RUNLET_TOKENS_FILE: tokens with names and roles (config/tokens.ts), beside RUNLET_TOKEN (one
+   * admin). Read at start (an error stops the start) and again by POST /api/reload.
+   */
+  readonly tokensFile?: string;
   /** More Host names to answer to (RUNLET_ALLOWED_HOSTS); "*" for any, with a token only. */
   readonly allowedHosts?: readonly string[];
   readonly docker?: Docker;
@@ -136,11 +143,13 @@ type Submit = (request: RunRequest, opts?: { cronMarker?: boolean; skipReason?: 
  */
 export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   // First, before anything is started: a daemon that would be open to strangers doesn't start.
-  const listen = listenPolicy(options);
+  // A tokens file closes the API as RUNLET_TOKEN does; its tokens are read (and checked) here too.
+  const tokens = new ApiTokens(options.token, options.tokensFile ? () => loadTokens(options.tokensFile!) : undefined);
+  const listen = listenPolicy({ ...options, token: options.token ?? (tokens.open ? undefined : 'tokens-file') });
   const releasers = new Releasers(options.logger);
   // Every part gets the live view: it reads the config a reload put in place.
   const live = new LiveConfig(options.config);
-  const opts: DaemonOptions = { ...options, config: live.view };
+  const opts: DaemonOptions & { tokens: ApiTokens } = { ...options, config: live.view, tokens };
   try {
     // This node's room for runs: the workers decide by it, the heartbeat reports it.
     const admission = new NodeAdmission(opts.config);
@@ -530,7 +539,7 @@ async function startAlerts(
 
 /** The ops API, hooks, live views and dashboard; returns the URL it answers on. */
 async function startHttp(
-  opts: DaemonOptions,
+  opts: DaemonOptions & { tokens: ApiTokens },
   listen: ReturnType<typeof listenPolicy>,
   storage: Storage,
   dispatch: Dispatch,
@@ -553,6 +562,7 @@ async function startHttp(
     config,
     store,
     token: opts.token,
+    tokens: opts.tokens,
     hosts: listen.hosts,
     metrics: dispatch.metrics.registry,
     events: dispatch.events,
@@ -579,7 +589,7 @@ async function startHttp(
   releasers.add('http server', () => app.close());
   const { host } = listen;
   // listenPolicy allowed no token on a loopback address only; local users are still in.
-  if (!opts.token)
+  if (opts.tokens.open)
     logger.warn(
       { host },
       'RUNLET_TOKEN is not set: the ops API is open to every user and process on this machine (pages on other sites are refused by the Host and Origin checks)',

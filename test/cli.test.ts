@@ -49,6 +49,21 @@ tasks:
     expect(stdout.match(/ 03:00:00 .* \(Europe\/Vienna\)/g)).toHaveLength(3);
   });
 
+  it("shows each task's isolation, an opt-out from the defaults in capitals", async () => {
+    const file = write(
+      'isolation.yaml',
+      `defaults: { image: runlet/busybox:local }
+tasks:
+  plain:  { command: [id, -u] }
+  asroot: { user: root, readOnly: false, command: [id, -u] }
+`,
+    );
+    const { code, stdout } = await runCli(['validate', '-c', file], {}, dir);
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/plain .*\n(.*\n)*? {2}isolation {2}runs as 65534:65534, read-only root filesystem, network bridge/);
+    expect(stdout).toContain('  isolation  runs AS ROOT (user: root), WRITABLE root filesystem (readOnly: false), network bridge');
+  });
+
   it('names a missing config file', async () => {
     const { code, stderr } = await runCli(['validate', '-c', join(dir, 'nope.yaml')], {}, dir);
     expect(code).toBe(1);

@@ -63,8 +63,9 @@ describe('one mistake, one exact message at its line:col', () => {
   });
 
   it('there is no key that mounts anything into a task container (the Docker socket least of all)', () => {
-    expect(errorFor([...IMAGE, 'tasks:', '  sync:', '    volumes: ["/var/run/docker.sock:/var/run/docker.sock"]'])).toMatch(
-      /^runlet\.yaml:5:5 tasks\.sync\.volumes: unknown key "volumes"/,
+    expect(errorFor([...IMAGE, 'tasks:', '  sync:', '    volumes: ["/var/run/docker.sock:/var/run/docker.sock"]'])).toBe(
+      'runlet.yaml:5:5 tasks.sync.volumes: "volumes" is refused: a run gets no host path and never the Docker socket ' +
+        '(/var/run/docker.sock is root on the host); give it data through its payload, env, secrets or the network instead',
     );
   });
 
@@ -297,5 +298,64 @@ describe('several mistakes', () => {
         { file: 'config/runlet.yaml', line: 4, col: 13, path: 'tasks.a.memory', message: 'expected a size like "512m", got "lots"' },
       ]);
     }
+  });
+});
+
+describe('what gives a run control of the host is refused by name, with the reason', () => {
+  // What a docker-compose user writes; each is refused at the key, in a task and in defaults.
+  const cases: [string, string, RegExp][] = [
+    ['privileged: true', 'privileged', /privileged mode gives the container every capability and every host device/],
+    ['network_mode: host', 'network_mode', /sharing the host's network namespace/],
+    ['pid: host', 'pid', /sharing the host's process \(PID\) namespace/],
+    ['ipc: host', 'ipc', /sharing the host's IPC namespace/],
+    ['uts: host', 'uts', /sharing the host's UTS \(hostname\) namespace/],
+    ['userns_mode: host', 'userns_mode', /sharing the host's user namespace/],
+    ['cap_add: [SYS_ADMIN]', 'cap_add', /drops every capability and adds none back; added capabilities \(SYS_ADMIN, NET_ADMIN, SYS_PTRACE/],
+    ['devices: ["/dev/sda:/dev/sda"]', 'devices', /host devices give a run raw access to the hardware/],
+    ['volumes: ["/etc:/host-etc"]', 'volumes', /a run gets no host path and never the Docker socket/],
+    ['security_opt: ["seccomp=unconfined"]', 'security_opt', /always has no-new-privileges/],
+  ];
+
+  for (const [line, key, why] of cases) {
+    it(`tasks.<name>.${key}`, () => {
+      const message = errorFor([...IMAGE, 'tasks:', '  sync:', `    ${line}`]);
+      expect(message.startsWith(`runlet.yaml:5:5 tasks.sync.${key}: "${key}" is refused: `)).toBe(true);
+      expect(message).toMatch(why);
+    });
+    it(`defaults.${key}`, () => {
+      const message = errorFor([...IMAGE, `  ${line}`, 'tasks: {}']);
+      expect(message.startsWith(`runlet.yaml:3:3 defaults.${key}: "${key}" is refused: `)).toBe(true);
+      expect(message).toMatch(why);
+    });
+  }
+
+  it('network: host is refused too (it is a key runlet has, with values it refuses)', () => {
+    expect(errorFor([...IMAGE, 'tasks:', '  sync:', '    network: host'])).toMatch(
+      /tasks\.sync\.network: network "host" would share a network namespace/,
+    );
+  });
+
+  it('every refusal at once, one per line, in file order', () => {
+    const message = errorFor([...IMAGE, 'tasks:', '  sync:', '    privileged: true', '    pid: host', '    cap_add: [SYS_PTRACE]']);
+    expect(message.split('\n').map((l) => l.split(' ')[0])).toEqual(['runlet.yaml:5:5', 'runlet.yaml:6:5', 'runlet.yaml:7:5']);
+  });
+});
+
+describe('files built to exhaust the parser are refused, not parsed', () => {
+  it('flow nesting deeper than 64 levels, with where it passes the limit', () => {
+    expect(errorFor(['tasks: ' + '['.repeat(5000) + ']'.repeat(5000)])).toBe(
+      'runlet.yaml:1:72 YAML nested deeper than 64 levels of [ and {: no runlet setting needs that',
+    );
+  });
+
+  it('a billion laughs: aliases beyond yaml maxAliasCount (100)', () => {
+    const lines = ['a0: &a0 "lol"'];
+    for (let i = 1; i <= 9; i++)
+      lines.push(
+        `a${i}: &a${i} [${Array(9)
+          .fill(`*a${i - 1}`)
+          .join(', ')}]`,
+      );
+    expect(errorFor([...lines, 'tasks: { t: { image: x, command: *a9 } }'])).toMatch(/cannot read the YAML: .*alias/i);
   });
 });

@@ -58,6 +58,7 @@ describe('a valid config', () => {
       command: ['node', 'archive.js', '--days', '30'],
       // Numbers stay as typed: 1.10 is "1.10", not "1.1".
       env: { VERSION: '1.10', DEBUG: 'true', PORT: '8080', NAME: 'archive' },
+      secrets: {},
       schedule: '0 3 * * *',
       timezone: 'Europe/Vienna',
       memoryBytes: 1024 * MiB,
@@ -88,6 +89,7 @@ describe('a valid config', () => {
       name: 'plain',
       image: 'runlet/busybox:local',
       env: {},
+      secrets: {},
       timezone: 'UTC',
       memoryBytes: 128 * MiB,
       cpus: 0.5,
@@ -95,7 +97,9 @@ describe('a valid config', () => {
       killGraceMs: 10_000,
       pids: 256,
       maxPayloadBytes: 1024 * 1024,
-      readOnly: false,
+      // The isolation defaults: not root, read-only root filesystem.
+      user: '65534:65534',
+      readOnly: true,
       network: 'bridge',
       suspended: false,
       catchupMs: 0,

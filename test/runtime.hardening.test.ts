@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULTS } from '../src/config/defaults.js';
 import { DockerRuntime } from '../src/runtime/docker.js';
 import { BUSYBOX, busyboxSpec, docker, removeTestContainers, requireImages, runToEnd } from './helpers/docker.js';
 
@@ -47,6 +48,22 @@ describe('DockerRuntime: isolation and limits applied to every container', () =>
       expect(host.NetworkMode).toBe('bridge');
       const engine = (await docker.info()) as { CgroupVersion?: string };
       if (engine.CgroupVersion === '1') expect(host.MemorySwappiness).toBe(0);
+    } finally {
+      await runtime.remove(prepared.containerId);
+    }
+  });
+
+  it("with the config's isolation defaults: user 65534:65534, a read-only root, /tmp a 64m tmpfs, /runlet the only mount", async () => {
+    const prepared = await runtime.prepare(busyboxSpec(FILE, { user: DEFAULTS.user, readOnly: DEFAULTS.readOnly }));
+    try {
+      const info = await docker.getContainer(prepared.containerId).inspect();
+      expect(info.Config.User).toBe('65534:65534');
+      expect(info.HostConfig.ReadonlyRootfs).toBe(true);
+      expect(info.HostConfig.Tmpfs).toEqual({ '/tmp': 'rw,nosuid,nodev,size=64m' });
+      expect(info.HostConfig.Binds ?? []).toEqual([]);
+      expect(info.Mounts.map((m) => [m.Type, m.Destination])).toEqual([['volume', '/runlet']]);
+      expect(info.HostConfig.CapDrop).toEqual(['ALL']);
+      expect(info.HostConfig.SecurityOpt).toEqual(['no-new-privileges']);
     } finally {
       await runtime.remove(prepared.containerId);
     }

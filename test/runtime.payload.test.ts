@@ -1,9 +1,26 @@
+import { execFile } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DockerRuntime } from '../src/runtime/docker.js';
 import { OUTPUT_LIMIT_BYTES } from '../src/runtime/output.js';
 import { BUSYBOX, busyboxSpec, docker, NODE, removeTestContainers, requireImages, runToEnd } from './helpers/docker.js';
 
 const FILE = 'runtime.payload';
+
+/** BUSYBOX with `USER 65534:65534`, built locally (nothing is pulled: the base is on the engine). */
+async function buildNonRootImage(tag: string): Promise<void> {
+  const { stderr } = await exec('docker', ['build', '-q', '-t', tag, '-'], {
+    input: `FROM ${BUSYBOX}\nUSER 65534:65534\n`,
+  });
+  const inspected = await docker.getImage(tag).inspect();
+  if (inspected.Config.User !== '65534:65534') throw new Error(`built ${tag} without its USER: ${stderr}`);
+}
+
+function exec(cmd: string, args: string[], opts: { input: string }): Promise<{ stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = execFile(cmd, args, (err, stdout, stderr) => (err ? reject(err) : resolve({ stdout, stderr })));
+    child.stdin?.end(opts.input);
+  });
+}
 const sh = (script: string) => ['sh', '-c', script];
 /** Pretty-printed (so several lines), with 2-, 3- and 4-byte characters and an escaped newline inside a string. */
 const PAYLOAD = `${JSON.stringify({ greeting: 'héllo wörld ✓ 🚀', text: 'line one\nline two', list: [1, 2, 3] }, null, 2)}\n`;
@@ -49,6 +66,32 @@ describe('DockerRuntime: the payload goes in on stdin and in /runlet/payload.jso
     const script = 'cat; [ -z "$RUNLET_PAYLOAD_FILE" ] && [ -d /runlet ] && [ ! -e /runlet/payload.json ] && echo ok';
     const { result } = await runToEnd(runtime, busyboxSpec(FILE, { command: sh(script), timeoutMs: 5_000 }));
     expect(result).toMatchObject({ outcome: 'succeeded', logTail: 'ok\n' });
+  });
+
+  // Without a payload a root program gets /runlet as a bare volume (nothing copied in); any
+  // other user still gets a 1777 directory. Both must be able to leave output.json.
+  it('without a payload, root, a non-root user and an image whose USER is not root can all write /runlet/output.json', async () => {
+    const write = 'id -u; echo "{\\"uid\\": $(id -u)}" > /runlet/output.json';
+    const asRoot = await runToEnd(runtime, busyboxSpec(FILE, { command: sh(write) }));
+    expect(asRoot.result).toMatchObject({ outcome: 'succeeded', logTail: '0\n', output: '{"uid": 0}\n' });
+    const asNobody = await runToEnd(runtime, busyboxSpec(FILE, { command: sh(write), user: '65534:65534' }));
+    expect(asNobody.result).toMatchObject({ outcome: 'succeeded', logTail: '65534\n', output: '{"uid": 65534}\n' });
+    const readOnlyNamed = await runToEnd(runtime, busyboxSpec(FILE, { command: sh(write), user: 'nobody', readOnly: true }));
+    expect(readOnlyNamed.result).toMatchObject({ outcome: 'succeeded', logTail: '65534\n', output: '{"uid": 65534}\n' });
+    const readOnlyRoot = await runToEnd(runtime, busyboxSpec(FILE, { command: sh(write), readOnly: true }));
+    expect(readOnlyRoot.result).toMatchObject({ outcome: 'succeeded', output: '{"uid": 0}\n' });
+    // An image built with a non-root USER (the spec names none): the image's user is asked for.
+    const image = 'runlet/busybox-nobody:test-payload';
+    await buildNonRootImage(image);
+    try {
+      const imageUser = await runToEnd(runtime, busyboxSpec(FILE, { image, command: sh(write) }));
+      expect(imageUser.result).toMatchObject({ outcome: 'succeeded', logTail: '65534\n', output: '{"uid": 65534}\n' });
+    } finally {
+      await docker
+        .getImage(image)
+        .remove({ force: true })
+        .catch(() => undefined);
+    }
   });
 
   it('an image without /runlet (FROM scratch, node only) gets it: payload in, output out', async () => {

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULTS } from '../src/config/defaults.js';
 import { DockerRuntime } from '../src/runtime/docker.js';
 import { RunFailedToStart } from '../src/runtime/errors.js';
 import { LABEL_RUN, LABEL_WARM } from '../src/runtime/labels.js';
@@ -188,5 +189,12 @@ describe('DockerRuntime: warm instances', () => {
     });
     const { result } = await warmRun(spec);
     expect(result).toMatchObject({ outcome: 'succeeded', output: '{"n":1}', logTail: 'ro\n' });
+  });
+
+  it('works with the isolation defaults: the shim and the command run as nobody on a read-only root', async () => {
+    const script = 'id -u; cat /runlet/payload.json; echo; cat > /runlet/output.json; touch /x 2>/dev/null || echo ro';
+    const spec = busyboxSpec(FILE, { command: ['sh', '-c', script], user: DEFAULTS.user, readOnly: DEFAULTS.readOnly, payload: '{"n":2}' });
+    const { result } = await warmRun(spec);
+    expect(result).toMatchObject({ outcome: 'succeeded', output: '{"n":2}', logTail: '65534\n{"n":2}\nro\n' });
   });
 });

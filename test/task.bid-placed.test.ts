@@ -188,9 +188,14 @@ describe('bid-placed over a webhook with respond: result', () => {
     expect(Math.max(...accepted.map((a) => Date.parse(a.endsAt)))).toBe(Number(state.endsAt));
     expect(accepted.find((a) => a.highestBid === 160)?.endsAt).toBe(new Date(Number(state.endsAt)).toISOString());
     // The runs did overlap: the script, not runlet's queue, is what kept the bids in order.
-    const runs = (await daemon.store.list({ task: 'bid-placed', limit: 500 })).filter(
-      (r) => typeof r.payload === 'string' && r.payload.includes('"a-race"'),
-    );
+    // Listings carry no payloads (they are kept apart): each run is read with its own.
+    const listed = await daemon.store.list({ task: 'bid-placed', limit: 500 });
+    const runs = (
+      await daemon.store.getMany(
+        listed.map((r) => r.id),
+        { withPayload: true },
+      )
+    ).filter((r): r is NonNullable<typeof r> => typeof r?.payload === 'string' && r.payload.includes('"a-race"'));
     expect(runs).toHaveLength(amounts.length);
     const overlapping = runs.filter((r) => runs.some((o) => o !== r && o.startedAt! < r.finishedAt! && r.startedAt! < o.finishedAt!));
     expect(overlapping.length).toBeGreaterThanOrEqual(2);

@@ -98,7 +98,12 @@ describe('after: two daemons on one Redis', () => {
     await new Promise((r) => setTimeout(r, 1000));
     const again = await runsOf(daemons[0]!, 'rollup');
     expect(again).toHaveLength(4);
-    expect(new Set(rollups.map((r) => (r.payload as { runId: string }).runId))).toEqual(new Set(ids));
+    // Listings carry no payloads (they are kept apart): each follower is read with its own.
+    const withPayloads = await daemons[0]!.store.getMany(
+      rollups.map((r) => r.id),
+      { withPayload: true },
+    );
+    expect(new Set(withPayloads.map((r) => (r!.payload as { runId: string }).runId))).toEqual(new Set(ids));
   });
 });
 

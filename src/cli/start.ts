@@ -51,6 +51,7 @@ export async function startCommand(args: CommonArgs): Promise<number> {
     port,
     host: env.RUNLET_HOST || undefined,
     token: env.RUNLET_TOKEN || undefined,
+    tokensFile: env.RUNLET_TOKENS_FILE || undefined,
     allowedHosts: allowed.hosts,
     fnPort,
     fnHost: env.RUNLET_FN_HOST || undefined,

@@ -3,6 +3,7 @@ import { formatBytes, formatDuration } from '../lib/format.js';
 import { describeTrigger, triggersOf } from '../triggers/describe.js';
 import { nextFireTimes } from '../config/fire-times.js';
 import { loadOrExit, type CommonArgs } from './common.js';
+import { runsAsRoot } from '../runtime/isolation.js';
 
 /** `runlet validate`: every error at once (exit 1), or each task with its next three fire times. */
 export async function validateCommand(args: CommonArgs): Promise<number> {
@@ -24,6 +25,10 @@ export function describeConfig(config: RunletConfig, now = new Date()): string {
     for (const trigger of triggersOf(t))
       if (trigger.type !== 'cron' && trigger.type !== 'manual') lines.push(`  ${describeTrigger(trigger)}`);
     lines.push('  manual  runlet run ' + t.name);
+    lines.push(`  isolation  ${isolationLine(t)}`);
+    // Names only: a secret's value is shown nowhere.
+    const secrets = Object.keys(t.secrets);
+    if (secrets.length > 0) lines.push(`  secrets  ${secrets.join(', ')} (values hidden)`);
     const r = t.retries;
     if (r.attempts > 1) {
       const wait =
@@ -34,6 +39,13 @@ export function describeConfig(config: RunletConfig, now = new Date()): string {
     }
   }
   return lines.join('\n');
+}
+
+/** The run's user and root filesystem, an opt-out from the defaults said in capitals so it is not missed. */
+function isolationLine(t: RunletConfig['tasks'][string]): string {
+  const user = runsAsRoot(t.user) ? `AS ROOT (user: ${t.user})` : `as ${t.user}`;
+  const root = t.readOnly ? 'read-only root filesystem' : 'WRITABLE root filesystem (readOnly: false)';
+  return `runs ${user}, ${root}, network ${t.network}`;
 }
 
 function inZone(ms: number, timeZone: string): string {

@@ -13,7 +13,16 @@ export const DEFAULTS = {
   timezone: 'UTC',
   pids: 256,
   maxPayload: '1m',
-  readOnly: false,
+  /**
+   * Not root: 65534:65534 is "nobody"/"nogroup" in most images (Debian, Alpine, busybox) and
+   * the kernel's overflow id elsewhere. Numeric on purpose: Docker takes a uid:gid without
+   * looking it up, so it works in an image with no /etc/passwd (scratch, distroless); it
+   * owns no file in any image, so the program can change nothing of the image; and naming
+   * the group too keeps the image's USER's groups (and root's group 0) off it.
+   */
+  user: '65534:65534',
+  /** A read-only root: writes go to /tmp (a 64m tmpfs) and /runlet, never the host's disk. */
+  readOnly: true,
   network: 'bridge',
   concurrency: 1,
   overlap: 'queue',

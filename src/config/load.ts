@@ -8,7 +8,16 @@ import type { Finding } from './errors.js';
 import { interpolateValues, keepNumberSpelling } from './scalars.js';
 import { ConfigSchema } from './schema.js';
 import type { RunletConfig } from './types.js';
-import { duplicateKeyProblems, lineCol, offsetOf, parseYaml, syntaxProblems, unresolvedAliasProblems } from './yaml-source.js';
+import {
+  duplicateKeyProblems,
+  lineCol,
+  MAX_ALIAS_COUNT,
+  nestingProblem,
+  offsetOf,
+  parseYaml,
+  syntaxProblems,
+  unresolvedAliasProblems,
+} from './yaml-source.js';
 import type { KeyPath, Problem } from './yaml-source.js';
 import { zodFindings } from './zod-issues.js';
 
@@ -34,6 +43,12 @@ export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): 
 export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env): RunletConfig {
   const shownFile = displayFile(file);
   const absFile = path.resolve(file);
+  const deep = nestingProblem(text);
+  if (deep) {
+    const before = text.slice(0, deep.offset).split('\n');
+    const col = before.at(-1)!.length + 1;
+    throw new ConfigError([{ file: shownFile, line: before.length, col, path: '', message: deep.message }]);
+  }
   const source = parseYaml(text);
   const toIssue = (p: Problem): ConfigIssue => ({
     file: shownFile,
@@ -55,7 +70,7 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
 
   let raw: unknown;
   try {
-    raw = source.doc.toJS();
+    raw = source.doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
   } catch (err) {
     // yaml refuses, e.g., alias chains that expand exponentially (a "billion laughs" file).
     problems.push({ path: [], offset: 0, message: `cannot read the YAML: ${(err as Error).message}` });

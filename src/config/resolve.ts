@@ -52,14 +52,19 @@ export function crossCheck(raw: unknown, configDir: string): Finding[] {
     findings.push(...admissionProblems(raw, name, t, defaults));
     findings.push(...webhookFindings(at, t, maxPayloadOf(t, defaults)));
     findings.push(...httpFindings(at, t, configDir));
-    if (isMap(t.env)) {
-      for (const key of Object.keys(t.env)) {
+    for (const field of ['env', 'secrets'] as const) {
+      const vars = t[field];
+      if (!isMap(vars)) continue;
+      for (const key of Object.keys(vars)) {
         if (key === '' || /[=\0]/.test(key)) {
           findings.push({
-            path: [...at, 'env', key],
+            path: [...at, field, key],
             at: 'key',
             message: `invalid environment variable name ${got(key)}: a name can't be empty or contain "="`,
           });
+        } else if (field === 'secrets' && isMap(t.env) && Object.hasOwn(t.env, key)) {
+          // One value per name: which would win is a guess, and a wrong guess shows a secret.
+          findings.push({ path: [...at, field, key], at: 'key', message: `${key} is set in both env: and secrets:; keep it in one` });
         }
       }
     }
@@ -106,7 +111,7 @@ export function buildConfig(raw: RawConfig, file: string): RunletConfig {
     killGraceMs: d.killGrace ?? parseDurationMs(DEFAULTS.killGrace)!,
     pids: d.pids ?? DEFAULTS.pids,
     maxPayloadBytes: d.maxPayload ?? DEFAULT_MAX_PAYLOAD_BYTES,
-    user: d.user,
+    user: d.user ?? DEFAULTS.user,
     readOnly: d.readOnly ?? DEFAULTS.readOnly,
     network: d.network ?? DEFAULTS.network,
   };
@@ -124,6 +129,7 @@ export function buildConfig(raw: RawConfig, file: string): RunletConfig {
       ...(build !== undefined && { build }),
       ...(t.command !== undefined && { command: t.command }),
       env: t.env ?? {},
+      secrets: t.secrets ?? {},
       ...(t.schedule !== undefined && { schedule: t.schedule }),
       timezone: t.timezone ?? base.timezone,
       memoryBytes: t.memory ?? base.memoryBytes,
@@ -132,7 +138,7 @@ export function buildConfig(raw: RawConfig, file: string): RunletConfig {
       killGraceMs: t.killGrace ?? base.killGraceMs,
       pids: t.pids ?? base.pids,
       maxPayloadBytes,
-      ...((t.user ?? base.user) !== undefined && { user: t.user ?? base.user }),
+      user: t.user ?? base.user,
       readOnly: t.readOnly ?? base.readOnly,
       network: t.network ?? base.network,
       suspended: t.suspended ?? DEFAULTS.suspended,

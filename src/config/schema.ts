@@ -48,9 +48,12 @@ const limits = {
   killGrace: (d: string) => durationField(`Time between SIGTERM and SIGKILL when a run times out. ${d}`, 0, '0s'),
   pids: (d: string) => countField(`Most processes the container may have (fork-bomb guard). ${d}`, 'processes', 256),
   timezone: (d: string) => timezoneField(`IANA time zone the schedule is read in. ${d}`),
-  user: (d: string) => userField(`User (and group) the program runs as, as docker run --user; the image's own user when unset. ${d}`),
+  user: (d: string) =>
+    userField(
+      `User (and group) the program runs as, as docker run --user (the image's own USER is not used). "root" runs it as root: the explicit opt-out. ${d}`,
+    ),
   maxPayload: (d: string) => sizeField(`Largest payload a run of this task accepts; larger ones are refused (413), never truncated. ${d}`),
-  readOnly: (d: string) => boolField(`Read-only root filesystem; /tmp and /runlet stay writable. ${d}`),
+  readOnly: (d: string) => boolField(`Read-only root filesystem; /tmp (a 64m tmpfs) and /runlet stay writable. false opts out. ${d}`),
   network: (d: string) => networkField(`"none" (no network), "bridge" (Docker's default) or a named Docker network. ${d}`),
 };
 
@@ -65,7 +68,7 @@ export const DefaultsSchema = z
       timezone: withHints(limits.timezone(defaultNote('timezone')).optional(), { default: DEFAULTS.timezone }),
       pids: withHints(limits.pids(defaultNote('pids')).optional(), { default: DEFAULTS.pids }),
       maxPayload: withHints(limits.maxPayload(defaultNote('maxPayload')).optional(), { default: DEFAULTS.maxPayload }),
-      user: limits.user('No default.').optional(),
+      user: withHints(limits.user(defaultNote('user', ' (nobody)')).optional(), { default: DEFAULTS.user }),
       readOnly: withHints(limits.readOnly(defaultNote('readOnly')).optional(), { default: DEFAULTS.readOnly }),
       network: withHints(limits.network(defaultNote('network')).optional(), { default: DEFAULTS.network }),
       retries: retriesField('built-in').optional(),
@@ -85,6 +88,9 @@ export const TaskSchema = z
       ).optional(),
       command: commandField("Program and arguments, as a list; no shell. Leave out to use the image's CMD.").optional(),
       env: envField('Environment variables. Numbers and booleans become strings. `${VAR}` reads the daemon environment.').optional(),
+      secrets: envField(
+        "Environment variables whose values are never shown: not by the API, the dashboard, `runlet validate` nor alerts, and masked as *** in the run's logs. Usually `${VAR}`.",
+      ).optional(),
       schedule: scheduleField(
         'Cron expression: 5 fields, 6 with seconds first, or @hourly/@daily/@weekly/@monthly/@yearly. Leave out for no schedule.',
       ).optional(),

@@ -14,6 +14,11 @@ export interface TaskConfig {
   /** Overrides the image's CMD. Undefined keeps the image's own. */
   readonly command?: readonly string[];
   readonly env: Readonly<Record<string, string>>;
+  /**
+   * Environment variables whose values are never shown (API, dashboard, validate, alerts)
+   * and are masked in the run's logs (runs/secret-mask.ts). Never stored in a run record.
+   */
+  readonly secrets: Readonly<Record<string, string>>;
   /** Cron expression (5 or 6 fields, or @hourly/@daily/...). Undefined: no schedule. */
   readonly schedule?: string;
   /** IANA zone the schedule is read in. */
@@ -25,8 +30,9 @@ export interface TaskConfig {
   readonly pids: number;
   /** Largest payload a run accepts; larger ones are refused, never truncated. */
   readonly maxPayloadBytes: number;
-  /** docker run --user; undefined keeps the image's user. */
-  readonly user?: string;
+  /** docker run --user: "65534:65534" (nobody) unless the task chose another; "root" is the explicit opt-out. */
+  readonly user: string;
+  /** Read-only root filesystem (default true); false is the opt-out. */
   readonly readOnly: boolean;
   /** "none", "bridge" or a named Docker network. */
   readonly network: string;

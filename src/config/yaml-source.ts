@@ -1,4 +1,4 @@
-import { Document, LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument } from 'yaml';
+import { Document, Lexer, LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument } from 'yaml';
 import type { Node, Pair, Scalar } from 'yaml';
 
 /**
@@ -19,6 +19,38 @@ export interface YamlSource {
   readonly text: string;
   readonly doc: Document.Parsed;
   readonly lines: LineCounter;
+}
+
+/** Deepest flow nesting ([ and {) and widest indentation a config may have; no real config comes near. */
+export const MAX_FLOW_DEPTH = 64;
+export const MAX_INDENT = 256;
+/** Aliases a document may expand (yaml's own default, set here so it stays so): a "billion laughs" file is refused. */
+export const MAX_ALIAS_COUNT = 100;
+
+/**
+ * A nesting problem found before parsing: yaml composes nodes recursively, so a file nested
+ * thousands deep (a few KB of "[[[[...") overflows the stack inside it and takes seconds to
+ * fail. The lexer is iterative, so this check is linear in the text, whatever its depth.
+ */
+export function nestingProblem(text: string): { offset: number; message: string } | undefined {
+  let offset = 0;
+  let depth = 0;
+  let lineStart = true;
+  for (const token of new Lexer().lex(text)) {
+    // Control tokens (document start, scalar marker, flow error end) take no place in the text.
+    const control = token.length === 1 && (token === '\x02' || token === '\x1f' || token === '\x18' || token === '\ufeff');
+    if (token === '[' || token === '{') {
+      if (++depth > MAX_FLOW_DEPTH)
+        return { offset, message: `YAML nested deeper than ${MAX_FLOW_DEPTH} levels of [ and {: no runlet setting needs that` };
+    } else if (token === ']' || token === '}') depth = Math.max(0, depth - 1);
+    if (lineStart && /^ +$/.test(token) && token.length > MAX_INDENT)
+      return { offset, message: `YAML indented more than ${MAX_INDENT} columns: no runlet setting nests that deep` };
+    if (!control) {
+      lineStart = token === '\n' || token === '\r\n';
+      offset += token.length;
+    }
+  }
+  return undefined;
 }
 
 export function parseYaml(text: string): YamlSource {

@@ -1,6 +1,7 @@
 import type { z } from 'zod';
 import { closest } from './did-you-mean.js';
 import type { Finding } from './errors.js';
+import { refusalAt } from './refused.js';
 import { allowedKeysAt } from './schema.js';
 
 /**
@@ -15,7 +16,8 @@ export function zodFindings(error: z.ZodError): Finding[] {
     if (issue.code === 'unrecognized_keys') {
       const allowed = allowedKeysAt(path);
       for (const key of issue.keys) {
-        findings.push({ path: [...path, key], at: 'key', message: unknownKeyMessage(key, allowed) });
+        const message = refusalAt(path, key) ?? unknownKeyMessage(key, allowed);
+        findings.push({ path: [...path, key], at: 'key', message });
       }
     } else {
       findings.push({ path, at: 'value', message: issue.message });

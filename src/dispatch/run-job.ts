@@ -10,6 +10,8 @@ import type { DeliveredRun, PreparedRun, RunSpec, WarmInstance } from '../runtim
 import { invokeReused } from './reuse-run.js';
 import { currentAttempt, isTerminal, MOVES, type RunRecord } from '../runs/types.js';
 import { LogPublisher } from '../runs/log-stream.js';
+import { OutputMask } from '../runs/secret-mask.js';
+import { TailBuffer } from '../runtime/log-tail.js';
 import { formatRunLabels, LABEL_RUN, nodeLabels, parseRunLabels } from '../runtime/labels.js';
 import { finish } from './attempt-end.js';
 import type { JobHandle, RunContext } from './context.js';
@@ -291,21 +293,29 @@ export async function waitAndFinish(ctx: RunContext, prepared: PreparedRun, task
   const { attempt, claim, cancel, log, deadline } = opts;
   let writing: Promise<void> = Promise.resolve();
   const live = new LogPublisher(ctx.redis, prepared.runId, attempt);
-  const result = await ctx.runtime.wait(prepared, {
-    cancel,
-    deadline,
-    // Writes are chained so an older tail can never land after a newer one; each is announced
-    // to live followers only once stored (runs/log-stream.ts).
-    onOutput: (tail, endOffset) => {
-      // Fenced by the attempt and the claim: once the run has moved on or another daemon holds
-      // it (this process was frozen or cut off meanwhile), the tail is not this one's to write.
-      writing = writing
-        .then(() => ctx.store.setLogTail(prepared.runId, tail, { attempt, bytes: endOffset, claim }))
-        .then(async (written) => void (written && (await live.tailWritten(endOffset))))
-        .catch(() => undefined);
-    },
-    onLog: (chunk, offset) => live.chunk(offset, chunk),
-  });
+  // The task's secrets are masked before any output reaches Redis (runs/secret-mask.ts).
+  const mask = new OutputMask(Object.values(task.secrets), new TailBuffer());
+  const result = mask.result(
+    await ctx.runtime.wait(prepared, {
+      cancel,
+      deadline,
+      // Writes are chained so an older tail can never land after a newer one; each is announced
+      // to live followers only once stored (runs/log-stream.ts).
+      onOutput: (rawTail, rawEnd) => {
+        const { text: tail, end: endOffset } = mask.tailFor(rawTail, rawEnd);
+        // Fenced by the attempt and the claim: once the run has moved on or another daemon holds
+        // it (this process was frozen or cut off meanwhile), the tail is not this one's to write.
+        writing = writing
+          .then(() => ctx.store.setLogTail(prepared.runId, tail, { attempt, bytes: endOffset, claim }))
+          .then(async (written) => void (written && (await live.tailWritten(endOffset))))
+          .catch(() => undefined);
+      },
+      onLog: (rawChunk, rawOffset) => {
+        const masked = mask.chunk(rawChunk, rawOffset);
+        if (masked) live.chunk(masked.offset, masked.bytes);
+      },
+    }),
+  );
   await writing;
   await live.close();
   await ctx.runtime.remove(prepared.containerId).catch((err) => log.error({ err }, 'could not remove container'));
@@ -322,6 +332,7 @@ export const ENV_PAYLOAD_MAX_BYTES = 32 * 1024;
 export function specFor(ctx: RunContext, run: RunRecord, task: TaskConfig): RunSpec {
   const env: Record<string, string> = {
     ...task.env,
+    ...task.secrets,
     RUNLET_RUN_ID: run.id,
     RUNLET_TASK: task.name,
     RUNLET_TRIGGER: run.trigger,

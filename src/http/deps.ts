@@ -6,6 +6,7 @@ import type { Redis } from 'ioredis';
 import type { Enqueued } from '../dispatch/enqueue.js';
 import type { RunletEvents } from '../runs/events.js';
 import type { HostPolicy } from './hosts.js';
+import type { ApiTokens } from './auth.js';
 import type { ChangeFeed } from './live.js';
 import type { EndedRuns } from '../runs/ended.js';
 import type { RunReader } from '../runs/store.js';
@@ -22,6 +23,8 @@ export interface HttpDeps {
   readonly config: RunletConfig;
   readonly store: RunReader;
   readonly token?: string;
+  /** Every token and its role (RUNLET_TOKEN and RUNLET_TOKENS_FILE); without it, `token` alone, as admin. */
+  readonly tokens?: ApiTokens;
   /** The Host names the daemon answers to (hosts.ts); without it, the loopback names only. */
   readonly hosts?: HostPolicy;
   /** Prometheus registry served at /metrics. */

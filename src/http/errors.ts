@@ -23,6 +23,11 @@ export const API_ERRORS = {
     status: 401,
     message: (_p: Record<string, never>) => 'missing or wrong bearer token (set Authorization: Bearer $RUNLET_TOKEN)',
   },
+  FORBIDDEN: {
+    status: 403,
+    message: (p: { name: string; role: string; need: string; method: string; url: string }) =>
+      `${p.name} (role ${p.role}) may not ${p.method} ${p.url}: it needs the ${p.need} role`,
+  },
   TASK_NOT_FOUND: {
     status: 404,
     message: (p: { task: string; hint?: string }) => `no task named "${p.task}"${p.hint ? ` (did you mean "${p.hint}"?)` : ''}`,

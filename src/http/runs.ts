@@ -6,12 +6,14 @@ import { PassThrough } from 'node:stream';
 import { followLogs, LogSubscriptions } from '../runs/log-stream.js';
 import type { HttpDeps } from './deps.js';
 import { apiError } from './errors.js';
+import { actor, atLeast } from './auth.js';
+import type { AuditLog } from '../runs/audit.js';
 import { runDetail, runSummary } from './views.js';
 
 const STATUSES: readonly RunStatus[] = ['queued', 'starting', 'running', ...TERMINAL_STATUSES];
 
 /** /api/runs: history, one run's record, its logs, cancelling it and running it again. */
-export const runRoutes: FastifyPluginAsync<{ deps: HttpDeps }> = async (app, { deps }) => {
+export const runRoutes: FastifyPluginAsync<{ deps: HttpDeps; audit: AuditLog }> = async (app, { deps, audit }) => {
   app.get<{ Querystring: { task?: string; status?: string; trigger?: string; dead?: string; limit?: string; before?: string } }>(
     '/runs',
     async (req) => {
@@ -41,7 +43,7 @@ export const runRoutes: FastifyPluginAsync<{ deps: HttpDeps }> = async (app, { d
   app.get<{ Params: { id: string } }>('/runs/:id', async (req) => {
     const run = await deps.store.get(req.params.id, { withLogs: true, withPayload: true });
     if (!run) throw apiError('RUN_NOT_FOUND', { id: req.params.id });
-    return runDetail(run);
+    return runDetail(run, atLeast(req.principal.role, 'operator'));
   });
 
   // Live followers of this server; one subscriber connection for all of them.
@@ -101,6 +103,7 @@ export const runRoutes: FastifyPluginAsync<{ deps: HttpDeps }> = async (app, { d
     if (!run) throw apiError('RUN_NOT_FOUND', { id: req.params.id });
     const res = await deps.cancelRun(run.id);
     if (!res.accepted) throw apiError('RUN_FINISHED', { id: run.id, status: res.status });
+    await audit.record({ ...actor(req), action: 'cancel', target: run.task, run: run.id, mark: { run: run.id, field: 'cancelledBy' } });
     return reply.code(202).send({ id: run.id, status: res.status });
   });
 
@@ -111,6 +114,7 @@ export const runRoutes: FastifyPluginAsync<{ deps: HttpDeps }> = async (app, { d
     if (!isTerminal(run.status)) throw apiError('RUN_NOT_ENDED', { id: run.id, status: run.status });
     if (!deps.config.tasks[run.task]) throw apiError('TASK_NOT_FOUND', { task: run.task });
     const { runId } = await deps.retryRun(run);
+    await audit.record({ ...actor(req), action: 'retry', target: run.task, run: runId, mark: { run: runId, field: 'requestedBy' } });
     return reply.code(202).header('location', `/api/runs/${runId}`).send({ id: runId, status: 'queued', retryOf: run.id });
   });
 };

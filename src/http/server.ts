@@ -3,7 +3,10 @@ import type { Logger } from 'pino';
 import type { NeedsRestart } from '../config/diff.js';
 import type { RunletConfig } from '../config/types.js';
 import { formatBytes } from '../lib/format.js';
-import { requireToken } from './auth.js';
+import { ApiTokens, requireToken } from './auth.js';
+import { AuditLog } from '../runs/audit.js';
+import { accessRoutes } from './access.js';
+import { roleNeeded } from './roles.js';
 import type { HttpDeps } from './deps.js';
 import { ApiError, apiError, API_ERRORS } from './errors.js';
 import { dashboardRoutes } from './dashboard/routes.js';
@@ -104,23 +107,26 @@ export function buildServer(deps: HttpDeps, logger: Logger): FastifyInstance {
 
   // Before any plugin, so every route (and the 404 handler) inherits it.
   guardOrigin(app, deps.hosts ?? hostPolicy('127.0.0.1'));
+  const tokens = deps.tokens ?? new ApiTokens(deps.token);
+  const audit = new AuditLog(deps.redis);
   app.register(healthRoutes, { deps });
   // The dashboard's files carry no data, so they need no token; the data under /api does.
   app.register(dashboardRoutes);
   // Webhooks carry their own auth (a signature per task), never the ops token.
   app.register(hookRoutes, { deps, prefix: '/hooks' });
-  if (deps.metrics) app.register(metricsRoutes, { registry: deps.metrics, token: deps.token });
+  if (deps.metrics) app.register(metricsRoutes, { registry: deps.metrics, tokens });
   app.register(
     async (api) => {
-      requireToken(api, deps.token);
-      await api.register(taskRoutes, { deps });
-      await api.register(runRoutes, { deps });
+      requireToken(api, tokens, roleNeeded);
+      await api.register(accessRoutes, { audit });
+      await api.register(taskRoutes, { deps, audit });
+      await api.register(runRoutes, { deps, audit });
       await api.register(statusRoutes, { deps });
       await api.register(nodeRoutes, { deps });
       await api.register(usageRoutes, { deps });
       await api.register(stuckRoutes, { deps });
-      await api.register(streamRoutes, { deps });
-      if (deps.reload) await api.register(reloadRoutes, { reload: deps.reload });
+      await api.register(streamRoutes, { deps, audit });
+      if (deps.reload || deps.tokens) await api.register(reloadRoutes, { reload: deps.reload, tokens, audit });
       if (deps.changes) await api.register(liveRoutes, { feed: deps.changes });
     },
     { prefix: '/api' },

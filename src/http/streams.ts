@@ -1,3 +1,5 @@
+import { actor } from './auth.js';
+import type { AuditLog } from '../runs/audit.js';
 import type { FastifyPluginAsync } from 'fastify';
 import type { TaskConfig } from '../config/types.js';
 import { closest as didYouMean } from '../config/did-you-mean.js';
@@ -13,7 +15,7 @@ const hasMongo = (t: TaskConfig): t is MongoTask => t.mongo !== undefined;
  * /api/streams: the MongoDB change streams, as every daemon wrote them to Redis (state,
  * lease holder, last change, lag, last error), and the operator's reset.
  */
-export const streamRoutes: FastifyPluginAsync<{ deps: HttpDeps }> = async (app, { deps }) => {
+export const streamRoutes: FastifyPluginAsync<{ deps: HttpDeps; audit: AuditLog }> = async (app, { deps, audit }) => {
   const streamOr404 = (name: string): MongoTask => {
     const task = deps.config.tasks[name];
     if (!task) throw apiError('TASK_NOT_FOUND', { task: name, hint: didYouMean(name, Object.keys(deps.config.tasks)) });
@@ -37,6 +39,7 @@ export const streamRoutes: FastifyPluginAsync<{ deps: HttpDeps }> = async (app, 
   app.post<{ Params: { task: string } }>('/streams/:task/reset', async (req) => {
     const task = streamOr404(req.params.task);
     const fence = await deps.resetStream(task.name);
+    await audit.record({ ...actor(req), action: 'stream-reset', target: task.name });
     req.log.warn({ task: task.name, fence }, 'change stream reset: it restarts from now; changes not yet run are skipped');
     return {
       task: task.name,

@@ -4,11 +4,14 @@ import { closest as didYouMean } from '../config/did-you-mean.js';
 import { BackfillRangeError } from '../dispatch/backfill.js';
 import type { HttpDeps } from './deps.js';
 import { apiError } from './errors.js';
+import { actor } from './auth.js';
+import type { AuditLog } from '../runs/audit.js';
 import { triggersOf } from '../triggers/describe.js';
 import { runSummary } from './views.js';
+import { runsAsRoot } from '../runtime/isolation.js';
 
 /** /api/tasks: what is configured, when it fires next, how it last ran; manual runs. */
-export const taskRoutes: FastifyPluginAsync<{ deps: HttpDeps }> = async (app, { deps }) => {
+export const taskRoutes: FastifyPluginAsync<{ deps: HttpDeps; audit: AuditLog }> = async (app, { deps, audit }) => {
   const taskOr404 = (name: string): TaskConfig => {
     const task = deps.config.tasks[name];
     if (!task) throw apiError('TASK_NOT_FOUND', { task: name, hint: didYouMean(name, Object.keys(deps.config.tasks)) });
@@ -29,6 +32,8 @@ export const taskRoutes: FastifyPluginAsync<{ deps: HttpDeps }> = async (app, { 
       catchupMs: task.catchupMs,
       retries: task.retries,
       limits: { memoryBytes: task.memoryBytes, cpus: task.cpus, timeoutMs: task.timeoutMs, killGraceMs: task.killGraceMs, pids: task.pids },
+      // Shown whatever they are, so an opt-out (user: root, readOnly: false) is visible to the ops person.
+      isolation: { user: task.user, runsAsRoot: runsAsRoot(task.user), readOnly: task.readOnly, network: task.network },
       nextRunAt: next[0] !== undefined ? new Date(next[0]).toISOString() : null,
       nextRuns: next.map((t) => new Date(t).toISOString()),
       lastRun: last ? runSummary(last) : null,
@@ -47,11 +52,13 @@ export const taskRoutes: FastifyPluginAsync<{ deps: HttpDeps }> = async (app, { 
   app.post<{ Params: { name: string } }>('/tasks/:name/pause', async (req) => {
     const task = taskOr404(req.params.name);
     await deps.pause(task.name);
+    await audit.record({ ...actor(req), action: 'pause', target: task.name });
     return { task: task.name, paused: true };
   });
   app.post<{ Params: { name: string } }>('/tasks/:name/resume', async (req) => {
     const task = taskOr404(req.params.name);
     await deps.resume(task.name);
+    await audit.record({ ...actor(req), action: 'resume', target: task.name });
     return { task: task.name, paused: false, suspended: task.suspended };
   });
 
@@ -63,6 +70,7 @@ export const taskRoutes: FastifyPluginAsync<{ deps: HttpDeps }> = async (app, { 
       const to = parseTime(req.body?.to, 'to');
       try {
         const res = await deps.backfill(task.name, from, to);
+        await audit.record({ ...actor(req), action: 'backfill', target: task.name });
         return reply.code(202).send({ task: task.name, ...res });
       } catch (err) {
         if (err instanceof BackfillRangeError) throw apiError('INVALID_BODY', { detail: err.message });
@@ -82,6 +90,8 @@ export const taskRoutes: FastifyPluginAsync<{ deps: HttpDeps }> = async (app, { 
       throw apiError('INVALID_BODY', { detail: 'Idempotency-Key must be 1 to 200 characters' });
     }
     const { runId, created } = await deps.submitManual(task.name, req.body, idempotencyKey);
+    if (created)
+      await audit.record({ ...actor(req), action: 'run', target: task.name, run: runId, mark: { run: runId, field: 'requestedBy' } });
     // A repeated Idempotency-Key is not an error: it answers with the run the first request made.
     if (!created) return reply.code(200).header('location', `/api/runs/${runId}`).send({ id: runId, created: false });
     return reply.code(202).header('location', `/api/runs/${runId}`).send({ id: runId, status: 'queued' });

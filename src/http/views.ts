@@ -21,11 +21,23 @@ export function runSummary(r: RunRecord) {
     maxAttempts: r.maxAttempts ?? null,
     dead: r.dead ?? false,
     retryOf: r.retryOf ?? null,
+    requestedBy: r.requestedBy ?? null,
+    cancelledBy: r.cancelledBy ?? null,
   };
 }
 
-/** The full record: everything in the summary plus transitions, attempts, payload and log tail. */
-export function runDetail(r: RunRecord) {
+/**
+ * The full record: everything in the summary plus transitions, attempts, payload and log tail.
+ * `withContent` false (a viewer's token, http/roles.ts): no payload, headers, output nor log
+ * tail, only whether there is one.
+ */
+export function runDetail(r: RunRecord, withContent = true) {
+  const detail = runDetailAll(r);
+  if (withContent) return detail;
+  return { ...detail, payload: null, logTail: '', output: null, outputError: null, hidden: ['payload', 'logTail', 'output'] };
+}
+
+function runDetailAll(r: RunRecord) {
   return {
     ...runSummary(r),
     dedupeKey: r.dedupeKey,

@@ -46,6 +46,8 @@ export const keys = {
    * queue triggers) tail it; chaining reads it with a consumer group.
    */
   ended: () => `${PREFIX}:ended`,
+  /** stream of { at, who, role, action, target, run? }: who did what on the ops API, capped (runs/audit.ts). */
+  audit: () => `${PREFIX}:audit`,
   /** zset runId → createdAt: recorded runs whose queue job is not yet confirmed. */
   outbox: () => `${PREFIX}:outbox`,
   /** The latest cron tick (epoch ms) claimed for a task; catch-up reads it. */

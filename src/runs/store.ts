@@ -701,6 +701,8 @@ function toRecord(h: Record<string, string>, transitions: Transition[], attempts
     'waitReasonNode',
     'claim',
     'job',
+    'requestedBy',
+    'cancelledBy',
   ] as const)
     if (h[k] !== undefined) rec[k] = h[k];
   if (h.backfill === 'true') rec.backfill = true;

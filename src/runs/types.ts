@@ -169,6 +169,10 @@ export interface RunRecord {
   /** Ended failed, timed_out, oom_killed or lost with no attempt left: it needs a person. */
   readonly dead?: boolean;
   readonly retryOf?: string;
+  /** Who asked for it on the ops API (a token's name), for a manual run or a retry. */
+  readonly requestedBy?: string;
+  /** Who cancelled it on the ops API. */
+  readonly cancelledBy?: string;
   readonly contentType?: string;
   readonly headers?: Readonly<Record<string, string>>;
   readonly cause?: string;

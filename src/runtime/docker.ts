@@ -8,7 +8,15 @@ import { LogFollower } from './log-tail.js';
 import { engineTime, outcomeOf } from './outcome.js';
 import { readOutput } from './output.js';
 import { startFailureReason } from './reasons.js';
-import { PAYLOAD_FILE_ENV, PAYLOAD_PATH, placeRunDir, RUN_DIR, usesRunDirVolume } from './run-dir.js';
+import {
+  PAYLOAD_FILE_ENV,
+  PAYLOAD_PATH,
+  placeRunDir,
+  RUN_DIR,
+  RUN_DIR_VOLUME_MOUNT,
+  runDirVolumeOnly,
+  usesRunDirVolume,
+} from './run-dir.js';
 import { type HeldStdin, StdinFeed } from './stdin.js';
 import { signalRetryDelay, Stopper } from './stop.js';
 import type {
@@ -111,7 +119,13 @@ export class DockerRuntime implements Runtime, WarmRuntime {
   async prepare(spec: RunSpec): Promise<PreparedRun> {
     const name = containerName(spec.task, spec.runId, spec.attempt);
     const hasPayload = spec.payload !== undefined;
-    const hostConfig = await this.hostConfig(spec);
+    const [baseHostConfig, imageUser] = await Promise.all([
+      this.hostConfig(spec),
+      // Only asked when it decides something: a run with a payload or a user of its own does not need it.
+      hasPayload || spec.user ? undefined : this.imageUser(spec.image),
+    ]);
+    const volumeOnly = imageUser !== null && runDirVolumeOnly(spec, imageUser);
+    const hostConfig: Docker.HostConfig = volumeOnly ? { ...baseHostConfig, Mounts: [RUN_DIR_VOLUME_MOUNT] } : baseHostConfig;
     let container: Docker.Container;
     try {
       container = await this.whenEngineAnswers(spec, () =>
@@ -136,7 +150,7 @@ export class DockerRuntime implements Runtime, WarmRuntime {
           AttachStdin: hasPayload,
           AttachStdout: false,
           AttachStderr: false,
-          ...(usesRunDirVolume(spec) ? { Volumes: { [RUN_DIR]: {} } } : {}),
+          ...(!volumeOnly && usesRunDirVolume(spec) ? { Volumes: { [RUN_DIR]: {} } } : {}),
           HostConfig: hostConfig,
         }),
       );
@@ -144,7 +158,7 @@ export class DockerRuntime implements Runtime, WarmRuntime {
       throw createFailure(spec, name, err);
     }
     try {
-      await placeRunDir(container, spec);
+      if (!volumeOnly) await placeRunDir(container, spec);
     } catch (err) {
       await this.remove(container.id).catch((removeErr) =>
         this.logger.warn({ err: removeErr, runId: spec.runId }, 'could not remove a container that could not be prepared'),
@@ -566,6 +580,20 @@ export class DockerRuntime implements Runtime, WarmRuntime {
       // No Binds or Mounts (only /runlet's anonymous volume with a read-only rootfs, see
       // run-dir.ts): in particular never the Docker socket.
     };
+  }
+
+  /**
+   * The image's USER ('' = root), or null when it cannot be read (the create then reports a
+   * missing image, and /runlet is made the general way). Asked at every run, not cached: a tag
+   * rebuilt with another USER must not get a /runlet its program cannot write. It is a read of
+   * the engine's image store, a few milliseconds.
+   */
+  private async imageUser(image: string): Promise<string | null> {
+    try {
+      return ((await this.docker.getImage(image).inspect()).Config?.User ?? '').trim();
+    } catch {
+      return null;
+    }
   }
 
   /** The caller records the run as failed and has nothing left to clean up. */

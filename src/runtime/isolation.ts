@@ -8,6 +8,15 @@ import type { RunSpec } from './types.js';
  */
 export const READ_ONLY_TMPFS: Readonly<Record<string, string>> = { '/tmp': 'rw,nosuid,nodev,size=64m' };
 
+/**
+ * Whether `user` (docker --user: a name or uid, optionally :group) is root. A name other
+ * than "root" counts as not root: it is resolved inside the image, unseen here.
+ */
+export function runsAsRoot(user: string | undefined): boolean {
+  const name = (user ?? '').split(':')[0]!.trim();
+  return name === '' || name === 'root' || /^0+$/.test(name);
+}
+
 /** Networks a task may not choose: each one gives up the network isolation of the container. */
 const REFUSED_NETWORKS = [
   { test: (mode: string) => mode === 'host', why: "it shares the host's network stack, including services listening on its localhost" },

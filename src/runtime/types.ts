@@ -28,9 +28,12 @@ export interface RunSpec {
    * (then EOF) and in /runlet/payload.json, named by env RUNLET_PAYLOAD_FILE.
    */
   readonly payload?: string;
-  /** "uid:gid", "uid" or a user name of the image; default: the image's own user. */
+  /**
+   * "uid:gid", "uid" or a user name of the image; unset: the image's own user. The config
+   * always sets it (65534:65534 unless the task chose, `root` to opt out).
+   */
   readonly user?: string;
-  /** Read-only root filesystem; /tmp (a 64 MiB tmpfs) and /runlet stay writable. */
+  /** Read-only root filesystem; /tmp (a 64 MiB tmpfs) and /runlet stay writable. The config's default is true. */
   readonly readOnly?: boolean;
   /** 'none', 'bridge' (the default) or a named network. The host's network is refused. */
   readonly network?: string;

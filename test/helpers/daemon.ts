@@ -57,7 +57,7 @@ export async function startTestDaemon(
   const waitForEnd = async (runId: string, timeoutMs = 60_000): Promise<RunRecord> => {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const rec = await daemon.store.get(runId, { withLogs: true });
+      const rec = await daemon.store.get(runId, { withLogs: true, withPayload: true });
       if (rec && isTerminal(rec.status)) return rec;
       if (Date.now() > deadline) throw new Error(`run ${runId} did not end within ${timeoutMs} ms (status ${rec?.status})`);
       await daemon.events.once('run:finished', (e) => e.runId === runId, 250).catch(() => undefined);

@@ -98,6 +98,22 @@ const routes = [
   [/^#\/usage$/, usagePage],
 ];
 
+/**
+ * What the token's role may do (GET /api/whoami), as classes on <body>: `may-run`,
+ * `may-cancel`, ... Elements marked `needs-<what>` are hidden without it (style.css); the API
+ * refuses them anyway (403), this only keeps a viewer from buttons that cannot work.
+ */
+let roleOf;
+async function applyRole() {
+  const token = localStorage.getItem(TOKEN_KEY) ?? '';
+  if (roleOf?.token === token) return;
+  const me = await getJson('/api/whoami');
+  roleOf = { token };
+  document.body.dataset.role = me.role;
+  document.body.dataset.who = me.name;
+  for (const [what, ok] of Object.entries(me.may)) document.body.classList.toggle(`may-${what}`, ok);
+}
+
 async function route() {
   current?.dispose?.();
   current = null;
@@ -118,6 +134,7 @@ async function route() {
   };
   current = view;
   try {
+    await applyRole();
     await page(view, ...hash.match(re).slice(1));
     document.getElementById('logout').hidden = !localStorage.getItem(TOKEN_KEY);
     startLive();

@@ -30,7 +30,10 @@ export async function runPage(view, id) {
   const logs = h('pre', { id: 'logs', class: 'logs' });
   const logState = h('span', { class: 'muted small', id: 'log-state' });
   main.replaceChildren(head, section('Logs', logState, logs));
-  const follow = followLogs(id, logs, logState, view.ctrl.signal);
+  // A viewer's token may not read logs (the API answers 403): the page says so instead of following.
+  const follow = document.body.classList.contains('may-logs')
+    ? followLogs(id, logs, logState, view.ctrl.signal)
+    : (logs.replaceChildren('Your role may not read logs.'), { ended() {} });
   const render = (r) => {
     head.replaceChildren(...runHeader(r, view));
     if (TERMINAL.includes(r.status)) follow.ended();
@@ -53,6 +56,7 @@ function runHeader(r, view) {
     {
       type: 'button',
       id: 'cancel',
+      class: 'needs-cancel',
       onclick: async () => {
         if (!confirm(`Cancel run ${r.id}?`)) return;
         cancel.disabled = true;
@@ -72,6 +76,7 @@ function runHeader(r, view) {
     {
       type: 'button',
       id: 'retry',
+      class: 'needs-retry',
       onclick: async () => {
         try {
           const { id } = await post(`/api/runs/${r.id}/retry`);
@@ -102,6 +107,8 @@ function runHeader(r, view) {
       fact('Duration', r.durationMs !== null ? fmtDuration(r.durationMs) : null),
       fact('Retry at', r.retryAt && fmtTime(r.retryAt)),
       fact('Retry of', r.retryOf && runLink(r.retryOf)),
+      fact('Requested by', r.requestedBy),
+      fact('Cancelled by', r.cancelledBy),
       fact('Node', r.node),
       fact('Image', r.image),
       fact('Container', r.containerId && h('span', { class: 'mono' }, r.containerId.slice(0, 12))),

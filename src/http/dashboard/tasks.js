@@ -203,7 +203,7 @@ function runNowForm(task) {
   };
   return h(
     'details',
-    { class: 'run-now' },
+    { class: 'run-now needs-run' },
     h('summary', {}, 'Run now'),
     h('form', { onsubmit: submit }, payload, h('button', { type: 'submit' }, 'Start run')),
     msg,
