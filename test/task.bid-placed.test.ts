@@ -340,7 +340,7 @@ describe('bid-placed served as a warm function (http: + warm: 2)', () => {
       // Each warm request waits for the replacement of the instance the last one used.
       const before = ready();
       const res = await post({ auctionId: 'a-fn', bidder: 'fn', amount: (amount += MIN_INCREMENT) });
-      expect(res.status).toBe(200);
+      expect(res.status, JSON.stringify(res.answer)).toBe(200);
       expect(res.answer).toMatchObject({ accepted: true, auctionId: 'a-fn', highestBid: amount });
       const rec = await daemon.store.get(res.runId);
       expect(rec?.status).toBe('succeeded');
