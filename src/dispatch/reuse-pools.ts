@@ -100,8 +100,12 @@ export class ReusePools {
     const had = this.pools.get(task.name);
     if (had && had.made === made) return had;
     if (had) void this.closePool(task.name, 'its task changed');
-    // The task's env on the container: one process serves every invocation and reads it once, at start.
-    const spec = { ...warmSpecFor(task, this.deps.identity), env: { ...task.env, RUNLET_TASK: task.name }, lifetimeMs: 60 * 60_000 };
+    // The task's env and secrets on the container: one process serves every invocation and reads them once, at start.
+    const spec = {
+      ...warmSpecFor(task, this.deps.identity),
+      env: { ...task.env, ...task.secrets, RUNLET_TASK: task.name },
+      lifetimeMs: 60 * 60_000,
+    };
     const pool = new ReusablePool(() => ReusableInstance.start(this.deps.runtime, this.deps.api, spec), Math.max(1, task.concurrency));
     const entry: TaskPool = { pool, made, busy: 0, lastUse: Date.now() };
     this.pools.set(task.name, entry);

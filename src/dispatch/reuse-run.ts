@@ -3,6 +3,7 @@ import type { TaskConfig } from '../config/types.js';
 import type { InvocationResult } from '../runtime/reusable.js';
 import type { RunResult, RunSpec } from '../runtime/types.js';
 import { OUTPUT_LIMIT_BYTES } from '../runtime/output.js';
+import { maskedValues, maskText } from '../runs/secret-mask.js';
 import { MOVES, type RunRecord } from '../runs/types.js';
 import { finish } from './attempt-end.js';
 import type { RunContext } from './context.js';
@@ -72,6 +73,17 @@ export async function invokeReused(ctx: RunContext, run: RunRecord, task: TaskCo
       result = resultOf(await instance.invoke(spec.payload ?? '{}', { timeoutMs: task.timeoutMs, requestId: run.id }), startedAt);
     } catch (err) {
       result = { outcome: 'failed', reason: (err as Error).message, logTail: '', startedAt, finishedAt: Date.now() };
+    }
+    // The task's secrets are masked before any output reaches Redis, as for a container's (runs/secret-mask.ts).
+    const secrets = maskedValues(Object.values(task.secrets));
+    if (secrets.length > 0) {
+      const logTail = maskText(result.logTail, secrets);
+      result = {
+        ...result,
+        logTail,
+        logBytes: Buffer.byteLength(logTail),
+        ...(result.reason !== undefined && { reason: maskText(result.reason, secrets) }),
+      };
     }
     const status = await finish(ctx, run.id, task, result, fence);
     log.info({ status, instanceId: instance.instanceId, reason: result.reason }, 'invocation finished');
