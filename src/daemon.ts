@@ -316,8 +316,9 @@ async function startDispatch(
   const events = new RunletEvents();
   // One connection for every pool's queue and worker (each worker adds one blocking
   // connection of its own): connections follow pools, not tasks.
-  const bull = connect(redisTarget, 'runlet-queues');
-  releasers.add('queue connection', async () => void bull.disconnect());
+  // BullMQ makes and owns its connections (one per pool's queue, two per pool's worker), as
+  // it does best through a failover: they follow pools, never tasks.
+  const bull = redisOptions(redisTarget);
   const queues = new PoolQueues(bull);
   releasers.add('queues', () => queues.close());
   const gate = new TaskGate(redis, config, logger);
@@ -387,7 +388,7 @@ async function startDispatch(
   const waits = new WaitRecorder(redis, store, identity, logger);
   releasers.add('wait reasons', () => waits.clear());
   // Made before settling, started after: the containers it adopts take their room first.
-  workers = new PoolWorkers(bull, config, admission, (runId, job) => runJob(ctx, runId, job), logger, opts.stalledMs, {
+  workers = new PoolWorkers(bull, redis, config, admission, (runId, job) => runJob(ctx, runId, job), logger, opts.stalledMs, {
     events,
     waits,
     reserved: (task) => warm?.shed(task.name),

@@ -63,6 +63,14 @@ describe.skipIf(!MONGO_URL)(
     };
     const state = () => readState(ctx.daemon.redis, 'app-starts');
     const runs = (): Promise<RunRecord[]> => ctx.daemon.store.list({ task: 'app-starts', limit: 1000 });
+    // A listing leaves payloads out (their own keys): the runs read with theirs, newest first.
+    const runsWithPayload = async (): Promise<RunRecord[]> =>
+      (
+        await ctx.daemon.store.getMany(
+          (await runs()).map((r) => r.id),
+          { withPayload: true },
+        )
+      ).filter((r) => r !== undefined);
 
     beforeAll(async () => {
       client = await new MongoClient(MONGO_URL!).connect();
@@ -93,7 +101,7 @@ describe.skipIf(!MONGO_URL)(
       // Deleted only once both runs exist: updateLookup reads the document when the update is read.
       await until('2 runs', async () => (await runs()).length === 2);
       await coll.deleteOne({ _id: insertedId }); // not in operations: no run
-      const [update, insert] = await runs(); // newest first
+      const [update, insert] = await runsWithPayload(); // newest first
       expect(insert!.trigger).toBe('mongo');
       expect(insert!.cause).toBe(`insert on ${dbName}.appStarts`);
       expect(insert!.dedupeKey).toMatch(/^app-starts:mongo:[0-9A-F]+$/i);
@@ -132,7 +140,7 @@ describe.skipIf(!MONGO_URL)(
 
       await until('all 30 runs', async () => (await runs()).length === before + 30, 30_000);
       expect((await state()).holder).toBe('daemon-B');
-      const all = await runs();
+      const all = await runsWithPayload();
       expect(new Set(all.map((r) => r.dedupeKey)).size).toBe(all.length);
       const ns = all.flatMap((r) => {
         const n = (r.payload as { fullDocument?: { n?: number } }).fullDocument?.n;

@@ -128,7 +128,7 @@ describe('a daemon killed in the middle of intake', () => {
     const runs = (
       await store.getMany(
         listed.map((r) => r.id),
-        { withLogs: true },
+        { withLogs: true, withPayload: true },
       )
     ).filter((r) => r !== undefined);
     expect(runs).toHaveLength(JOBS);

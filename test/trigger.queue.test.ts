@@ -46,8 +46,14 @@ function produce(spec: {
 const finished = (lines: ProducerLine[]) =>
   new Map(lines.filter((l) => ['completed', 'failed', 'timeout'].includes(l.event)).map((l) => [l.id, l]));
 
+// A listing leaves payloads out (their own keys); these tests check them, so each run is read with it.
 async function runsOf(daemon: TestDaemon, task: string): Promise<RunRecord[]> {
-  return daemon.store.list({ task, limit: 500 });
+  const listed = await daemon.store.list({ task, limit: 500 });
+  const runs = await daemon.store.getMany(
+    listed.map((r) => r.id),
+    { withPayload: true },
+  );
+  return runs.filter((r) => r !== undefined);
 }
 
 const YAML = `
@@ -79,6 +85,7 @@ describe('jobs a BullMQ producer adds in another process', () => {
       expect(line?.event, JSON.stringify(line)).toBe('completed');
       const run = (await ctx.daemon.store.get(runs.find((r) => r.dedupeKey === `bid-placed:queue:bids:${job.id}`)!.id, {
         withLogs: true,
+        withPayload: true,
       }))!;
       // The producer sees what the run recorded. (A record without output is tolerated only
       // because suites sharing one Docker engine remove each other's containers at teardown.)

@@ -61,6 +61,7 @@ export async function finish(
     );
   if (ended.kind === 'ended') {
     const record = await ctx.store.get(runId);
+    await freeSlot(ctx, task.name, runId, ended.status, record?.deadline);
     ctx.events.emit('run:finished', { runId, task: task.name, status: ended.status, record });
   }
   await ctx.store.trim(task.name, ctx.config.retention.runsPerTask, ctx.config.retention.maxAgeMs).catch(() => undefined);
@@ -107,7 +108,22 @@ export async function markLost(ctx: RunContext, run: RunRecord, attempt: number,
   if (ended.kind === 'ended') {
     await addDailyUsage(ctx.redis, task, NO_USAGE, true, Date.now()).catch(() => undefined);
     const latest = await ctx.store.get(run.id);
+    await freeSlot(ctx, task.name, run.id, 'lost', latest?.deadline);
     ctx.events.emit('run:finished', { runId: run.id, task: run.task, status: 'lost', record: latest });
   }
   return ended.kind !== 'refused';
+}
+
+/**
+ * Frees the task slot of a run this daemon just ended, at once: every daemon also frees it
+ * from the ended-runs stream (daemon.ts), which this spares a round trip and covers a
+ * reader that is reconnecting. Idempotent (gate.ts): the first free admits the next run.
+ */
+async function freeSlot(ctx: RunContext, taskName: string, runId: string, status: RunStatus, deadline: number | undefined): Promise<void> {
+  try {
+    const admitted = await ctx.gate.ended(taskName, runId, status, deadline);
+    if (admitted.length > 0) await ctx.gate.onAdmitted(taskName, admitted);
+  } catch (err) {
+    ctx.logger.warn({ err, runId }, 'could not free the task slot of an ended run; the sweep frees it');
+  }
 }

@@ -79,10 +79,20 @@ export async function enqueue(
  * outbox and adds its job then (`addAdmitted`). Either way it leaves the outbox only once
  * one of the two holds it, so a crash in between leaves it for recoverOutbox.
  */
-async function admitAndAdd(deps: EnqueueDeps, taskName: string, runId: string, delayMs = 0, jobId = runId): Promise<void> {
-  if (await deps.gate.admit(taskName, runId)) await addJob(deps, taskName, runId, delayMs, jobId);
-  else await deps.store.confirmQueued(runId);
+async function admitAndAdd(deps: EnqueueDeps, taskName: string, runId: string, delayMs = 0, jobId = runId): Promise<boolean> {
+  if (await deps.gate.admit(taskName, runId)) {
+    await addJob(deps, taskName, runId, delayMs, jobId);
+    return true;
+  }
+  // Parked: it stays in the outbox, looked at again a minute from now. Should its parked
+  // entry be lost (a failover before it reached the replica), recoverOutbox parks or admits
+  // it again; a run is never left queued with neither a job nor a place in the gate.
+  await deps.store.recheckLater(runId, Date.now() + PARKED_RECHECK_MS);
+  return false;
 }
+
+/** How often a parked run is looked at again by outbox recovery (see admitAndAdd). */
+export const PARKED_RECHECK_MS = 60_000;
 
 /**
  * Adds the jobs of parked runs a freed slot admitted (they are in the outbox since the same
@@ -140,9 +150,10 @@ export async function recoverOutbox(deps: EnqueueDeps, graceMs = 10_000): Promis
     try {
       // A run waiting for a retry gets that attempt's job, with what is left of its delay.
       const attempt = currentAttempt(run);
-      await admitAndAdd(deps, run.task, runId, Math.max(0, (run.retryAt ?? 0) - Date.now()), jobIdFor(runId, attempt));
-      recovered++;
-      deps.logger.warn({ runId, task: run.task }, 'queued a run whose job was never added (its daemon stopped in between)');
+      if (await admitAndAdd(deps, run.task, runId, Math.max(0, (run.retryAt ?? 0) - Date.now()), jobIdFor(runId, attempt))) {
+        recovered++;
+        deps.logger.warn({ runId, task: run.task }, 'queued a run whose job was never added (its daemon stopped in between)');
+      }
     } catch (err) {
       deps.logger.error({ err, runId }, 'could not re-add a run job; will try again');
     }

@@ -161,12 +161,25 @@ export class TaskGate {
   }
 
   /**
-   * Runs of a task in progress (holding a slot) and parked, cluster-wide: what overlap
-   * policies decide by (policies.ts). Two reads, whatever the number of runs.
+   * What overlap policies decide by (policies.ts), cluster-wide: `active`, the task's runs
+   * holding a slot that have started or wait between attempts; `waiting`, its runs waiting
+   * to start: parked, or admitted and waiting for a node (a queued slot holder with no
+   * retry pending). Reads the slot holders' statuses: at most `concurrency` of them.
    */
-  async counts(taskName: string): Promise<QueueCounts> {
-    const res = await this.redis.multi().zcard(gateKeys.slots(taskName)).zcard(gateKeys.parked(taskName)).exec();
-    return { active: Number(res?.[0]?.[1] ?? 0), waiting: Number(res?.[1]?.[1] ?? 0) };
+  async counts(taskName: string, now = Date.now()): Promise<QueueCounts> {
+    const res = await this.redis.multi().zrange(gateKeys.slots(taskName), 0, -1).zcard(gateKeys.parked(taskName)).exec();
+    const holders = (res?.[0]?.[1] as string[] | undefined) ?? [];
+    const parked = Number(res?.[1]?.[1] ?? 0);
+    if (holders.length === 0) return { active: 0, waiting: parked };
+    const pipe = this.redis.pipeline();
+    for (const id of holders) pipe.hmget(keys.run(id), 'status', 'retryAt');
+    const states = (await pipe.exec()) ?? [];
+    let toStart = 0;
+    for (const [, v] of states) {
+      const [status, retryAt] = (v as [string | null, string | null] | null) ?? [null, null];
+      if (status === 'queued' && (retryAt === null || Number(retryAt) <= now)) toStart++;
+    }
+    return { active: holders.length - toStart, waiting: parked + toStart };
   }
 
   /**

@@ -1,5 +1,4 @@
-import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import { Queue, type ConnectionOptions } from 'bullmq';
 import { BULL_PREFIX } from '../runs/keys.js';
 
 /** The job a queue carries: the run and its task. The run record in Redis is the truth. */
@@ -28,16 +27,15 @@ export const KEEP_COMPLETED = { age: 3600, count: 1000 } as const;
 export const KEEP_FAILED = { age: 24 * 3600, count: 1000 } as const;
 
 /**
- * One BullMQ queue per pool, all on one shared connection: a daemon's queue connections do
- * not grow with its tasks. A task's cluster-wide limit is not the queue's business: only
+ * One BullMQ queue per pool: a daemon's queue connections do not grow with its tasks. A task's cluster-wide limit is not the queue's business: only
  * runs that hold one of their task's slots are added (gate.ts).
  */
 export class PoolQueues {
   private readonly queues = new Map<string, Queue<RunJobData>>();
 
   constructor(
-    /** Shared by every queue (BullMQ reuses a connection it is given, and never closes it). */
-    private readonly connection: Redis,
+    /** Where BullMQ connects; each queue has a connection of its own. */
+    private readonly connection: ConnectionOptions,
   ) {}
 
   /** Adds the job of a run that holds its task's slot; a job id that exists is a duplicate BullMQ ignores. */

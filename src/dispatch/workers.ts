@@ -1,4 +1,4 @@
-import { WaitingError, Worker, type Job } from 'bullmq';
+import { WaitingError, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { RunletConfig, TaskConfig } from '../config/types.js';
@@ -41,8 +41,8 @@ export interface WaitListener {
 }
 
 /**
- * One BullMQ worker per pool on this node, whatever the number of tasks: each holds one
- * blocking connection, so a daemon's connections follow its pools. A job completes only
+ * One BullMQ worker per pool on this node, whatever the number of tasks: each holds two
+ * connections (one blocking), so a daemon's connections follow its pools. A job completes only
  * after its run's outcome is recorded (the processor awaits the whole run), so a node that
  * dies mid-run leaves the job to stalled-job detection rather than losing it.
  *
@@ -73,8 +73,10 @@ export class PoolWorkers {
   private smallest = new Map<string, TaskConfig>();
 
   constructor(
-    /** Shared with the queues; each worker duplicates it once for its blocking reads. */
-    private readonly connection: Redis,
+    /** Where BullMQ connects: each pool's worker has its own connections (one of them blocking). */
+    private readonly connection: ConnectionOptions,
+    /** runlet's own connection, to read a run's task when an older job does not name it. */
+    private readonly redis: Redis,
     /** Read at each use (a LiveConfig view in the daemon): a reload is seen at the next fetch. */
     private readonly config: RunletConfig,
     private readonly admission: NodeAdmission,
@@ -237,7 +239,7 @@ export class PoolWorkers {
   }
 
   private async taskOfRun(runId: string): Promise<string | undefined> {
-    return (await this.connection.hget(keys.run(runId), 'task')) ?? undefined;
+    return (await this.redis.hget(keys.run(runId), 'task')) ?? undefined;
   }
 
   /** Pauses `pool`'s worker until a run here ends, or for a short while: the run it handed back may fit then. */

@@ -57,12 +57,20 @@ export class EndedRuns {
     this.loop = this.tail(reader);
   }
 
-  private async tail(reader: Redis): Promise<void> {
+  private async tail(first: Redis): Promise<void> {
     // Pinned to the newest entry before the first read (never '$' in a loop, which would
     // skip entries added between two reads). Older ends are answered by waitFor's own check.
     let last: string | undefined;
+    let reader = first;
     while (!this.stopped) {
       try {
+        // A connection that gave up for good (seen after a Sentinel failover) is replaced:
+        // everything that frees a task slot or answers a waiter depends on this reader.
+        if (reader.status === 'end') {
+          reader = this.redis.duplicate();
+          reader.on('error', () => undefined);
+          this.reader = reader;
+        }
         last ??= (await this.newestId(reader)) ?? '0-0';
         const reply = await reader.xread('BLOCK', 5000, 'STREAMS', keys.ended(), last);
         for (const entry of parseEnded(reply)) {

@@ -424,6 +424,15 @@ export class RunStore {
     await this.redis.zrem(keys.outbox(), runId);
   }
 
+  /**
+   * Keeps a run in the outbox but looks at it again only after `at` (epoch ms): a run parked
+   * by its task's gate has no job yet, and stays recoverable should its parked entry be lost
+   * (a failover), without being looked at on every pass.
+   */
+  async recheckLater(runId: string, at: number): Promise<void> {
+    await this.redis.zadd(keys.outbox(), at, runId);
+  }
+
   /** Runs recorded at least `olderThanMs` ago whose queue job was never confirmed. */
   async unconfirmed(olderThanMs: number, now = Date.now()): Promise<string[]> {
     return this.redis.zrangebyscore(keys.outbox(), 0, now - olderThanMs);
