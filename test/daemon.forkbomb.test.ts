@@ -6,9 +6,11 @@ import { useDaemon } from './helpers/daemon.js';
 const CONFIG = `
 defaults: { image: runlet/busybox:local, memory: 32m, timeout: 20s, killGrace: 1s }
 tasks:
-  # exec: the main shell needs no fork of its own to wait, so once the pids limit is hit it
-  # still waits (and times out) instead of failing with "can't fork" itself.
-  bomb:   { pids: 32, timeout: 4s, command: [sh, -c, 'bomb() { bomb | bomb & }; bomb; exec sleep 30'] }
+  # The main shell forks once, while it is the only process (\`bomb &\`), then execs sleep: it
+  # never forks again, so once the pids limit is hit it still waits (and times out). Calling
+  # \`bomb\` in the main shell made it fork both sides of the pipe itself, racing the first
+  # side's children for the last pids: it lost now and then ("can't fork", exit 2: failed).
+  bomb:   { pids: 32, timeout: 4s, command: [sh, -c, 'bomb() { bomb | bomb & }; bomb & exec sleep 30'] }
   honest: { command: [sh, -c, "sleep 1; echo still fine"] }
 `;
 
