@@ -43,8 +43,14 @@ describe('DockerRuntime: isolation and limits applied to every container', () =>
       expect(host.Privileged).toBe(false);
       expect(host.AutoRemove).toBe(false);
       expect(host.LogConfig).toEqual({ Type: 'json-file', Config: { 'max-size': '8m', 'max-file': '2' } });
+      // Nothing of the host's is mounted. A root run without a payload (this one: busybox's
+      // USER is root, no user or payload in the spec) gets /runlet as an anonymous volume
+      // without copy-up (run-dir.ts: runDirVolumeOnly), and that is the only mount.
       expect(host.Binds ?? []).toEqual([]);
-      expect(info.Mounts).toEqual([]);
+      expect(host.Mounts).toEqual([{ Type: 'volume', Target: '/runlet', VolumeOptions: { NoCopy: true } }]);
+      expect(info.Mounts.map((m) => ({ Type: m.Type, Destination: m.Destination, RW: m.RW, Driver: m.Driver }))).toEqual([
+        { Type: 'volume', Destination: '/runlet', RW: true, Driver: 'local' },
+      ]);
       expect(host.NetworkMode).toBe('bridge');
       const engine = (await docker.info()) as { CgroupVersion?: string };
       if (engine.CgroupVersion === '1') expect(host.MemorySwappiness).toBe(0);
