@@ -4,6 +4,8 @@
  * of every container a benchmark made (by its label). Each benchmark module imports this and
  * nothing of src/dispatch: they use runlet only through its public entry points.
  */
+import { DEFAULTS } from '../src/config/defaults.js';
+import { READ_ONLY_TMPFS } from '../src/runtime/isolation.js';
 import Docker from 'dockerode';
 import { readFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -149,7 +151,8 @@ export async function cpuDuring<T>(
  * The floor's container: what runlet's DockerRuntime asks the engine for, without runlet
  * (src/runtime/docker.ts hostConfig: limits, no swap, all capabilities dropped,
  * no-new-privileges, tini as init, the json-file log with its rotation, the default bridge,
- * host.docker.internal).
+ * host.docker.internal), with the isolation defaults a task gets (not root, a read-only root
+ * filesystem with its /tmp tmpfs). Only runlet's own contract (/runlet) is left out.
  */
 export function floorCreateOptions(bench: string, cmd: readonly string[] = CLOCK_COMMAND): Docker.ContainerCreateOptions {
   return {
@@ -157,7 +160,10 @@ export function floorCreateOptions(bench: string, cmd: readonly string[] = CLOCK
     Cmd: [...cmd],
     Labels: { 'runlet.managed': 'true', [BENCH_LABEL]: bench, [SUITE_LABEL]: SUITE_ID },
     Tty: false,
+    User: DEFAULTS.user,
     HostConfig: {
+      ReadonlyRootfs: true,
+      Tmpfs: { ...READ_ONLY_TMPFS },
       Memory: 16 * 2 ** 20,
       MemorySwap: 16 * 2 ** 20,
       ...(cgroupV1 ? { MemorySwappiness: 0 } : {}),
