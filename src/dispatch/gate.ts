@@ -117,10 +117,10 @@ export class TaskGate {
   /** Told of the runs each free admitted, so their jobs are added (set by the daemon). */
   onAdmitted: (taskName: string, runIds: string[]) => Promise<void> = async () => undefined;
 
-  private async onFreed(freeing: Promise<string[]>, taskName?: string): Promise<void> {
+  private async onFreed(freeing: Promise<string[]>, taskName: string): Promise<void> {
     try {
       const admitted = await freeing;
-      if (admitted.length > 0 && taskName) await this.onAdmitted(taskName, admitted);
+      if (admitted.length > 0) await this.onAdmitted(taskName, admitted);
     } catch (err) {
       this.logger.warn({ err }, 'could not free a task slot; the sweep frees it');
     }
@@ -206,7 +206,7 @@ export class TaskGate {
   }
 
   /** Parked runs per task, for the tasks that have any. */
-  async parkedCounts(): Promise<Map<string, number>> {
+  private async parkedCounts(): Promise<Map<string, number>> {
     const tasks = await this.redis.smembers(gateKeys.parkedTasks());
     const pipe = this.redis.pipeline();
     for (const t of tasks) pipe.zcard(gateKeys.parked(t));
