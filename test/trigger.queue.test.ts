@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunRecord } from '../src/runs/types.js';
 import { configFrom, removeClusterContainers, startTestDaemon, useDaemon, type TestDaemon } from './helpers/daemon.js';
 import { freePort } from './helpers/process.js';
-import { startTestRedis } from './helpers/redis.js';
+import { startRedisServer, startTestRedis, type RedisProcess } from './helpers/redis.js';
 
 const PRODUCER = join(import.meta.dirname, 'fixtures', 'queue-producer.mjs');
 
@@ -138,10 +138,13 @@ describe('queues in another Redis, and one that refuses connections', () => {
   let runletRedis: Awaited<ReturnType<typeof startTestRedis>>;
   let queueRedis: Awaited<ReturnType<typeof startTestRedis>>;
   let daemon: TestDaemon;
+  let latePort: number;
+  let lateRedis: RedisProcess | undefined;
 
   beforeAll(async () => {
     [runletRedis, queueRedis] = await Promise.all([startTestRedis(), startTestRedis()]);
     const refused = `redis://127.0.0.1:${await freePort()}`;
+    latePort = await freePort();
     const yaml = `
 defaults: { image: runlet/busybox:local, memory: 16m, timeout: 30s }
 tasks:
@@ -151,13 +154,16 @@ tasks:
   unreachable:
     command: [sh, -c, 'exit 0']
     queue: { name: ghosts, redis: "${refused}" }
+  late:
+    command: [sh, -c, 'cat /runlet/payload.json > /runlet/output.json']
+    queue: { name: later, redis: "redis://127.0.0.1:${latePort}" }
 `;
     daemon = await startTestDaemon({ config: configFrom(yaml), redisUrl: runletRedis.url, stalledMs: 2000 });
   });
   afterAll(async () => {
     await daemon?.stop();
     if (daemon) await removeClusterContainers(daemon.identity.clusterId);
-    await Promise.all([runletRedis?.stopAndClean(), queueRedis?.stopAndClean()]);
+    await Promise.all([runletRedis?.stopAndClean(), queueRedis?.stopAndClean(), lateRedis?.stop()]);
   });
 
   it('a queue with redis: and prefix: of its own makes runs recorded in runlet’s Redis', async () => {
@@ -179,5 +185,23 @@ tasks:
     while (!logged() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     expect(logged()).toMatchObject({ task: 'unreachable', msg: expect.stringContaining('cannot use its queue') });
     expect(JSON.stringify(logged())).toContain('ECONNREFUSED');
+  });
+
+  it('a queue Redis that was down at start: once it answers, its jobs make runs without a restart', async () => {
+    // Down at first: the daemon logs it and keeps trying.
+    const deadline = Date.now() + 10_000;
+    const logged = () => daemon.logs.lines.find((l) => l.queue === 'later' && l.level === 50);
+    while (!logged() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(logged()).toMatchObject({ task: 'late', msg: expect.stringContaining('cannot use its queue') });
+
+    lateRedis = await startRedisServer({ port: latePort });
+    const lines = await produce({
+      connection: { host: '127.0.0.1', port: latePort },
+      queue: 'later',
+      jobs: [{ id: 'l-1', data: { late: true } }],
+      timeoutMs: 30_000,
+    });
+    const [run] = await runsOf(daemon, 'late');
+    expect(finished(lines).get('l-1')?.returnvalue).toEqual({ runId: run!.id, status: 'succeeded', output: { late: true } });
   });
 });

@@ -1,7 +1,8 @@
 import { Worker } from 'bullmq';
 import type { Logger } from 'pino';
 import type { QueueTriggerConfig, TaskConfig } from '../../config/types.js';
-import { describeTarget, redisOptions, type RedisTarget } from '../../lib/redis.js';
+import type { Redis } from 'ioredis';
+import { connect, describeTarget, redisOptions, type RedisTarget } from '../../lib/redis.js';
 import type { Trigger, TriggerDeps } from '../types.js';
 import { handleSourceJob, type QueueJobResult, type SourceJobContext } from './job.js';
 
@@ -21,6 +22,8 @@ const CLOSE_TIMEOUT_MS = 5_000;
 export class QueueTrigger implements Trigger {
   readonly name: string;
   private worker?: Worker<unknown, QueueJobResult>;
+  /** Our own client on the queue's Redis until it first answers; see start(). */
+  private probe?: Redis;
   private stopRequested = false;
   private markStopping!: () => void;
   private readonly stopping = new Promise<void>((resolve) => (this.markStopping = resolve));
@@ -40,8 +43,26 @@ export class QueueTrigger implements Trigger {
     this.logger = deps.logger.child({ trigger: 'queue', task: task.name, queue: queue.name });
   }
 
-  /** Does not wait for the queue's Redis: one that is down must not hold up (or fail) the daemon's start. */
+  /**
+   * Does not wait for the queue's Redis: one that is down must not hold up (or fail) the
+   * daemon's start. The BullMQ worker is created only once that Redis has answered our own
+   * client: a BullMQ connection that is closed while it has never been ready can reject
+   * promises nobody awaits (an unhandled rejection ends a Node process) and its close may
+   * never resolve (taskforcesh/bullmq#4656). Once a worker has been ready, BullMQ rides out
+   * a Redis that goes away and comes back.
+   */
   async start(): Promise<void> {
+    const probe = connect(this.target, `runlet:queue-probe:${this.queue.name}`);
+    this.probe = probe;
+    probe.on('error', (err: Error) => this.reportError(err));
+    probe.once('ready', () => {
+      this.probe = undefined;
+      probe.disconnect();
+      if (!this.stopRequested) this.startWorker();
+    });
+  }
+
+  private startWorker(): void {
     const stalledMs = this.deps.stalledMs ?? DEFAULT_STALLED_MS;
     const ctx: SourceJobContext = {
       deps: this.deps,
@@ -93,7 +114,7 @@ export class QueueTrigger implements Trigger {
     this.lastError = { message: err.message, at: now, repeats: 0 };
     this.logger.error(
       { err, redis: describeTarget(this.target), ...(last?.message === err.message && { repeatedSinceLastLog: last.repeats }) },
-      'queue trigger cannot use its queue; BullMQ keeps reconnecting, and jobs wait in the queue meanwhile',
+      'queue trigger cannot use its queue; it keeps reconnecting, and jobs wait in the queue meanwhile',
     );
   }
 
@@ -107,6 +128,7 @@ export class QueueTrigger implements Trigger {
   async stop(): Promise<void> {
     this.stopRequested = true;
     this.markStopping();
+    this.probe?.disconnect();
     const worker = this.worker;
     if (worker) {
       let timer: NodeJS.Timeout | undefined;
