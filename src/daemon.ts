@@ -32,7 +32,7 @@ import { runJob } from './dispatch/run-job.js';
 import { settleLeftovers } from './dispatch/settle.js';
 import { PoolWorkers } from './dispatch/workers.js';
 import { ReusePools } from './dispatch/reuse-pools.js';
-import { settleWarm } from './dispatch/settle.js';
+import { settleWarm } from './dispatch/settle-warm.js';
 import { WarmPool } from './dispatch/warm-pool.js';
 import { hostAddress } from './runtime/host-address.js';
 import { LambdaRuntimeApi } from './runtime/lambda-api.js';

@@ -69,39 +69,48 @@ async function warmContainers(clusterId: string): Promise<string[]> {
 describe('a daemon killed (SIGKILL) while a warm instance runs its run', () => {
   let redis: Awaited<ReturnType<typeof startTestRedis>> | undefined;
   let counter: Awaited<ReturnType<typeof startCounter>> | undefined;
-  let proc: DaemonProcess | undefined;
-  let next: TestDaemon | undefined;
-  let clusterId: string | undefined;
+  const procs: DaemonProcess[] = [];
+  const daemons: TestDaemon[] = [];
+  const clusters = new Set<string>();
+  const peeks: Redis[] = [];
 
   afterAll(async () => {
-    if (proc && proc.child.exitCode === null && proc.child.signalCode === null) proc.child.kill('SIGKILL');
-    await next?.stop();
-    if (clusterId) await removeClusterContainers(clusterId);
+    for (const p of procs) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
+    for (const d of daemons) await d.stop();
+    for (const c of clusters) await removeClusterContainers(c);
+    for (const p of peeks) p.disconnect();
     counter?.server.close();
     await redis?.stopAndClean();
   });
 
-  it('the next daemon of the node ends the run lost, removes its container, and the command ran exactly once', async () => {
+  /**
+   * A daemon in a child process runs a run on its warm instance; `beside` (if given) starts
+   * another daemon of the node once the run is running; then the child is killed with SIGKILL.
+   */
+  async function killWhileDelivered(beside?: (text: string) => Promise<TestDaemon>) {
     redis = await startTestRedis();
-    counter = await startCounter();
+    counter ??= await startCounter();
     const text = yaml(counter.port);
     const file = join(mkdtempSync(join(tmpdir(), 'runlet-warm-crash-')), 'runlet.yaml');
     writeFileSync(file, text);
     const apiPort = await freePort();
-    proc = spawnDaemon(file, {
+    const proc = spawnDaemon(file, {
       REDIS_URL: redis.url,
       RUNLET_PORT: String(apiPort),
       RUNLET_NODE: NODE,
       RUNLET_STALLED_MS: String(STALLED_MS),
       RUNLET_LOG_LEVEL: 'debug',
     });
+    procs.push(proc);
     await proc.ready;
     const peek = new Redis(redis.url);
-    clusterId = (await peek.get('runlet:cluster-id')) ?? undefined;
+    peeks.push(peek);
+    const clusterId = (await peek.get('runlet:cluster-id')) ?? '';
     expect(clusterId).toBeTruthy();
+    clusters.add(clusterId);
     // Ready, not only created: a run that comes while its instance is being made runs cold.
-    await until('the warm instance is ready', async () => proc!.output().includes('warm instance ready for a run'), 30_000, 100);
-    const [instance] = await warmContainers(clusterId!);
+    await until('the warm instance is ready', async () => proc.output().includes('warm instance ready for a run'), 30_000, 100);
+    const [instance] = await warmContainers(clusterId);
 
     const res = await fetch(`http://127.0.0.1:${apiPort}/api/tasks/slow-warm/runs`, { method: 'POST' });
     expect(res.status).toBe(202);
@@ -113,31 +122,54 @@ describe('a daemon killed (SIGKILL) while a warm instance runs its run', () => {
     expect(await peek.hget(`runlet:run:${id}`, 'containerId')).toBe(instance);
     expect(await docker.listContainers({ all: true, filters: { label: [`${LABEL_RUN}=${id}`] } })).toHaveLength(0);
 
+    const other = beside ? await beside(text) : undefined;
+    if (other) daemons.push(other);
     proc.child.kill('SIGKILL');
-    await new Promise((r) => proc!.child.once('exit', r));
-    // Its command runs on with no daemon: the container is still running.
-    expect((await docker.getContainer(instance!).inspect()).State.Running).toBe(true);
+    await new Promise((r) => proc.child.once('exit', r));
+    return { id, instance: instance!, text, clusterId, other };
+  }
 
-    next = await startTestDaemon({ config: configFrom(text), redisUrl: redis.url, node: NODE, stalledMs: STALLED_MS });
-    // Removed at start-up, before the new daemon makes its own instance, while the command was still sleeping.
-    await expect(docker.getContainer(instance!).inspect()).rejects.toMatchObject({ statusCode: 404 });
-
-    const run = await next.waitForEnd(id, 60_000);
+  /** What must hold once the run was settled: lost once, never run again, nothing of it left. */
+  async function expectSettledOnce(d: TestDaemon, id: string, instance: string, clusterId: string): Promise<void> {
+    const run = await d.waitForEnd(id, 60_000);
     expect(run.status).toBe('lost');
     expect(LOST_REASONS).toContain(run.reason);
     expect(run.attempts.map((a) => a.status)).toEqual(['lost']);
     expect(run.transitions.map((t) => t.status)).toEqual(['queued', 'starting', 'running', 'lost']);
-
-    // Never run again: past the time the command would have taken, the run is still lost,
-    // the command started once, and the only container of the task is the new daemon's idle instance.
+    // Never run again: past the time the command would have taken, the run is still lost, the
+    // command started once, and the only container of the task is the live daemon's idle instance.
     await sleep((SLEEP_S + 2) * 1000);
-    expect((await next.store.get(id))?.status).toBe('lost');
-    expect(counter.hits.get(id)).toBe(1);
-    expect([...counter.hits.values()].reduce((a, b) => a + b, 0)).toBe(1);
+    expect((await d.store.get(id))?.status).toBe('lost');
+    expect(counter!.hits.get(id)).toBe(1);
     expect(await docker.listContainers({ all: true, filters: { label: [`${LABEL_RUN}=${id}`] } })).toHaveLength(0);
-    const left = await warmContainers(clusterId!);
+    const left = await warmContainers(clusterId);
     expect(left).not.toContain(instance);
     expect(left.length).toBeLessThanOrEqual(1);
-    peek.disconnect();
+  }
+
+  it('the next start on the node removes the container at once and ends the run lost; the command ran exactly once', async () => {
+    const { id, instance, text, clusterId } = await killWhileDelivered();
+    // Its command runs on with no daemon: the container is still running.
+    expect((await docker.getContainer(instance).inspect()).State.Running).toBe(true);
+
+    const next = await startTestDaemon({ config: configFrom(text), redisUrl: redis!.url, node: NODE, stalledMs: STALLED_MS });
+    daemons.push(next);
+    // Removed at start-up, before the new daemon makes its own instance, while the command was still sleeping.
+    await expect(docker.getContainer(instance).inspect()).rejects.toMatchObject({ statusCode: 404 });
+    await expectSettledOnce(next, id, instance, clusterId);
+  });
+
+  it('a daemon of the node already up removes the container within a lease and ends the run lost; the command ran exactly once', async () => {
+    const { id, instance, clusterId, other } = await killWhileDelivered((text) =>
+      startTestDaemon({ config: configFrom(text), redisUrl: redis!.url, node: NODE, stalledMs: STALLED_MS }),
+    );
+    // Not at its start (the killed daemon was alive then): by the reconciler, while the command still ran.
+    await until(
+      'the killed daemon’s warm container is removed',
+      async () => !(await docker.listContainers({ all: true })).some((c) => c.Id === instance),
+      30_000,
+      100,
+    );
+    await expectSettledOnce(other!, id, instance, clusterId);
   });
 });

@@ -5,6 +5,7 @@ import type { RunContext } from './context.js';
 import { isDaemonAlive } from './identity.js';
 import { START_BUDGET_MS } from './run-job.js';
 import { settleLeftovers } from './settle.js';
+import { settleWarm } from './settle-warm.js';
 import type { PoolWorkers } from './workers.js';
 
 /**
@@ -14,6 +15,8 @@ import type { PoolWorkers } from './workers.js';
  * 1. This node's containers whose daemon is gone are adopted or removed (settle.ts): a
  *    leftover is collected within a period, not at the next start, and an adopted container
  *    is waited on with the deadline on its label, so its timeout holds without its daemon.
+ *    Warm and reusable containers whose daemon is gone are removed (settleWarm): they hold
+ *    no run that could be re-attached.
  * 2. Runs `starting`/`running` whose holder is dead and that no job watches any more (the
  *    job was lost with a Redis failover, or completed by a watcher that gave up): on this
  *    node, with no container of the attempt on this engine, the attempt is lost now; on
@@ -32,6 +35,13 @@ export function startReconciler(ctx: RunContext, room: Pick<PoolWorkers, 'holdUn
     const settled = await settleLeftovers(ctx, room);
     if (settled.adopted + settled.settled + settled.removed > 0)
       ctx.logger.info(settled, 'reconciler: settled containers whose daemon is gone');
+    // Warm and reusable containers of a dead daemon of this node, every pass and not only at
+    // start-up: with another daemon of the node already up, no start would ever come to remove
+    // them, and a delivered one's command would run on after its run is declared lost below
+    // (nothing on it names its run, so step 2 cannot see it). Before step 2, so the command is
+    // stopped before its run is lost (and perhaps retried).
+    const warmRemoved = await settleWarm(ctx);
+    if (warmRemoved > 0) ctx.logger.info({ removed: warmRemoved }, 'reconciler: removed warm containers whose daemon is gone');
     const lost = await loseStranded(ctx);
     if (lost > 0) ctx.logger.warn({ lost }, 'reconciler: declared lost the attempts of runs whose daemon is gone');
     const freed = await ctx.gate.sweep();

@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { currentAttempt, isTerminal, type RunRecord } from '../runs/types.js';
 import { LABEL_RUN, nodeLabels, parseRunLabels } from '../runtime/labels.js';
 import { markLost } from './attempt-end.js';
+import { settleWarm } from './settle-warm.js';
 import type { JobHandle, RunContext } from './context.js';
 import { isDaemonAlive } from './identity.js';
 
@@ -55,7 +56,11 @@ export async function watchRedelivered(ctx: RunContext, first: RunRecord, job: J
       const containers = await ctx.runtime.list({ ...nodeLabels(ctx.identity.clusterId, ctx.identity.node), [LABEL_RUN]: run.id });
       const mine = containers.filter((c) => parseRunLabels(c.labels).attempt === attempt);
       if (mine.length === 0) {
-        // Nothing on this engine, where the attempt would be: it never started or is gone.
+        // Nothing on this engine labelled with the run: it never started, is gone, or was
+        // delivered to a warm instance (whose labels name no run). Such an instance of a dead
+        // daemon is removed first, so its command is stopped before the attempt is declared
+        // lost and a retry may start: never two containers of the run at once.
+        await settleWarm(ctx);
         await markLost(ctx, run, attempt, `the daemon running it on this node stopped while the run was ${run.status}`, {
           claim: run.claim,
           // `starting` with no container of it on this engine: it was never created, so never ran.

@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { TaskConfig } from '../config/types.js';
 import { nodeLabels, parseRunLabels } from '../runtime/labels.js';
-import type { WarmRuntime } from '../runtime/types.js';
 import type { OwnedContainer } from '../runtime/types.js';
 import { currentAttempt, isTerminal, MOVES } from '../runs/types.js';
 import { markLost } from './attempt-end.js';
@@ -105,29 +104,4 @@ async function settleOne(ctx: RunContext, room: Pick<PoolWorkers, 'holdUntil'>, 
   if (c.running) return 'adopted';
   await done;
   return 'settled';
-}
-
-/**
- * Removes this node's warm and reusable containers whose daemon is gone (at start-up): an
- * idle one holds nothing, and one that had been delivered a run holds a run whose record has
- * no container to re-attach to (nothing on a warm container names its run), which the
- * existing rules make `lost`. A live daemon's (two daemons may share one engine) are its own.
- */
-export async function settleWarm(ctx: RunContext): Promise<number> {
-  const runtime = ctx.runtime as Partial<WarmRuntime>;
-  if (typeof runtime.listWarm !== 'function') return 0;
-  const { identity } = ctx;
-  let removed = 0;
-  for (const c of await runtime.listWarm(nodeLabels(identity.clusterId, identity.node))) {
-    const owner = parseRunLabels(c.labels).daemon;
-    if (owner === identity.daemonId) continue;
-    if (owner && (await isDaemonAlive(ctx.redis, owner, identity.node))) continue;
-    ctx.logger.info(
-      { containerId: c.containerId.slice(0, 12), kind: c.kind, task: c.task },
-      'removing a warm container left by a previous process',
-    );
-    await ctx.runtime.remove(c.containerId);
-    removed++;
-  }
-  return removed;
 }
