@@ -31,7 +31,7 @@ import { startReconciler } from './dispatch/reconcile.js';
 import { runJob } from './dispatch/run-job.js';
 import { settleLeftovers } from './dispatch/settle.js';
 import { PoolWorkers } from './dispatch/workers.js';
-import { ReusePools } from './dispatch/reuse-pools.js';
+import { ReusePools, type ReuseCounts } from './dispatch/reuse-pools.js';
 import { settleWarm } from './dispatch/settle-warm.js';
 import { WarmPool } from './dispatch/warm-pool.js';
 import { hostAddress } from './runtime/host-address.js';
@@ -223,6 +223,8 @@ interface Storage {
   readonly heartbeat: Heartbeat;
   /** Set by a graceful stop that leaves runs in progress: the heartbeat is kept until then (identity.ts). */
   readonly leaving: { until?: number };
+  /** What the heartbeat reports besides the admission's load, set by parts made after it (the reusable pools). */
+  readonly reports: { reuse?: () => ReuseCounts };
   /** The newest ended-runs entry at start: where consumer groups this daemon creates begin. */
   readonly endedFrom: string;
 }
@@ -253,11 +255,12 @@ async function startStorage(opts: DaemonOptions, admission: NodeAdmission, relea
     );
   rememberClusterId(opts.dataDir, describeTarget(redisTarget), cluster.id);
   const identity: Identity = { node: opts.node, clusterId: cluster.id, daemonId: newDaemonId(opts.node) };
+  const reports: Storage['reports'] = {};
   const heartbeat = startHeartbeat(
     redis,
     identity,
     { version: process.env.npm_package_version },
-    () => ({ load: admission.load() }),
+    () => ({ load: admission.load(), ...(reports.reuse && { reuse: reports.reuse() }) }),
     opts.stalledMs ?? DEFAULT_LEASE_MS,
   );
   const leaving: { until?: number } = {};
@@ -274,7 +277,7 @@ async function startStorage(opts: DaemonOptions, admission: NodeAdmission, relea
     releasers.add('replica acks', async () => void acks.disconnect());
     replicas = new ReplicaAcks(acks, keys.replicaAck(), opts.logger);
   }
-  return { redisTarget, redis, store: new RunStore(redis, { replicas }), identity, epoch, heartbeat, leaving, endedFrom };
+  return { redisTarget, redis, store: new RunStore(redis, { replicas }), identity, epoch, heartbeat, leaving, reports, endedFrom };
 }
 
 /** The engine must answer before anything is taken; the tasks' `build:` images are built now. */
@@ -409,6 +412,7 @@ async function startDispatch(
   if (reuse) {
     releasers.add('reusable instances', () => reuse.close());
     reuse.start();
+    storage.reports.reuse = () => reuse.counts();
   }
   await recoverOutbox(enqueueDeps);
   const outboxTimer = setInterval(

@@ -60,5 +60,7 @@ function nodeLines(n: NodeView): string[] {
       `memory ${formatBytes(n.memory.inUseBytes)}${n.memory.budgetBytes === null ? '' : ` of ${formatBytes(n.memory.budgetBytes)}`}`,
     );
   for (const p of n.pools) if (p.runs > 0 || n.state === 'live') parts.push(`pool ${p.name} ${p.runs}/${p.concurrency ?? '?'}`);
+  // Older daemons' views have no `reuse`.
+  for (const [task, r] of Object.entries(n.reuse ?? {})) parts.push(`reusable ${task} ${r.idle} idle/${r.busy} busy`);
   return [`  ${parts.join(', ')}`, ...(n.running?.runs ?? []).map((r) => `      ${r.id}  ${r.task}`)];
 }

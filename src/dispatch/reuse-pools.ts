@@ -15,6 +15,9 @@ interface TaskPool {
   lastUse: number;
 }
 
+/** Reusable instances per task on this node, as the heartbeat reports them (the nodes view). */
+export type ReuseCounts = Record<string, { instances: number; idle: number; busy: number }>;
+
 /** An instance leased for one invocation; release() gives it back to its pool (or lets a spent one be replaced). */
 export interface Lease {
   readonly instance: ReusableInstance;
@@ -82,10 +85,13 @@ export class ReusePools {
     };
   }
 
-  /** Instances alive per task (the nodes view). */
-  counts(): Record<string, number> {
-    const out: Record<string, number> = {};
-    for (const [name, entry] of this.pools) if (entry.pool.members.length > 0) out[name] = entry.pool.members.length;
+  /** Instances alive per task, idle and busy (the heartbeat, for the nodes view); a task with none is left out. */
+  counts(): ReuseCounts {
+    const out: ReuseCounts = {};
+    for (const [name, entry] of this.pools) {
+      const c = entry.pool.counts();
+      if (c.instances > 0) out[name] = c;
+    }
     return out;
   }
 

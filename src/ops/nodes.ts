@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { NodeLoad } from '../dispatch/admission.js';
+import type { ReuseCounts } from '../dispatch/reuse-pools.js';
 import { liveDaemons } from '../dispatch/identity.js';
 import { keys } from '../runs/keys.js';
 
@@ -22,6 +23,8 @@ interface Beat {
   startedAt?: number;
   at?: number;
   load?: NodeLoad;
+  /** Reusable instances per task (daemons with a `reuse: true` task; older ones leave it out). */
+  reuse?: ReuseCounts;
 }
 
 export interface NodeView {
@@ -49,6 +52,12 @@ export interface NodeView {
   readonly memory: { inUseBytes: number; budgetBytes: number | null } | null;
   /** Idle warm instances per task on the node (their memory is in memory.inUseBytes), from the same heartbeat. */
   readonly warm: Readonly<Record<string, { instances: number; memoryBytes: number }>>;
+  /**
+   * Reusable instances (`reuse: true`) per task on the node: alive, and of them idle
+   * (waiting for an invocation) and busy (serving one); the rest are starting. A busy one's
+   * memory is its run's, in memory.inUseBytes; an idle one holds no reservation.
+   */
+  readonly reuse: ReuseCounts;
   readonly pools: ReadonlyArray<{
     name: string;
     runs: number;
@@ -125,6 +134,14 @@ function view(name: string, beats: Beat[], now: number): Omit<NodeView, 'state' 
       sum.instances += w.instances;
       sum.memoryBytes += w.memoryBytes;
     }
+  const reuse: ReuseCounts = {};
+  for (const b of beats)
+    for (const [task, r] of Object.entries(b.reuse ?? {})) {
+      const sum = (reuse[task] ??= { instances: 0, idle: 0, busy: 0 });
+      sum.instances += r.instances;
+      sum.idle += r.idle;
+      sum.busy += r.busy;
+    }
   return {
     name,
     lastHeartbeatAt: new Date(at).toISOString(),
@@ -141,6 +158,7 @@ function view(name: string, beats: Beat[], now: number): Omit<NodeView, 'state' 
       ? { inUseBytes: loads.reduce((n, l) => n + l.memoryBytes, 0), budgetBytes: (latest.load ?? loads[0]).budgetBytes }
       : null,
     warm,
+    reuse,
     pools: [...pools.values()].sort((a, b) => a.name.localeCompare(b.name)),
   };
 }

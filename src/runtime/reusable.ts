@@ -345,6 +345,8 @@ export class ReusablePool {
   private readonly idle: ReusableInstance[] = [];
   private readonly waiting: Array<{ take: (i: ReusableInstance) => void; fail: (e: unknown) => void }> = [];
   private starting = 0;
+  /** Instances handed out (lease, invoke) and not given back yet: busy with an invocation. */
+  private leased = 0;
   private closed = false;
 
   constructor(
@@ -378,6 +380,7 @@ export class ReusablePool {
 
   /** Gives back an instance from lease(): to the next waiter, or replaced if it is spent. */
   release(instance: ReusableInstance): void {
+    this.leased = Math.max(0, this.leased - 1);
     if (instance.spent) {
       this.instances.delete(instance);
       // A replacement for the spent one, if anyone waits or to keep the pool at its size.
@@ -385,6 +388,14 @@ export class ReusablePool {
       return;
     }
     this.offer(instance);
+  }
+
+  /**
+   * Instances alive now, and of them those serving an invocation (busy) and those waiting
+   * for one (idle); the rest are starting (their bootstrap has not asked for work yet).
+   */
+  counts(): { instances: number; idle: number; busy: number } {
+    return { instances: this.instances.size, idle: this.idle.filter((i) => !i.spent).length, busy: this.leased };
   }
 
   /** Instances alive now (for usage: each one's idleMs()). */
@@ -401,7 +412,11 @@ export class ReusablePool {
   private acquire(): Promise<ReusableInstance> {
     if (this.closed) return Promise.reject(new Error('the pool is closed'));
     // One spent while idle (its container ended) leaves the idle list only once removed: skip it meanwhile.
-    for (let instance = this.idle.shift(); instance; instance = this.idle.shift()) if (!instance.spent) return Promise.resolve(instance);
+    for (let instance = this.idle.shift(); instance; instance = this.idle.shift())
+      if (!instance.spent) {
+        this.leased++;
+        return Promise.resolve(instance);
+      }
     const taken = new Promise<ReusableInstance>((take, fail) => this.waiting.push({ take, fail }));
     if (this.instances.size + this.starting < this.size) void this.grow().catch(() => undefined);
     return taken;
@@ -409,8 +424,10 @@ export class ReusablePool {
 
   private offer(instance: ReusableInstance): void {
     const waiter = this.waiting.shift();
-    if (waiter) waiter.take(instance);
-    else this.idle.push(instance);
+    if (waiter) {
+      this.leased++;
+      waiter.take(instance);
+    } else this.idle.push(instance);
   }
 
   private async grow(): Promise<void> {

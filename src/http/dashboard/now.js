@@ -185,6 +185,10 @@ function nodesTable(nodes) {
         Object.entries(n.warm ?? {}).map(([task, w]) =>
           h('div', { class: 'small muted warm', 'data-warm-task': task }, `${w.instances} warm · ${task}`),
         ),
+        // Reusable instances per task: idle ones wait for an invocation, busy ones serve a run (listed above).
+        Object.entries(n.reuse ?? {}).map(([task, r]) =>
+          h('div', { class: 'small muted reuse', 'data-reuse-task': task }, `${r.idle} idle · ${r.busy} busy reusable · ${task}`),
+        ),
       ),
       h('td', { class: 'memory' }, memoryCell(n.memory, gone)),
       h(
