@@ -16,6 +16,9 @@ const SECRETS = {
   BID_WEBHOOK_SECRET: 'test-secret',
   ARCHIVE_SALT: 'test-salt',
   MINIO_ROOT_PASSWORD: 'test-password',
+  BID_FN_TOKEN: 'test-fn-token',
+  ANA_KEY: 'test-ana-key',
+  BEN_KEY: 'test-ben-key',
 };
 
 /** `docker compose` (v2 plugin) where it exists, else Debian's docker-compose 1.x; none: say why. */
@@ -126,10 +129,39 @@ describe('docker-compose.yml', () => {
     const init = compose.services['minio-init'];
     expect(text(init.command)).toMatch(/mc mb --ignore-existing/);
     const tasks = loadConfig('config/runlet.yaml', runletEnv(compose)).tasks;
-    const buckets = Object.values(tasks).flatMap((t) => (t.env.S3_BUCKET ? [t.env.S3_BUCKET] : []));
+    const buckets = [...new Set(Object.values(tasks).flatMap((t) => (t.env.S3_BUCKET ? [t.env.S3_BUCKET] : [])))];
     expect(buckets.sort()).toEqual(['app-starts-archive', 'weekly-tests']);
     expect(String(init.environment?.BUCKETS).split(' ').sort()).toEqual(buckets);
     for (const t of Object.values(tasks)) if (t.env.S3_BUCKET) expect(t.env.S3_ENDPOINT, t.name).toBe('http://minio:9000');
+  });
+
+  it('serves tests-api on MinIO: the scores bucket (what score-weekly-tests reads), the students’ keys from the environment, the functions port published on loopback, the example test seeded', () => {
+    const tasks = loadConfig('config/runlet.yaml', runletEnv(compose)).tasks;
+    const api = tasks['tests-api'];
+    expect(api.http?.routes.map((r) => `${r.method} ${r.path}`)).toEqual(['GET /api/v1/test', 'POST /api/v1/tests', 'POST /api/v1/test']);
+    expect(api.env).toMatchObject({ S3_ENDPOINT: 'http://minio:9000', S3_BUCKET: tasks['score-weekly-tests'].env.S3_BUCKET });
+    expect(api.env.AWS_SECRET_ACCESS_KEY).toBe('test-password');
+    expect(api.http?.auth).toBe('apiKeys');
+    expect(api.http?.apiKeys).toEqual({ ana: 'test-ana-key', ben: 'test-ben-key' });
+    // docker-compose 1.x prints a port as "127.0.0.1:8081:8081/tcp"; the v2 plugin as { host_ip, published, target }.
+    const ports = (compose.services.runlet.ports ?? []).map((p) =>
+      typeof p === 'string' ? p : ((o) => `${o.host_ip}:${o.published}:${o.target}`)(p as Record<string, unknown>),
+    );
+    expect(ports.map((p) => p.replace(/\/tcp$/, ''))).toContain('127.0.0.1:8081:8081');
+    const init = compose.services['minio-init'];
+    expect(init.environment?.TESTS_BUCKET).toBe('weekly-tests');
+    expect(init.volumes?.map((v) => [source(v)?.replace(/^.*\/tasks\//, 'tasks/'), target(v)])).toContainEqual([
+      'tasks/tests-api/example',
+      '/seed',
+    ]);
+    expect(existsSync('tasks/tests-api/example/answer-keys/quiz-1.json')).toBe(true);
+  });
+
+  it('refuses to start without the students’ API keys', () => {
+    const { ANA_KEY: _, ...rest } = SECRETS;
+    const r = composeConfig(rest);
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toContain('set ANA_KEY');
   });
 
   it('builds every image config/runlet.yaml names, and one per tasks/<name>/main.ts, build-only', () => {

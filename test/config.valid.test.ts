@@ -217,6 +217,7 @@ describe('loadConfig', () => {
       'rollup-analytics',
       'sync-subscriptions',
       'score-weekly-tests',
+      'tests-api',
       'bid-placed',
     ]);
     expect(c.tasks.heartbeat).toMatchObject({
@@ -231,12 +232,19 @@ describe('loadConfig', () => {
     expect(c.pools).toMatchObject({ heavy: { concurrency: 1, memoryBytes: 2 * 1024 * MiB }, light: { concurrency: 8 } });
   });
 
-  describe('the five example tasks, each on its own image', () => {
+  describe('the example tasks, each on its own image', () => {
     const c = loadConfig('config/runlet.yaml', {});
     const task = (name: string) => c.tasks[name];
 
     it('names the images scripts/build-images.sh builds from tasks/<name>/main.ts, with no command (the image runs the task)', () => {
-      for (const name of ['archive-app-starts', 'rollup-analytics', 'sync-subscriptions', 'score-weekly-tests', 'bid-placed']) {
+      for (const name of [
+        'archive-app-starts',
+        'rollup-analytics',
+        'sync-subscriptions',
+        'score-weekly-tests',
+        'tests-api',
+        'bid-placed',
+      ]) {
         expect(task(name), name).toMatchObject({ image: `runlet/task-${name}:local` });
         expect(task(name).command, name).toBeUndefined();
       }
