@@ -1,32 +1,47 @@
 /**
- * HTTP functions through the fn listener of a real daemon (in-process, embedded Redis):
- * request → user code, for a cold function, a warm (fresh) one and a reusable one, beside a
- * bare fastify route in this process.
+ * HTTP functions through the fn listener of a real daemon (in-process, embedded Redis),
+ * request → user code and request → response, beside the cold floor and a bare fastify route:
  *
- *   node dist/bench/functions-warm.js [requests=200] [clients=20]
+ *   node dist/bench/functions-warm.js [requests=400] [clients=20]
  *
- * "User code" is the function's first statement: it reads the clock (the container shares
- * the host's) and returns it; the figure is that time minus the moment the client sent the
- * request. `clients` callers each send their next request when the last one is answered.
- * - cold: `warm: 0, warmIdle: 0s`, a node one-liner per request (a container per request);
- * - warm: `warm: <clients>` fresh instances of the same (each request its own container, made ahead);
- * - reuse: `reuse: true`, a node Lambda bootstrap loop, `concurrency: <clients>`;
- * - fastify: a route in this process answering Date.now().
+ * "User code" is the function's first statement reading the clock (containers share the
+ * host's clock); the figure is that minus the moment the caller sent the request. Callers run
+ * in a process of their own (fn-clients.ts), on keep-alive connections.
+ * - floor: the raw Docker API creating and starting the same busybox container with the same
+ *   hardening, create → its first clock reading (lib.ts floorRun): the cold path's floor;
+ * - cold: a busybox function with `warm: 0, warmIdle: 0s` (a container per request);
+ * - warm (fresh): the same with `warm: 2`, one caller pausing between requests so that each
+ *   finds a fresh instance (a replacement starts after each use): the issue's "warm, fresh
+ *   instance" target; warm node: the same with node's own start-up in it;
+ * - reuse: `reuse: true`, a node Lambda bootstrap loop, `warm` and `concurrency` = clients,
+ *   measured once the instances are up (a first untimed round), with `clients` callers;
+ * - fastify: a route in the daemon's process answering Date.now() (the same callers).
  * Every container carries runlet labels and is removed when the daemon stops.
  */
+import Docker from 'dockerode';
 import Fastify from 'fastify';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { loadConfig } from '../src/config/load.js';
 import { startDaemon } from '../src/daemon.js';
 import { createLogger } from '../src/lib/logger.js';
+import { BENCH_LABEL, detectCgroup, floorRun, removeBenchContainers, row, sleep, stats, SUITE_ID, SUITE_LABEL } from './lib.js';
 
-const REQUESTS = Number(process.argv[2] ?? 200);
+const REQUESTS = Number(process.argv[2] ?? 400);
 const CLIENTS = Number(process.argv[3] ?? 20);
+const FRESH = 20;
+/** `--only reuse|warm|cold|fastify`: one path (with --cpu-prof, a profile of just that path). */
+const ONLY = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined;
+const only = <T>(path: string, fn: () => Promise<T>): Promise<T | undefined> =>
+  !ONLY || ONLY === path ? fn() : Promise.resolve(undefined);
+const BENCH = 'functions-warm';
 
-// The first statement reads the clock (busybox's date has no sub-second format, so node).
-const FIRST = `require('fs').writeFileSync('/runlet/output.json', JSON.stringify({ t: Date.now() }))`;
+// busybox: the shell's $EPOCHREALTIME (µs) is the first statement; node: Date.now().
+const BUSYBOX_FIRST = 'echo "{\\"us\\":$${EPOCHREALTIME/./}}" > /runlet/output.json';
+const NODE_FIRST = `require('fs').writeFileSync('/runlet/output.json', JSON.stringify({ t: Date.now() }))`;
 const BOOTSTRAP = `
 const API = 'http://' + process.env.AWS_LAMBDA_RUNTIME_API + '/2018-06-01/runtime';
 (async () => { for (;;) {
@@ -39,62 +54,63 @@ const API = 'http://' + process.env.AWS_LAMBDA_RUNTIME_API + '/2018-06-01/runtim
 
 const YAML = `
 pools:
-  default: { concurrency: ${CLIENTS * 2} }
+  default: { concurrency: ${CLIENTS * 2 + 8} }
+defaults: { memory: 32m }
 tasks:
   cold:
-    image: runlet/node:local
-    command: [node, -e, ${JSON.stringify(FIRST)}]
-    memory: 64m
     concurrency: ${CLIENTS}
     maxQueued: 1000
+    image: runlet/busybox:local
+    command: [sh, -c, '${BUSYBOX_FIRST}']
     warmIdle: 0s
     http: { routes: ["GET /cold"], auth: none, timeout: 60s }
   warm:
-    image: runlet/node:local
-    command: [node, -e, ${JSON.stringify(FIRST)}]
-    memory: 64m
     concurrency: ${CLIENTS}
     maxQueued: 1000
-    warm: ${CLIENTS}
+    image: runlet/busybox:local
+    command: [sh, -c, '${BUSYBOX_FIRST}']
+    warm: 2
     http: { routes: ["GET /warm"], auth: none, timeout: 60s }
+  warm-node:
+    concurrency: ${CLIENTS}
+    maxQueued: 1000
+    image: runlet/node:local
+    command: [node, -e, ${JSON.stringify(NODE_FIRST)}]
+    memory: 64m
+    warm: 2
+    http: { routes: ["GET /warm-node"], auth: none, timeout: 60s }
   reuse:
+    concurrency: ${CLIENTS}
+    maxQueued: 1000
     image: runlet/node:local
     command: [node, -e, ${JSON.stringify(BOOTSTRAP)}]
     memory: 96m
-    concurrency: ${CLIENTS}
-    maxQueued: 1000
     reuse: true
-    warm: 1
+    warm: ${CLIENTS}
     http: { routes: ["GET /reuse"], auth: none, timeout: 60s }
 `;
 
-function pct(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
+interface Load {
+  readonly toCode: number[];
+  readonly round: number[];
+  readonly errors: number;
+  readonly firstError?: string;
 }
 
-async function load(url: string, total: number, clients: number): Promise<{ toCode: number[]; round: number[]; errors: number }> {
-  const toCode: number[] = [];
-  const round: number[] = [];
-  let left = total;
-  let errors = 0;
-  await Promise.all(
-    Array.from({ length: clients }, async () => {
-      while (left-- > 0) {
-        const sent = Date.now();
-        const t0 = performance.now();
-        const res = await fetch(url);
-        const body = (await res.json()) as { t?: number };
-        round.push(performance.now() - t0);
-        if (res.status !== 200 || typeof body.t !== 'number') errors++;
-        else toCode.push(body.t - sent);
-      }
-    }),
-  );
-  return { toCode, round, errors };
+/** The callers, in a process of their own (fn-clients.ts). */
+async function load(url: string, total: number, clients: number, pauseMs = 0): Promise<Load> {
+  const { stdout } = await promisify(execFile)(process.execPath, [
+    join(import.meta.dirname, 'fn-clients.js'),
+    JSON.stringify({ url, total, clients, pauseMs }),
+  ]);
+  return JSON.parse(stdout) as Load;
 }
+
+const f = (x: number): string => (Number.isFinite(x) ? x.toFixed(1) : '—');
 
 async function main(): Promise<void> {
+  const docker = new Docker();
+  await detectCgroup(docker);
   const dir = mkdtempSync(join(tmpdir(), 'runlet-bench-fn-'));
   const file = join(dir, 'runlet.yaml');
   writeFileSync(file, YAML);
@@ -106,38 +122,133 @@ async function main(): Promise<void> {
     port: 0,
     fnPort: 0,
     fnHost: '127.0.0.1',
-    labels: { 'runlet.x-bench': 'functions-warm' },
+    docker,
+    labels: { [BENCH_LABEL]: BENCH, [SUITE_LABEL]: SUITE_ID },
   });
   const app = Fastify();
   app.get('/bare', async () => ({ t: Date.now() }));
   await app.listen({ port: 0, host: '127.0.0.1' });
   const bare = `http://127.0.0.1:${(app.server.address() as { port: number }).port}/bare`;
+  const rows: string[] = [];
+  const add = (name: string, r: Load | undefined, clients: number) => {
+    if (!r) return;
+    const code = stats(r.toCode);
+    const round = stats(r.round);
+    rows.push(row([name, clients, f(code.p50), f(code.p99), f(round.p50), f(round.p99), code.n, r.errors]));
+    if (r.firstError) console.error(`${name}: first error: ${r.firstError}`);
+  };
   try {
+    const floor: number[] = [];
+    for (let i = 0; i < (ONLY ? 0 : 10); i++) floor.push((await floorRun(docker, BENCH)).toRunning);
+    rows.push(row(['floor (raw Docker, cold)', 1, f(stats(floor).p50), f(stats(floor).p99), '—', '—', floor.length, 0]));
     // Let the warm instances and the reusable pool come up, then one untimed round each.
-    await new Promise((r) => setTimeout(r, 8_000));
-    for (const path of ['/cold', '/warm', '/reuse']) await load(`${daemon.fnUrl}${path}`, 2, 1);
-    await new Promise((r) => setTimeout(r, 3_000));
-    const rows: string[] = [];
-    for (const [name, url, n] of [
-      ['fastify (in-process)', bare, REQUESTS],
-      ['reuse', `${daemon.fnUrl}/reuse`, REQUESTS],
-      ['warm (fresh)', `${daemon.fnUrl}/warm`, CLIENTS],
-      ['cold', `${daemon.fnUrl}/cold`, Math.min(REQUESTS, 40)],
-    ] as const) {
-      const r = await load(url, n, CLIENTS);
-      rows.push(
-        `| ${name} | ${pct(r.toCode, 50)} ms | ${pct(r.toCode, 99)} ms | ${pct(r.round, 50).toFixed(1)} ms | ${r.toCode.length} | ${r.errors} |`,
-      );
-      // Replacements of used warm instances come up before the next series.
-      await new Promise((res) => setTimeout(res, 5_000));
+    await sleep(8_000);
+    for (const path of ['/cold', '/warm', '/warm-node']) await load(`${daemon.fnUrl}${path}`, 2, 1, 500);
+    await load(`${daemon.fnUrl}/reuse`, CLIENTS * 5, CLIENTS);
+    await sleep(3_000);
+
+    add('fastify (in-process)', await only('fastify', () => load(bare, REQUESTS, CLIENTS)), CLIENTS);
+    const commandStats = async (): Promise<Map<string, number>> => {
+      const text = (await daemon.redis.info('commandstats')) as string;
+      return new Map([...text.matchAll(/cmdstat_([^:]+):calls=(\d+)/g)].map((m) => [m[1]!, Number(m[2])]));
+    };
+    const before = process.env.FN_PHASES ? await commandStats() : undefined;
+    const sent = new Map<string, number>();
+    if (process.env.FN_PHASES) {
+      const { Redis } = await import('ioredis');
+      const orig = Redis.prototype.sendCommand;
+      Redis.prototype.sendCommand = function (this: InstanceType<typeof Redis>, cmd: { name: string; args: unknown[] }, stream?: unknown) {
+        let k = `${this.options.connectionName ?? '?'} ${cmd.name}`;
+        if (process.env.FN_STACKS?.split(',').includes(cmd.name))
+          k +=
+            ' ' +
+            (new Error().stack ?? '')
+              .split('\n')
+              .filter((l) => l.includes('/dist/src/'))
+              .slice(0, 3)
+              .map((l) => l.trim().replace(/\(.*dist\/src\//, '('))
+              .join(' < ');
+        sent.set(k, (sent.get(k) ?? 0) + 1);
+        return orig.call(this, cmd as never, stream as never);
+      } as typeof orig;
     }
+    const cpu0 = process.cpuUsage();
+    add('reuse', await only('reuse', () => load(`${daemon.fnUrl}/reuse`, REQUESTS, CLIENTS)), CLIENTS);
+    const cpu = process.cpuUsage(cpu0);
+    if (before) {
+      console.log(
+        'sent per invocation:',
+        [...sent]
+          .sort((a, b) => b[1] - a[1])
+          .filter(([, n]) => n / REQUESTS >= 0.05)
+          .map(([c, n]) => `${c} ${(n / REQUESTS).toFixed(2)}`)
+          .join(', '),
+      );
+      const after = await commandStats();
+      const per = [...after].map(([c, n]) => [c, (n - (before.get(c) ?? 0)) / REQUESTS] as const).filter(([, n]) => n >= 0.05);
+      console.log(
+        'Redis commands per reuse invocation:',
+        per
+          .sort((a, b) => b[1] - a[1])
+          .map(([c, n]) => `${c} ${n.toFixed(2)}`)
+          .join(', '),
+        'total',
+        per.reduce((a, [, n]) => a + n, 0).toFixed(1),
+      );
+    }
+    if (!ONLY || ONLY === 'reuse')
+      console.log(`daemon CPU per reuse invocation at ${CLIENTS} callers: ${((cpu.user + cpu.system) / 1000 / REQUESTS).toFixed(2)} ms`);
+    if (process.env.FN_PHASES) {
+      const { monitorEventLoopDelay } = await import('node:perf_hooks');
+      const h = monitorEventLoopDelay({ resolution: 5 });
+      h.enable();
+      await load(`${daemon.fnUrl}/reuse`, REQUESTS, CLIENTS);
+      h.disable();
+      console.log(
+        'event loop delay during reuse load: p50',
+        (h.percentile(50) / 1e6).toFixed(1),
+        'p99',
+        (h.percentile(99) / 1e6).toFixed(1),
+        'max',
+        (h.max / 1e6).toFixed(1),
+      );
+      const runs = await daemon.store.list({ task: 'reuse', limit: REQUESTS });
+      const ph = (fn: (r: (typeof runs)[number]) => number) => stats(runs.map(fn).filter(Number.isFinite)).p50.toFixed(1);
+      console.log(
+        'phases p50: created→started',
+        ph((r) => r.startedAt! - r.createdAt),
+        'started→finished',
+        ph((r) => r.finishedAt! - r.startedAt!),
+        'finished→updated',
+        ph((r) => r.updatedAt - r.finishedAt!),
+      );
+    }
+    add('reuse', await only('reuse', () => load(`${daemon.fnUrl}/reuse`, REQUESTS / 4, 1)), 1);
+    // One caller, a pause after each request: each finds a fresh instance made ahead.
+    add('warm (fresh), busybox', await only('warm', () => load(`${daemon.fnUrl}/warm`, FRESH, 1, 700)), 1);
+    add('warm (fresh), node', await only('warm', () => load(`${daemon.fnUrl}/warm-node`, FRESH, 1, 900)), 1);
+    if (process.env.FN_PHASES) {
+      const runs = await daemon.store.list({ task: 'warm', limit: FRESH });
+      const ph = (fn: (r: (typeof runs)[number]) => number) => stats(runs.map(fn).filter(Number.isFinite)).p50.toFixed(1);
+      console.log(
+        'warm phases p50: created→started',
+        ph((r) => r.startedAt! - r.createdAt),
+        'started→finished',
+        ph((r) => r.finishedAt! - r.startedAt!),
+        'finished→updated',
+        ph((r) => r.updatedAt - r.finishedAt!),
+      );
+    }
+    add('cold, busybox', await only('cold', () => load(`${daemon.fnUrl}/cold`, FRESH, 1)), 1);
+
     console.log(`requests=${REQUESTS} clients=${CLIENTS}`);
-    console.log('| path | request → user code p50 | p99 | round trip p50 | n | errors |');
-    console.log('|---|---|---|---|---|---|');
+    console.log('| path | callers | request → user code p50 (ms) | p99 | request → response p50 (ms) | p99 | n | errors |');
+    console.log('|---|---|---|---|---|---|---|---|');
     for (const r of rows) console.log(r);
   } finally {
     await app.close();
     await daemon.stop();
+    await removeBenchContainers(docker, BENCH);
   }
 }
 

@@ -330,7 +330,7 @@ async function startDispatch(
   const pauses = new PauseState(redis, logger);
   releasers.add('pause sync', pauses.start());
   storage.epoch.onEmpty('paused tasks', () => pauses.all());
-  const counts = (task: string) => gate.counts(task);
+  const counts = { counts: (task: string) => gate.counts(task), upperCounts: (task: string) => gate.upperCounts(task) };
   const replaceOldest = async (task: string): Promise<void> => {
     const running = await store.list({ task, status: ['starting', 'running'], limit: 1000 });
     const oldest = running[running.length - 1];

@@ -167,9 +167,7 @@ export class TaskGate {
    * retry pending). Reads the slot holders' statuses: at most `concurrency` of them.
    */
   async counts(taskName: string, now = Date.now()): Promise<QueueCounts> {
-    const res = await this.redis.multi().zrange(gateKeys.slots(taskName), 0, -1).zcard(gateKeys.parked(taskName)).exec();
-    const holders = (res?.[0]?.[1] as string[] | undefined) ?? [];
-    const parked = Number(res?.[1]?.[1] ?? 0);
+    const { holders, parked } = await this.holders(taskName);
     if (holders.length === 0) return { active: 0, waiting: parked };
     const pipe = this.redis.pipeline();
     for (const id of holders) pipe.hmget(keys.run(id), 'status', 'retryAt');
@@ -180,6 +178,22 @@ export class TaskGate {
       if (status === 'queued' && (retryAt === null || Number(retryAt) <= now)) toStart++;
     }
     return { active: holders.length - toStart, waiting: parked + toStart };
+  }
+
+  /**
+   * Bounds of counts() from one round trip, without reading any run: each slot holder may be
+   * active or waiting, so `active` ≤ holders and `waiting` ≤ parked + holders. An overlap
+   * policy that passes on these passes on the exact counts (policies.ts), which spares a
+   * function's every request reading `concurrency` run records.
+   */
+  async upperCounts(taskName: string): Promise<QueueCounts> {
+    const { holders, parked } = await this.holders(taskName);
+    return { active: holders.length, waiting: parked + holders.length };
+  }
+
+  private async holders(taskName: string): Promise<{ holders: string[]; parked: number }> {
+    const res = await this.redis.multi().zrange(gateKeys.slots(taskName), 0, -1).zcard(gateKeys.parked(taskName)).exec();
+    return { holders: (res?.[0]?.[1] as string[] | undefined) ?? [], parked: Number(res?.[1]?.[1] ?? 0) };
   }
 
   /**

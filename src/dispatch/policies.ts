@@ -38,23 +38,44 @@ export interface QueueCounts {
  * both pass a `skip` check; the limit itself (never more than `concurrency` running) is
  * enforced atomically by the queue and cannot be passed.
  */
-export function overlapPolicy(counts: (task: string) => Promise<QueueCounts>, replaceOldest: (task: string) => Promise<void>): Policy {
+export interface CountsSource {
+  /** The exact counts (reads the slot holders' records). */
+  counts(task: string): Promise<QueueCounts>;
+  /** Upper bounds of both counts, cheaper (gate.ts upperCounts). */
+  upperCounts(task: string): Promise<QueueCounts>;
+}
+
+export function overlapPolicy(source: CountsSource, replaceOldest: (task: string) => Promise<void>): Policy {
   return async (request, task) => {
     if (request.trigger === 'manual' || request.backfill || task.overlap === 'allow') return undefined;
-    const { active, waiting } = await counts(task.name);
-    const atLimit = active >= task.concurrency;
-    switch (task.overlap) {
-      case 'queue':
-        return waiting >= task.maxQueued ? `queue full: ${waiting} run(s) already waiting (maxQueued: ${task.maxQueued})` : undefined;
-      case 'bufferOne':
-        return atLimit && waiting >= 1 ? `overlap bufferOne: ${active} run(s) running and one already waiting` : undefined;
-      case 'skip':
-        return atLimit ? `overlap skip: ${active} run(s) already running (concurrency: ${task.concurrency})` : undefined;
-      case 'replace':
-        if (atLimit) await replaceOldest(task.name);
-        return undefined;
+    // Every verdict below only refuses (or replaces) on counts that are high enough, so counts
+    // that pass as upper bounds pass exactly: the exact read is needed only near the limit.
+    const upper = await source.upperCounts(task.name);
+    if (overlapVerdict(task, upper) === undefined) return undefined;
+    const verdict = overlapVerdict(task, await source.counts(task.name));
+    if (verdict === 'replace') {
+      await replaceOldest(task.name);
+      return undefined;
     }
+    return verdict;
   };
+}
+
+/** What the overlap policy says on these counts: a skip reason, 'replace', or nothing. */
+function overlapVerdict(task: TaskConfig, { active, waiting }: QueueCounts): string | undefined {
+  const atLimit = active >= task.concurrency;
+  switch (task.overlap) {
+    case 'queue':
+      return waiting >= task.maxQueued ? `queue full: ${waiting} run(s) already waiting (maxQueued: ${task.maxQueued})` : undefined;
+    case 'bufferOne':
+      return atLimit && waiting >= 1 ? `overlap bufferOne: ${active} run(s) running and one already waiting` : undefined;
+    case 'skip':
+      return atLimit ? `overlap skip: ${active} run(s) already running (concurrency: ${task.concurrency})` : undefined;
+    case 'replace':
+      return atLimit ? 'replace' : undefined;
+    default:
+      return undefined;
+  }
 }
 
 export async function firstSkipReason(policies: readonly Policy[], request: RunRequest, task: TaskConfig): Promise<string | undefined> {
