@@ -148,90 +148,33 @@ async function main(): Promise<void> {
     await sleep(3_000);
 
     add('fastify (in-process)', await only('fastify', () => load(bare, REQUESTS, CLIENTS)), CLIENTS);
+    // Daemon CPU and Redis commands per reuse invocation: what a request costs runlet itself.
     const commandStats = async (): Promise<Map<string, number>> => {
       const text = (await daemon.redis.info('commandstats')) as string;
       return new Map([...text.matchAll(/cmdstat_([^:]+):calls=(\d+)/g)].map((m) => [m[1]!, Number(m[2])]));
     };
-    const before = process.env.FN_PHASES ? await commandStats() : undefined;
-    const sent = new Map<string, number>();
-    if (process.env.FN_PHASES) {
-      const { Redis } = await import('ioredis');
-      const orig = Redis.prototype.sendCommand;
-      Redis.prototype.sendCommand = function (this: InstanceType<typeof Redis>, cmd: { name: string; args: unknown[] }, stream?: unknown) {
-        let k = `${this.options.connectionName ?? '?'} ${cmd.name}`;
-        if (process.env.FN_STACKS?.split(',').includes(cmd.name))
-          k +=
-            ' ' +
-            (new Error().stack ?? '')
-              .split('\n')
-              .filter((l) => l.includes('/dist/src/'))
-              .slice(0, 3)
-              .map((l) => l.trim().replace(/\(.*dist\/src\//, '('))
-              .join(' < ');
-        sent.set(k, (sent.get(k) ?? 0) + 1);
-        return orig.call(this, cmd as never, stream as never);
-      } as typeof orig;
-    }
+    const before = await commandStats();
     const cpu0 = process.cpuUsage();
     add('reuse', await only('reuse', () => load(`${daemon.fnUrl}/reuse`, REQUESTS, CLIENTS)), CLIENTS);
     const cpu = process.cpuUsage(cpu0);
-    if (before) {
-      console.log(
-        'sent per invocation:',
-        [...sent]
-          .sort((a, b) => b[1] - a[1])
-          .filter(([, n]) => n / REQUESTS >= 0.05)
-          .map(([c, n]) => `${c} ${(n / REQUESTS).toFixed(2)}`)
-          .join(', '),
-      );
+    if (!ONLY || ONLY === 'reuse') {
       const after = await commandStats();
-      const per = [...after].map(([c, n]) => [c, (n - (before.get(c) ?? 0)) / REQUESTS] as const).filter(([, n]) => n >= 0.05);
+      const total = [...after].reduce((a, [c, n]) => a + n - (before.get(c) ?? 0), 0);
       console.log(
-        'Redis commands per reuse invocation:',
-        per
-          .sort((a, b) => b[1] - a[1])
-          .map(([c, n]) => `${c} ${n.toFixed(2)}`)
-          .join(', '),
-        'total',
-        per.reduce((a, [, n]) => a + n, 0).toFixed(1),
-      );
-    }
-    if (!ONLY || ONLY === 'reuse')
-      console.log(`daemon CPU per reuse invocation at ${CLIENTS} callers: ${((cpu.user + cpu.system) / 1000 / REQUESTS).toFixed(2)} ms`);
-    if (process.env.FN_PHASES) {
-      const { monitorEventLoopDelay } = await import('node:perf_hooks');
-      const h = monitorEventLoopDelay({ resolution: 5 });
-      h.enable();
-      await load(`${daemon.fnUrl}/reuse`, REQUESTS, CLIENTS);
-      h.disable();
-      console.log(
-        'event loop delay during reuse load: p50',
-        (h.percentile(50) / 1e6).toFixed(1),
-        'p99',
-        (h.percentile(99) / 1e6).toFixed(1),
-        'max',
-        (h.max / 1e6).toFixed(1),
-      );
-      const runs = await daemon.store.list({ task: 'reuse', limit: REQUESTS });
-      const ph = (fn: (r: (typeof runs)[number]) => number) => stats(runs.map(fn).filter(Number.isFinite)).p50.toFixed(1);
-      console.log(
-        'phases p50: created→started',
-        ph((r) => r.startedAt! - r.createdAt),
-        'started→finished',
-        ph((r) => r.finishedAt! - r.startedAt!),
-        'finished→updated',
-        ph((r) => r.updatedAt - r.finishedAt!),
+        `per reuse invocation at ${CLIENTS} callers: daemon CPU ${((cpu.user + cpu.system) / 1000 / REQUESTS).toFixed(2)} ms,`,
+        `Redis commands ${(total / REQUESTS).toFixed(1)} (scripts' inner calls included)`,
       );
     }
     add('reuse', await only('reuse', () => load(`${daemon.fnUrl}/reuse`, REQUESTS / 4, 1)), 1);
     // One caller, a pause after each request: each finds a fresh instance made ahead.
     add('warm (fresh), busybox', await only('warm', () => load(`${daemon.fnUrl}/warm`, FRESH, 1, 700)), 1);
     add('warm (fresh), node', await only('warm', () => load(`${daemon.fnUrl}/warm-node`, FRESH, 1, 900)), 1);
-    if (process.env.FN_PHASES) {
+    if (!ONLY || ONLY === 'warm') {
+      // Where a fresh instance's answer goes: the record's own timestamps.
       const runs = await daemon.store.list({ task: 'warm', limit: FRESH });
       const ph = (fn: (r: (typeof runs)[number]) => number) => stats(runs.map(fn).filter(Number.isFinite)).p50.toFixed(1);
       console.log(
-        'warm phases p50: created→started',
+        'warm (fresh) busybox, record p50 (ms): created→started',
         ph((r) => r.startedAt! - r.createdAt),
         'started→finished',
         ph((r) => r.finishedAt! - r.startedAt!),
