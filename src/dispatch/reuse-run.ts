@@ -43,9 +43,11 @@ export async function invokeReused(ctx: RunContext, run: RunRecord, task: TaskCo
   const { instance } = lease;
   const onCancel = () => void instance.retire(`cancelled: ${String(held.cancel.reason)}`);
   try {
-    const now = await ctx.store.get(run.id);
+    // Only the claim is needed here (one HMGET, not the whole record): the fenced transition
+    // below is what makes the start exactly-once; this spares an instance a doomed lease.
+    const [now] = await ctx.store.claims([run.id]);
     if (!now || now.claim !== held.claim || Date.now() > held.startBy) {
-      log.warn({ status: now?.status }, 'the claim on the run was lost before its invocation: not invoking');
+      log.warn({ claimed: now !== undefined }, 'the claim on the run was lost before its invocation: not invoking');
       return;
     }
     const startedAt = Date.now();
