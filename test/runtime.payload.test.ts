@@ -2,7 +2,8 @@ import { execFile } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DockerRuntime } from '../src/runtime/docker.js';
 import { OUTPUT_LIMIT_BYTES } from '../src/runtime/output.js';
-import { BUSYBOX, busyboxSpec, docker, NODE, removeTestContainers, requireImages, runToEnd } from './helpers/docker.js';
+import type { RunSpec } from '../src/runtime/types.js';
+import { BUSYBOX, busyboxSpec as specOf, docker, NODE, removeTestContainers, requireImages, runToEnd } from './helpers/docker.js';
 
 const FILE = 'runtime.payload';
 
@@ -25,8 +26,21 @@ const sh = (script: string) => ['sh', '-c', script];
 /** Pretty-printed (so several lines), with 2-, 3- and 4-byte characters and an escaped newline inside a string. */
 const PAYLOAD = `${JSON.stringify({ greeting: 'héllo wörld ✓ 🚀', text: 'line one\nline two', list: [1, 2, 3] }, null, 2)}\n`;
 
-describe('DockerRuntime: the payload goes in on stdin and in /runlet/payload.json', () => {
-  const runtime = new DockerRuntime({ docker });
+/**
+ * /runlet three ways, each test run in each: in the container's own layer (a writable rootfs:
+ * the engine's archive API), in a volume read and written on the host (a read-only rootfs,
+ * the default: run-dir-host.ts), and in a volume through the engine (runDirOnHost: false, as
+ * when the engine is remote or runlet may not read its volumes).
+ */
+const WAYS = [
+  { way: 'in the container layer', readOnly: false, runDirOnHost: true },
+  { way: 'in a volume, on the host', readOnly: true, runDirOnHost: true },
+  { way: 'in a volume, through the engine', readOnly: true, runDirOnHost: false },
+] as const;
+
+describe.each(WAYS)('DockerRuntime: the payload goes in on stdin and in /runlet/payload.json ($way)', ({ readOnly, runDirOnHost }) => {
+  const runtime = new DockerRuntime({ docker, runDirOnHost });
+  const busyboxSpec = (file: string, o: Partial<RunSpec> = {}) => specOf(file, { readOnly, ...o });
   beforeAll(() => requireImages(BUSYBOX, NODE));
   afterAll(() => removeTestContainers(FILE));
 
@@ -104,8 +118,9 @@ describe('DockerRuntime: the payload goes in on stdin and in /runlet/payload.jso
   });
 });
 
-describe('DockerRuntime: /runlet/output.json comes back in the result', () => {
-  const runtime = new DockerRuntime({ docker });
+describe.each(WAYS)('DockerRuntime: /runlet/output.json comes back in the result ($way)', ({ readOnly, runDirOnHost }) => {
+  const runtime = new DockerRuntime({ docker, runDirOnHost });
+  const busyboxSpec = (file: string, o: Partial<RunSpec> = {}) => specOf(file, { readOnly, ...o });
   beforeAll(() => requireImages(BUSYBOX));
   afterAll(() => removeTestContainers(FILE));
   /** Writes a JSON string of exactly `bytes` bytes to /runlet/output.json. */
@@ -161,5 +176,14 @@ describe('DockerRuntime: /runlet/output.json comes back in the result', () => {
     const { result } = await runToEnd(runtime, busyboxSpec(FILE, { command: sh('mkdir /runlet/output.json') }));
     expect(result.output).toBeUndefined();
     expect(result.outputError).toBe('output.json is a directory, not a regular file; not stored');
+  });
+
+  // Read on the host, a symlink would point into the host's own filesystem: never followed.
+  it('a symlink (to a file the host has) or a FIFO is refused by name, never followed or waited on', async () => {
+    const link = await runToEnd(runtime, busyboxSpec(FILE, { command: sh('ln -s /etc/hostname /runlet/output.json') }));
+    expect(link.result).toMatchObject({ outcome: 'succeeded', outputError: 'output.json is a symlink, not a regular file; not stored' });
+    expect(link.result.output).toBeUndefined();
+    const fifo = await runToEnd(runtime, busyboxSpec(FILE, { command: sh('mkfifo /runlet/output.json') }));
+    expect(fifo.result).toMatchObject({ outcome: 'succeeded', outputError: 'output.json is a fifo, not a regular file; not stored' });
   });
 });

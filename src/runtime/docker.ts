@@ -7,6 +7,7 @@ import { LABEL_MANAGED, LABEL_REUSE, LABEL_RUN, LABEL_TASK, LABEL_WARM } from '.
 import { LogFollower } from './log-tail.js';
 import { engineTime, outcomeOf } from './outcome.js';
 import { readOutput } from './output.js';
+import { placeRunDirOnHost, readOutputOnHost, runDirSource } from './run-dir-host.js';
 import { startFailureReason } from './reasons.js';
 import {
   PAYLOAD_FILE_ENV,
@@ -74,6 +75,11 @@ export interface DockerRuntimeOptions {
   readonly labels?: Readonly<Record<string, string>>;
   /** The static busybox copied into warm instances as their shim (default /bin/busybox, Debian's busybox-static). */
   readonly shimSource?: string;
+  /**
+   * Read and write /runlet on the host when it is a local volume this process can see
+   * (run-dir-host.ts; default true). False: always through the engine's archive API.
+   */
+  readonly runDirOnHost?: boolean;
 }
 
 /**
@@ -108,12 +114,14 @@ export class DockerRuntime implements Runtime, WarmRuntime {
   private readonly shimSource: string | undefined;
   private swappinessSupported: Promise<boolean> | undefined;
   private hostEntry: Promise<string> | undefined;
+  private readonly runDirOnHost: boolean;
 
   constructor(opts: DockerRuntimeOptions = {}) {
     this.docker = opts.docker ?? new Docker();
     this.logger = opts.logger ?? pino({ level: 'silent' });
     this.labels = opts.labels ?? {};
     this.shimSource = opts.shimSource;
+    this.runDirOnHost = opts.runDirOnHost ?? true;
   }
 
   async prepare(spec: RunSpec): Promise<PreparedRun> {
@@ -158,7 +166,7 @@ export class DockerRuntime implements Runtime, WarmRuntime {
       throw createFailure(spec, name, err);
     }
     try {
-      if (!volumeOnly) await placeRunDir(container, spec);
+      if (!volumeOnly) await this.placeRunDir(container, spec);
     } catch (err) {
       await this.remove(container.id).catch((removeErr) =>
         this.logger.warn({ err: removeErr, runId: spec.runId }, 'could not remove a container that could not be prepared'),
@@ -249,17 +257,15 @@ export class DockerRuntime implements Runtime, WarmRuntime {
     const { text: logTail, end: logBytes } = follower.tail.snapshot();
     if ('failed' in exit) return { outcome: 'failed', reason: exit.failed, logTail, logBytes };
 
-    // output.json is read now, after exit and before the owner removes the container.
-    const [state, captured] = await Promise.all([
-      container.inspect().then(
-        (info) => info.State,
-        (err: unknown) => {
-          log.warn({ err }, 'could not inspect the container after it ended');
-          return engineStatus(err) === 404 ? null : undefined;
-        },
-      ),
-      readOutput(container),
-    ]);
+    // output.json is read now, after exit and before the owner removes the container: from
+    // the host when /runlet is a local volume we can see (run-dir-host.ts), else through the engine.
+    const info = await container.inspect().catch((err: unknown) => {
+      log.warn({ err }, 'could not inspect the container after it ended');
+      return engineStatus(err) === 404 ? null : undefined;
+    });
+    const state = info && info.State;
+    const hostDir = this.runDirOnHost ? runDirSource(info ?? undefined) : undefined;
+    const captured = (hostDir && (await readOutputOnHost(hostDir))) || (await readOutput(container));
     // Force-removed by someone else while running: the 137 is theirs, not the program's.
     if (state === null)
       return {
@@ -285,6 +291,16 @@ export class DockerRuntime implements Runtime, WarmRuntime {
       logTail,
     );
     return { ...result, ...captured, logBytes };
+  }
+
+  /** /runlet (and its payload) before start: on the host when it is a local volume we can see, else through the engine. */
+  private async placeRunDir(container: Docker.Container, spec: Pick<RunSpec, 'payload' | 'readOnly'>): Promise<void> {
+    if (this.runDirOnHost && usesRunDirVolume(spec)) {
+      const hostDir = runDirSource(await container.inspect().catch(() => undefined));
+      const payload = spec.payload === undefined ? undefined : Buffer.from(spec.payload, 'utf8');
+      if (hostDir && (await placeRunDirOnHost(hostDir, payload))) return;
+    }
+    await placeRunDir(container, spec);
   }
 
   async remove(containerId: string): Promise<void> {
@@ -415,7 +431,7 @@ export class DockerRuntime implements Runtime, WarmRuntime {
     }
     const log = this.logger.child({ instanceId, task: spec.task, containerId: container.id.slice(0, 12) });
     try {
-      await placeRunDir(container, { readOnly: spec.readOnly });
+      await this.placeRunDir(container, { readOnly: spec.readOnly });
       await placeShim(container, inVolume, this.shimSource);
       this.held.set(container.id, { stdin: await StdinFeed.hold(container, log), restore });
       await container.start();

@@ -52,13 +52,13 @@ async function fromArchive(archive: Readable): Promise<CapturedOutput> {
       return { outputError: `output.json is ${formatBytes(size)}, over the ${formatBytes(OUTPUT_LIMIT_BYTES)} limit; not stored` };
     const chunks: Buffer[] = [];
     for await (const chunk of entry) chunks.push(chunk as Buffer);
-    return judged(Buffer.concat(chunks).toString('utf8'));
+    return judgedOutput(Buffer.concat(chunks).toString('utf8'));
   }
   return { outputError: 'could not read output.json: the engine sent an empty archive' };
 }
 
 /** Kept even when it does not parse: the caller decides what an invalid result means. */
-function judged(text: string): CapturedOutput {
+export function judgedOutput(text: string): CapturedOutput {
   try {
     JSON.parse(text);
     return { output: text };
