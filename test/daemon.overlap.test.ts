@@ -26,9 +26,12 @@ let runsByTask: Record<string, RunRecord[]> = {};
 beforeAll(async () => {
   redis = await startTestRedis();
   daemon = await startTestDaemon({ config: configFrom(CONFIG), redisUrl: redis.url, shutdownGraceMs: 200 });
-  // Watch for 6 seconds, sampling what waits and what runs.
-  const until = Date.now() + 6_000;
-  while (Date.now() < until) {
+  // Watch for 6 seconds, sampling what waits and what runs; longer (up to 40 s) until the
+  // replacer has been replaced once: on a loaded machine its first run may still be waiting
+  // for a worker at the next tick, and a run that has not started is not replaced.
+  const started = Date.now();
+  const replaced = async () => (await daemon.store.list({ task: 'replacer', status: ['cancelled'], limit: 1 })).length > 0;
+  while (Date.now() < started + 6_000 || (Date.now() < started + 40_000 && !(await replaced()))) {
     const live = await daemon.store.list({ status: ['queued', 'starting', 'running'], limit: 1000 });
     for (const task of ['skipper', 'buffered', 'bounded', 'replacer', 'allowed']) {
       const mine = live.filter((r) => r.task === task);
