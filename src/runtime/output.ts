@@ -47,14 +47,25 @@ async function fromArchive(archive: Readable): Promise<CapturedOutput> {
   // The archive of one path: its first entry is the path itself.
   for await (const entry of entries) {
     const { type, size } = entry.header;
-    if (type !== 'file') return { outputError: `output.json is a ${type}, not a regular file; not stored` };
-    if (size > OUTPUT_LIMIT_BYTES)
-      return { outputError: `output.json is ${formatBytes(size)}, over the ${formatBytes(OUTPUT_LIMIT_BYTES)} limit; not stored` };
+    const refused = refusedOutput(type, size);
+    if (refused) return refused;
     const chunks: Buffer[] = [];
     for await (const chunk of entry) chunks.push(chunk as Buffer);
     return judgedOutput(Buffer.concat(chunks).toString('utf8'));
   }
   return { outputError: 'could not read output.json: the engine sent an empty archive' };
+}
+
+/**
+ * Why an output.json of this type (tar's names: 'file', 'symlink', 'fifo', ...) and size is
+ * not stored, before a byte of it is read; undefined when it is to be read. Both readers, the
+ * archive here and the host's filesystem (run-dir-host.ts), refuse in these words.
+ */
+export function refusedOutput(type: string, size: number): CapturedOutput | undefined {
+  if (type !== 'file') return { outputError: `output.json is a ${type}, not a regular file; not stored` };
+  if (size > OUTPUT_LIMIT_BYTES)
+    return { outputError: `output.json is ${formatBytes(size)}, over the ${formatBytes(OUTPUT_LIMIT_BYTES)} limit; not stored` };
+  return undefined;
 }
 
 /** Kept even when it does not parse: the caller decides what an invalid result means. */

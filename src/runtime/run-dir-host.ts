@@ -2,8 +2,7 @@ import { constants } from 'node:fs';
 import { chmod, open, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type Docker from 'dockerode';
-import { formatBytes } from '../lib/format.js';
-import { judgedOutput, OUTPUT_LIMIT_BYTES, type CapturedOutput } from './output.js';
+import { judgedOutput, refusedOutput, type CapturedOutput } from './output.js';
 import { RUN_DIR } from './run-dir.js';
 
 /**
@@ -47,14 +46,13 @@ export async function readOutputOnHost(dir: string): Promise<CapturedOutput | un
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return {};
-    if (code === 'ELOOP') return { outputError: 'output.json is a symlink, not a regular file; not stored' };
+    if (code === 'ELOOP') return refusedOutput('symlink', 0);
     return undefined;
   }
   try {
     const s = await handle.stat();
-    if (!s.isFile()) return { outputError: `output.json is a ${typeOf(s)}, not a regular file; not stored` };
-    if (s.size > OUTPUT_LIMIT_BYTES)
-      return { outputError: `output.json is ${formatBytes(s.size)}, over the ${formatBytes(OUTPUT_LIMIT_BYTES)} limit; not stored` };
+    const refused = refusedOutput(typeOf(s), s.size);
+    if (refused) return refused;
     const buf = Buffer.alloc(s.size);
     const { bytesRead } = await handle.read(buf, 0, s.size, 0);
     return judgedOutput(buf.subarray(0, bytesRead).toString('utf8'));
@@ -65,8 +63,9 @@ export async function readOutputOnHost(dir: string): Promise<CapturedOutput | un
   }
 }
 
-/** The names tar gives these types (what the archive path reports), so both paths say the same. */
+/** The names tar gives these types (what the archive path reports), for refusedOutput. */
 function typeOf(s: Awaited<ReturnType<typeof stat>>): string {
+  if (s.isFile()) return 'file';
   if (s.isDirectory()) return 'directory';
   if (s.isFIFO()) return 'fifo';
   if (s.isCharacterDevice()) return 'character-device';
