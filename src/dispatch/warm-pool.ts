@@ -50,6 +50,10 @@ export class WarmPool {
   private readonly lastUse = new Map<string, number>();
   private readonly backoffUntil = new Map<string, number>();
   private readonly inFlight = new Set<Promise<unknown>>();
+  /** The config's tasks object `warmTasks` was read from: a reload puts a new one in place. */
+  private indexed: RunletConfig['tasks'] | undefined;
+  /** The tasks with `warm: N > 0`, so a tick costs nothing per task that never has instances. */
+  private warmTasks: TaskConfig[] = [];
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
 
@@ -129,7 +133,7 @@ export class WarmPool {
   topUp(): void {
     if (this.closed) return;
     const now = Date.now();
-    for (const task of Object.values(this.deps.config.tasks)) {
+    for (const task of this.wanting(now)) {
       if ((this.backoffUntil.get(task.name) ?? 0) > now) continue;
       const want = this.target(task, now);
       while ((this.idle.get(task.name)?.length ?? 0) + (this.making.get(task.name) ?? 0) < want) {
@@ -138,6 +142,25 @@ export class WarmPool {
         this.make(task, key);
       }
     }
+  }
+
+  /**
+   * The tasks that may want instances now: those with `warm: N` (indexed once per config, not
+   * read every tick: a daemon with 10,000 declared tasks ticks in microseconds) and those run
+   * here within their idle period (scale to zero). Every other task's target is 0.
+   */
+  private wanting(now: number): TaskConfig[] {
+    const tasks = this.deps.config.tasks;
+    if (this.indexed !== tasks) {
+      this.indexed = tasks;
+      this.warmTasks = Object.values(tasks).filter((t) => !t.reuse && t.warm > 0);
+    }
+    const out = [...this.warmTasks];
+    for (const [name, at] of this.lastUse) {
+      const task = tasks[name];
+      if (task && !task.reuse && task.warm === 0 && now - at < task.warmIdleMs) out.push(task);
+    }
+    return out;
   }
 
   /**
@@ -163,6 +186,11 @@ export class WarmPool {
         if (!task || !fits(list[i]!.instance.spec, task)) this.drop(list, i, 'its task was removed or changed');
       const over = task ? list.length - this.target(task, now) : 0;
       for (let i = 0; i < over; i++) this.drop(list, 0, 'no run took it within its idle period');
+    }
+    // Forget uses whose idle period is over: the map holds only tasks that ran here lately.
+    for (const [name, at] of this.lastUse) {
+      const task = this.deps.config.tasks[name];
+      if (!task || now - at >= task.warmIdleMs) this.lastUse.delete(name);
     }
   }
 
