@@ -25,7 +25,7 @@ export const QUEUE_WAIT_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30
 const GIB = 2 ** 30;
 const PROCESS_PREFIX = 'runlet_process_';
 /** How often the event loop's lag is sampled (ms). */
-const EVENT_LOOP_SAMPLE_MS = 100;
+const EVENT_LOOP_SAMPLE_MS = 500;
 
 /**
  * prom-client's default metrics that break the naming conventions: gauges named `_total`
@@ -119,9 +119,10 @@ export class RunletMetrics {
     events: RunletEvents,
     private readonly opts: MetricsOptions = {},
   ) {
-    // The event-loop lag is sampled every 100 ms, not prom-client's 10: at 10 ms its timer alone
-    // kept an idle daemon at 0.4 % of a core (bench/README.md, daemon cost); ten samples a
-    // second still catch every stall worth alerting on.
+    // The event-loop lag is sampled every 500 ms, not prom-client's 10: each sample wakes the
+    // loop, and at 10 ms its timer alone kept an idle daemon at 0.4 % of a core; at 100 ms it was
+    // still four wake-ups in five (bench/README.md, daemon cost). Two samples a second catch
+    // every stall of half a second or more, the ones worth alerting on, and shorter ones often.
     collectDefaultMetrics({ register: this.registry, prefix: PROCESS_PREFIX, eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
     for (const name of MISNAMED_DEFAULT_METRICS) this.registry.removeSingleMetric(PROCESS_PREFIX + name);
     this.clusterGauges();
