@@ -39,6 +39,11 @@ describe('MOVES, the allowed status changes', () => {
     expect([...MOVES.retry.from].sort()).toEqual(['lost', 'running', 'starting']);
   });
 
+  it('an attempt is declared lost once: nothing moves lost to lost (its declarers name the same claim, and the status fences them)', () => {
+    for (const m of into('lost')) expect(m.from, m.name).not.toContain('lost');
+    expect([...MOVES.lose.from].sort()).toEqual(['running', 'starting']);
+  });
+
   it('an attempt never ends from queued: that run waits for its next attempt', () => {
     expect(MOVES.endAttempt.from).not.toContain('queued');
     expect(MOVES.retry.from).not.toContain('queued');

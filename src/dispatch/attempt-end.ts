@@ -84,13 +84,14 @@ export interface LostOptions {
  * Ends an attempt whose container is out of reach or never started as `lost`. Like any
  * other end of an attempt, a lost attempt is retried when attempts are left; `notBefore`
  * holds the retry back while the lost container may still be running somewhere.
- * Returns whether this call ended it.
+ * Returns whether this call ended it: of the daemons that judged the same holder dead and
+ * race to declare its attempt lost, one (MOVES.lose: never from `lost`).
  */
 export async function markLost(ctx: RunContext, run: RunRecord, attempt: number, reason: string, opts: LostOptions = {}): Promise<boolean> {
   const task = ctx.config.tasks[run.task];
   if (!task) {
-    return ctx.store.transition(run.id, MOVES.loseUnconfigured.to, {
-      from: MOVES.loseUnconfigured.from,
+    return ctx.store.transition(run.id, MOVES.lose.to, {
+      from: MOVES.lose.from,
       reason,
       fields: { finishedAt: Date.now() },
     });

@@ -22,8 +22,10 @@ import type { PoolWorkers } from './workers.js';
  *    node, with no container of the attempt on this engine, the attempt is lost now; on
  *    another node, once the attempt's deadline has passed (its container, if it still
  *    exists, has surely been stopped by then), the attempt is lost and retried at once.
- *    Each is a compare-and-set on the claim read, so two reconcilers, a watcher and an
- *    adopter racing end the attempt once.
+ *    Each is a compare-and-set on the claim read and on the attempt being in progress, so
+ *    two reconcilers, a watcher and an adopter racing end the attempt once: the claim
+ *    fences an adopter, and the status (MOVES.lose: never from `lost`) the other
+ *    declarers, which name the same dead holder's claim.
  * 3. Task slots held by runs that ended with no daemon reading their end (gate.ts sweep),
  *    and parked runs a raised limit now admits.
  * Kills that failed are retried by the runtime's stopper; the reconciler only finds what

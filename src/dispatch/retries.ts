@@ -119,12 +119,17 @@ export async function endAttempt(
   };
   const usage = addUsage(run.usage, end.usage);
   const retried = RETRIED_STATUSES.includes(end.status);
+  // A declaration that the attempt is lost ends it only while it is in progress: a second
+  // declarer (it read the run before the first one wrote, and names the same dead holder's
+  // claim) is refused by the status, rather than appending the attempt's end again and ending
+  // the run twice, or retrying a run already reported lost. Real outcomes still replace `lost`.
+  const lost = end.status === 'lost';
 
   if (retried && attempt < maxAttempts) {
     const nextAttempt = attempt + 1;
     const delayMs = Math.max(retryDelayMs(task.retries, attempt), end.notBefore === undefined ? 0 : end.notBefore - now);
     const claimed = await deps.store.endAttempt(runId, MOVES.retry.to, {
-      from: MOVES.retry.from,
+      from: lost ? MOVES.lose.from : MOVES.retry.from,
       attempt,
       claim: end.claim,
       entry,
@@ -159,7 +164,7 @@ export async function endAttempt(
 
   const dead = retried;
   const applied = await deps.store.endAttempt(runId, end.status, {
-    from: MOVES.endAttempt.from,
+    from: lost ? MOVES.lose.from : MOVES.endAttempt.from,
     attempt,
     claim: end.claim,
     entry,

@@ -2,7 +2,8 @@
  * A run's single status value. Transitions only move forward:
  *   queued → starting → running → succeeded | failed | timed_out | oom_killed | cancelled | lost
  * and `skipped` straight from `queued` (or instead of it). Terminal statuses never change,
- * except `lost`, which may still get its attempt's real outcome or be retried.
+ * except `lost`, which may still get its attempt's real outcome or be retried. Never
+ * `lost → lost`: an attempt is declared lost once.
  * A retried attempt goes back: starting | running | lost → queued (the next attempt's wait).
  * MOVES below is the same as a table, the one callers use.
  */
@@ -45,12 +46,30 @@ export const MOVES = {
   run: { from: ['starting'], to: 'running' },
   /** Cancelled before it started; past `queued`, stopping its container ends the attempt `cancelled`. */
   cancelQueued: { from: ['queued'], to: 'cancelled' },
-  /** Out of reach with its task no longer configured: no retry policy left to apply. */
-  loseUnconfigured: { from: ['starting', 'running'], to: 'lost' },
-  /** An attempt ended with attempts left: the run waits for its next one. */
+  /**
+   * Its attempt declared lost (out of reach, or its task no longer configured), retried or
+   * the run's outcome: only from an attempt still in progress, never from `lost`. Those
+   * who declare it are several (the redelivered job, the reconciler of every daemon of the
+   * node, start-up settling), each judging from its own read of the run, and all name the
+   * same claim, the dead holder's, which the declaration leaves in place (so that holder's
+   * real outcome may still replace `lost`): the claim fences them from an adopter, not from
+   * each other. The status does: whoever comes second finds the attempt lost already and
+   * writes nothing, instead of appending the same attempt's end again (and, for a run
+   * without retries, ending it twice: two `lost` attempts, two ended-runs entries).
+   * A lost attempt found later never to have started is not given back either: its run
+   * has been reported ended.
+   */
+  lose: { from: ['starting', 'running'], to: 'lost' },
+  /**
+   * An attempt ended with attempts left: the run waits for its next one. From `lost` only
+   * with the attempt's real outcome: a lost end takes `lose`'s from (retries.ts).
+   */
   retry: { from: ATTEMPT_IN_PROGRESS, to: 'queued' },
-  /** An attempt ended and its outcome is the run's. */
-  endAttempt: { from: ATTEMPT_IN_PROGRESS, to: ATTEMPT_END_STATUSES },
+  /**
+   * An attempt ended with its container's outcome, which is the run's, and replaces `lost`
+   * (its node came back). Ending it `lost` is `lose`.
+   */
+  endAttempt: { from: ATTEMPT_IN_PROGRESS, to: ['succeeded', 'failed', 'timed_out', 'oom_killed', 'cancelled'] },
 } as const satisfies Record<string, StatusMove>;
 
 export type TriggerKind = 'cron' | 'manual' | 'webhook' | 'queue' | 'mongo' | 'after' | 'http';
