@@ -68,6 +68,8 @@ async function warmContainers(clusterId: string): Promise<string[]> {
 
 describe('a daemon killed (SIGKILL) while a warm instance runs its run', () => {
   let redis: Awaited<ReturnType<typeof startTestRedis>> | undefined;
+  // Each test starts its own: all are stopped at the end, not only the last one.
+  const servers: Awaited<ReturnType<typeof startTestRedis>>[] = [];
   let counter: Awaited<ReturnType<typeof startCounter>> | undefined;
   const procs: DaemonProcess[] = [];
   const daemons: TestDaemon[] = [];
@@ -80,7 +82,7 @@ describe('a daemon killed (SIGKILL) while a warm instance runs its run', () => {
     for (const c of clusters) await removeClusterContainers(c);
     for (const p of peeks) p.disconnect();
     counter?.server.close();
-    await redis?.stopAndClean();
+    for (const s of servers) await s.stopAndClean();
   });
 
   /**
@@ -89,6 +91,7 @@ describe('a daemon killed (SIGKILL) while a warm instance runs its run', () => {
    */
   async function killWhileDelivered(beside?: (text: string) => Promise<TestDaemon>) {
     redis = await startTestRedis();
+    servers.push(redis);
     counter ??= await startCounter();
     const text = yaml(counter.port);
     const file = join(mkdtempSync(join(tmpdir(), 'runlet-warm-crash-')), 'runlet.yaml');
