@@ -3,17 +3,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunletConfig } from '../src/config/types.js';
 import { clusterIdOf } from '../src/dispatch/identity.js';
 import { PoolQueues } from '../src/dispatch/queues.js';
-import { TaskGate } from '../src/dispatch/gate.js';
 import { markLost } from '../src/dispatch/attempt-end.js';
 import type { RunContext } from '../src/dispatch/context.js';
 import { runJob } from '../src/dispatch/run-job.js';
 import { createLogger } from '../src/lib/logger.js';
 import { RunletEvents } from '../src/runs/events.js';
-import { RunStore } from '../src/runs/store.js';
 import { DockerRuntime } from '../src/runtime/docker.js';
 import { configFrom, LogLines, removeClusterContainers } from './helpers/daemon.js';
 import { docker, requireImages, testLabels } from './helpers/docker.js';
 import { startTestRedis } from './helpers/redis.js';
+import { runContextOf } from './helpers/run-context.js';
 import { until } from './helpers/until.js';
 
 // Issue 13, "fenced runs": attempt 1's daemon is cut off (here: its end is held back) while
@@ -63,18 +62,15 @@ function daemonOn(node: string): RunContext & { logs: LogLines } {
   const logs = new LogLines();
   const logger = createLogger({ level: 'debug', destination: logs });
   return {
-    config,
-    store: new RunStore(redis),
-    runtime: new DockerRuntime({ logger, labels: testLabels('dispatch.late-attempt') }),
-    redis,
-    identity: { node, clusterId, daemonId: `${node}-daemon` },
-    events: new RunletEvents(),
-    logger,
-    queues,
-    gate: new TaskGate(redis, config, logger),
-    active: new Map(),
-    leaseMs: 30_000,
-    stopping: new AbortController().signal,
+    ...runContextOf({
+      config,
+      runtime: new DockerRuntime({ logger, labels: testLabels('dispatch.late-attempt') }),
+      redis,
+      identity: { node, clusterId, daemonId: `${node}-daemon` },
+      events: new RunletEvents(),
+      logger,
+      queues,
+    }),
     logs,
   };
 }

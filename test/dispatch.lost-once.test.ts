@@ -3,7 +3,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunletConfig } from '../src/config/types.js';
 import { markLost } from '../src/dispatch/attempt-end.js';
 import type { RunContext } from '../src/dispatch/context.js';
-import { TaskGate } from '../src/dispatch/gate.js';
 import { clusterIdOf } from '../src/dispatch/identity.js';
 import { PoolQueues } from '../src/dispatch/queues.js';
 import { startReconciler } from '../src/dispatch/reconcile.js';
@@ -12,11 +11,11 @@ import { endAttempt } from '../src/dispatch/retries.js';
 import { createLogger } from '../src/lib/logger.js';
 import { RunletEvents } from '../src/runs/events.js';
 import { keys } from '../src/runs/keys.js';
-import { RunStore } from '../src/runs/store.js';
 import { MOVES, type RunRecord } from '../src/runs/types.js';
 import type { Runtime } from '../src/runtime/types.js';
 import { configFrom, LogLines } from './helpers/daemon.js';
 import { startTestRedis } from './helpers/redis.js';
+import { runContextOf } from './helpers/run-context.js';
 import { until } from './helpers/until.js';
 
 // An attempt whose holder died is declared lost once. Several judge it dead, each from its
@@ -64,18 +63,7 @@ function liveDaemon(): RunContext & { logs: LogLines; finished: string[] } {
   const finished: string[] = [];
   events.on('run:finished', (e: { runId: string }) => finished.push(e.runId));
   return {
-    config,
-    store: new RunStore(redis),
-    runtime,
-    redis,
-    identity: { node: NODE, clusterId, daemonId: 'live-daemon' },
-    events,
-    logger,
-    queues,
-    gate: new TaskGate(redis, config, logger),
-    active: new Map(),
-    leaseMs: 30_000,
-    stopping: new AbortController().signal,
+    ...runContextOf({ config, runtime, redis, identity: { node: NODE, clusterId, daemonId: 'live-daemon' }, events, logger, queues }),
     logs,
     finished,
   };
