@@ -21,8 +21,12 @@ describe('run records', () => {
   it('creates one run per dedupe key, even when many callers race for it', async () => {
     const request = { task: 'sync', trigger: 'cron' as const, dedupeKey: 'sync:cron:1700000000000', scheduledAt: 1700000000000 };
     // Separate connections, like separate daemons.
-    const others = Array.from({ length: 8 }, () => new RunStore(new Redis({ path: server.path })));
-    const results = await Promise.all(others.map((s) => s.create(request, { cronMarker: true })));
+    const clients = Array.from({ length: 8 }, () => new Redis({ path: server.path }));
+    const others = clients.map((c) => new RunStore(c));
+    // Closed here: left open, they reconnect to the stopped server and log after the file ends.
+    const results = await Promise.all(others.map((s) => s.create(request, { cronMarker: true }))).finally(() =>
+      clients.forEach((c) => c.disconnect()),
+    );
     expect(results.filter((r) => r.created)).toHaveLength(1);
     expect(new Set(results.map((r) => r.runId)).size).toBe(1);
     expect(await redis.get('runlet:cron:sync:last')).toBe('1700000000000');
